@@ -1,0 +1,1 @@
+//! supa-realtime-server: a local Supabase Realtime server (work in progress).
