@@ -1,1 +1,3 @@
 //! supa-realtime-server: a local Supabase Realtime server (work in progress).
+
+pub mod postgres;
