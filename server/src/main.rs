@@ -1,1 +1,171 @@
-fn main() {}
+//! The `supa-realtime-server` command: a local Supabase Realtime server.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use supa_realtime_server::{Config, Server};
+
+const HELP: &str = "\
+supa-realtime-server: a local, single-binary Supabase Realtime server
+
+USAGE:
+    supa-realtime-server [OPTIONS]
+
+Once listening it prints three lines and flushes stdout:
+    listening on http://HOST:PORT
+    anon key: <jwt>
+    service_role key: <jwt>
+Clients connect to ws://HOST:PORT/realtime/v1/websocket (or /socket/websocket);
+REST broadcast is at http://HOST:PORT/realtime/v1/api/broadcast. Stops on Ctrl-C or SIGTERM.
+
+OPTIONS:
+    --listen ADDR                  Address to bind [default: 127.0.0.1:4000]; port 0 picks a free port
+    --jwt-secret SECRET            HS256 secret for every token [env: JWT_SECRET]
+                                   [default: the Supabase local-dev secret
+                                   super-secret-jwt-token-with-at-least-32-characters-long]
+    --database-url URL             PostgreSQL for postgres_changes, private channels and
+                                   database broadcasts [env: DATABASE_URL]; without it those
+                                   features are refused with a clear error
+    --max-channels-per-client N    Channels one socket may join [default: 100]
+    --max-payload-bytes N          Largest broadcast/presence payload [default: 3000500]
+    --max-frame-bytes N            Largest WebSocket frame; bigger closes the socket [default: 5000000]
+    --presence-max-calls N         Presence messages per channel per window [default: 5]
+    --presence-window-ms MS        Presence rate-limit window [default: 30000]
+    --outbound-queue N             Frames queued per socket before it is dropped as too slow [default: 4096]
+    --idle-timeout-ms MS           Drop a socket that sends nothing for this long [default: 60000]
+    --join-error-delay-ms MS       Delay join error replies (hosted Realtime: 5000) [default: 0]
+    --connect-error-delay-ms MS    Delay refused upgrades (hosted Realtime: 2000) [default: 0]
+    --write-timeout-ms MS          Drop a socket that does not take a frame for this long [default: 10000]
+    -h, --help                     Print this help
+    -V, --version                  Print the version
+";
+
+fn parse(args: Vec<String>) -> Result<Option<Config>, String> {
+    let mut config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
+        ..Config::default()
+    };
+    if let Ok(secret) = std::env::var("JWT_SECRET") {
+        if !secret.is_empty() {
+            config.jwt_secret = secret;
+        }
+    }
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        if !url.is_empty() {
+            config.database_url = Some(url);
+        }
+    }
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        if flag == "-h" || flag == "--help" {
+            print!("{HELP}");
+            return Ok(None);
+        }
+        if flag == "-V" || flag == "--version" {
+            println!("supa-realtime-server {}", env!("CARGO_PKG_VERSION"));
+            return Ok(None);
+        }
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        let number = |v: String| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{flag}: expected a non-negative integer, got {v:?}"))
+        };
+        let ms = |v: String| number(v).map(Duration::from_millis);
+        match flag.as_str() {
+            "--listen" => {
+                let v = value()?;
+                config.listen = v.parse().map_err(|_| {
+                    format!("--listen: expected HOST:PORT (e.g. 127.0.0.1:4000), got {v:?}")
+                })?;
+            }
+            "--jwt-secret" => config.jwt_secret = value()?,
+            "--database-url" => config.database_url = Some(value()?),
+            "--max-channels-per-client" => {
+                config.limits.max_channels_per_client = number(value()?)? as usize
+            }
+            "--max-payload-bytes" => config.limits.max_payload_bytes = number(value()?)? as usize,
+            "--max-frame-bytes" => config.limits.max_frame_bytes = number(value()?)? as usize,
+            "--presence-max-calls" => config.limits.presence_max_calls = number(value()?)? as usize,
+            "--presence-window-ms" => config.limits.presence_window = ms(value()?)?,
+            "--outbound-queue" => config.limits.outbound_queue = number(value()?)? as usize,
+            "--idle-timeout-ms" => config.idle_timeout = ms(value()?)?,
+            "--join-error-delay-ms" => config.join_error_delay = ms(value()?)?,
+            "--connect-error-delay-ms" => config.connect_error_delay = ms(value()?)?,
+            "--write-timeout-ms" => config.write_timeout = ms(value()?)?,
+            other => return Err(format!("unknown option {other:?} (see --help)")),
+        }
+    }
+    if config.jwt_secret.is_empty() {
+        return Err("--jwt-secret must not be empty".into());
+    }
+    Ok(Some(config))
+}
+
+fn main() -> ExitCode {
+    let config = match parse(std::env::args().skip(1).collect()) {
+        Ok(Some(config)) => config,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("supa-realtime-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = match Server::start(config) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("supa-realtime-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "listening on {}", server.http_url());
+    let _ = writeln!(stdout, "anon key: {}", server.anon_key());
+    let _ = writeln!(stdout, "service_role key: {}", server.service_role_key());
+    let _ = stdout.flush();
+    drop(stdout);
+    wait_for_signal();
+    server.shutdown();
+    ExitCode::SUCCESS
+}
+
+/// Blocks until Ctrl-C or SIGTERM.
+fn wait_for_signal() {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    });
+}

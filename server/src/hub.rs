@@ -1,0 +1,364 @@
+//! The pubsub hub: who is subscribed to which topic, presence state per topic, and fan-out.
+//!
+//! A message is encoded at most once per wire form (V1 text, V2 text, V2 binary) and the
+//! encoded frame is shared by every recipient. Delivery never waits: each socket has a bounded
+//! queue, and a socket whose queue is full is told to close (it is too slow to keep up) rather
+//! than stalling the sender or the other subscribers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::ws::Message;
+use parking_lot::Mutex;
+use serde_json::{json, Map, Value};
+use supa_realtime_protocol::{event, BinaryFrame, BroadcastPayload, Frame, Vsn};
+use tokio::sync::{mpsc, Notify};
+
+use crate::ids;
+
+/// A topic as the server keys it: public and private rooms of one name are distinct.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct TopicKey {
+    pub private: bool,
+    /// The name without `realtime:`.
+    pub name: String,
+}
+
+impl TopicKey {
+    pub(crate) fn wire_topic(&self) -> String {
+        format!("{}{}", supa_realtime_protocol::TOPIC_PREFIX, self.name)
+    }
+}
+
+/// One channel subscription of one socket (unique per server).
+pub(crate) type SubId = u64;
+
+/// What the hub sends to a socket: a fan-out frame for one of its subscriptions. The socket
+/// drops it when that subscription has ended meanwhile (left, or replaced by a new join).
+pub(crate) struct Routed {
+    pub sub: SubId,
+    pub msg: Arc<Fanout>,
+}
+
+/// The hub's handle on a socket task.
+pub(crate) struct SocketHandle {
+    pub tx: mpsc::Sender<Routed>,
+    /// Notified when the socket's queue overflowed; the socket then closes itself.
+    pub overflow: Notify,
+}
+
+/// A fan-out message (both refs null on the wire), encoded lazily once per wire form.
+pub(crate) struct Fanout {
+    topic: String,
+    body: Body,
+    v1: OnceLock<Option<Message>>,
+    v2: OnceLock<Option<Message>>,
+}
+
+enum Body {
+    /// A JSON text frame, identical for V1 and V2 apart from the envelope.
+    Json { event: String, payload: Value },
+    /// A user broadcast: kind 4 for V2; for V1 converted to JSON text (dropped if binary).
+    User {
+        event: String,
+        /// JSON text or empty.
+        metadata: String,
+        payload: BroadcastPayload,
+    },
+}
+
+impl Fanout {
+    /// A text frame `[null,null,topic,event,payload]`.
+    pub(crate) fn json(topic: String, event: &str, payload: Value) -> Arc<Fanout> {
+        Fanout::new(
+            topic,
+            Body::Json {
+                event: event.to_owned(),
+                payload,
+            },
+        )
+    }
+
+    /// A user broadcast (sent as kind 3, by REST single, or by the database).
+    pub(crate) fn user(
+        topic: String,
+        event: String,
+        metadata: String,
+        payload: BroadcastPayload,
+    ) -> Arc<Fanout> {
+        Fanout::new(
+            topic,
+            Body::User {
+                event,
+                metadata,
+                payload,
+            },
+        )
+    }
+
+    fn new(topic: String, body: Body) -> Arc<Fanout> {
+        Arc::new(Fanout {
+            topic,
+            body,
+            v1: OnceLock::new(),
+            v2: OnceLock::new(),
+        })
+    }
+
+    /// The frame for a socket of this version, or `None` when it cannot be represented
+    /// (binary payload to V1, header field over 255 bytes).
+    pub(crate) fn encoded(&self, vsn: Vsn) -> Option<Message> {
+        let cell = match vsn {
+            Vsn::V1 => &self.v1,
+            Vsn::V2 => &self.v2,
+        };
+        cell.get_or_init(|| self.encode(vsn)).clone()
+    }
+
+    fn encode(&self, vsn: Vsn) -> Option<Message> {
+        match (&self.body, vsn) {
+            (Body::Json { event, payload }, _) => {
+                let frame = Frame::new(
+                    None,
+                    None,
+                    self.topic.clone(),
+                    event.clone(),
+                    payload.clone(),
+                );
+                Some(Message::Text(frame.encode_server(vsn).into()))
+            }
+            (
+                Body::User {
+                    event,
+                    metadata,
+                    payload,
+                },
+                Vsn::V2,
+            ) => BinaryFrame::UserBroadcast {
+                topic: self.topic.clone(),
+                event: event.clone(),
+                metadata: metadata.clone(),
+                payload: payload.clone(),
+            }
+            .encode()
+            .ok()
+            .map(|bytes| Message::Binary(bytes.into())),
+            (
+                Body::User {
+                    event: user_event,
+                    metadata,
+                    payload,
+                },
+                Vsn::V1,
+            ) => {
+                let BroadcastPayload::Json(text) = payload else {
+                    return None; // V1 cannot carry raw binary: dropped, as upstream does.
+                };
+                let inner: Value = serde_json::from_str(text).ok()?;
+                let mut obj = Map::new();
+                obj.insert("type".into(), json!("broadcast"));
+                obj.insert("event".into(), json!(user_event));
+                obj.insert("payload".into(), inner);
+                if !metadata.is_empty() {
+                    if let Ok(meta) = serde_json::from_str::<Value>(metadata) {
+                        obj.insert("meta".into(), meta);
+                    }
+                }
+                let frame = Frame::new(
+                    None,
+                    None,
+                    self.topic.clone(),
+                    event::BROADCAST,
+                    Value::Object(obj),
+                );
+                Some(Message::Text(frame.encode_server(Vsn::V1).into()))
+            }
+        }
+    }
+}
+
+struct Member {
+    socket: Arc<SocketHandle>,
+    /// Receives presence diffs (presence enabled at join, or turned on by a track).
+    presence: bool,
+}
+
+struct PresenceEntry {
+    phx_ref: String,
+    key: String,
+    /// The tracked payload plus `phx_ref` (and `phx_ref_prev` after an update).
+    meta: Map<String, Value>,
+    /// The payload as tracked, to recognise an identical re-track.
+    payload: Value,
+}
+
+#[derive(Default)]
+struct Topic {
+    members: HashMap<SubId, Member>,
+    /// One entry per tracking subscription.
+    presences: HashMap<SubId, PresenceEntry>,
+}
+
+impl Topic {
+    fn presence_state(&self) -> Value {
+        let mut state = Map::new();
+        for entry in self.presences.values() {
+            push_meta(&mut state, &entry.key, &entry.meta);
+        }
+        Value::Object(state)
+    }
+
+    fn deliver(&self, msg: &Arc<Fanout>, except: Option<SubId>, presence_only: bool) {
+        for (&sub, member) in &self.members {
+            if Some(sub) == except || (presence_only && !member.presence) {
+                continue;
+            }
+            let routed = Routed {
+                sub,
+                msg: Arc::clone(msg),
+            };
+            if let Err(mpsc::error::TrySendError::Full(_)) = member.socket.tx.try_send(routed) {
+                member.socket.overflow.notify_one();
+            }
+        }
+    }
+
+    fn diff(&self, key: &TopicKey, joins: Value, leaves: Value) {
+        let payload = json!({"joins": joins, "leaves": leaves});
+        let msg = Fanout::json(key.wire_topic(), event::PRESENCE_DIFF, payload);
+        self.deliver(&msg, None, true);
+    }
+}
+
+fn push_meta(state: &mut Map<String, Value>, key: &str, meta: &Map<String, Value>) {
+    let entry = state
+        .entry(key.to_owned())
+        .or_insert_with(|| json!({"metas": []}));
+    if let Some(metas) = entry.get_mut("metas").and_then(Value::as_array_mut) {
+        metas.push(Value::Object(meta.clone()));
+    }
+}
+
+fn single(key: &str, meta: &Map<String, Value>) -> Value {
+    let mut map = Map::new();
+    push_meta(&mut map, key, meta);
+    Value::Object(map)
+}
+
+/// What a presence track did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Tracked {
+    New,
+    Updated,
+    Unchanged,
+}
+
+/// All topics of the server.
+#[derive(Default)]
+pub(crate) struct Hub {
+    topics: Mutex<HashMap<TopicKey, Topic>>,
+}
+
+impl Hub {
+    /// Subscribes; returns the current presence state when `presence` is on. Snapshot and
+    /// subscription happen atomically, so every later diff reaches the socket after it.
+    pub(crate) fn join(
+        &self,
+        key: &TopicKey,
+        sub: SubId,
+        socket: &Arc<SocketHandle>,
+        presence: bool,
+    ) -> Option<Value> {
+        let mut topics = self.topics.lock();
+        let topic = topics.entry(key.clone()).or_default();
+        topic.members.insert(
+            sub,
+            Member {
+                socket: Arc::clone(socket),
+                presence,
+            },
+        );
+        presence.then(|| topic.presence_state())
+    }
+
+    /// Unsubscribes, removing the subscription's presence (others get a `leaves` diff).
+    pub(crate) fn leave(&self, key: &TopicKey, sub: SubId) {
+        let mut topics = self.topics.lock();
+        let Some(topic) = topics.get_mut(key) else {
+            return;
+        };
+        topic.members.remove(&sub);
+        if let Some(entry) = topic.presences.remove(&sub) {
+            topic.diff(key, json!({}), single(&entry.key, &entry.meta));
+        }
+        if topic.members.is_empty() && topic.presences.is_empty() {
+            topics.remove(key);
+        }
+    }
+
+    /// Sends `msg` to every subscriber of `key` except `except`.
+    pub(crate) fn broadcast(&self, key: &TopicKey, msg: Arc<Fanout>, except: Option<SubId>) {
+        if let Some(topic) = self.topics.lock().get(key) {
+            topic.deliver(&msg, except, false);
+        }
+    }
+
+    /// Tracks (or re-tracks) this subscription's one presence under `presence_key`.
+    pub(crate) fn track(
+        &self,
+        key: &TopicKey,
+        sub: SubId,
+        presence_key: &str,
+        payload: Value,
+    ) -> Tracked {
+        let mut topics = self.topics.lock();
+        let topic = topics.entry(key.clone()).or_default();
+        if let Some(member) = topic.members.get_mut(&sub) {
+            member.presence = true; // a track turns presence on for the channel
+        }
+        let old = topic.presences.get(&sub);
+        if old.is_some_and(|o| o.payload == payload && o.key == presence_key) {
+            return Tracked::Unchanged;
+        }
+        let phx_ref = ids::phx_ref();
+        let mut meta = Map::new();
+        meta.insert("phx_ref".into(), json!(phx_ref));
+        if let Some(old) = old {
+            meta.insert("phx_ref_prev".into(), json!(old.phx_ref));
+        }
+        if let Value::Object(fields) = &payload {
+            for (k, v) in fields {
+                if k != "phx_ref" && k != "phx_ref_prev" {
+                    meta.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let joins = single(presence_key, &meta);
+        let entry = PresenceEntry {
+            phx_ref,
+            key: presence_key.to_owned(),
+            meta,
+            payload,
+        };
+        match topic.presences.insert(sub, entry) {
+            Some(old) => {
+                topic.diff(key, joins, single(&old.key, &old.meta));
+                Tracked::Updated
+            }
+            None => {
+                topic.diff(key, joins, json!({}));
+                Tracked::New
+            }
+        }
+    }
+
+    /// Removes this subscription's presence, if any.
+    pub(crate) fn untrack(&self, key: &TopicKey, sub: SubId) {
+        let mut topics = self.topics.lock();
+        if let Some(topic) = topics.get_mut(key) {
+            if let Some(entry) = topic.presences.remove(&sub) {
+                topic.diff(key, json!({}), single(&entry.key, &entry.meta));
+            }
+        }
+    }
+}

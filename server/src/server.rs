@@ -1,0 +1,248 @@
+//! Starting and stopping a server on a runtime it owns.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::hub::{Fanout, Hub, SubId, TopicKey};
+use crate::jwt::Jwt;
+use crate::postgres::{DbBroadcast, PgChanges};
+use supa_realtime_protocol::BroadcastPayload;
+
+/// Why the server could not start.
+#[derive(Debug, Clone)]
+pub struct Error(String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// State shared by every connection of one server.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub jwt: Jwt,
+    pub hub: Hub,
+    pub pg: Option<Arc<PgChanges>>,
+    pub shutdown: watch::Receiver<bool>,
+    next_sub: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn next_sub(&self) -> SubId {
+        self.next_sub.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Expiry of the local keys. With the default secret these claims give exactly the anon and
+/// service_role keys that `supabase start` prints, so existing local setups keep working.
+const KEY_EXP: i64 = 1_983_812_996;
+
+/// A running server. It shuts down when dropped (or by [`Server::shutdown`]).
+///
+/// ```
+/// use supa_realtime_server::{Config, Server};
+/// let server = Server::start(Config::default()).unwrap();
+/// println!("clients connect to {}/websocket", server.realtime_url());
+/// # drop(server);
+/// ```
+pub struct Server {
+    addr: SocketAddr,
+    jwt: Jwt,
+    anon_key: String,
+    service_role_key: String,
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts on a runtime owned by a new thread, so it works from sync code and from inside
+    /// another tokio runtime alike; returns once the socket is bound (and, with a database,
+    /// once the database is connected).
+    pub fn start(config: Config) -> Result<Server, Error> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = watch::channel(false);
+        let jwt = Jwt::new(&config.jwt_secret);
+        let thread = std::thread::Builder::new()
+            .name("supa-realtime-server".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("supa-realtime-server-worker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(Error(format!("cannot start a runtime: {e}"))));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match bind(config, stop_rx.clone()).await {
+                        Ok((addr, serve)) => {
+                            let _ = ready_tx.send(Ok(addr));
+                            serve.await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(|e| Error(format!("cannot spawn the server thread: {e}")))?;
+        let addr = match ready_rx.recv() {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(Error("the server thread ended before binding".into()));
+            }
+        };
+        let anon_key = jwt.sign(&json!({"iss": "supabase-demo", "role": "anon", "exp": KEY_EXP}));
+        let service_role_key =
+            jwt.sign(&json!({"iss": "supabase-demo", "role": "service_role", "exp": KEY_EXP}));
+        Ok(Server {
+            addr,
+            jwt,
+            anon_key,
+            service_role_key,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address (the real port when port 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://HOST:PORT`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://HOST:PORT/realtime/v1`; clients append `/websocket`.
+    pub fn realtime_url(&self) -> String {
+        format!("ws://{}/realtime/v1", self.addr)
+    }
+
+    /// A long-lived token with role `anon`, signed with the server's secret.
+    pub fn anon_key(&self) -> String {
+        self.anon_key.clone()
+    }
+
+    /// A long-lived token with role `service_role`, signed with the server's secret.
+    pub fn service_role_key(&self) -> String {
+        self.service_role_key.clone()
+    }
+
+    /// Signs arbitrary claims (HS256, the server's secret), e.g. a short-lived user token.
+    /// The server requires `role` and `exp` in tokens it verifies.
+    pub fn sign_token(&self, claims: &Value) -> String {
+        self.jwt.sign(claims)
+    }
+
+    /// Stops accepting, closes every socket (code 1001) and waits for the server thread
+    /// (a few seconds at most).
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server").field("addr", &self.addr).finish()
+    }
+}
+
+/// Binds the listener, connects the database, and returns the serving future.
+async fn bind(
+    config: Config,
+    stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), Error> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error(format!("cannot read the bound address: {e}")))?;
+    let (db_tx, db_rx) = mpsc::unbounded_channel();
+    let pg = match &config.database_url {
+        Some(url) => Some(PgChanges::connect(url, db_tx).await.map_err(Error)?),
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        jwt: Jwt::new(&config.jwt_secret),
+        config,
+        hub: Hub::default(),
+        pg,
+        shutdown: stop.clone(),
+        next_sub: AtomicU64::new(1),
+    });
+    tokio::spawn(relay_db_broadcasts(Arc::clone(&shared), db_rx));
+    let app = crate::http::router(Arc::clone(&shared));
+    let mut stop_signal = stop.clone();
+    let serve = async move {
+        let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop_signal.wait_for(|s| *s).await;
+        });
+        // Sockets close themselves on the same signal; bound the wait for the rest.
+        let mut stop_deadline = stop;
+        tokio::select! {
+            _ = graceful => {}
+            _ = async {
+                let _ = stop_deadline.wait_for(|s| *s).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            } => {}
+        }
+    };
+    Ok((addr, serve))
+}
+
+/// Relays messages created in the database to the topic's subscribers (kind 4 with
+/// `{"id":…}` metadata to V2, JSON with `meta` to V1).
+async fn relay_db_broadcasts(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<DbBroadcast>) {
+    while let Some(msg) = rx.recv().await {
+        let key = TopicKey {
+            private: msg.private,
+            name: msg.topic,
+        };
+        let metadata = json!({"id": msg.id}).to_string();
+        let fanout = Fanout::user(
+            key.wire_topic(),
+            msg.event,
+            metadata,
+            BroadcastPayload::Json(msg.payload.to_string()),
+        );
+        shared.hub.broadcast(&key, fanout, None);
+    }
+}

@@ -1,0 +1,738 @@
+//! One task per WebSocket: it owns the socket's channels (an explicit state machine per
+//! topic), answers frames, and writes everything the socket receives.
+//!
+//! Inputs are selected in one loop: client frames, fan-out from the hub (bounded queue),
+//! delayed join errors, database events, token expiry, idle timeout, overflow and server
+//! shutdown. Outputs are collected per step and written with a deadline, so a peer that
+//! stops reading is dropped instead of holding the task forever.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
+use serde_json::{json, Map, Value};
+use supa_realtime_protocol::{
+    event, BinaryFrame, BroadcastPayload, Frame, Vsn, PHOENIX_TOPIC, TOPIC_PREFIX,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
+
+use crate::hub::{Fanout, Routed, SocketHandle, SubId, TopicKey, Tracked};
+use crate::ids;
+use crate::jwt::{now_secs, JwtError, Verified};
+use crate::postgres::{Extension, PgEvent, PgSubscription, Subscriber};
+use crate::server::Shared;
+
+/// Close codes the server uses.
+const CLOSE_NORMAL: u16 = 1000;
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+
+/// The text of the `system` error for postgres_changes bindings when there is no database.
+pub(crate) const NO_DATABASE: &str =
+    "postgres_changes need a database: this server was started without --database-url";
+
+/// A joined channel.
+struct Channel {
+    sub: SubId,
+    key: TopicKey,
+    topic: String,
+    join_ref: Option<String>,
+    broadcast_self: bool,
+    ack: bool,
+    presence_key: String,
+    /// The token in force (join `access_token`, or the connection's), its claims and expiry.
+    token: String,
+    claims: Value,
+    exp: f64,
+    bindings: Vec<(u32, Map<String, Value>)>,
+    pg: Option<PgLink>,
+    presence_calls: VecDeque<Instant>,
+    /// Cached write permission per extension (private channels).
+    can_write_broadcast: Option<bool>,
+    can_write_presence: Option<bool>,
+}
+
+/// A database subscription plus the task that tags its events with the channel's id.
+struct PgLink {
+    _subscription: PgSubscription,
+    forward: JoinHandle<()>,
+}
+
+impl Drop for PgLink {
+    fn drop(&mut self) {
+        self.forward.abort();
+    }
+}
+
+struct Conn {
+    vsn: Vsn,
+    shared: Arc<Shared>,
+    handle: Arc<SocketHandle>,
+    conn_token: String,
+    channels: HashMap<String, Channel>,
+    /// Frames to write at the end of the current step.
+    out: Vec<Message>,
+    delayed_tx: mpsc::UnboundedSender<Message>,
+    pg_tx: mpsc::UnboundedSender<(SubId, PgEvent)>,
+}
+
+/// Runs one upgraded socket until it closes.
+pub(crate) async fn run(
+    mut ws: WebSocket,
+    vsn: Vsn,
+    conn_token: String,
+    _verified: Verified,
+    shared: Arc<Shared>,
+) {
+    let (fan_tx, mut fan_rx) = mpsc::channel::<Routed>(shared.config.limits.outbound_queue.max(1));
+    let (delayed_tx, mut delayed_rx) = mpsc::unbounded_channel();
+    let (pg_tx, mut pg_rx) = mpsc::unbounded_channel();
+    let handle = Arc::new(SocketHandle {
+        tx: fan_tx,
+        overflow: tokio::sync::Notify::new(),
+    });
+    let mut shutdown = shared.shutdown.clone();
+    let idle = shared.config.idle_timeout;
+    let write_timeout = shared.config.write_timeout;
+    let mut conn = Conn {
+        vsn,
+        shared,
+        handle: Arc::clone(&handle),
+        conn_token,
+        channels: HashMap::new(),
+        out: Vec::new(),
+        delayed_tx,
+        pg_tx,
+    };
+    let mut idle_deadline = Instant::now() + idle;
+    let close = loop {
+        let expiry = conn.next_expiry();
+        tokio::select! {
+            biased;
+            _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
+                break Some((CLOSE_GOING_AWAY, "server shutting down"))
+            }
+            _ = handle.overflow.notified() => {
+                break Some((CLOSE_TRY_AGAIN_LATER, "too slow: outbound queue overflow"))
+            }
+            _ = sleep_until(idle_deadline) => break Some((CLOSE_NORMAL, "idle timeout")),
+            _ = sleep_until(expiry.unwrap_or(idle_deadline)), if expiry.is_some() => conn.expire_tokens(),
+            msg = ws.recv() => {
+                idle_deadline = Instant::now() + idle;
+                match msg {
+                    Some(Ok(Message::Text(text))) => conn.on_text(text.as_str()).await,
+                    Some(Ok(Message::Binary(bytes))) => conn.on_binary(&bytes).await,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    // Protocol errors, oversize frames, resets: the connection is over.
+                    Some(Err(_)) => break None,
+                }
+            }
+            Some(routed) = fan_rx.recv() => {
+                conn.on_fanout(routed);
+                // Drain what is already queued so one write flushes a burst.
+                while conn.out.len() < 256 {
+                    match fan_rx.try_recv() {
+                        Ok(routed) => conn.on_fanout(routed),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Some(msg) = delayed_rx.recv() => conn.out.push(msg),
+            Some((sub, ev)) = pg_rx.recv() => conn.on_pg(sub, ev),
+        }
+        if !conn.out.is_empty() && !write_all(&mut ws, &mut conn.out, write_timeout).await {
+            break None;
+        }
+    };
+    conn.leave_all();
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(Message::Close(Some(frame))))
+            .await;
+    }
+}
+
+/// Writes and flushes `out` within `timeout`; false when the socket is gone or too slow.
+async fn write_all(ws: &mut WebSocket, out: &mut Vec<Message>, timeout: Duration) -> bool {
+    let write = async {
+        for msg in out.drain(..) {
+            ws.feed(msg).await?;
+        }
+        ws.flush().await
+    };
+    matches!(tokio::time::timeout(timeout, write).await, Ok(Ok(())))
+}
+
+/// A boolean as the server casts it: `true`/`false`, or those strings in any case.
+fn truthy(value: Option<&Value>) -> Option<bool> {
+    match value? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+fn reply_ok(frame: &Frame) -> Frame {
+    Frame::reply_to(frame, "ok", json!({}))
+}
+
+fn reply_reason(frame: &Frame, reason: &str) -> Frame {
+    Frame::reply_to(frame, "error", json!({ "reason": reason }))
+}
+
+impl Conn {
+    fn push(&mut self, frame: Frame) {
+        self.out
+            .push(Message::Text(frame.encode_server(self.vsn).into()));
+    }
+
+    /// `{"status":"error","response":{"reason":"unmatched topic"}}` with a null join_ref.
+    fn unmatched(&mut self, frame: &Frame) {
+        let mut reply = reply_reason(frame, "unmatched topic");
+        reply.join_ref = None;
+        self.push(reply);
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        // Malformed frames are dropped; the connection stays open (upstream logs them).
+        let Ok(frame) = Frame::decode(self.vsn, text) else {
+            return;
+        };
+        if frame.topic == PHOENIX_TOPIC {
+            if frame.event == event::HEARTBEAT {
+                self.push(reply_ok(&frame));
+            }
+            return;
+        }
+        if frame.event == event::JOIN {
+            return self.join(frame).await;
+        }
+        if !self.channels.contains_key(&frame.topic) {
+            if frame.event == event::LEAVE {
+                self.push(reply_ok(&frame));
+            } else {
+                self.unmatched(&frame);
+            }
+            return;
+        }
+        match frame.event.as_str() {
+            event::BROADCAST => self.broadcast_json(frame, text.len()).await,
+            event::PRESENCE => self.presence(frame).await,
+            event::ACCESS_TOKEN => self.access_token(frame).await,
+            event::LEAVE => {
+                self.push(reply_ok(&frame));
+                if let Some(channel) = self.channels.remove(&frame.topic) {
+                    self.close_channel(channel);
+                }
+            }
+            // Unknown channel events are ignored without a reply, as upstream does.
+            _ => {}
+        }
+    }
+
+    async fn on_binary(&mut self, bytes: &[u8]) {
+        if self.vsn == Vsn::V1 {
+            return; // V1 has no binary frames
+        }
+        // Only kind 3 (user broadcast) is used by clients; other kinds are dropped.
+        let Ok(BinaryFrame::UserBroadcastPush {
+            join_ref,
+            r#ref,
+            topic,
+            event: user_event,
+            metadata,
+            payload,
+        }) = BinaryFrame::decode_from_client(bytes)
+        else {
+            return;
+        };
+        let request = Frame::new(join_ref, r#ref, topic, event::BROADCAST, Value::Null);
+        let Some(channel) = self.channels.get(&request.topic) else {
+            return self.unmatched(&request);
+        };
+        let ack = channel.ack;
+        let size = match &payload {
+            BroadcastPayload::Json(s) => s.len(),
+            BroadcastPayload::Binary(b) => b.len(),
+        };
+        if size > self.shared.config.limits.max_payload_bytes {
+            if ack {
+                self.push(Frame::reply_to(
+                    &request,
+                    "error",
+                    json!("payload_size_exceeded"),
+                ));
+            }
+            return;
+        }
+        if !self.may_write(&request.topic, Extension::Broadcast).await {
+            return;
+        }
+        let Some(channel) = self.channels.get(&request.topic) else {
+            return;
+        };
+        let msg = Fanout::user(request.topic.clone(), user_event, metadata, payload);
+        let except = (!channel.broadcast_self).then_some(channel.sub);
+        self.shared.hub.broadcast(&channel.key, msg, except);
+        if ack {
+            self.push(reply_ok(&request));
+        }
+    }
+
+    fn on_fanout(&mut self, routed: Routed) {
+        // Frames for a subscription that ended meanwhile (left, or replaced) are stale.
+        let current = self.channels.values().any(|c| c.sub == routed.sub);
+        if current {
+            if let Some(msg) = routed.msg.encoded(self.vsn) {
+                self.out.push(msg);
+            }
+        }
+    }
+
+    fn on_pg(&mut self, sub: SubId, ev: PgEvent) {
+        let Some(channel) = self.channels.values().find(|c| c.sub == sub) else {
+            return;
+        };
+        let frame = match ev {
+            PgEvent::System { status, message } => Frame::new(
+                channel.join_ref.clone(),
+                None,
+                channel.topic.clone(),
+                event::SYSTEM,
+                json!({"extension": "postgres_changes", "status": status, "message": message, "channel": channel.key.name}),
+            ),
+            PgEvent::Change(payload) => Frame::new(
+                None,
+                None,
+                channel.topic.clone(),
+                event::POSTGRES_CHANGES,
+                (*payload).clone(),
+            ),
+        };
+        self.push(frame);
+    }
+
+    async fn join(&mut self, frame: Frame) {
+        if !frame.topic.starts_with(TOPIC_PREFIX) {
+            return self.unmatched(&frame);
+        }
+        // A duplicate join replaces the old channel: it is closed with its own join_ref first.
+        if let Some(old) = self.channels.remove(&frame.topic) {
+            self.close_channel(old);
+        }
+        match self.open_channel(&frame).await {
+            Ok(()) => {}
+            Err(reason) => {
+                let reply = reply_reason(&frame, &reason);
+                let msg = Message::Text(reply.encode_server(self.vsn).into());
+                let delay = self.shared.config.join_error_delay;
+                if delay.is_zero() {
+                    self.out.push(msg);
+                } else {
+                    // Upstream delays join errors to slow down rejoin loops; the socket
+                    // keeps serving its other channels meanwhile.
+                    let tx = self.delayed_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = tx.send(msg);
+                    });
+                }
+            }
+        }
+    }
+
+    /// Validates a join and, when it is allowed, subscribes and answers it.
+    async fn open_channel(&mut self, frame: &Frame) -> Result<(), String> {
+        let name = &frame.topic[TOPIC_PREFIX.len()..];
+        if name.is_empty() {
+            return Err("TopicNameRequired: You must provide a topic name".into());
+        }
+        if self.channels.len() >= self.shared.config.limits.max_channels_per_client {
+            return Err("ChannelRateLimitReached: Too many channels".into());
+        }
+        let payload = &frame.payload;
+        let config = payload.get("config").cloned().unwrap_or(Value::Null);
+        let given = payload
+            .get("access_token")
+            .or_else(|| payload.get("user_token"))
+            .and_then(Value::as_str)
+            .filter(|t| !t.starts_with("sb_"));
+        let token = given.unwrap_or(&self.conn_token).trim().to_owned();
+        let verified = self
+            .shared
+            .jwt
+            .verify(&token)
+            .map_err(|e| e.join_reason())?;
+        let private = truthy(config.get("private")).unwrap_or(false);
+        let broadcast = config.get("broadcast");
+        if !private
+            && broadcast
+                .and_then(|b| b.get("replay"))
+                .is_some_and(|r| !r.is_null())
+        {
+            return Err("UnableToReplayMessages: Replay is not allowed for public channels".into());
+        }
+        if private {
+            self.check_read(&verified.claims, name).await?;
+        }
+        let broadcast_self = truthy(broadcast.and_then(|b| b.get("self"))).unwrap_or(false);
+        let ack = truthy(broadcast.and_then(|b| b.get("ack"))).unwrap_or(false);
+        let presence = config.get("presence");
+        let presence_enabled = truthy(presence.and_then(|p| p.get("enabled"))).unwrap_or(false);
+        let presence_key = match presence.and_then(|p| p.get("key")) {
+            None | Some(Value::Null) => ids::uuid_v1(),
+            Some(Value::String(s)) if s.is_empty() => ids::uuid_v1(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        let mut bindings = Vec::new();
+        let mut echoed = Vec::new();
+        if let Some(Value::Array(items)) = config.get("postgres_changes") {
+            for item in items {
+                let Value::Object(map) = item else { continue };
+                let id = ids::binding_id(map);
+                let mut with_id = Map::with_capacity(map.len() + 1);
+                with_id.insert("id".into(), json!(id));
+                with_id.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
+                echoed.push(Value::Object(with_id));
+                bindings.push((id, map.clone()));
+            }
+        }
+
+        let key = TopicKey {
+            private,
+            name: name.to_owned(),
+        };
+        let sub = self.shared.next_sub();
+        let state = self
+            .shared
+            .hub
+            .join(&key, sub, &self.handle, presence_enabled);
+        let mut channel = Channel {
+            sub,
+            key,
+            topic: frame.topic.clone(),
+            join_ref: frame.join_ref.clone(),
+            broadcast_self,
+            ack,
+            presence_key,
+            token,
+            claims: verified.claims,
+            exp: verified.exp,
+            bindings,
+            pg: None,
+            presence_calls: VecDeque::new(),
+            can_write_broadcast: None,
+            can_write_presence: None,
+        };
+        self.push(Frame::reply_to(
+            frame,
+            "ok",
+            json!({ "postgres_changes": echoed }),
+        ));
+        if let Some(state) = state {
+            self.push(Frame::new(
+                channel.join_ref.clone(),
+                None,
+                channel.topic.clone(),
+                event::PRESENCE_STATE,
+                state,
+            ));
+        }
+        if !channel.bindings.is_empty() {
+            if self.shared.pg.is_some() {
+                channel.pg = self.pg_subscribe(&channel);
+            } else {
+                let system = Frame::new(
+                    channel.join_ref.clone(),
+                    None,
+                    channel.topic.clone(),
+                    event::SYSTEM,
+                    json!({"extension": "postgres_changes", "status": "error", "message": NO_DATABASE, "channel": name}),
+                );
+                self.push(system);
+            }
+        }
+        self.channels.insert(channel.topic.clone(), channel);
+        Ok(())
+    }
+
+    /// Private channels: read access is decided by RLS in the database.
+    async fn check_read(&self, claims: &Value, name: &str) -> Result<(), String> {
+        let denied = format!(
+            "Unauthorized: You do not have permissions to read from this Channel topic: {name}"
+        );
+        let Some(pg) = &self.shared.pg else {
+            return Err(format!(
+                "{denied} (private channels need a database: start the server with --database-url)"
+            ));
+        };
+        match pg.private_access(claims, name).await {
+            Ok(access) if access.broadcast_read || access.presence_read => Ok(()),
+            Ok(_) => Err(denied),
+            Err(_) => Err("Realtime was unable to connect to the project database".into()),
+        }
+    }
+
+    fn pg_subscribe(&self, channel: &Channel) -> Option<PgLink> {
+        let pg = self.shared.pg.as_ref()?;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let subscription = pg.subscribe(
+            Subscriber {
+                channel: channel.key.name.clone(),
+                bindings: channel.bindings.clone(),
+                claims: channel.claims.clone(),
+            },
+            tx,
+        );
+        let forward_tx = self.pg_tx.clone();
+        let sub = channel.sub;
+        let forward = tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                if forward_tx.send((sub, ev)).is_err() {
+                    break;
+                }
+            }
+        });
+        Some(PgLink {
+            _subscription: subscription,
+            forward,
+        })
+    }
+
+    /// Write permission on a private channel, asked once per extension and cached.
+    async fn may_write(&mut self, topic: &str, extension: Extension) -> bool {
+        let Some(channel) = self.channels.get(topic) else {
+            return false;
+        };
+        if !channel.key.private {
+            return true;
+        }
+        let cached = match extension {
+            Extension::Broadcast => channel.can_write_broadcast,
+            Extension::Presence => channel.can_write_presence,
+        };
+        if let Some(allowed) = cached {
+            return allowed;
+        }
+        let allowed = match &self.shared.pg {
+            Some(pg) => pg
+                .can_write(&channel.claims, &channel.key.name, extension)
+                .await
+                .unwrap_or(false),
+            None => false,
+        };
+        if let Some(channel) = self.channels.get_mut(topic) {
+            match extension {
+                Extension::Broadcast => channel.can_write_broadcast = Some(allowed),
+                Extension::Presence => channel.can_write_presence = Some(allowed),
+            }
+        }
+        allowed
+    }
+
+    async fn broadcast_json(&mut self, frame: Frame, frame_len: usize) {
+        let Some(channel) = self.channels.get(&frame.topic) else {
+            return;
+        };
+        let ack = channel.ack;
+        let max = self.shared.config.limits.max_payload_bytes;
+        // The frame's length bounds the payload's; measure exactly only when it might matter.
+        if frame_len > max && frame.payload.to_string().len() > max {
+            if ack {
+                self.push(Frame::reply_to(
+                    &frame,
+                    "error",
+                    json!("payload_size_exceeded"),
+                ));
+            }
+            return;
+        }
+        // Without write permission the message is dropped silently, even with ack.
+        if !self.may_write(&frame.topic, Extension::Broadcast).await {
+            return;
+        }
+        let Some(channel) = self.channels.get(&frame.topic) else {
+            return;
+        };
+        // The whole push payload is relayed unchanged (extra keys survive).
+        let msg = Fanout::json(frame.topic.clone(), event::BROADCAST, frame.payload.clone());
+        let except = (!channel.broadcast_self).then_some(channel.sub);
+        self.shared.hub.broadcast(&channel.key, msg, except);
+        if ack {
+            self.push(reply_ok(&frame));
+        }
+    }
+
+    async fn presence(&mut self, frame: Frame) {
+        let limits = self.shared.config.limits.clone();
+        let Some(channel) = self.channels.get_mut(&frame.topic) else {
+            return;
+        };
+        let now = Instant::now();
+        while channel
+            .presence_calls
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= limits.presence_window)
+        {
+            channel.presence_calls.pop_front();
+        }
+        channel.presence_calls.push_back(now);
+        if channel.presence_calls.len() > limits.presence_max_calls {
+            let topic = frame.topic.clone();
+            return self.shutdown_channel(&topic, "Client presence rate limit exceeded");
+        }
+        let inner = frame
+            .payload
+            .get("event")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match inner.as_str() {
+            "track" => {
+                let payload = frame.payload.get("payload").cloned().unwrap_or(Value::Null);
+                if !payload.is_object() {
+                    return self.push(reply_reason(&frame, "Presence track payload must be a map"));
+                }
+                if payload.to_string().len() > limits.max_payload_bytes {
+                    return self
+                        .shutdown_channel(&frame.topic.clone(), "Track message size exceeded");
+                }
+                if !self.may_write(&frame.topic, Extension::Presence).await {
+                    return self.push(Frame::reply_to(&frame, "error", json!({})));
+                }
+                let Some(channel) = self.channels.get(&frame.topic) else {
+                    return;
+                };
+                let outcome: Tracked = self.shared.hub.track(
+                    &channel.key,
+                    channel.sub,
+                    &channel.presence_key,
+                    payload,
+                );
+                let _ = outcome;
+                self.push(reply_ok(&frame));
+            }
+            "untrack" => {
+                self.shared.hub.untrack(&channel.key, channel.sub);
+                self.push(reply_ok(&frame));
+            }
+            _ => self.push(reply_reason(&frame, "Unknown presence event")),
+        }
+    }
+
+    async fn access_token(&mut self, frame: Frame) {
+        let Some(channel) = self.channels.get(&frame.topic) else {
+            return;
+        };
+        let verified = match frame.payload.get("access_token") {
+            None | Some(Value::Null) => return,
+            Some(Value::String(t)) if t.starts_with("sb_") || *t == channel.token => return,
+            Some(Value::String(t)) => self.shared.jwt.verify(t).map(|v| (t.trim().to_owned(), v)),
+            Some(_) => Err(JwtError::Malformed),
+        };
+        let (token, verified) = match verified {
+            Ok(ok) => ok,
+            Err(e) => return self.shutdown_channel(&frame.topic, &e.message(false)),
+        };
+        if channel.key.private {
+            let name = channel.key.name.clone();
+            if self.check_read(&verified.claims, &name).await.is_err() {
+                let message = format!(
+                    "You no longer have permission to read from this Channel topic: {name}"
+                );
+                return self.shutdown_channel(&frame.topic, &message);
+            }
+        }
+        let Some(channel) = self.channels.get_mut(&frame.topic) else {
+            return;
+        };
+        channel.token = token;
+        channel.claims = verified.claims;
+        channel.exp = verified.exp;
+        channel.can_write_broadcast = None;
+        channel.can_write_presence = None;
+        if !channel.bindings.is_empty() && self.shared.pg.is_some() {
+            // Re-subscribe with the new claims (the old subscription ends first).
+            let channel = self.channels.get_mut(&frame.topic).expect("checked above");
+            channel.pg = None;
+            let link = {
+                let channel = &self.channels[&frame.topic];
+                self.pg_subscribe(channel)
+            };
+            if let Some(channel) = self.channels.get_mut(&frame.topic) {
+                channel.pg = link;
+            }
+        }
+    }
+
+    /// The earliest token expiry among the channels.
+    fn next_expiry(&self) -> Option<Instant> {
+        let exp = self
+            .channels
+            .values()
+            .map(|c| c.exp)
+            .fold(f64::INFINITY, f64::min);
+        if !exp.is_finite() {
+            return None;
+        }
+        let left = (exp - now_secs()).max(0.0);
+        Some(Instant::now() + Duration::from_secs_f64(left.min(1e9)))
+    }
+
+    fn expire_tokens(&mut self) {
+        let now = now_secs();
+        let expired: Vec<(String, f64)> = self
+            .channels
+            .values()
+            .filter(|c| c.exp <= now)
+            .map(|c| (c.topic.clone(), c.exp))
+            .collect();
+        for (topic, exp) in expired {
+            let ago = (now - exp).floor() as i64;
+            self.shutdown_channel(&topic, &format!("Token has expired {ago} seconds ago"));
+        }
+    }
+
+    /// The server ends a channel: a `system` error naming why, then `phx_close`.
+    fn shutdown_channel(&mut self, topic: &str, message: &str) {
+        let Some(channel) = self.channels.remove(topic) else {
+            return;
+        };
+        self.push(Frame::new(
+            channel.join_ref.clone(),
+            None,
+            channel.topic.clone(),
+            event::SYSTEM,
+            json!({"extension": "system", "status": "error", "message": message, "channel": channel.key.name}),
+        ));
+        self.close_channel(channel);
+    }
+
+    /// Unsubscribes a channel and sends its `phx_close` (both refs = its join_ref).
+    fn close_channel(&mut self, channel: Channel) {
+        self.shared.hub.leave(&channel.key, channel.sub);
+        self.push(Frame::new(
+            channel.join_ref.clone(),
+            channel.join_ref.clone(),
+            channel.topic.clone(),
+            event::CLOSE,
+            json!({}),
+        ));
+    }
+
+    fn leave_all(&mut self) {
+        for (_, channel) in self.channels.drain() {
+            self.shared.hub.leave(&channel.key, channel.sub);
+        }
+    }
+}
