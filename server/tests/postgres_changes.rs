@@ -1,0 +1,463 @@
+//! Postgres changes through the module API against a real PostgreSQL (DATABASE_URL, or a
+//! throwaway cluster from scripts/dev-postgres started for this test binary).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use supa_realtime_server::postgres::{DbBroadcast, Extension, PgChanges, PgEvent, PgSubscription, Subscriber};
+use tokio::sync::mpsc;
+use tokio_postgres::{Client, NoTls};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// DATABASE_URL, or a cluster that lives as long as this test process: the wrapper shell
+/// stops it when our end of its stdin closes (at exit, however we exit).
+fn database_url() -> &'static str {
+    static URL: OnceLock<(String, Option<Child>)> = OnceLock::new();
+    &URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            return (url, None);
+        }
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let dir = std::env::temp_dir().join(format!("supa-pg-test-{}", std::process::id()));
+        let script = format!(
+            "scripts/dev-postgres start '{d}' || exit 1; cat >/dev/null; scripts/dev-postgres stop '{d}'",
+            d = dir.display()
+        );
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .current_dir(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run scripts/dev-postgres");
+        let mut out = child.stdout.take().unwrap();
+        let mut text = String::new();
+        use std::io::Read;
+        let mut buf = [0u8; 256];
+        while !text.contains('\n') {
+            let n = out.read(&mut buf).expect("read dev-postgres output");
+            assert!(n > 0, "scripts/dev-postgres failed: {text}");
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let url = text.trim().strip_prefix("DATABASE_URL=").expect("DATABASE_URL line").to_string();
+        (url, Some(child))
+    })
+    .0
+}
+
+async fn sql() -> Client {
+    let (client, conn) = tokio_postgres::connect(database_url(), NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+async fn connect() -> (Arc<PgChanges>, mpsc::UnboundedReceiver<DbBroadcast>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pg = PgChanges::connect(database_url(), tx).await.expect("connect");
+    (pg, rx)
+}
+
+struct Sub {
+    _handle: PgSubscription,
+    rx: mpsc::UnboundedReceiver<PgEvent>,
+}
+
+impl Sub {
+    async fn next(&mut self) -> PgEvent {
+        tokio::time::timeout(DEADLINE, self.rx.recv()).await.expect("event before deadline").expect("open")
+    }
+
+    async fn system(&mut self) -> (String, String) {
+        match self.next().await {
+            PgEvent::System { status, message } => (status, message),
+            other => panic!("expected system, got {other:?}"),
+        }
+    }
+
+    async fn change(&mut self) -> Value {
+        match self.next().await {
+            PgEvent::Change(v) => (*v).clone(),
+            other => panic!("expected change, got {other:?}"),
+        }
+    }
+
+    /// No change arrives before a marker row that the subscriber does see.
+    fn assert_empty(&mut self) {
+        if let Ok(ev) = self.rx.try_recv() {
+            panic!("unexpected event {ev:?}");
+        }
+    }
+}
+
+async fn subscribe(pg: &Arc<PgChanges>, bindings: Vec<(u32, Value)>, claims: Value) -> Sub {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handle = pg.subscribe(
+        Subscriber {
+            channel: "room".into(),
+            bindings: bindings.into_iter().map(|(id, b)| (id, b.as_object().unwrap().clone())).collect(),
+            claims,
+        },
+        tx,
+    );
+    Sub { _handle: handle, rx }
+}
+
+async fn subscribed(pg: &Arc<PgChanges>, bindings: Vec<(u32, Value)>, claims: Value) -> Sub {
+    let mut s = subscribe(pg, bindings, claims).await;
+    assert_eq!(s.system().await, ("ok".into(), "Subscribed to PostgreSQL".into()));
+    s
+}
+
+fn anon() -> Value {
+    json!({"role": "anon"})
+}
+
+async fn create(db: &Client, ddl: &str, table: &str) {
+    db.batch_execute(&format!(
+        "drop table if exists {table} cascade; {ddl}; alter publication supabase_realtime add table {table};"
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn operations_and_types() {
+    let (pg, _b) = connect().await;
+    let db = sql().await;
+    create(
+        &db,
+        "create table types_t (id int8 primary key, n numeric, b bool, j jsonb, a int4[], tags text[], \
+         ts timestamptz, u uuid, by bytea, tx text, tsn timestamp, nothing text)",
+        "types_t",
+    )
+    .await;
+    let mut s = subscribed(&pg, vec![(7, json!({"event":"*","schema":"public","table":"types_t"}))], anon()).await;
+    db.batch_execute(
+        "insert into types_t values (9007199254740993, 12.50, true, '{\"k\":[1,{\"x\":null}]}', '{1,2}', '{a,\"b c\"}', \
+         '2026-08-01 10:15:30.12+00', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\x0102030405', 'hi \"q\"', \
+         '2026-08-01 10:15:30', null)",
+    )
+    .await
+    .unwrap();
+    let c = s.change().await;
+    assert_eq!(c["ids"], json!([7]));
+    let d = &c["data"];
+    assert_eq!((d["schema"].as_str(), d["table"].as_str(), d["type"].as_str()), (Some("public"), Some("types_t"), Some("INSERT")));
+    let ts = d["commit_timestamp"].as_str().unwrap();
+    assert!(ts.len() == 24 && ts.ends_with('Z') && &ts[10..11] == "T", "{ts}");
+    assert_eq!(d["errors"], Value::Null);
+    assert!(d.get("old_record").is_none());
+    let types: Vec<&str> = d["columns"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["int8", "numeric", "bool", "jsonb", "_int4", "_text", "timestamptz", "uuid", "bytea", "text", "timestamp", "text"]);
+    assert_eq!(
+        d["record"],
+        json!({"id": 9007199254740993u64, "n": 12.5, "b": true, "j": {"k":[1,{"x":null}]}, "a": [1,2], "tags": ["a","b c"],
+               "ts": "2026-08-01T10:15:30.12+00:00", "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "by": "0102030405",
+               "tx": "hi \"q\"", "tsn": "2026-08-01T10:15:30", "nothing": null})
+    );
+
+    db.batch_execute("update types_t set tx = 'changed' where id = 9007199254740993").await.unwrap();
+    let c = s.change().await;
+    assert_eq!(c["data"]["type"], "UPDATE");
+    assert_eq!(c["data"]["record"]["tx"], "changed");
+    assert_eq!(c["data"]["old_record"], json!({"id": 9007199254740993u64}));
+
+    db.batch_execute("alter table types_t replica identity full; update types_t set b = false").await.unwrap();
+    let c = s.change().await;
+    assert_eq!(c["data"]["old_record"]["b"], true);
+    assert_eq!(c["data"]["old_record"]["tx"], "changed");
+    assert_eq!(c["data"]["record"]["b"], false);
+
+    db.batch_execute("delete from types_t").await.unwrap();
+    let c = s.change().await;
+    assert_eq!(c["data"]["type"], "DELETE");
+    assert!(c["data"].get("record").is_none());
+    assert_eq!(c["data"]["old_record"]["tx"], "changed", "full identity, no RLS: whole old row");
+}
+
+#[tokio::test]
+async fn event_filters_and_routing_by_id() {
+    let (pg, _b) = connect().await;
+    let db = sql().await;
+    create(&db, "create table ev_t (id int primary key, v text)", "ev_t").await;
+    let mut s = subscribed(
+        &pg,
+        vec![
+            (1, json!({"event":"insert","schema":"public","table":"ev_t"})),
+            (2, json!({"event":"UPDATE","schema":"public","table":"ev_t"})),
+            (3, json!({"event":"Delete","schema":"public","table":"ev_t"})),
+            (4, json!({"event":"*","schema":"public"})),
+            (5, json!({"event":"*","schema":"*","table":"ev%"})),
+        ],
+        anon(),
+    )
+    .await;
+    db.batch_execute("insert into ev_t values (1, 'a'); update ev_t set v = 'b'; delete from ev_t").await.unwrap();
+    for (ty, id) in [("INSERT", 1), ("UPDATE", 2), ("DELETE", 3)] {
+        let c = s.change().await;
+        assert_eq!(c["data"]["type"], ty);
+        assert_eq!(c["ids"], json!([id, 4, 5]));
+    }
+}
+
+#[tokio::test]
+async fn every_filter_operator() {
+    let (pg, _b) = connect().await;
+    let db = sql().await;
+    create(&db, "create table flt_t (id int primary key, name text, flag bool, score numeric)", "flt_t").await;
+    let cases: Vec<(&str, Vec<i32>)> = vec![
+        ("id=eq.1", vec![1]),
+        ("id=neq.1", vec![2, 3, 4]),
+        ("id=lt.2", vec![1]),
+        ("id=lte.2", vec![1, 2]),
+        ("id=gt.3", vec![4]),
+        ("id=gte.3", vec![3, 4]),
+        ("id=in.(1,3)", vec![1, 3]),
+        ("name=like.al%", vec![1]),
+        ("name=ilike.AL%", vec![1, 2]),
+        ("name=match.^b", vec![3]),
+        ("name=imatch.^B", vec![3]),
+        ("flag=is.true", vec![1]),
+        ("flag=is.null", vec![3, 4]),
+        ("name=not.is.null", vec![1, 2, 3]),
+        ("name=isdistinct.alice", vec![2, 3, 4]),
+        ("id=gt.1,id=lt.4", vec![2, 3]),
+        ("id=not.in.(1,2)", vec![3, 4]),
+        ("name=eq.\"b, c\"", vec![3]),
+        ("score=eq.1.50", vec![1]),
+        ("score=gt.2", vec![2]),
+    ];
+    let bindings: Vec<(u32, Value)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (f, _))| (i as u32 + 100, json!({"event":"INSERT","schema":"public","table":"flt_t","filter":f})))
+        .collect();
+    let mut s = subscribed(&pg, bindings, anon()).await;
+    db.batch_execute(
+        "insert into flt_t values (1, 'alice', true, 1.5), (2, 'ALbert', false, 3), (3, 'b, c', null, null), (4, null, null, 0)",
+    )
+    .await
+    .unwrap();
+    for row in 1..=4 {
+        let c = s.change().await;
+        assert_eq!(c["data"]["record"]["id"], row);
+        let expected: Vec<u32> = cases
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, rows))| rows.contains(&row))
+            .map(|(i, _)| i as u32 + 100)
+            .collect();
+        let got: Vec<u32> = c["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        assert_eq!(got, expected, "row {row}");
+    }
+}
+
+#[tokio::test]
+async fn delete_filter_on_absent_column_does_not_match() {
+    let (pg, _b) = connect().await;
+    let db = sql().await;
+    create(&db, "create table del_t (id int primary key, v text)", "del_t").await;
+    let mut s = subscribed(
+        &pg,
+        vec![
+            (1, json!({"event":"DELETE","schema":"public","table":"del_t","filter":"v=eq.x"})),
+            (2, json!({"event":"DELETE","schema":"public","table":"del_t","filter":"id=eq.1"})),
+        ],
+        anon(),
+    )
+    .await;
+    db.batch_execute("insert into del_t values (1, 'x'); delete from del_t").await.unwrap();
+    let c = s.change().await;
+    assert_eq!(c["ids"], json!([2]));
+}
+
+#[tokio::test]
+async fn bad_bindings_get_exact_errors() {
+    let (pg, _b) = connect().await;
+    let db = sql().await;
+    create(&db, "create table bad_t (id int primary key, v text)", "bad_t").await;
+    db.batch_execute("create table if not exists unpublished_t (id int primary key)").await.unwrap();
+    let cases = [
+        (json!({"event":"*","schema":"public","table":"bad_t","filter":"v=foo.hey"}), "Error parsing `filter` params: [\"foo\", \"hey\"]".to_string()),
+        (json!({"event":"*","schema":"public","table":"bad_t","filter":"undefined"}), "Error parsing `filter` params: [\"undefined\"]".into()),
+        (json!({"event":"*","schema":"public","table":"bad_t","filter":"id=in.1"}), "Error parsing `filter` params: `in` filter value must be wrapped by parentheses".into()),
+        (
+            json!({"event":"*","schema":"public","table":"unpublished_t"}),
+            "Unable to subscribe to changes with given parameters. Please check Realtime is enabled for the given connect parameters: [event: *, schema: public, table: unpublished_t, filters: [], select: nil]".into(),
+        ),
+        (
+            json!({"event":"*","schema":"public","table":"bad_t","filter":"nope=eq.1"}),
+            "Unable to subscribe to changes with given parameters. An exception happened so please check your connect parameters: [event: *, schema: public, table: bad_t, filters: [{\"nope\", \"eq\", \"1\", false}], select: nil]. Exception: ERROR P0001 (raise_exception) invalid column for filter nope".into(),
+        ),
+    ];
+    for (binding, expected) in cases {
+        let mut s = subscribe(&pg, vec![(1, binding)], anon()).await;
+        assert_eq!(s.system().await, ("error".into(), expected));
+    }
+    let too_many: Vec<String> = (0..101).map(|i| i.to_string()).collect();
+    let mut s = subscribe(
+        &pg,
+        vec![(1, json!({"schema":"public","table":"bad_t","filter": format!("id=in.({})", too_many.join(","))}))],
+        anon(),
+    )
+    .await;
+    let (status, msg) = s.system().await;
+    assert_eq!(status, "error");
+    assert!(msg.ends_with("too many values for `in` filter. Maximum 100"), "{msg}");
+    for filter in ["id=eq.abc", "id=like.1%", "v=match.(", "v=is.maybe"] {
+        let mut s = subscribe(&pg, vec![(1, json!({"schema":"public","table":"bad_t","filter":filter}))], anon()).await;
+        let (status, msg) = s.system().await;
+        assert_eq!(status, "error", "{filter}");
+        assert!(msg.starts_with("Unable to subscribe to changes with given parameters. An exception happened"), "{msg}");
+    }
+}
+
+#[tokio::test]
+async fn burst_of_10000_rows_in_order_for_several_subscribers() {
+    let (pg, _b) = connect().await;
+    let db = sql().await;
+    create(&db, "create table burst_t (id int primary key, v text)", "burst_t").await;
+    let mut subs = vec![];
+    for i in 0..3 {
+        subs.push(subscribed(&pg, vec![(i, json!({"event":"INSERT","schema":"public","table":"burst_t"}))], anon()).await);
+    }
+    db.batch_execute("insert into burst_t select g, 'row ' || g from generate_series(1, 5000) g").await.unwrap();
+    for g in (5001..=10000).step_by(500) {
+        db.batch_execute(&format!("insert into burst_t select g, 'row ' || g from generate_series({g}, {}) g", g + 499))
+            .await
+            .unwrap();
+    }
+    for s in &mut subs {
+        for expected in 1..=10000 {
+            let c = s.change().await;
+            assert_eq!(c["data"]["record"]["id"], expected);
+        }
+    }
+}
+
+#[tokio::test]
+async fn rls_two_users_and_column_privileges() {
+    let (pg, _b) = connect().await;
+    let db = sql().await;
+    create(
+        &db,
+        "create table rls_t (id int primary key, owner uuid, body text, secret text);
+         alter table rls_t enable row level security;
+         create policy own on rls_t for select to authenticated using (owner = auth.uid());
+         revoke select on rls_t from authenticated;
+         grant select (id, owner, body) on rls_t to authenticated",
+        "rls_t",
+    )
+    .await;
+    let a = "11111111-1111-1111-1111-111111111111";
+    let b = "22222222-2222-2222-2222-222222222222";
+    let binding = || vec![(1, json!({"event":"*","schema":"public","table":"rls_t"}))];
+    let mut sa = subscribed(&pg, binding(), json!({"role":"authenticated","sub":a})).await;
+    let mut sb = subscribed(&pg, binding(), json!({"role":"authenticated","sub":b})).await;
+    let mut service = subscribed(&pg, binding(), json!({"role":"service_role"})).await;
+    db.batch_execute(&format!(
+        "insert into rls_t values (1, '{a}', 'for a', 's1'), (2, '{b}', 'for b', 's2'), (3, '{a}', 'a again', 's3')"
+    ))
+    .await
+    .unwrap();
+    for (s, ids) in [(&mut sa, [1, 3]), (&mut sb, [2, 2])] {
+        let c = s.change().await;
+        assert_eq!(c["data"]["record"]["id"], ids[0]);
+        assert!(c["data"]["record"].get("secret").is_none(), "column privilege trims");
+        let names: Vec<&str> = c["data"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["id", "owner", "body"]);
+        if ids[0] != ids[1] {
+            assert_eq!(s.change().await["data"]["record"]["id"], ids[1]);
+        }
+    }
+    for id in 1..=3 {
+        let c = service.change().await;
+        assert_eq!(c["data"]["record"]["id"], id);
+        assert_eq!(c["data"]["record"]["secret"], format!("s{id}"));
+    }
+    // Deletes are not RLS-checked: everyone gets the primary key only.
+    db.batch_execute("alter table rls_t replica identity full; delete from rls_t where id = 2").await.unwrap();
+    for s in [&mut sa, &mut sb, &mut service] {
+        let c = s.change().await;
+        assert_eq!(c["data"]["type"], "DELETE");
+        assert_eq!(c["data"]["old_record"], json!({"id": 2}));
+    }
+    sa.assert_empty();
+}
+
+#[tokio::test]
+async fn error_payloads_400_and_413() {
+    let (pg, _b) = connect().await;
+    let db = sql().await;
+    create(&db, "create table nopk_t (v text); create table big_t (id int primary key, small text, big text)", "nopk_t, big_t").await;
+    let mut s = subscribed(
+        &pg,
+        vec![(1, json!({"schema":"public","table":"nopk_t"})), (2, json!({"schema":"public","table":"big_t"}))],
+        anon(),
+    )
+    .await;
+    db.batch_execute("insert into nopk_t values ('x'); insert into big_t values (1, 'tiny', repeat('x', 1100000))").await.unwrap();
+    let c = s.change().await;
+    assert_eq!(c["data"]["errors"], json!(["Error 400: Bad Request, no primary key"]));
+    let c = s.change().await;
+    assert_eq!(c["data"]["errors"], json!(["Error 413: Payload Too Large"]));
+    assert_eq!(c["data"]["record"], json!({"id": 1, "small": "tiny"}));
+}
+
+#[tokio::test]
+async fn private_channel_policies_and_database_broadcasts() {
+    let (pg, mut broadcasts) = connect().await;
+    let db = sql().await;
+    db.batch_execute(
+        "drop policy if exists test_read on realtime.messages;
+         drop policy if exists test_write on realtime.messages;
+         create policy test_read on realtime.messages for select to authenticated
+           using (realtime.topic() = 'private-' || auth.uid()::text);
+         create policy test_write on realtime.messages for insert to authenticated
+           with check (realtime.topic() = 'private-' || auth.uid()::text and extension = 'broadcast')",
+    )
+    .await
+    .unwrap();
+    let a = json!({"role":"authenticated","sub":"11111111-1111-1111-1111-111111111111"});
+    let b = json!({"role":"authenticated","sub":"22222222-2222-2222-2222-222222222222"});
+    let topic = "private-11111111-1111-1111-1111-111111111111";
+    let ra = pg.private_access(&a, topic).await.unwrap();
+    assert!(ra.broadcast_read && ra.presence_read);
+    let rb = pg.private_access(&b, topic).await.unwrap();
+    assert!(!rb.broadcast_read && !rb.presence_read);
+    assert!(!pg.private_access(&anon(), topic).await.unwrap().broadcast_read);
+    assert!(pg.can_write(&a, topic, Extension::Broadcast).await.unwrap());
+    assert!(!pg.can_write(&a, topic, Extension::Presence).await.unwrap());
+    assert!(!pg.can_write(&b, topic, Extension::Broadcast).await.unwrap());
+
+    db.batch_execute(
+        "select realtime.send('{\"x\": 1}'::jsonb, 'ev', 'dbtopic', false);
+         drop table if exists bc_t;
+         create table bc_t (id int primary key, v text);
+         create or replace function bc_t_trigger() returns trigger language plpgsql as $$
+         begin perform realtime.broadcast_changes('bc:' || new.id, tg_op, tg_op, tg_table_name, tg_table_schema, new, old); return null; end $$;
+         create trigger bc_t_changes after insert on bc_t for each row execute function bc_t_trigger();
+         insert into bc_t values (5, 'five');",
+    )
+    .await
+    .unwrap();
+    // Other tests' servers share the database: skip their messages.
+    let mut got = vec![];
+    while got.len() < 2 {
+        let m = tokio::time::timeout(DEADLINE, broadcasts.recv()).await.unwrap().unwrap();
+        if m.topic == "dbtopic" || m.topic == "bc:5" {
+            got.push(m);
+        }
+    }
+    assert_eq!((got[0].event.as_str(), got[0].private), ("ev", false));
+    assert_eq!(got[0].payload["x"], 1);
+    assert_eq!(got[0].payload["id"].as_str(), Some(got[0].id.as_str()));
+    assert_eq!((got[1].event.as_str(), got[1].private), ("INSERT", true));
+    assert_eq!(got[1].payload["operation"], "INSERT");
+    assert_eq!(got[1].payload["record"], json!({"id": 5, "v": "five"}));
+    assert_eq!(got[1].payload["old_record"], Value::Null);
+}
