@@ -6,7 +6,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use supa_realtime_server::postgres::{DbBroadcast, Extension, PgChanges, PgEvent, PgSubscription, Subscriber};
+use supa_realtime_server::postgres::{
+    DbBroadcast, Extension, PgChanges, PgEvent, PgSubscription, Subscriber,
+};
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls};
 
@@ -50,14 +52,18 @@ fn database_url() -> &'static str {
 }
 
 async fn sql() -> Client {
-    let (client, conn) = tokio_postgres::connect(database_url(), NoTls).await.unwrap();
+    let (client, conn) = tokio_postgres::connect(database_url(), NoTls)
+        .await
+        .unwrap();
     tokio::spawn(conn);
     client
 }
 
 async fn connect() -> (Arc<PgChanges>, mpsc::UnboundedReceiver<DbBroadcast>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let pg = PgChanges::connect(database_url(), tx).await.expect("connect");
+    let pg = PgChanges::connect(database_url(), tx)
+        .await
+        .expect("connect");
     (pg, rx)
 }
 
@@ -68,7 +74,10 @@ struct Sub {
 
 impl Sub {
     async fn next(&mut self) -> PgEvent {
-        tokio::time::timeout(DEADLINE, self.rx.recv()).await.expect("event before deadline").expect("open")
+        tokio::time::timeout(DEADLINE, self.rx.recv())
+            .await
+            .expect("event before deadline")
+            .expect("open")
     }
 
     async fn system(&mut self) -> (String, String) {
@@ -98,17 +107,26 @@ async fn subscribe(pg: &Arc<PgChanges>, bindings: Vec<(u32, Value)>, claims: Val
     let handle = pg.subscribe(
         Subscriber {
             channel: "room".into(),
-            bindings: bindings.into_iter().map(|(id, b)| (id, b.as_object().unwrap().clone())).collect(),
+            bindings: bindings
+                .into_iter()
+                .map(|(id, b)| (id, b.as_object().unwrap().clone()))
+                .collect(),
             claims,
         },
         tx,
     );
-    Sub { _handle: handle, rx }
+    Sub {
+        _handle: handle,
+        rx,
+    }
 }
 
 async fn subscribed(pg: &Arc<PgChanges>, bindings: Vec<(u32, Value)>, claims: Value) -> Sub {
     let mut s = subscribe(pg, bindings, claims).await;
-    assert_eq!(s.system().await, ("ok".into(), "Subscribed to PostgreSQL".into()));
+    assert_eq!(
+        s.system().await,
+        ("ok".into(), "Subscribed to PostgreSQL".into())
+    );
     s
 }
 
@@ -135,7 +153,12 @@ async fn operations_and_types() {
         "types_t",
     )
     .await;
-    let mut s = subscribed(&pg, vec![(7, json!({"event":"*","schema":"public","table":"types_t"}))], anon()).await;
+    let mut s = subscribed(
+        &pg,
+        vec![(7, json!({"event":"*","schema":"public","table":"types_t"}))],
+        anon(),
+    )
+    .await;
     db.batch_execute(
         "insert into types_t values (9007199254740993, 12.50, true, '{\"k\":[1,{\"x\":null}]}', '{1,2}', '{a,\"b c\"}', \
          '2026-08-01 10:15:30.12+00', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\x0102030405', 'hi \"q\"', \
@@ -146,13 +169,44 @@ async fn operations_and_types() {
     let c = s.change().await;
     assert_eq!(c["ids"], json!([7]));
     let d = &c["data"];
-    assert_eq!((d["schema"].as_str(), d["table"].as_str(), d["type"].as_str()), (Some("public"), Some("types_t"), Some("INSERT")));
+    assert_eq!(
+        (
+            d["schema"].as_str(),
+            d["table"].as_str(),
+            d["type"].as_str()
+        ),
+        (Some("public"), Some("types_t"), Some("INSERT"))
+    );
     let ts = d["commit_timestamp"].as_str().unwrap();
-    assert!(ts.len() == 24 && ts.ends_with('Z') && &ts[10..11] == "T", "{ts}");
+    assert!(
+        ts.len() == 24 && ts.ends_with('Z') && &ts[10..11] == "T",
+        "{ts}"
+    );
     assert_eq!(d["errors"], Value::Null);
     assert!(d.get("old_record").is_none());
-    let types: Vec<&str> = d["columns"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["int8", "numeric", "bool", "jsonb", "_int4", "_text", "timestamptz", "uuid", "bytea", "text", "timestamp", "text"]);
+    let types: Vec<&str> = d["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "int8",
+            "numeric",
+            "bool",
+            "jsonb",
+            "_int4",
+            "_text",
+            "timestamptz",
+            "uuid",
+            "bytea",
+            "text",
+            "timestamp",
+            "text"
+        ]
+    );
     assert_eq!(
         d["record"],
         json!({"id": 9007199254740993u64, "n": 12.5, "b": true, "j": {"k":[1,{"x":null}]}, "a": [1,2], "tags": ["a","b c"],
@@ -160,13 +214,17 @@ async fn operations_and_types() {
                "tx": "hi \"q\"", "tsn": "2026-08-01T10:15:30", "nothing": null})
     );
 
-    db.batch_execute("update types_t set tx = 'changed' where id = 9007199254740993").await.unwrap();
+    db.batch_execute("update types_t set tx = 'changed' where id = 9007199254740993")
+        .await
+        .unwrap();
     let c = s.change().await;
     assert_eq!(c["data"]["type"], "UPDATE");
     assert_eq!(c["data"]["record"]["tx"], "changed");
     assert_eq!(c["data"]["old_record"], json!({"id": 9007199254740993u64}));
 
-    db.batch_execute("alter table types_t replica identity full; update types_t set b = false").await.unwrap();
+    db.batch_execute("alter table types_t replica identity full; update types_t set b = false")
+        .await
+        .unwrap();
     let c = s.change().await;
     assert_eq!(c["data"]["old_record"]["b"], true);
     assert_eq!(c["data"]["old_record"]["tx"], "changed");
@@ -176,27 +234,46 @@ async fn operations_and_types() {
     let c = s.change().await;
     assert_eq!(c["data"]["type"], "DELETE");
     assert!(c["data"].get("record").is_none());
-    assert_eq!(c["data"]["old_record"]["tx"], "changed", "full identity, no RLS: whole old row");
+    assert_eq!(
+        c["data"]["old_record"]["tx"], "changed",
+        "full identity, no RLS: whole old row"
+    );
 }
 
 #[tokio::test]
 async fn event_filters_and_routing_by_id() {
     let (pg, _b) = connect().await;
     let db = sql().await;
-    create(&db, "create table ev_t (id int primary key, v text)", "ev_t").await;
+    create(
+        &db,
+        "create table ev_t (id int primary key, v text)",
+        "ev_t",
+    )
+    .await;
     let mut s = subscribed(
         &pg,
         vec![
-            (1, json!({"event":"insert","schema":"public","table":"ev_t"})),
-            (2, json!({"event":"UPDATE","schema":"public","table":"ev_t"})),
-            (3, json!({"event":"Delete","schema":"public","table":"ev_t"})),
+            (
+                1,
+                json!({"event":"insert","schema":"public","table":"ev_t"}),
+            ),
+            (
+                2,
+                json!({"event":"UPDATE","schema":"public","table":"ev_t"}),
+            ),
+            (
+                3,
+                json!({"event":"Delete","schema":"public","table":"ev_t"}),
+            ),
             (4, json!({"event":"*","schema":"public"})),
             (5, json!({"event":"*","schema":"*","table":"ev%"})),
         ],
         anon(),
     )
     .await;
-    db.batch_execute("insert into ev_t values (1, 'a'); update ev_t set v = 'b'; delete from ev_t").await.unwrap();
+    db.batch_execute("insert into ev_t values (1, 'a'); update ev_t set v = 'b'; delete from ev_t")
+        .await
+        .unwrap();
     for (ty, id) in [("INSERT", 1), ("UPDATE", 2), ("DELETE", 3)] {
         let c = s.change().await;
         assert_eq!(c["data"]["type"], ty);
@@ -208,7 +285,12 @@ async fn event_filters_and_routing_by_id() {
 async fn every_filter_operator() {
     let (pg, _b) = connect().await;
     let db = sql().await;
-    create(&db, "create table flt_t (id int primary key, name text, flag bool, score numeric)", "flt_t").await;
+    create(
+        &db,
+        "create table flt_t (id int primary key, name text, flag bool, score numeric)",
+        "flt_t",
+    )
+    .await;
     let cases: Vec<(&str, Vec<i32>)> = vec![
         ("id=eq.1", vec![1]),
         ("id=neq.1", vec![2, 3, 4]),
@@ -234,7 +316,12 @@ async fn every_filter_operator() {
     let bindings: Vec<(u32, Value)> = cases
         .iter()
         .enumerate()
-        .map(|(i, (f, _))| (i as u32 + 100, json!({"event":"INSERT","schema":"public","table":"flt_t","filter":f})))
+        .map(|(i, (f, _))| {
+            (
+                i as u32 + 100,
+                json!({"event":"INSERT","schema":"public","table":"flt_t","filter":f}),
+            )
+        })
         .collect();
     let mut s = subscribed(&pg, bindings, anon()).await;
     db.batch_execute(
@@ -251,7 +338,12 @@ async fn every_filter_operator() {
             .filter(|(_, (_, rows))| rows.contains(&row))
             .map(|(i, _)| i as u32 + 100)
             .collect();
-        let got: Vec<u32> = c["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let got: Vec<u32> = c["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         assert_eq!(got, expected, "row {row}");
     }
 }
@@ -260,17 +352,30 @@ async fn every_filter_operator() {
 async fn delete_filter_on_absent_column_does_not_match() {
     let (pg, _b) = connect().await;
     let db = sql().await;
-    create(&db, "create table del_t (id int primary key, v text)", "del_t").await;
+    create(
+        &db,
+        "create table del_t (id int primary key, v text)",
+        "del_t",
+    )
+    .await;
     let mut s = subscribed(
         &pg,
         vec![
-            (1, json!({"event":"DELETE","schema":"public","table":"del_t","filter":"v=eq.x"})),
-            (2, json!({"event":"DELETE","schema":"public","table":"del_t","filter":"id=eq.1"})),
+            (
+                1,
+                json!({"event":"DELETE","schema":"public","table":"del_t","filter":"v=eq.x"}),
+            ),
+            (
+                2,
+                json!({"event":"DELETE","schema":"public","table":"del_t","filter":"id=eq.1"}),
+            ),
         ],
         anon(),
     )
     .await;
-    db.batch_execute("insert into del_t values (1, 'x'); delete from del_t").await.unwrap();
+    db.batch_execute("insert into del_t values (1, 'x'); delete from del_t")
+        .await
+        .unwrap();
     let c = s.change().await;
     assert_eq!(c["ids"], json!([2]));
 }
@@ -279,8 +384,15 @@ async fn delete_filter_on_absent_column_does_not_match() {
 async fn bad_bindings_get_exact_errors() {
     let (pg, _b) = connect().await;
     let db = sql().await;
-    create(&db, "create table bad_t (id int primary key, v text)", "bad_t").await;
-    db.batch_execute("create table if not exists unpublished_t (id int primary key)").await.unwrap();
+    create(
+        &db,
+        "create table bad_t (id int primary key, v text)",
+        "bad_t",
+    )
+    .await;
+    db.batch_execute("create table if not exists unpublished_t (id int primary key)")
+        .await
+        .unwrap();
     let cases = [
         (json!({"event":"*","schema":"public","table":"bad_t","filter":"v=foo.hey"}), "Error parsing `filter` params: [\"foo\", \"hey\"]".to_string()),
         (json!({"event":"*","schema":"public","table":"bad_t","filter":"undefined"}), "Error parsing `filter` params: [\"undefined\"]".into()),
@@ -307,12 +419,28 @@ async fn bad_bindings_get_exact_errors() {
     .await;
     let (status, msg) = s.system().await;
     assert_eq!(status, "error");
-    assert!(msg.ends_with("too many values for `in` filter. Maximum 100"), "{msg}");
+    assert!(
+        msg.ends_with("too many values for `in` filter. Maximum 100"),
+        "{msg}"
+    );
     for filter in ["id=eq.abc", "id=like.1%", "v=match.(", "v=is.maybe"] {
-        let mut s = subscribe(&pg, vec![(1, json!({"schema":"public","table":"bad_t","filter":filter}))], anon()).await;
+        let mut s = subscribe(
+            &pg,
+            vec![(
+                1,
+                json!({"schema":"public","table":"bad_t","filter":filter}),
+            )],
+            anon(),
+        )
+        .await;
         let (status, msg) = s.system().await;
         assert_eq!(status, "error", "{filter}");
-        assert!(msg.starts_with("Unable to subscribe to changes with given parameters. An exception happened"), "{msg}");
+        assert!(
+            msg.starts_with(
+                "Unable to subscribe to changes with given parameters. An exception happened"
+            ),
+            "{msg}"
+        );
     }
 }
 
@@ -320,16 +448,36 @@ async fn bad_bindings_get_exact_errors() {
 async fn burst_of_10000_rows_in_order_for_several_subscribers() {
     let (pg, _b) = connect().await;
     let db = sql().await;
-    create(&db, "create table burst_t (id int primary key, v text)", "burst_t").await;
+    create(
+        &db,
+        "create table burst_t (id int primary key, v text)",
+        "burst_t",
+    )
+    .await;
     let mut subs = vec![];
     for i in 0..3 {
-        subs.push(subscribed(&pg, vec![(i, json!({"event":"INSERT","schema":"public","table":"burst_t"}))], anon()).await);
+        subs.push(
+            subscribed(
+                &pg,
+                vec![(
+                    i,
+                    json!({"event":"INSERT","schema":"public","table":"burst_t"}),
+                )],
+                anon(),
+            )
+            .await,
+        );
     }
-    db.batch_execute("insert into burst_t select g, 'row ' || g from generate_series(1, 5000) g").await.unwrap();
+    db.batch_execute("insert into burst_t select g, 'row ' || g from generate_series(1, 5000) g")
+        .await
+        .unwrap();
     for g in (5001..=10000).step_by(500) {
-        db.batch_execute(&format!("insert into burst_t select g, 'row ' || g from generate_series({g}, {}) g", g + 499))
-            .await
-            .unwrap();
+        db.batch_execute(&format!(
+            "insert into burst_t select g, 'row ' || g from generate_series({g}, {}) g",
+            g + 499
+        ))
+        .await
+        .unwrap();
     }
     for s in &mut subs {
         for expected in 1..=10000 {
@@ -367,8 +515,16 @@ async fn rls_two_users_and_column_privileges() {
     for (s, ids) in [(&mut sa, [1, 3]), (&mut sb, [2, 2])] {
         let c = s.change().await;
         assert_eq!(c["data"]["record"]["id"], ids[0]);
-        assert!(c["data"]["record"].get("secret").is_none(), "column privilege trims");
-        let names: Vec<&str> = c["data"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert!(
+            c["data"]["record"].get("secret").is_none(),
+            "column privilege trims"
+        );
+        let names: Vec<&str> = c["data"]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["id", "owner", "body"]);
         if ids[0] != ids[1] {
             assert_eq!(s.change().await["data"]["record"]["id"], ids[1]);
@@ -380,7 +536,9 @@ async fn rls_two_users_and_column_privileges() {
         assert_eq!(c["data"]["record"]["secret"], format!("s{id}"));
     }
     // Deletes are not RLS-checked: everyone gets the primary key only.
-    db.batch_execute("alter table rls_t replica identity full; delete from rls_t where id = 2").await.unwrap();
+    db.batch_execute("alter table rls_t replica identity full; delete from rls_t where id = 2")
+        .await
+        .unwrap();
     for s in [&mut sa, &mut sb, &mut service] {
         let c = s.change().await;
         assert_eq!(c["data"]["type"], "DELETE");
@@ -396,13 +554,19 @@ async fn error_payloads_400_and_413() {
     create(&db, "create table nopk_t (v text); create table big_t (id int primary key, small text, big text)", "nopk_t, big_t").await;
     let mut s = subscribed(
         &pg,
-        vec![(1, json!({"schema":"public","table":"nopk_t"})), (2, json!({"schema":"public","table":"big_t"}))],
+        vec![
+            (1, json!({"schema":"public","table":"nopk_t"})),
+            (2, json!({"schema":"public","table":"big_t"})),
+        ],
         anon(),
     )
     .await;
     db.batch_execute("insert into nopk_t values ('x'); insert into big_t values (1, 'tiny', repeat('x', 1100000))").await.unwrap();
     let c = s.change().await;
-    assert_eq!(c["data"]["errors"], json!(["Error 400: Bad Request, no primary key"]));
+    assert_eq!(
+        c["data"]["errors"],
+        json!(["Error 400: Bad Request, no primary key"])
+    );
     let c = s.change().await;
     assert_eq!(c["data"]["errors"], json!(["Error 413: Payload Too Large"]));
     assert_eq!(c["data"]["record"], json!({"id": 1, "small": "tiny"}));
@@ -429,7 +593,12 @@ async fn private_channel_policies_and_database_broadcasts() {
     assert!(ra.broadcast_read && ra.presence_read);
     let rb = pg.private_access(&b, topic).await.unwrap();
     assert!(!rb.broadcast_read && !rb.presence_read);
-    assert!(!pg.private_access(&anon(), topic).await.unwrap().broadcast_read);
+    assert!(
+        !pg.private_access(&anon(), topic)
+            .await
+            .unwrap()
+            .broadcast_read
+    );
     assert!(pg.can_write(&a, topic, Extension::Broadcast).await.unwrap());
     assert!(!pg.can_write(&a, topic, Extension::Presence).await.unwrap());
     assert!(!pg.can_write(&b, topic, Extension::Broadcast).await.unwrap());
@@ -448,7 +617,10 @@ async fn private_channel_policies_and_database_broadcasts() {
     // Other tests' servers share the database: skip their messages.
     let mut got = vec![];
     while got.len() < 2 {
-        let m = tokio::time::timeout(DEADLINE, broadcasts.recv()).await.unwrap().unwrap();
+        let m = tokio::time::timeout(DEADLINE, broadcasts.recv())
+            .await
+            .unwrap()
+            .unwrap();
         if m.topic == "dbtopic" || m.topic == "bc:5" {
             got.push(m);
         }

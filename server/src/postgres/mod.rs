@@ -4,12 +4,50 @@
 //! This is the boundary between the socket/channel side of the server and the database.
 //! The channel code only uses the items below; everything else in this module is private.
 //!
-//! INTERFACE STUB: the bodies are placeholders until issue 3 implements them.
+//! Delivery: every subscriber gets its own unbounded channel, filled in commit order by one
+//! poller task, so a slow reader never delays the others and nothing is dropped (memory is
+//! the bound; the socket side enforces its own limits).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), String> {
+//! use supa_realtime_server::postgres::{PgChanges, PgEvent, Subscriber};
+//! let (db_tx, _db_rx) = tokio::sync::mpsc::unbounded_channel();
+//! let pg = PgChanges::connect("postgres://postgres@127.0.0.1:5432/postgres", db_tx).await?;
+//! let binding = serde_json::json!({"event": "INSERT", "schema": "public", "table": "messages"});
+//! let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+//! let _sub = pg.subscribe(
+//!     Subscriber {
+//!         channel: "room1".into(),
+//!         bindings: vec![(1, binding.as_object().unwrap().clone())],
+//!         claims: serde_json::json!({"role": "anon"}),
+//!     },
+//!     tx,
+//! );
+//! while let Some(event) = rx.recv().await {
+//!     if let PgEvent::Change(payload) = event {
+//!         println!("{payload}");
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
 
+mod binding;
+mod db;
+mod filter;
+mod poller;
+mod private;
+mod setup;
+mod subscriptions;
+mod values;
+mod wal;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+
+use subscriptions::Registry;
 
 /// What a channel asks for when it joins with `postgres_changes` bindings.
 #[derive(Debug, Clone)]
@@ -60,12 +98,26 @@ pub enum Extension {
 
 /// The database side of the server. One per server; cheap to share behind `Arc`.
 pub struct PgChanges {
-    _private: (),
+    registry: Arc<Registry>,
+    pool: db::Pool,
 }
 
 /// Unsubscribes when dropped (the channel left, closed or re-subscribed).
 pub struct PgSubscription {
-    _private: (),
+    key: u64,
+    alive: Arc<AtomicBool>,
+    registry: std::sync::Weak<Registry>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgSubscription {
+    fn drop(&mut self) {
+        self.alive.store(false, Ordering::SeqCst);
+        self.task.abort();
+        if let Some(registry) = self.registry.upgrade() {
+            registry.remove(self.key);
+        }
+    }
 }
 
 impl PgChanges {
@@ -76,30 +128,102 @@ impl PgChanges {
         database_url: &str,
         broadcasts: mpsc::UnboundedSender<DbBroadcast>,
     ) -> Result<Arc<PgChanges>, String> {
-        let _ = (database_url, broadcasts);
-        Err("postgres changes are not implemented yet".into())
+        let config: tokio_postgres::Config = database_url.parse().map_err(|e| {
+            format!(
+                "invalid database URL: {e} (expected postgres://user:password@host:port/database)"
+            )
+        })?;
+        let connect_error = |e: tokio_postgres::Error| {
+            format!("could not connect to PostgreSQL: {}", db::message(&e))
+        };
+        let mut client = db::open(&config).await.map_err(connect_error)?;
+        setup::check_wal_level(&client).await?;
+        setup::create_objects(&mut client).await?;
+        static SLOTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let slot = format!(
+            "supa_realtime_{}_{}",
+            std::process::id(),
+            SLOTS.fetch_add(1, Ordering::Relaxed)
+        );
+        poller::create_slot(&client, &slot).await?;
+        let registry = Arc::new(Registry::default());
+        let poller = poller::Poller {
+            config: config.clone(),
+            client,
+            slot,
+            registry: Arc::downgrade(&registry),
+            broadcasts,
+            types: values::Types::default(),
+        };
+        tokio::spawn(poller.run());
+        Ok(Arc::new(PgChanges {
+            registry,
+            pool: db::Pool::new(config),
+        }))
     }
 
     /// Registers a channel's bindings. Events for it (the `system` ok or error, then
     /// changes in commit order) go into `events` until the returned handle is dropped.
+    /// Must be called inside a Tokio runtime.
     pub fn subscribe(
         self: &Arc<Self>,
         subscriber: Subscriber,
         events: mpsc::UnboundedSender<PgEvent>,
     ) -> PgSubscription {
-        let _ = (subscriber, events);
-        PgSubscription { _private: () }
+        let key = self.registry.reserve();
+        let alive = Arc::new(AtomicBool::new(true));
+        let this = Arc::clone(self);
+        let flag = Arc::clone(&alive);
+        let task = tokio::spawn(async move {
+            let resolved = match this.pool.get().await {
+                Ok(client) => subscriptions::resolve(&client, &subscriber, events.clone()).await,
+                Err(e) => Err(format!("{{:error, \"{e}\"}}")),
+            };
+            let system = match resolved {
+                Ok(sub) => {
+                    if !this.registry.insert_if(key, sub, &flag) {
+                        return;
+                    }
+                    PgEvent::System {
+                        status: "ok".into(),
+                        message: "Subscribed to PostgreSQL".into(),
+                    }
+                }
+                Err(message) => PgEvent::System {
+                    status: "error".into(),
+                    message,
+                },
+            };
+            let _ = events.send(system);
+        });
+        PgSubscription {
+            key,
+            alive,
+            registry: Arc::downgrade(&self.registry),
+            task,
+        }
     }
 
     /// Evaluates read access to a private channel for these claims.
-    pub async fn private_access(&self, claims: &Value, topic: &str) -> Result<PrivateAccess, String> {
-        let _ = (claims, topic);
-        Err("private channels need a database".into())
+    pub async fn private_access(
+        &self,
+        claims: &Value,
+        topic: &str,
+    ) -> Result<PrivateAccess, String> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await.map_err(|e| db::message(&e))?;
+        private::read_access(tx, claims, topic).await
     }
 
     /// Evaluates write access (INSERT policy) to a private channel for these claims.
-    pub async fn can_write(&self, claims: &Value, topic: &str, extension: Extension) -> Result<bool, String> {
-        let _ = (claims, topic, extension);
-        Err("private channels need a database".into())
+    pub async fn can_write(
+        &self,
+        claims: &Value,
+        topic: &str,
+        extension: Extension,
+    ) -> Result<bool, String> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await.map_err(|e| db::message(&e))?;
+        private::write_access(tx, claims, topic, extension).await
     }
 }
