@@ -62,7 +62,7 @@ async fn two_users_see_only_their_rows_and_private_channels_follow_policies() {
     })
     .await
     .unwrap();
-    db.batch_execute(&format!(
+    db.batch_execute(
         "drop table if exists ws_notes;
          create table ws_notes (id int primary key, owner uuid, body text);
          alter table ws_notes enable row level security;
@@ -70,8 +70,8 @@ async fn two_users_see_only_their_rows_and_private_channels_follow_policies() {
          alter publication supabase_realtime add table ws_notes;
          drop policy if exists ws_read on realtime.messages;
          create policy ws_read on realtime.messages for select to authenticated
-           using (realtime.topic() = 'ws-private-' || auth.uid()::text);"
-    ))
+           using (realtime.topic() = 'ws-private-' || auth.uid()::text);",
+    )
     .await
     .unwrap();
 
