@@ -1,0 +1,495 @@
+//! [`RealtimeChannel`]: a handle to one topic. Its state machine lives in [`machine`] and runs
+//! inside the connection task; the handle only registers listeners and sends commands.
+
+pub(crate) mod machine;
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::{oneshot, watch};
+
+use crate::client::{ChannelSpec, ClientInner, Command, PushOp};
+use crate::dispatch::{ChannelId, Filter, ListenerId};
+use crate::error::{Error, ErrorKind};
+use crate::event::{
+    Broadcast, ChannelState, Event, Payload, PostgresChange, PresenceEvent, SubscribeStatus,
+};
+use crate::options::{ChannelOptions, Vsn};
+use crate::postgres::PostgresChangesFilter;
+use crate::protocol::MAX_HEADER_FIELD;
+
+/// key → metas, as `presence_state()` returns it.
+pub(crate) type PresenceList = Vec<(String, Vec<Value>)>;
+
+/// The last subscribe status of a channel, for `subscribed()`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StatusSnap {
+    pub status: SubscribeStatus,
+    pub reason: Option<String>,
+    pub kind: Option<ErrorKind>,
+}
+
+#[derive(Default)]
+struct Setup {
+    bindings: Vec<PostgresChangesFilter>,
+    presence_listener: bool,
+    subscribed: bool,
+}
+
+/// State shared by a channel's handles and its machine in the task.
+pub(crate) struct ChannelShared {
+    pub(crate) id: ChannelId,
+    pub(crate) topic: String,
+    pub(crate) options: ChannelOptions,
+    client: Weak<ClientInner>,
+    setup: Mutex<Setup>,
+    /// Written by the task only; read by `state()`/`presence_state()`.
+    pub(crate) snapshot: Mutex<(ChannelState, PresenceList)>,
+    pub(crate) status: watch::Sender<Option<StatusSnap>>,
+}
+
+impl ChannelShared {
+    pub(crate) fn new(
+        id: ChannelId,
+        topic: String,
+        options: ChannelOptions,
+        client: Weak<ClientInner>,
+    ) -> Self {
+        ChannelShared {
+            id,
+            topic,
+            options,
+            client,
+            setup: Mutex::new(Setup::default()),
+            snapshot: Mutex::new((ChannelState::Closed, Vec::new())),
+            status: watch::channel(None).0,
+        }
+    }
+
+    pub(crate) fn state(&self) -> ChannelState {
+        self.snapshot.lock().0
+    }
+
+    /// Subscribed once and closed since: `client.channel()` then makes a fresh channel.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.setup.lock().subscribed && self.state() == ChannelState::Closed
+    }
+
+    /// Marks the channel closed for good (so a new `subscribe` may start over).
+    pub(crate) fn set_closed(&self) {
+        self.snapshot.lock().0 = ChannelState::Closed;
+    }
+}
+
+/// One channel (topic `realtime:<name>`): broadcast, presence and postgres changes.
+///
+/// Register presence and postgres listeners before [`subscribe`](Self::subscribe). Every
+/// callback runs on the client's dispatch queue, in order, and may call any API.
+///
+/// ```no_run
+/// # use supa_realtime::*;
+/// # async fn demo(client: RealtimeClient) -> Result<(), Error> {
+/// let ch = client.channel("todos", ChannelOptions::default());
+/// ch.on_postgres_changes(
+///     PostgresChangesFilter::new("INSERT", "public").table("todos"),
+///     |change| println!("new row: {}", change.new),
+/// )?;
+/// ch.subscribe()?;
+/// ch.subscribed().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RealtimeChannel {
+    pub(crate) shared: Arc<ChannelShared>,
+}
+
+impl RealtimeChannel {
+    fn client(&self) -> Result<Arc<ClientInner>, Error> {
+        self.shared.client.upgrade().ok_or(Error::Shutdown)
+    }
+
+    /// The wire topic, `realtime:<name>`.
+    pub fn topic(&self) -> &str {
+        &self.shared.topic
+    }
+
+    pub fn state(&self) -> ChannelState {
+        self.shared.state()
+    }
+
+    fn listen(&self, filter: Filter, f: Arc<dyn Fn(&Event) + Send + Sync>) -> ListenerId {
+        match self.client() {
+            Ok(c) => c.dispatcher.add_listener(filter, f),
+            Err(_) => ListenerId(0),
+        }
+    }
+
+    /// Every event of this channel (statuses, broadcasts, presence, changes, system, resumed).
+    pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) -> ListenerId {
+        self.listen(Filter::Channel(self.shared.id), Arc::new(f))
+    }
+
+    /// Broadcasts whose event equals `event` (case-insensitive), or all with `"*"`.
+    pub fn on_broadcast(
+        &self,
+        event: &str,
+        f: impl Fn(&Broadcast) + Send + Sync + 'static,
+    ) -> ListenerId {
+        let filter = Filter::Broadcast {
+            channel: self.shared.id,
+            event: event.to_owned(),
+        };
+        self.listen(
+            filter,
+            Arc::new(move |e: &Event| {
+                if let Event::Broadcast(b) = e {
+                    f(b)
+                }
+            }),
+        )
+    }
+
+    /// Presence sync/join/leave. Registering one turns presence on in the join config.
+    pub fn on_presence(&self, f: impl Fn(&PresenceEvent) + Send + Sync + 'static) -> ListenerId {
+        self.shared.setup.lock().presence_listener = true;
+        self.listen(
+            Filter::Presence(self.shared.id),
+            Arc::new(move |e: &Event| {
+                if let Event::Presence(p) = e {
+                    f(p)
+                }
+            }),
+        )
+    }
+
+    /// Adds a postgres-changes binding with its callback. Must come before `subscribe`.
+    pub fn on_postgres_changes(
+        &self,
+        filter: PostgresChangesFilter,
+        f: impl Fn(&PostgresChange) + Send + Sync + 'static,
+    ) -> Result<ListenerId, Error> {
+        let binding = {
+            let mut setup = self.shared.setup.lock();
+            if setup.subscribed {
+                return Err(Error::InvalidArgument(
+                    "postgres_changes bindings must be added before subscribe()".into(),
+                ));
+            }
+            setup.bindings.push(filter);
+            setup.bindings.len() - 1
+        };
+        Ok(self.listen(
+            Filter::Postgres {
+                channel: self.shared.id,
+                binding,
+            },
+            Arc::new(move |e: &Event| {
+                if let Event::PostgresChange(c) = e {
+                    f(c)
+                }
+            }),
+        ))
+    }
+
+    /// `system` messages (e.g. `Subscribed to PostgreSQL`), payload as sent.
+    pub fn on_system(&self, f: impl Fn(&Value) + Send + Sync + 'static) -> ListenerId {
+        self.listen(
+            Filter::System(self.shared.id),
+            Arc::new(move |e: &Event| {
+                if let Event::System { payload, .. } = e {
+                    f(payload)
+                }
+            }),
+        )
+    }
+
+    /// Joins the channel (connecting the client if needed). Statuses arrive as
+    /// `Event::ChannelStatus`; await [`subscribed`](Self::subscribed) for the outcome.
+    /// Calling it again while subscribed does nothing.
+    pub fn subscribe(&self) -> Result<(), Error> {
+        let client = self.client()?;
+        let (bindings, presence_enabled) = {
+            let mut setup = self.shared.setup.lock();
+            let state = self.shared.state();
+            if setup.subscribed && state != ChannelState::Closed {
+                return Ok(());
+            }
+            setup.subscribed = true;
+            (
+                setup.bindings.clone(),
+                setup.presence_listener || self.shared.options.presence_enabled,
+            )
+        };
+        self.shared.status.send_replace(None);
+        self.shared.snapshot.lock().0 = ChannelState::Joining;
+        client.send(Command::Subscribe(ChannelSpec {
+            shared: self.shared.clone(),
+            bindings,
+            presence_enabled,
+        }))
+    }
+
+    /// Resolves on SUBSCRIBED; fails on CLOSED, a terminal CHANNEL_ERROR, or TIMED_OUT.
+    /// Recoverable errors are retried by the client, so it keeps waiting through them.
+    pub async fn subscribed(&self) -> Result<(), Error> {
+        let mut rx = self.shared.status.subscribe();
+        loop {
+            let snap = rx.borrow_and_update().clone();
+            match snap {
+                Some(StatusSnap {
+                    status: SubscribeStatus::Subscribed,
+                    ..
+                }) => return Ok(()),
+                Some(StatusSnap {
+                    status: SubscribeStatus::Closed,
+                    reason,
+                    ..
+                }) => {
+                    return Err(Error::ChannelError(
+                        reason.unwrap_or_else(|| "channel closed".into()),
+                    ))
+                }
+                Some(StatusSnap {
+                    status: SubscribeStatus::TimedOut,
+                    ..
+                }) => return Err(Error::Timeout),
+                Some(StatusSnap {
+                    status: SubscribeStatus::ChannelError,
+                    reason,
+                    kind: Some(ErrorKind::Terminal),
+                }) => {
+                    return Err(Error::ChannelError(
+                        reason.unwrap_or_else(|| "channel error".into()),
+                    ))
+                }
+                _ => {}
+            }
+            if rx.changed().await.is_err() {
+                return Err(Error::Shutdown);
+            }
+        }
+    }
+
+    /// [`subscribe`](Self::subscribe) then [`subscribed`](Self::subscribed), bounded by `timeout`.
+    pub fn subscribe_blocking(&self, timeout: Duration) -> Result<(), Error> {
+        self.subscribe()?;
+        let this = self.clone();
+        crate::runtime::block_on(async move { this.subscribed().await }, timeout)
+    }
+
+    fn push(&self, op: PushOp) -> Result<oneshot::Receiver<Result<(), Error>>, Error> {
+        let client = self.client()?;
+        if let PushOp::Broadcast { event, payload } = &op {
+            validate_broadcast(client.options.vsn, &self.shared.topic, event, payload)?;
+        }
+        if !self.shared.setup.lock().subscribed {
+            return Err(Error::InvalidArgument(
+                "subscribe() the channel before pushing to it".into(),
+            ));
+        }
+        let (tx, rx) = oneshot::channel();
+        client.send(Command::Push(self.shared.id, op, tx))?;
+        Ok(rx)
+    }
+
+    /// Sends a broadcast (binary kind 3 on vsn 2.0.0, JSON on 1.0.0). With `broadcast_ack` it
+    /// resolves when the server acks; otherwise once written. Before the join completes the
+    /// message waits in the channel's buffer (100 entries, push timeout applies).
+    pub async fn send_broadcast(&self, event: &str, payload: Payload) -> Result<(), Error> {
+        let rx = self.push(PushOp::Broadcast {
+            event: event.to_owned(),
+            payload,
+        })?;
+        rx.await.unwrap_or(Err(Error::Shutdown))
+    }
+
+    /// Queues a broadcast without waiting for the outcome.
+    pub fn send_broadcast_nowait(&self, event: &str, payload: Payload) -> Result<(), Error> {
+        self.push(PushOp::Broadcast {
+            event: event.to_owned(),
+            payload,
+        })
+        .map(drop)
+    }
+
+    /// [`send_broadcast`](Self::send_broadcast) for synchronous callers.
+    pub fn send_broadcast_blocking(
+        &self,
+        event: &str,
+        payload: Payload,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        if crate::dispatch::on_dispatcher_thread() {
+            return Err(Error::WouldDeadlock);
+        }
+        let rx = self.push(PushOp::Broadcast {
+            event: event.to_owned(),
+            payload,
+        })?;
+        crate::runtime::block_on(
+            async move { rx.await.unwrap_or(Err(Error::Shutdown)) },
+            timeout,
+        )
+    }
+
+    /// Broadcast over REST (`POST .../api/broadcast/<name>/events/<event>`), as realtime-js'
+    /// `httpSend`: works without joining; JSON or binary body; 202 is success.
+    pub async fn http_send(&self, event: &str, payload: Payload) -> Result<(), Error> {
+        let client = self.client()?;
+        let name = self
+            .shared
+            .topic
+            .strip_prefix(crate::protocol::TOPIC_PREFIX)
+            .unwrap_or(&self.shared.topic);
+        let mut url = format!(
+            "{}/broadcast/{}/events/{}",
+            client.api_url,
+            crate::client::url::encode(name),
+            crate::client::url::encode(event)
+        );
+        if self.shared.options.private {
+            url.push_str("?private=true");
+        }
+        let token = client.token.lock().clone();
+        let mut headers: Vec<(String, String)> = client.options.headers.clone();
+        if let Some(t) = token {
+            headers.push(("Authorization".into(), format!("Bearer {t}")));
+        }
+        headers.push(("apikey".into(), client.options.api_key.clone()));
+        let (content_type, body) = match payload {
+            Payload::Json(v) => ("application/json", v.to_string().into_bytes()),
+            Payload::Binary(b) => ("application/octet-stream", b),
+        };
+        headers.push(("Content-Type".into(), content_type.into()));
+        let tls = client.tls.clone();
+        let timeout = client.options.push_timeout;
+        drop(client);
+        let job =
+            async move { crate::client::transport::http_post(&url, &headers, &body, tls).await };
+        let (status, body) = tokio::time::timeout(timeout, spawn_on_runtime(job))
+            .await
+            .map_err(|_| Error::Timeout)??;
+        if status == 202 || (200..300).contains(&status) {
+            Ok(())
+        } else {
+            // realtime-js surfaces `error` or `message` from a JSON body.
+            let message = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v.get("error")
+                        .or_else(|| v.get("message"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .unwrap_or(body);
+            Err(Error::Http {
+                status,
+                body: message,
+            })
+        }
+    }
+
+    /// [`http_send`](Self::http_send) for synchronous callers.
+    pub fn http_send_blocking(
+        &self,
+        event: &str,
+        payload: Payload,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let this = self.clone();
+        let event = event.to_owned();
+        crate::runtime::block_on(
+            async move { this.http_send(&event, payload).await },
+            timeout,
+        )
+    }
+
+    /// Tracks this client's presence with `meta` (a JSON object); resolves on the reply.
+    pub async fn track(&self, meta: Value) -> Result<(), Error> {
+        if !meta.is_object() {
+            return Err(Error::InvalidArgument(
+                "presence meta must be a JSON object".into(),
+            ));
+        }
+        let rx = self.push(PushOp::Track(meta))?;
+        rx.await.unwrap_or(Err(Error::Shutdown))
+    }
+
+    /// Stops tracking; resolves on the reply.
+    pub async fn untrack(&self) -> Result<(), Error> {
+        let rx = self.push(PushOp::Untrack)?;
+        rx.await.unwrap_or(Err(Error::Shutdown))
+    }
+
+    /// [`track`](Self::track) for synchronous callers.
+    pub fn track_blocking(&self, meta: Value, timeout: Duration) -> Result<(), Error> {
+        let this = self.clone();
+        crate::runtime::block_on(async move { this.track(meta).await }, timeout)
+    }
+
+    /// [`untrack`](Self::untrack) for synchronous callers.
+    pub fn untrack_blocking(&self, timeout: Duration) -> Result<(), Error> {
+        let this = self.clone();
+        crate::runtime::block_on(async move { this.untrack().await }, timeout)
+    }
+
+    /// key → metas (each with `presence_ref`), as realtime-js' `presenceState()`.
+    pub fn presence_state(&self) -> Vec<(String, Vec<Value>)> {
+        self.shared.snapshot.lock().1.clone()
+    }
+
+    /// Leaves the channel; resolves once the server confirmed (or the push timed out).
+    /// The channel's listeners are removed; `client.channel(name)` then gives a fresh channel.
+    pub async fn unsubscribe(&self) -> Result<(), Error> {
+        let client = self.client()?;
+        let (tx, rx) = oneshot::channel();
+        client.send(Command::Unsubscribe(self.shared.id, tx))?;
+        drop(client);
+        rx.await.unwrap_or(Err(Error::Shutdown))
+    }
+
+    /// Leaves without waiting.
+    pub fn unsubscribe_nowait(&self) -> Result<(), Error> {
+        let client = self.client()?;
+        let (tx, _rx) = oneshot::channel();
+        client.send(Command::Unsubscribe(self.shared.id, tx))
+    }
+
+    /// [`unsubscribe`](Self::unsubscribe) for synchronous callers.
+    pub fn unsubscribe_blocking(&self, timeout: Duration) -> Result<(), Error> {
+        let this = self.clone();
+        crate::runtime::block_on(async move { this.unsubscribe().await }, timeout)
+    }
+}
+
+/// Runs `fut` on the library runtime (which owns the sockets) and awaits it from anywhere.
+async fn spawn_on_runtime<T: Send + 'static>(
+    fut: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    crate::runtime::handle()
+        .spawn(fut)
+        .await
+        .unwrap_or(Err(Error::Shutdown))
+}
+
+fn validate_broadcast(vsn: Vsn, topic: &str, event: &str, payload: &Payload) -> Result<(), Error> {
+    match vsn {
+        Vsn::V2 => {
+            if event.len() > MAX_HEADER_FIELD || topic.len() > MAX_HEADER_FIELD {
+                return Err(Error::InvalidArgument(format!(
+                    "topic and event must be at most {MAX_HEADER_FIELD} bytes on vsn 2.0.0"
+                )));
+            }
+        }
+        Vsn::V1 => {
+            if matches!(payload, Payload::Binary(_)) {
+                return Err(Error::InvalidArgument(
+                    "binary payloads need vsn 2.0.0".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! [`RealtimeClient`]: the handle applications hold. Every method only sends a command to the
+//! connection task on the runtime thread (see [`task`]); nothing here waits on the network
+//! except the explicit `*_blocking` helpers and the async methods.
+
+pub(crate) mod task;
+pub(crate) mod transport;
+pub(crate) mod url;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::channel::{ChannelShared, RealtimeChannel};
+use crate::dispatch::{ChannelId, Dispatcher, Filter, ListenerId};
+use crate::error::Error;
+use crate::event::{ChannelState, ConnectionState, Event, Payload};
+use crate::options::{ChannelOptions, ClientOptions};
+use crate::postgres::PostgresChangesFilter;
+
+/// Commands from handles to the connection task.
+pub(crate) enum Command {
+    Connect,
+    Disconnect,
+    Shutdown,
+    SetAuth(Option<String>),
+    /// Heartbeat now; reconnect at once when waiting (network changed, app foregrounded).
+    CheckLink,
+    Subscribe(ChannelSpec),
+    Unsubscribe(ChannelId, oneshot::Sender<Result<(), Error>>),
+    Push(ChannelId, PushOp, oneshot::Sender<Result<(), Error>>),
+}
+
+/// What the task needs to join a channel (a snapshot taken at `subscribe`).
+pub(crate) struct ChannelSpec {
+    pub shared: Arc<ChannelShared>,
+    pub bindings: Vec<PostgresChangesFilter>,
+    pub presence_enabled: bool,
+}
+
+/// A channel message that expects (or may expect) a reply.
+#[derive(Debug, Clone)]
+pub(crate) enum PushOp {
+    Broadcast { event: String, payload: Payload },
+    Track(serde_json::Value),
+    Untrack,
+}
+
+/// Counters shared between the task and handles.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub connects: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub heartbeat_rtt_us: AtomicU64,
+}
+
+/// A snapshot of the client's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Successful socket opens, the first included.
+    pub connects: u64,
+    /// Opens after the first.
+    pub reconnects: u64,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    /// The last heartbeat round trip.
+    pub heartbeat_rtt: Option<Duration>,
+    /// Events waiting on the dispatch queue.
+    pub queue_depth: usize,
+    /// Data events dropped because the queue was full.
+    pub dropped_events: u64,
+}
+
+pub(crate) struct ClientInner {
+    pub(crate) cmd: mpsc::UnboundedSender<Command>,
+    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) options: Arc<ClientOptions>,
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    pub(crate) api_url: String,
+    /// The current access token, written by the task (set_auth, token provider).
+    pub(crate) token: Arc<Mutex<Option<String>>>,
+    state: watch::Receiver<ConnectionState>,
+    channels: Mutex<HashMap<String, Weak<ChannelShared>>>,
+    next_channel: AtomicU64,
+    counters: Arc<Counters>,
+}
+
+impl ClientInner {
+    pub(crate) fn send(&self, cmd: Command) -> Result<(), Error> {
+        self.cmd.send(cmd).map_err(|_| Error::Shutdown)
+    }
+}
+
+impl Drop for ClientInner {
+    fn drop(&mut self) {
+        // May run on the dispatcher thread (a callback dropped the last handle): only signal,
+        // never join.
+        let _ = self.cmd.send(Command::Shutdown);
+    }
+}
+
+/// A Supabase Realtime client: one WebSocket, many channels.
+///
+/// Cheap to clone; dropping the last clone (or calling [`shutdown`](Self::shutdown)) closes the
+/// socket and stops event delivery. Channel handles do not keep the client alive.
+///
+/// ```no_run
+/// use supa_realtime::{ChannelOptions, ClientOptions, Event, RealtimeClient};
+/// # async fn demo() -> Result<(), supa_realtime::Error> {
+/// let client = RealtimeClient::new(ClientOptions::new("https://abc.supabase.co/realtime/v1", "anon"))?;
+/// let room = client.channel("room1", ChannelOptions::default());
+/// room.on_broadcast("cursor", |b| println!("{:?}", b.payload));
+/// room.subscribe()?;
+/// room.subscribed().await?;
+/// room.send_broadcast("cursor", serde_json::json!({"x": 1}).into()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RealtimeClient {
+    pub(crate) inner: Arc<ClientInner>,
+}
+
+impl RealtimeClient {
+    /// Creates a client (not yet connected: call [`connect`](Self::connect), or subscribe a
+    /// channel, which connects). Fails on a malformed URL or TLS option.
+    pub fn new(options: ClientOptions) -> Result<RealtimeClient, Error> {
+        let ws_url = url::websocket_url(&options)?;
+        let api_url = url::http_api_url(&options)?;
+        let tls = transport::tls_config(&options)?;
+        if options.reconnect_delays.is_empty() || options.rejoin_delays.is_empty() {
+            return Err(Error::InvalidArgument(
+                "reconnect and rejoin delay lists must not be empty".into(),
+            ));
+        }
+        if options.heartbeat_interval.is_zero() || options.push_timeout.is_zero() {
+            return Err(Error::InvalidArgument(
+                "heartbeat interval and push timeout must be positive".into(),
+            ));
+        }
+        let options = Arc::new(options);
+        let dispatcher = Dispatcher::start(options.dispatch, options.queue_capacity);
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (state_tx, state_rx) = watch::channel(ConnectionState::Disconnected);
+        let token = Arc::new(Mutex::new(options.access_token.clone()));
+        let counters = Arc::new(Counters::default());
+        let task = task::Task::new(
+            options.clone(),
+            ws_url,
+            tls.clone(),
+            dispatcher.clone(),
+            state_tx,
+            token.clone(),
+            counters.clone(),
+            cmd_rx,
+        );
+        crate::runtime::handle().spawn(task.run());
+        Ok(RealtimeClient {
+            inner: Arc::new(ClientInner {
+                cmd: cmd_tx,
+                dispatcher,
+                options,
+                tls,
+                api_url,
+                token,
+                state: state_rx,
+                channels: Mutex::new(HashMap::new()),
+                next_channel: AtomicU64::new(1),
+                counters,
+            }),
+        })
+    }
+
+    /// Starts connecting (and keeps reconnecting on the schedule until `disconnect`).
+    pub fn connect(&self) {
+        let _ = self.inner.send(Command::Connect);
+    }
+
+    /// Closes the socket (code 1000) and stops reconnecting. Channels stay registered and
+    /// rejoin on the next `connect`.
+    pub fn disconnect(&self) {
+        let _ = self.inner.send(Command::Disconnect);
+    }
+
+    /// Closes everything for good; later calls fail with [`Error::Shutdown`]. Queued events are
+    /// discarded; a final `ConnectionStatus{ShutDown}` is delivered.
+    pub fn shutdown(&self) {
+        let _ = self.inner.send(Command::Shutdown);
+    }
+
+    /// Sets the access token: sent as `access_token` to every joined channel and used on every
+    /// (re)join. `None` falls back to the API key.
+    pub fn set_auth(&self, token: Option<String>) {
+        *self.inner.token.lock() = token.clone();
+        let _ = self.inner.send(Command::SetAuth(token));
+    }
+
+    /// The channel for topic `realtime:<name>`. As realtime-js, an existing live channel with
+    /// the same topic is returned (its options win).
+    pub fn channel(&self, name: &str, options: ChannelOptions) -> RealtimeChannel {
+        let topic = format!("{}{name}", crate::protocol::TOPIC_PREFIX);
+        let mut map = self.inner.channels.lock();
+        if let Some(existing) = map.get(&topic).and_then(Weak::upgrade) {
+            if !existing.is_finished() {
+                return RealtimeChannel { shared: existing };
+            }
+        }
+        let id = self.inner.next_channel.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::new(ChannelShared::new(
+            id,
+            topic.clone(),
+            options,
+            Arc::downgrade(&self.inner),
+        ));
+        map.retain(|_, w| w.strong_count() > 0);
+        map.insert(topic, Arc::downgrade(&shared));
+        RealtimeChannel { shared }
+    }
+
+    /// Registers a callback for every event of this client (all channels included).
+    pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) -> ListenerId {
+        self.inner.dispatcher.add_listener(Filter::All, Arc::new(f))
+    }
+
+    /// Removes a listener registered on this client or any of its channels.
+    pub fn remove_listener(&self, id: ListenerId) {
+        self.inner.dispatcher.remove_listener(id);
+    }
+
+    /// App-pumped mode: runs up to `max` queued callbacks on this thread; returns how many.
+    pub fn dispatch(&self, max: usize) -> usize {
+        self.inner.dispatcher.dispatch(max)
+    }
+
+    /// App-pumped mode: `f` is called (from any thread) when the queue becomes non-empty.
+    /// It should only schedule a `dispatch` call on the app's thread.
+    pub fn set_wakeup(&self, f: impl Fn() + Send + Sync + 'static) {
+        self.inner.dispatcher.set_wakeup(Some(Arc::new(f)));
+    }
+
+    pub fn connection_state(&self) -> ConnectionState {
+        *self.inner.state.borrow()
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let c = &self.inner.counters;
+        let rtt = c.heartbeat_rtt_us.load(Ordering::Relaxed);
+        Metrics {
+            connects: c.connects.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            messages_in: c.messages_in.load(Ordering::Relaxed),
+            messages_out: c.messages_out.load(Ordering::Relaxed),
+            heartbeat_rtt: (rtt > 0).then(|| Duration::from_micros(rtt)),
+            queue_depth: self.inner.dispatcher.queue_depth(),
+            dropped_events: self.inner.dispatcher.dropped_total.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The network changed: check the link now (heartbeat; reconnect at once if waiting).
+    pub fn network_changed(&self) {
+        let _ = self.inner.send(Command::CheckLink);
+    }
+
+    /// The app went to the background. Nothing to do yet (the heartbeat keeps running).
+    pub fn app_backgrounded(&self) {}
+
+    /// The app came back: check the link as for [`network_changed`](Self::network_changed).
+    pub fn app_foregrounded(&self) {
+        let _ = self.inner.send(Command::CheckLink);
+    }
+
+    /// Connects if needed and resolves once the socket is open (`Err(Shutdown)` if shut down).
+    pub async fn connected(&self) -> Result<(), Error> {
+        let mut rx = self.inner.state.clone();
+        self.connect();
+        let state = rx
+            .wait_for(|s| matches!(s, ConnectionState::Connected | ConnectionState::ShutDown))
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        match *state {
+            ConnectionState::Connected => Ok(()),
+            _ => Err(Error::Shutdown),
+        }
+    }
+
+    /// [`connected`](Self::connected) for synchronous callers, bounded by `timeout`.
+    pub fn connect_blocking(&self, timeout: Duration) -> Result<(), Error> {
+        let this = self.clone();
+        crate::runtime::block_on(async move { this.connected().await }, timeout)
+    }
+
+    /// The current channel state of every live channel, by topic (diagnostics).
+    pub fn channel_states(&self) -> Vec<(String, ChannelState)> {
+        self.inner
+            .channels
+            .lock()
+            .values()
+            .filter_map(Weak::upgrade)
+            .map(|c| (c.topic.clone(), c.state()))
+            .collect()
+    }
+}

@@ -1,0 +1,685 @@
+//! The connection task: the single owner of a client's socket, channels, refs and timers.
+//!
+//! Handles send [`Command`]s; the task reacts to commands, frames and its own deadlines in one
+//! loop (no locks around protocol state). Writes go through a writer task so that a stalled
+//! socket never blocks heartbeat timing. Timers follow realtime-js: heartbeat every 25 s, an
+//! unanswered heartbeat closes and reconnects, reconnect delays 1/2/5/10 s (with jitter).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{SplitStream, StreamExt};
+use futures_util::SinkExt;
+use parking_lot::Mutex;
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::transport::{self, WsStream};
+use super::{Command, Counters};
+use crate::channel::machine::{After, ChannelMachine};
+use crate::dispatch::{ChannelId, Dispatcher};
+use crate::error::Error;
+use crate::event::{ConnectionState, Event, HeartbeatStatus};
+use crate::options::{ClientOptions, Vsn};
+use crate::protocol::{event, BinaryFrame, Frame, PHOENIX_TOPIC};
+
+/// What the channel machines need from the task: refs, the writer, the token, event output.
+pub(crate) struct Ctx {
+    pub opts: Arc<ClientOptions>,
+    pub vsn: Vsn,
+    pub token: Option<String>,
+    dispatcher: Arc<Dispatcher>,
+    next_ref: u64,
+    writer: Option<mpsc::UnboundedSender<Message>>,
+    counters: Arc<Counters>,
+}
+
+impl Ctx {
+    /// A fresh ref from the socket-wide counter ("1", "2", ...).
+    pub fn make_ref(&mut self) -> String {
+        self.next_ref += 1;
+        self.next_ref.to_string()
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    fn send(&mut self, msg: Message) -> bool {
+        match &self.writer {
+            Some(w) if w.send(msg).is_ok() => {
+                self.counters.messages_out.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn send_frame(&mut self, frame: &Frame) -> bool {
+        let text = frame.encode(self.vsn);
+        self.send(Message::text(text))
+    }
+
+    pub fn send_binary(&mut self, bytes: Vec<u8>) -> bool {
+        self.send(Message::binary(bytes))
+    }
+
+    pub fn emit(&self, channel: Option<ChannelId>, event: Event) {
+        self.dispatcher.push(channel, event);
+    }
+}
+
+type TokenResult = Result<Option<String>, String>;
+/// A connect attempt's socket, plus the token provider's answer when there is a provider.
+type ConnectOutcome = (Result<WsStream, Error>, Option<TokenResult>);
+type Connecting = JoinHandle<Box<ConnectOutcome>>;
+
+enum Phase {
+    /// Not connected, not trying.
+    Idle,
+    /// Waiting before the next attempt.
+    Waiting(Instant),
+    Connecting(Connecting),
+    Open(OpenSocket),
+}
+
+struct OpenSocket {
+    reader: SplitStream<WsStream>,
+    next_heartbeat: Instant,
+    pending_heartbeat: Option<(String, Instant)>,
+}
+
+enum SocketEvent {
+    Connected(Result<Box<ConnectOutcome>, tokio::task::JoinError>),
+    Message(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+}
+
+async fn socket_event(phase: &mut Phase) -> SocketEvent {
+    match phase {
+        Phase::Connecting(handle) => SocketEvent::Connected(handle.await),
+        Phase::Open(open) => SocketEvent::Message(open.reader.next().await),
+        _ => std::future::pending().await,
+    }
+}
+
+pub(crate) struct Task {
+    ctx: Ctx,
+    channels: HashMap<ChannelId, ChannelMachine>,
+    cmd_rx: mpsc::UnboundedReceiver<Command>,
+    token_rx: mpsc::UnboundedReceiver<TokenResult>,
+    token_tx: mpsc::UnboundedSender<TokenResult>,
+    token_fetching: bool,
+    phase: Phase,
+    /// The application wants a connection (connect/subscribe, until disconnect).
+    want: bool,
+    attempt: usize,
+    ws_url: String,
+    tls: Arc<rustls::ClientConfig>,
+    state_tx: watch::Sender<ConnectionState>,
+    token_shared: Arc<Mutex<Option<String>>>,
+    rng: u64,
+}
+
+impl Task {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        opts: Arc<ClientOptions>,
+        ws_url: String,
+        tls: Arc<rustls::ClientConfig>,
+        dispatcher: Arc<Dispatcher>,
+        state_tx: watch::Sender<ConnectionState>,
+        token_shared: Arc<Mutex<Option<String>>>,
+        counters: Arc<Counters>,
+        cmd_rx: mpsc::UnboundedReceiver<Command>,
+    ) -> Task {
+        let (token_tx, token_rx) = mpsc::unbounded_channel();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9E37_79B9);
+        Task {
+            ctx: Ctx {
+                vsn: opts.vsn,
+                token: opts.access_token.clone(),
+                opts,
+                dispatcher,
+                next_ref: 0,
+                writer: None,
+                counters,
+            },
+            channels: HashMap::new(),
+            cmd_rx,
+            token_rx,
+            token_tx,
+            token_fetching: false,
+            phase: Phase::Idle,
+            want: false,
+            attempt: 0,
+            ws_url,
+            tls,
+            state_tx,
+            token_shared,
+            rng: seed | 1,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                cmd = self.cmd_rx.recv() => match cmd {
+                    Some(Command::Shutdown) | None => break,
+                    Some(cmd) => self.on_command(cmd),
+                },
+                ev = socket_event(&mut self.phase) => match ev {
+                    SocketEvent::Connected(res) => self.on_connected(res),
+                    SocketEvent::Message(msg) => self.on_message(msg),
+                },
+                Some(token) = self.token_rx.recv() => self.on_token(token),
+                _ = sleep_until(deadline) => self.on_timers(),
+            }
+        }
+        self.shutdown();
+    }
+
+    fn set_state(&self, state: ConnectionState, reason: Option<String>) {
+        let changed = self.state_tx.send_if_modified(|s| {
+            let changed = *s != state;
+            *s = state;
+            changed
+        });
+        if changed || reason.is_some() {
+            self.ctx
+                .emit(None, Event::ConnectionStatus { state, reason });
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let socket = match &self.phase {
+            Phase::Waiting(at) => Some(*at),
+            Phase::Open(open) => Some(open.next_heartbeat),
+            _ => None,
+        };
+        self.channels
+            .values()
+            .filter_map(|c| c.next_deadline().map(Instant::from_std))
+            .chain(socket)
+            .min()
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Connect => self.want_connection(),
+            Command::Disconnect => {
+                self.want = false;
+                self.close_socket("disconnect requested", true);
+                self.phase = Phase::Idle;
+                self.set_state(ConnectionState::Disconnected, None);
+            }
+            Command::Shutdown => {}
+            Command::SetAuth(token) => self.set_token(token),
+            Command::CheckLink => match &mut self.phase {
+                Phase::Waiting(at) => *at = now,
+                Phase::Open(open) => {
+                    // Probe now; the next tick (a few seconds) decides whether the link is dead.
+                    if open.pending_heartbeat.is_none() {
+                        open.next_heartbeat = now;
+                    } else {
+                        let probe = self.ctx.opts.heartbeat_interval.min(Duration::from_secs(5));
+                        open.next_heartbeat = open.next_heartbeat.min(now + probe);
+                    }
+                }
+                _ => {}
+            },
+            Command::Subscribe(spec) => {
+                let id = spec.shared.id;
+                let mut machine = ChannelMachine::new(spec);
+                machine.join(&mut self.ctx, now.into_std());
+                self.channels.insert(id, machine);
+                self.want_connection();
+            }
+            Command::Unsubscribe(id, reply) => match self.channels.get_mut(&id) {
+                Some(m) => {
+                    if m.leave(&mut self.ctx, reply, now.into_std()) == After::Remove {
+                        self.remove_channel(id);
+                    }
+                }
+                None => {
+                    let _ = reply.send(Ok(()));
+                }
+            },
+            Command::Push(id, op, reply) => match self.channels.get_mut(&id) {
+                Some(m) => m.push(&mut self.ctx, op, reply, now.into_std()),
+                None => {
+                    let _ = reply.send(Err(Error::NotConnected));
+                }
+            },
+        }
+    }
+
+    fn remove_channel(&mut self, id: ChannelId) {
+        if let Some(m) = self.channels.remove(&id) {
+            m.shared.set_closed();
+            self.ctx.dispatcher.push_remove_channel(id);
+        }
+    }
+
+    fn set_token(&mut self, token: Option<String>) {
+        if self.ctx.token == token {
+            return;
+        }
+        self.ctx.token = token.clone();
+        *self.token_shared.lock() = token;
+        for m in self.channels.values_mut() {
+            m.send_token(&mut self.ctx);
+        }
+    }
+
+    fn want_connection(&mut self) {
+        self.want = true;
+        if matches!(self.phase, Phase::Idle) {
+            self.start_connect();
+        }
+    }
+
+    fn start_connect(&mut self) {
+        self.set_state(ConnectionState::Connecting, None);
+        let url = self.ws_url.clone();
+        let headers = self.ctx.opts.headers.clone();
+        let tls = self.tls.clone();
+        let timeout = self.ctx.opts.push_timeout;
+        let provider = self.ctx.opts.token_provider.clone();
+        self.phase = Phase::Connecting(tokio::spawn(async move {
+            // The provider is user code: it runs on a blocking-pool thread, not here.
+            let token = match provider {
+                Some(p) => Some(
+                    tokio::task::spawn_blocking(move || p.token())
+                        .await
+                        .unwrap_or_else(|_| Err("token provider panicked".into())),
+                ),
+                None => None,
+            };
+            Box::new((
+                transport::connect_ws(&url, &headers, tls, timeout).await,
+                token,
+            ))
+        }));
+    }
+
+    fn on_connected(&mut self, res: Result<Box<ConnectOutcome>, tokio::task::JoinError>) {
+        let (ws, token) = match res {
+            Ok(r) => *r,
+            Err(e) => (Err(Error::Io(format!("connect task failed: {e}"))), None),
+        };
+        match token {
+            Some(Ok(Some(t))) => self.set_token(Some(t)),
+            Some(Ok(None)) => {}
+            Some(Err(e)) => self.ctx.emit(
+                None,
+                Event::Error {
+                    message: format!("token provider: {e}"),
+                },
+            ),
+            None => {}
+        }
+        let ws = match ws {
+            Ok(ws) => ws,
+            Err(e) => {
+                self.ctx.emit(
+                    None,
+                    Event::Error {
+                        message: format!("connect failed: {e}"),
+                    },
+                );
+                self.schedule_reconnect();
+                return;
+            }
+        };
+        if !self.want {
+            self.phase = Phase::Idle;
+            return;
+        }
+        let (mut sink, reader) = ws.split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                let closing = matches!(msg, Message::Close(_));
+                if sink.send(msg).await.is_err() || closing {
+                    break;
+                }
+            }
+            let _ = sink.close().await;
+        });
+        self.ctx.writer = Some(tx);
+        let c = &self.ctx.counters;
+        if c.connects.fetch_add(1, Ordering::Relaxed) > 0 {
+            c.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        self.attempt = 0;
+        let now = Instant::now();
+        self.phase = Phase::Open(OpenSocket {
+            reader,
+            next_heartbeat: now + self.ctx.opts.heartbeat_interval,
+            pending_heartbeat: None,
+        });
+        self.set_state(ConnectionState::Connected, None);
+        for m in self.channels.values_mut() {
+            m.on_socket_open(&mut self.ctx, now.into_std());
+        }
+    }
+
+    fn schedule_reconnect(&mut self) {
+        if !self.want {
+            self.phase = Phase::Idle;
+            self.set_state(ConnectionState::Disconnected, None);
+            return;
+        }
+        let delays = &self.ctx.opts.reconnect_delays;
+        let base = delays[self.attempt.min(delays.len() - 1)];
+        self.attempt += 1;
+        let jitter = self.ctx.opts.reconnect_jitter.clamp(0.0, 1.0);
+        let factor = 1.0 + jitter * (2.0 * self.random() - 1.0);
+        self.phase = Phase::Waiting(Instant::now() + base.mul_f64(factor.max(0.0)));
+        self.set_state(ConnectionState::Connecting, None);
+    }
+
+    fn random(&mut self) -> f64 {
+        // xorshift64: enough to spread reconnects; not for anything secret.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Closes the socket (sending a close frame when we still can) and errors the channels.
+    fn close_socket(&mut self, reason: &str, send_close: bool) {
+        if let Phase::Connecting(h) = &self.phase {
+            h.abort();
+        }
+        if let Some(w) = self.ctx.writer.take() {
+            if send_close {
+                let _ = w.send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: reason.to_owned().into(),
+                })));
+            }
+        }
+        let now = std::time::Instant::now();
+        let mut removed = Vec::new();
+        for (id, m) in self.channels.iter_mut() {
+            if m.on_socket_closed(&self.ctx, reason, now) == After::Remove {
+                removed.push(*id);
+            }
+        }
+        for id in removed {
+            self.remove_channel(id);
+        }
+    }
+
+    fn on_message(&mut self, msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) {
+        let reason = match msg {
+            Some(Ok(Message::Text(text))) => {
+                self.ctx
+                    .counters
+                    .messages_in
+                    .fetch_add(1, Ordering::Relaxed);
+                match Frame::decode(self.ctx.vsn, text.as_str()) {
+                    Ok(frame) => self.on_frame(frame),
+                    Err(e) => self.ctx.emit(
+                        None,
+                        Event::Error {
+                            message: e.to_string(),
+                        },
+                    ),
+                }
+                return;
+            }
+            Some(Ok(Message::Binary(bytes))) => {
+                self.ctx
+                    .counters
+                    .messages_in
+                    .fetch_add(1, Ordering::Relaxed);
+                match BinaryFrame::decode_from_server(&bytes) {
+                    Ok(frame) => self.on_binary(frame),
+                    Err(e) => self.ctx.emit(
+                        None,
+                        Event::Error {
+                            message: e.to_string(),
+                        },
+                    ),
+                }
+                return;
+            }
+            Some(Ok(Message::Close(frame))) => match frame {
+                Some(f) => format!("closed by server ({}): {}", u16::from(f.code), f.reason),
+                None => "closed by server".to_owned(),
+            },
+            Some(Ok(_)) => return, // ping/pong are handled by tungstenite
+            Some(Err(e)) => format!("connection lost: {e}"),
+            None => "connection lost".to_owned(),
+        };
+        self.connection_lost(&reason);
+    }
+
+    fn connection_lost(&mut self, reason: &str) {
+        self.close_socket(reason, true);
+        self.set_state(ConnectionState::Connecting, Some(reason.to_owned()));
+        self.schedule_reconnect();
+    }
+
+    fn on_frame(&mut self, frame: Frame) {
+        let now = std::time::Instant::now();
+        if frame.topic == PHOENIX_TOPIC {
+            if frame.event == event::REPLY {
+                self.on_heartbeat_reply(&frame);
+            }
+            return;
+        }
+        let ids: Vec<ChannelId> = self
+            .channels
+            .iter()
+            .filter(|(_, m)| m.topic() == frame.topic)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut removed = Vec::new();
+        for id in ids {
+            if let Some(m) = self.channels.get_mut(&id) {
+                if m.on_frame(&mut self.ctx, frame.clone(), now) == After::Remove {
+                    removed.push(id);
+                }
+            }
+        }
+        for id in removed {
+            self.remove_channel(id);
+        }
+        self.start_token_fetch_if_needed();
+    }
+
+    fn on_binary(&mut self, frame: BinaryFrame) {
+        let topic = match &frame {
+            BinaryFrame::Push { topic, .. }
+            | BinaryFrame::Reply { topic, .. }
+            | BinaryFrame::Broadcast { topic, .. }
+            | BinaryFrame::UserBroadcastPush { topic, .. }
+            | BinaryFrame::UserBroadcast { topic, .. } => topic.clone(),
+        };
+        let now = std::time::Instant::now();
+        let ids: Vec<ChannelId> = self
+            .channels
+            .iter()
+            .filter(|(_, m)| m.topic() == topic)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut removed = Vec::new();
+        for id in ids {
+            if let Some(m) = self.channels.get_mut(&id) {
+                if m.on_binary(&mut self.ctx, frame.clone(), now) == After::Remove {
+                    removed.push(id);
+                }
+            }
+        }
+        for id in removed {
+            self.remove_channel(id);
+        }
+    }
+
+    fn on_heartbeat_reply(&mut self, frame: &Frame) {
+        let Phase::Open(open) = &mut self.phase else {
+            return;
+        };
+        let Some((r, sent)) = &open.pending_heartbeat else {
+            return;
+        };
+        if frame.r#ref.as_deref() != Some(r.as_str()) {
+            return;
+        }
+        let now = Instant::now();
+        let rtt = now - *sent;
+        open.pending_heartbeat = None;
+        open.next_heartbeat = now + self.ctx.opts.heartbeat_interval;
+        let status = if frame.reply_status() == Some("ok") {
+            HeartbeatStatus::Ok
+        } else {
+            HeartbeatStatus::Error
+        };
+        self.ctx
+            .counters
+            .heartbeat_rtt_us
+            .store(rtt.as_micros().max(1) as u64, Ordering::Relaxed);
+        self.ctx.emit(
+            None,
+            Event::Heartbeat {
+                status,
+                rtt: Some(rtt),
+            },
+        );
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        match &mut self.phase {
+            Phase::Waiting(at) if *at <= now => self.start_connect(),
+            Phase::Open(open) if open.next_heartbeat <= now => {
+                if open.pending_heartbeat.is_some() {
+                    self.ctx.emit(
+                        None,
+                        Event::Heartbeat {
+                            status: HeartbeatStatus::Timeout,
+                            rtt: None,
+                        },
+                    );
+                    self.connection_lost("heartbeat timeout");
+                } else {
+                    let r = self.ctx.make_ref();
+                    let interval = self.ctx.opts.heartbeat_interval;
+                    if let Phase::Open(open) = &mut self.phase {
+                        open.pending_heartbeat = Some((r.clone(), now));
+                        open.next_heartbeat = now + interval;
+                    }
+                    self.ctx.send_frame(&Frame::new(
+                        None,
+                        Some(r),
+                        PHOENIX_TOPIC,
+                        event::HEARTBEAT,
+                        json!({}),
+                    ));
+                    self.ctx.emit(
+                        None,
+                        Event::Heartbeat {
+                            status: HeartbeatStatus::Sent,
+                            rtt: None,
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+        let std_now = now.into_std();
+        let mut removed = Vec::new();
+        for (id, m) in self.channels.iter_mut() {
+            if m.next_deadline().is_some_and(|d| d <= std_now)
+                && m.on_timer(&mut self.ctx, std_now) == After::Remove
+            {
+                removed.push(*id);
+            }
+        }
+        for id in removed {
+            self.remove_channel(id);
+        }
+        self.start_token_fetch_if_needed();
+    }
+
+    /// Channels whose rejoin is due wait for one provider call, then all rejoin.
+    fn start_token_fetch_if_needed(&mut self) {
+        if self.token_fetching || !self.channels.values().any(|m| m.needs_token) {
+            return;
+        }
+        let Some(provider) = self.ctx.opts.token_provider.clone() else {
+            return;
+        };
+        self.token_fetching = true;
+        let tx = self.token_tx.clone();
+        tokio::spawn(async move {
+            let r = tokio::task::spawn_blocking(move || provider.token())
+                .await
+                .unwrap_or_else(|_| Err("token provider panicked".into()));
+            let _ = tx.send(r);
+        });
+    }
+
+    fn on_token(&mut self, token: Result<Option<String>, String>) {
+        self.token_fetching = false;
+        match token {
+            Ok(Some(t)) => self.set_token(Some(t)),
+            Ok(None) => {}
+            Err(e) => self.ctx.emit(
+                None,
+                Event::Error {
+                    message: format!("token provider: {e}"),
+                },
+            ),
+        }
+        let now = std::time::Instant::now();
+        for m in self.channels.values_mut() {
+            if m.needs_token {
+                m.join(&mut self.ctx, now);
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.want = false;
+        self.close_socket("shutdown", true);
+        for (_, m) in self.channels.drain() {
+            m.shared.set_closed();
+            m.shared
+                .status
+                .send_replace(Some(crate::channel::StatusSnap {
+                    status: crate::event::SubscribeStatus::Closed,
+                    reason: Some("client shut down".into()),
+                    kind: None,
+                }));
+        }
+        self.phase = Phase::Idle;
+        self.state_tx.send_replace(ConnectionState::ShutDown);
+        self.ctx.dispatcher.close(Some(Event::ConnectionStatus {
+            state: ConnectionState::ShutDown,
+            reason: None,
+        }));
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,280 @@
+//! Sockets: the WebSocket upgrade (ws:// and wss:// over rustls) and one small HTTP/1.1 POST
+//! for `http_send`, sharing the TLS configuration (no OpenSSL, no HTTP client crate).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::error::Error;
+use crate::options::ClientOptions;
+
+pub(crate) type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The rustls client configuration: webpki roots, optionally the platform's, plus a custom CA.
+pub(crate) fn tls_config(opts: &ClientOptions) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if opts.native_roots {
+        let native = rustls_native_certs::load_native_certs();
+        for cert in native.certs {
+            let _ = roots.add(cert);
+        }
+    }
+    if let Some(pem) = &opts.custom_ca_pem {
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| Error::Tls(format!("custom CA PEM: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| Error::Tls(format!("custom CA certificate: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(Error::Tls("custom CA PEM holds no certificate".into()));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Opens the WebSocket. A refused upgrade becomes `Error::Http` with the server's body.
+pub(crate) async fn connect_ws(
+    url: &str,
+    headers: &[(String, String)],
+    tls: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<WsStream, Error> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| Error::InvalidArgument(format!("URL: {e}")))?;
+    for (k, v) in headers {
+        let name: tokio_tungstenite::tungstenite::http::HeaderName = k
+            .parse()
+            .map_err(|_| Error::InvalidArgument(format!("header name {k:?}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| Error::InvalidArgument(format!("header value for {k:?}")))?;
+        request.headers_mut().append(name, value);
+    }
+    let mut config = WebSocketConfig::default();
+    config.max_message_size = Some(16 << 20);
+    config.max_frame_size = Some(16 << 20);
+    let fut = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(config),
+        true,
+        Some(Connector::Rustls(tls)),
+    );
+    match tokio::time::timeout(timeout, fut).await {
+        Err(_) => Err(Error::Timeout),
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(WsError::Http(resp))) => {
+            let status = resp.status().as_u16();
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            Err(Error::Http { status, body })
+        }
+        Ok(Err(WsError::Tls(e))) => Err(Error::Tls(e.to_string())),
+        Ok(Err(WsError::Url(e))) => Err(Error::InvalidArgument(format!("URL: {e}"))),
+        Ok(Err(e)) => Err(Error::Io(e.to_string())),
+    }
+}
+
+/// A parsed `http(s)://host[:port]/path?query`.
+struct HttpUrl {
+    tls: bool,
+    host: String,
+    port: u16,
+    path: String,
+}
+
+fn parse_http_url(url: &str) -> Result<HttpUrl, Error> {
+    let bad = || Error::InvalidArgument(format!("bad HTTP URL {url:?}"));
+    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(bad());
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = if let Some(h) = authority.strip_prefix('[') {
+        let (h, after) = h.split_once(']').ok_or_else(bad)?;
+        let port = after.strip_prefix(':').map(str::parse).transpose();
+        (h.to_owned(), port.map_err(|_| bad())?)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p.parse().map_err(|_| bad())?)),
+            None => (authority.to_owned(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok(HttpUrl {
+        tls,
+        port: port.unwrap_or(if tls { 443 } else { 80 }),
+        host,
+        path: path.to_owned(),
+    })
+}
+
+/// One HTTP/1.1 POST with `Connection: close`; returns the status and body text.
+pub(crate) async fn http_post(
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<(u16, String), Error> {
+    let u = parse_http_url(url)?;
+    let tcp = TcpStream::connect((u.host.as_str(), u.port))
+        .await
+        .map_err(|e| Error::Io(format!("connect {}:{}: {e}", u.host, u.port)))?;
+    let _ = tcp.set_nodelay(true);
+    let host_header = if (u.tls && u.port == 443) || (!u.tls && u.port == 80) {
+        u.host.clone()
+    } else if u.host.contains(':') {
+        format!("[{}]:{}", u.host, u.port)
+    } else {
+        format!("{}:{}", u.host, u.port)
+    };
+    let mut head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        u.path,
+        host_header,
+        body.len()
+    );
+    for (k, v) in headers {
+        if k.contains(['\r', '\n']) || v.contains(['\r', '\n']) {
+            return Err(Error::InvalidArgument(format!(
+                "header {k:?} has a line break"
+            )));
+        }
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    if u.tls {
+        let name = ServerName::try_from(u.host.clone())
+            .map_err(|e| Error::InvalidArgument(format!("TLS server name: {e}")))?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| Error::Tls(e.to_string()))?;
+        exchange(stream, head.as_bytes(), body).await
+    } else {
+        exchange(tcp, head.as_bytes(), body).await
+    }
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    head: &[u8],
+    body: &[u8],
+) -> Result<(u16, String), Error> {
+    let io = |e: std::io::Error| Error::Io(e.to_string());
+    s.write_all(head).await.map_err(io)?;
+    s.write_all(body).await.map_err(io)?;
+    s.flush().await.map_err(io)?;
+    let mut buf = Vec::new();
+    // Bounded: a REST reply is small; refuse anything huge rather than buffering it.
+    let mut limited = (&mut s).take(1 << 20);
+    match limited.read_to_end(&mut buf).await {
+        Ok(_) => {}
+        // Servers often close TLS without close_notify after `Connection: close`.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => {}
+        Err(e) => return Err(io(e)),
+    }
+    parse_response(&buf)
+}
+
+fn parse_response(buf: &[u8]) -> Result<(u16, String), Error> {
+    let bad = |m: &str| Error::Io(format!("malformed HTTP response: {m}"));
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no header end"))?;
+    let head = std::str::from_utf8(&buf[..split]).map_err(|_| bad("header not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("status line"))?;
+    let chunked = lines.any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let raw = &buf[split + 4..];
+    let body = if chunked { dechunk(raw) } else { raw.to_vec() };
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&raw[..eol]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or(0);
+        raw = &raw[eol + 2..];
+        if size == 0 || raw.len() < size {
+            out.extend_from_slice(&raw[..size.min(raw.len())]);
+            break;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = raw.get(size + 2..).unwrap_or_default();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls_and_responses() {
+        let u = parse_http_url("http://127.0.0.1:4000/realtime/v1/api/x?y=1").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 4000, "/realtime/v1/api/x?y=1")
+        );
+        let u = parse_http_url("https://[::1]/a").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.tls), ("::1", 443, true));
+        assert!(parse_http_url("ftp://x").is_err());
+        assert_eq!(
+            parse_response(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").unwrap(),
+            (202, String::new())
+        );
+        assert_eq!(
+            parse_response(b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n").unwrap(),
+            (403, "hello".into())
+        );
+        assert!(parse_response(b"garbage").is_err());
+    }
+
+    #[test]
+    fn custom_ca_errors_are_clear() {
+        let opts = ClientOptions::new("wss://x", "k").custom_ca_pem(b"not a pem".to_vec());
+        assert!(matches!(tls_config(&opts), Err(Error::Tls(_))));
+        assert!(tls_config(&ClientOptions::new("wss://x", "k")).is_ok());
+    }
+}

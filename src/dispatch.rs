@@ -1,0 +1,377 @@
+//! The per-client event queue and who drains it.
+//!
+//! The runtime thread only ever pushes into the queue; user callbacks run on the dispatcher
+//! thread ([`DispatchMode::Thread`]) or inside [`Dispatcher::dispatch`] on the app's thread
+//! ([`DispatchMode::AppPumped`]). The queue is bounded for data events: on overflow they are
+//! dropped and a single `Lagged{dropped}` marker at that position counts them. Lifecycle events
+//! are always queued. No lock is held while a callback runs, so callbacks may call any API.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::event::Event;
+use crate::options::DispatchMode;
+
+/// Identifies a registered listener, for `remove_listener`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(pub u64);
+
+pub(crate) type ChannelId = u64;
+pub(crate) type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
+pub(crate) type Wakeup = Arc<dyn Fn() + Send + Sync>;
+
+/// Which events a listener receives.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Filter {
+    All,
+    Channel(ChannelId),
+    Broadcast { channel: ChannelId, event: String },
+    Presence(ChannelId),
+    Postgres { channel: ChannelId, binding: usize },
+    System(ChannelId),
+}
+
+impl Filter {
+    fn matches(&self, channel: Option<ChannelId>, event: &Event) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Channel(c) => channel == Some(*c) || matches!(event, Event::Lagged { .. }),
+            Filter::Broadcast {
+                channel: c,
+                event: e,
+            } => {
+                channel == Some(*c)
+                    && matches!(event, Event::Broadcast(b) if e == "*" || b.event.eq_ignore_ascii_case(e))
+            }
+            Filter::Presence(c) => channel == Some(*c) && matches!(event, Event::Presence(_)),
+            Filter::Postgres {
+                channel: c,
+                binding,
+            } => {
+                channel == Some(*c)
+                    && matches!(event, Event::PostgresChange(p) if p.bindings.contains(binding))
+            }
+            Filter::System(c) => channel == Some(*c) && matches!(event, Event::System { .. }),
+        }
+    }
+}
+
+struct Listener {
+    id: u64,
+    filter: Filter,
+    callback: Callback,
+}
+
+enum Item {
+    Event(Option<ChannelId>, Event),
+    Lagged(u64),
+    /// Drop a finished channel's listeners, in order (after its final status is delivered).
+    RemoveChannel(ChannelId),
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Item>,
+    /// Data events currently queued (lifecycle events and lag markers are not counted).
+    data_len: usize,
+    closed: bool,
+}
+
+thread_local! {
+    static IN_DISPATCH: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the current thread is delivering events (a blocking call here could deadlock).
+pub(crate) fn on_dispatcher_thread() -> bool {
+    IN_DISPATCH.with(Cell::get)
+}
+
+/// The event queue of one client plus its listeners.
+pub(crate) struct Dispatcher {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    capacity: usize,
+    listeners: Mutex<Vec<Listener>>,
+    next_listener: AtomicU64,
+    wakeup: Mutex<Option<Wakeup>>,
+    pub(crate) dropped_total: AtomicU64,
+}
+
+impl Dispatcher {
+    /// A dispatcher; in thread mode it also starts the "supa-dispatch" thread.
+    pub(crate) fn start(mode: DispatchMode, capacity: usize) -> Arc<Dispatcher> {
+        let d = Arc::new(Dispatcher {
+            queue: Mutex::new(Queue::default()),
+            ready: Condvar::new(),
+            capacity: capacity.max(1),
+            listeners: Mutex::new(Vec::new()),
+            next_listener: AtomicU64::new(1),
+            wakeup: Mutex::new(None),
+            dropped_total: AtomicU64::new(0),
+        });
+        if mode == DispatchMode::Thread {
+            let d2 = d.clone();
+            std::thread::Builder::new()
+                .name("supa-dispatch".into())
+                .spawn(move || d2.run_thread())
+                .expect("spawning the dispatcher thread");
+        }
+        d
+    }
+
+    fn run_thread(self: Arc<Self>) {
+        IN_DISPATCH.with(|f| f.set(true));
+        loop {
+            let item = {
+                let mut q = self.queue.lock();
+                loop {
+                    if let Some(item) = self.pop_locked(&mut q) {
+                        break Some(item);
+                    }
+                    if q.closed {
+                        break None;
+                    }
+                    self.ready.wait(&mut q);
+                }
+            };
+            match item {
+                Some(item) => self.deliver(item),
+                None => break,
+            }
+        }
+        self.drop_listeners();
+    }
+
+    fn pop_locked(&self, q: &mut Queue) -> Option<Item> {
+        let item = q.items.pop_front()?;
+        if matches!(&item, Item::Event(_, e) if !e.is_lifecycle()) {
+            q.data_len -= 1;
+        }
+        Some(item)
+    }
+
+    /// Queues an event (from the runtime thread). Never blocks on user code.
+    pub(crate) fn push(&self, channel: Option<ChannelId>, event: Event) {
+        let was_empty;
+        {
+            let mut q = self.queue.lock();
+            if q.closed {
+                return;
+            }
+            was_empty = q.items.is_empty();
+            if !event.is_lifecycle() && q.data_len >= self.capacity {
+                self.dropped_total.fetch_add(1, Ordering::Relaxed);
+                match q.items.back_mut() {
+                    Some(Item::Lagged(n)) => *n += 1,
+                    _ => q.items.push_back(Item::Lagged(1)),
+                }
+            } else {
+                if !event.is_lifecycle() {
+                    q.data_len += 1;
+                }
+                q.items.push_back(Item::Event(channel, event));
+            }
+        }
+        self.ready.notify_one();
+        if was_empty {
+            let hook = self.wakeup.lock().clone();
+            if let Some(hook) = hook {
+                // The hook is the app's; it must only schedule a `dispatch` call.
+                let _ = catch_unwind(AssertUnwindSafe(|| hook()));
+            }
+        }
+    }
+
+    /// Queues the removal of a channel's listeners behind the events already queued.
+    pub(crate) fn push_remove_channel(&self, channel: ChannelId) {
+        {
+            let mut q = self.queue.lock();
+            if q.closed {
+                return;
+            }
+            q.items.push_back(Item::RemoveChannel(channel));
+        }
+        self.ready.notify_one();
+    }
+
+    /// App-pumped mode: delivers up to `max` queued events on the calling thread.
+    pub(crate) fn dispatch(&self, max: usize) -> usize {
+        let was = on_dispatcher_thread();
+        IN_DISPATCH.with(|f| f.set(true));
+        let mut n = 0;
+        while n < max {
+            let item = self.pop_locked(&mut self.queue.lock());
+            let Some(item) = item else { break };
+            let counted = matches!(item, Item::Event(..) | Item::Lagged(_));
+            self.deliver(item);
+            n += usize::from(counted);
+        }
+        IN_DISPATCH.with(|f| f.set(was));
+        let finished = {
+            let q = self.queue.lock();
+            q.closed && q.items.is_empty()
+        };
+        if finished {
+            self.drop_listeners();
+        }
+        n
+    }
+
+    pub(crate) fn set_wakeup(&self, hook: Option<Wakeup>) {
+        *self.wakeup.lock() = hook;
+    }
+
+    pub(crate) fn queue_depth(&self) -> usize {
+        self.queue.lock().items.len()
+    }
+
+    fn deliver(&self, item: Item) {
+        let (channel, event) = match item {
+            Item::Event(c, e) => (c, e),
+            Item::Lagged(dropped) => (None, Event::Lagged { dropped }),
+            Item::RemoveChannel(c) => {
+                self.remove_channel_listeners(c);
+                return;
+            }
+        };
+        let callbacks: Vec<Callback> = self
+            .listeners
+            .lock()
+            .iter()
+            .filter(|l| l.filter.matches(channel, &event))
+            .map(|l| l.callback.clone())
+            .collect();
+        for cb in callbacks {
+            // A panicking callback must not kill the dispatcher (or cross an FFI boundary).
+            let _ = catch_unwind(AssertUnwindSafe(|| cb(&event)));
+        }
+    }
+
+    pub(crate) fn add_listener(&self, filter: Filter, callback: Callback) -> ListenerId {
+        let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
+        self.listeners.lock().push(Listener {
+            id,
+            filter,
+            callback,
+        });
+        ListenerId(id)
+    }
+
+    pub(crate) fn remove_listener(&self, id: ListenerId) {
+        let removed: Vec<Listener> = {
+            let mut ls = self.listeners.lock();
+            let (gone, keep) = std::mem::take(&mut *ls)
+                .into_iter()
+                .partition(|l| l.id == id.0);
+            *ls = keep;
+            gone
+        };
+        drop(removed); // outside the lock: a closure may own the last client handle
+    }
+
+    /// Removes every listener of a channel.
+    pub(crate) fn remove_channel_listeners(&self, channel: ChannelId) {
+        let removed: Vec<Listener> = {
+            let mut ls = self.listeners.lock();
+            let (gone, keep) = std::mem::take(&mut *ls).into_iter().partition(|l| {
+                matches!(l.filter,
+                    Filter::Channel(c) | Filter::Presence(c) | Filter::System(c)
+                    | Filter::Broadcast { channel: c, .. } | Filter::Postgres { channel: c, .. }
+                    if c == channel)
+            });
+            *ls = keep;
+            gone
+        };
+        drop(removed);
+    }
+
+    /// Stops delivery: queued events are discarded except `last`, which is still delivered.
+    pub(crate) fn close(&self, last: Option<Event>) {
+        let discarded: VecDeque<Item> = {
+            let mut q = self.queue.lock();
+            if q.closed {
+                return;
+            }
+            let items = std::mem::take(&mut q.items);
+            q.data_len = 0;
+            if let Some(e) = last {
+                q.items.push_back(Item::Event(None, e));
+            }
+            q.closed = true;
+            items
+        };
+        drop(discarded);
+        self.ready.notify_all();
+        let hook = self.wakeup.lock().clone();
+        if let Some(hook) = hook {
+            let _ = catch_unwind(AssertUnwindSafe(|| hook()));
+        }
+    }
+
+    /// Drops all listeners (and what their closures own) outside any lock.
+    pub(crate) fn drop_listeners(&self) {
+        let all = std::mem::take(&mut *self.listeners.lock());
+        *self.wakeup.lock() = None;
+        drop(all);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: u64) -> Event {
+        Event::System {
+            topic: "t".into(),
+            payload: serde_json::json!(n),
+        }
+    }
+
+    #[test]
+    fn overflow_drops_data_and_reports_lag_in_place() {
+        let d = Dispatcher::start(DispatchMode::AppPumped, 2);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        d.add_listener(
+            Filter::All,
+            Arc::new(move |e: &Event| s.lock().push(e.clone())),
+        );
+        for i in 0..5 {
+            d.push(None, data(i));
+        }
+        d.push(
+            None,
+            Event::Error {
+                message: "x".into(),
+            },
+        );
+        assert_eq!(d.dispatch(100), 4);
+        let seen = seen.lock();
+        assert_eq!(seen[0], data(0));
+        assert_eq!(seen[1], data(1));
+        assert_eq!(seen[2], Event::Lagged { dropped: 3 });
+        assert!(matches!(seen[3], Event::Error { .. }));
+    }
+
+    #[test]
+    fn callbacks_may_reenter() {
+        let d = Dispatcher::start(DispatchMode::AppPumped, 10);
+        let d2 = d.clone();
+        d.add_listener(
+            Filter::All,
+            Arc::new(move |_e: &Event| {
+                // Re-entering: registering and queueing from inside a callback must not deadlock.
+                d2.add_listener(Filter::All, Arc::new(|_e: &Event| {}));
+                assert!(on_dispatcher_thread());
+            }),
+        );
+        d.push(None, data(1));
+        assert_eq!(d.dispatch(10), 1);
+        assert!(!on_dispatcher_thread());
+    }
+}

@@ -1,0 +1,121 @@
+//! The one error type of the client, with a kind that says whether retrying can help.
+
+use std::fmt;
+
+/// Whether an error (or a channel status) may clear up by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// Transient: the client retries on its schedule (network loss, timeouts, server restarts).
+    Recoverable,
+    /// Retrying the same request cannot succeed (bad token, permission denied, bad filter).
+    Terminal,
+}
+
+/// Everything that can go wrong in a client call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A caller-supplied value is unusable (bad URL, header string longer than 255 bytes, ...).
+    InvalidArgument(String),
+    /// The operation needs a connected socket or a joined channel.
+    NotConnected,
+    /// No reply arrived in time (push timeout, connect timeout).
+    Timeout,
+    /// The server refused: its reason text, unchanged (`Unauthorized: You do not have ...`).
+    ChannelError(String),
+    /// A blocking call was made on the dispatcher thread, which would wait on itself.
+    WouldDeadlock,
+    /// The client (or channel) was shut down or dropped.
+    Shutdown,
+    /// An HTTP request (`http_send`, or a refused WebSocket upgrade) got a non-success status.
+    Http { status: u16, body: String },
+    /// A TLS configuration or handshake problem.
+    Tls(String),
+    /// A transport problem (DNS, TCP, WebSocket protocol).
+    Io(String),
+}
+
+impl Error {
+    /// Whether retrying may help.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotConnected | Error::Timeout | Error::Io(_) => ErrorKind::Recoverable,
+            Error::ChannelError(reason) => reason_kind(reason),
+            Error::Http { status, .. } if *status >= 500 || *status == 429 => {
+                ErrorKind::Recoverable
+            }
+            _ => ErrorKind::Terminal,
+        }
+    }
+}
+
+/// Classifies a server reason text (§4.3/§5 of the protocol reference): authorization and
+/// validation failures are terminal, capacity and availability problems are recoverable.
+pub(crate) fn reason_kind(reason: &str) -> ErrorKind {
+    const TERMINAL: &[&str] = &[
+        "TopicNameRequired",
+        "Unauthorized",
+        "PrivateOnly",
+        "InvalidJWTToken",
+        "MalformedJWT",
+        "JwtSignatureError",
+        "JwtSignerError",
+        "UnableToReplayMessages: Replay is not allowed",
+        "UnableToReplayMessages: Replay params",
+        "RealtimeDisabledForTenant",
+        "TenantNotFound",
+        "mismatch between server and client bindings",
+        "Error parsing",
+        "Unable to subscribe to changes",
+        "Column selection is not supported",
+        "No subscription params provided",
+        "Token has expired",
+        "Fields `role` and `exp`",
+        "The token provided is not a valid JWT",
+        "You no longer have permission",
+    ];
+    if TERMINAL.iter().any(|p| reason.starts_with(p)) {
+        ErrorKind::Terminal
+    } else {
+        ErrorKind::Recoverable
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::NotConnected => f.write_str("not connected"),
+            Error::Timeout => f.write_str("timed out"),
+            Error::ChannelError(r) => write!(f, "channel error: {r}"),
+            Error::WouldDeadlock => {
+                f.write_str("blocking call on the dispatcher thread would deadlock")
+            }
+            Error::Shutdown => f.write_str("client shut down"),
+            Error::Http { status, body } => write!(f, "HTTP {status}: {body}"),
+            Error::Tls(m) => write!(f, "TLS error: {m}"),
+            Error::Io(m) => write!(f, "I/O error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_classified() {
+        assert_eq!(
+            reason_kind(
+                "Unauthorized: You do not have permissions to read from this Channel topic: x"
+            ),
+            ErrorKind::Terminal
+        );
+        assert_eq!(
+            reason_kind("ChannelRateLimitReached: Too many channels"),
+            ErrorKind::Recoverable
+        );
+        assert_eq!(Error::Timeout.kind(), ErrorKind::Recoverable);
+    }
+}

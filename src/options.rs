@@ -1,0 +1,252 @@
+//! Client and channel configuration.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use supa_realtime_protocol::Vsn;
+
+/// Supplies the access token (a user JWT) when the client needs one: before each connect and
+/// before each rejoin. It runs on a helper thread of the library, never on the runtime thread
+/// or the dispatcher, so it may block (e.g. on a refresh request).
+pub trait TokenProvider: Send + Sync {
+    /// The current token, `Ok(None)` for "use the API key", or an error message.
+    fn token(&self) -> Result<Option<String>, String>;
+}
+
+impl<F> TokenProvider for F
+where
+    F: Fn() -> Result<Option<String>, String> + Send + Sync,
+{
+    fn token(&self) -> Result<Option<String>, String> {
+        self()
+    }
+}
+
+/// Who runs user callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DispatchMode {
+    /// A dispatcher thread per client ("supa-dispatch") calls the callbacks. The default.
+    #[default]
+    Thread,
+    /// The application calls [`crate::RealtimeClient::dispatch`] (e.g. from a GUI main loop);
+    /// a wakeup hook tells it when events are waiting.
+    AppPumped,
+}
+
+/// Options for [`crate::RealtimeClient::new`]. Builder style:
+///
+/// ```
+/// use std::time::Duration;
+/// use supa_realtime::ClientOptions;
+/// let opts = ClientOptions::new("https://abc.supabase.co/realtime/v1", "anon-key")
+///     .heartbeat_interval(Duration::from_secs(15))
+///     .param("log_level", "info");
+/// assert_eq!(opts.heartbeat_interval, Duration::from_secs(15));
+/// ```
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// `http(s)://` or `ws(s)://` endpoint: `.../realtime/v1` or the full `.../websocket` URL.
+    pub url: String,
+    /// Sent as the `apikey` query parameter (and as `apikey` on REST calls).
+    pub api_key: String,
+    /// The user token for channel joins; defaults to the API key.
+    pub access_token: Option<String>,
+    /// Extra query parameters (after `apikey`, before `vsn`).
+    pub params: Vec<(String, String)>,
+    /// Extra HTTP headers on the upgrade request and REST calls.
+    pub headers: Vec<(String, String)>,
+    /// Serializer version; 2.0.0 by default (binary broadcasts).
+    pub vsn: Vsn,
+    /// 25 s, as realtime-js. An unanswered heartbeat at the next tick closes and reconnects.
+    pub heartbeat_interval: Duration,
+    /// 10 s: how long a push (join, broadcast with ack, track) waits for its reply.
+    pub push_timeout: Duration,
+    /// Delay before reconnect attempt n (the last repeats): 1, 2, 5, 10 s.
+    pub reconnect_delays: Vec<Duration>,
+    /// Each delay is scaled by a random factor in `[1 - jitter, 1 + jitter]`; 0 turns it off.
+    pub reconnect_jitter: f64,
+    /// Delay before channel rejoin attempt n (the last repeats): 1, 2, 5, 10 s.
+    pub rejoin_delays: Vec<Duration>,
+    /// Extra trusted root certificates (PEM) for `wss://` and `https://`.
+    pub custom_ca_pem: Option<Vec<u8>>,
+    /// Trust the platform's root store in addition to the bundled webpki roots.
+    pub native_roots: bool,
+    /// Dispatcher thread (default) or app-pumped.
+    pub dispatch: DispatchMode,
+    /// Data events queued beyond this are dropped and reported by one `Event::Lagged`.
+    pub queue_capacity: usize,
+    /// Called before connecting and before rejoining, for a fresh token.
+    pub token_provider: Option<Arc<dyn TokenProvider>>,
+}
+
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("url", &self.url)
+            .field("vsn", &self.vsn)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("push_timeout", &self.push_timeout)
+            .field("reconnect_delays", &self.reconnect_delays)
+            .field("rejoin_delays", &self.rejoin_delays)
+            .field("dispatch", &self.dispatch)
+            .field("queue_capacity", &self.queue_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn secs(v: &[u64]) -> Vec<Duration> {
+    v.iter().map(|s| Duration::from_secs(*s)).collect()
+}
+
+impl ClientOptions {
+    /// Options with realtime-js' defaults.
+    pub fn new(url: impl Into<String>, api_key: impl Into<String>) -> Self {
+        ClientOptions {
+            url: url.into(),
+            api_key: api_key.into(),
+            access_token: None,
+            params: Vec::new(),
+            headers: Vec::new(),
+            vsn: Vsn::V2,
+            heartbeat_interval: Duration::from_secs(25),
+            push_timeout: Duration::from_secs(10),
+            reconnect_delays: secs(&[1, 2, 5, 10]),
+            reconnect_jitter: 0.1,
+            rejoin_delays: secs(&[1, 2, 5, 10]),
+            custom_ca_pem: None,
+            native_roots: false,
+            dispatch: DispatchMode::Thread,
+            queue_capacity: 10_000,
+            token_provider: None,
+        }
+    }
+
+    pub fn access_token(mut self, token: impl Into<String>) -> Self {
+        self.access_token = Some(token.into());
+        self
+    }
+    pub fn param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push((key.into(), value.into()));
+        self
+    }
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((key.into(), value.into()));
+        self
+    }
+    pub fn vsn(mut self, vsn: Vsn) -> Self {
+        self.vsn = vsn;
+        self
+    }
+    pub fn heartbeat_interval(mut self, d: Duration) -> Self {
+        self.heartbeat_interval = d;
+        self
+    }
+    pub fn push_timeout(mut self, d: Duration) -> Self {
+        self.push_timeout = d;
+        self
+    }
+    pub fn reconnect_delays(mut self, d: Vec<Duration>) -> Self {
+        self.reconnect_delays = d;
+        self
+    }
+    pub fn reconnect_jitter(mut self, j: f64) -> Self {
+        self.reconnect_jitter = j;
+        self
+    }
+    pub fn rejoin_delays(mut self, d: Vec<Duration>) -> Self {
+        self.rejoin_delays = d;
+        self
+    }
+    pub fn custom_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.custom_ca_pem = Some(pem.into());
+        self
+    }
+    pub fn native_roots(mut self, on: bool) -> Self {
+        self.native_roots = on;
+        self
+    }
+    pub fn dispatch(mut self, mode: DispatchMode) -> Self {
+        self.dispatch = mode;
+        self
+    }
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n;
+        self
+    }
+    pub fn token_provider(mut self, p: impl TokenProvider + 'static) -> Self {
+        self.token_provider = Some(Arc::new(p));
+        self
+    }
+}
+
+/// Options for one channel, sent in its join `config`.
+///
+/// ```
+/// use supa_realtime::ChannelOptions;
+/// let opts = ChannelOptions::default().broadcast_self(true).presence_key("alice");
+/// assert!(opts.broadcast_self);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelOptions {
+    /// Receive your own broadcasts.
+    pub broadcast_self: bool,
+    /// Ask the server to ack each broadcast: `send_broadcast` then resolves on the ack.
+    pub broadcast_ack: bool,
+    /// Presence key; empty means the server picks one per join.
+    pub presence_key: String,
+    /// Presence on at join; also switched on by registering a presence listener.
+    pub presence_enabled: bool,
+    /// Private channel (RLS on `realtime.messages`).
+    pub private: bool,
+    /// With postgres bindings, report SUBSCRIBED only after the server's
+    /// `Subscribed to PostgreSQL` message (on by default); off = realtime-js' plain behaviour.
+    pub wait_for_postgres_ready: bool,
+    /// How long to wait for that message before reporting TIMED_OUT.
+    pub postgres_ready_timeout: std::time::Duration,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        ChannelOptions {
+            broadcast_self: false,
+            broadcast_ack: false,
+            presence_key: String::new(),
+            presence_enabled: false,
+            private: false,
+            wait_for_postgres_ready: true,
+            postgres_ready_timeout: std::time::Duration::from_secs(20),
+        }
+    }
+}
+
+impl ChannelOptions {
+    pub fn broadcast_self(mut self, on: bool) -> Self {
+        self.broadcast_self = on;
+        self
+    }
+    pub fn broadcast_ack(mut self, on: bool) -> Self {
+        self.broadcast_ack = on;
+        self
+    }
+    pub fn presence_key(mut self, key: impl Into<String>) -> Self {
+        self.presence_key = key.into();
+        self
+    }
+    pub fn presence_enabled(mut self, on: bool) -> Self {
+        self.presence_enabled = on;
+        self
+    }
+    pub fn private(mut self, on: bool) -> Self {
+        self.private = on;
+        self
+    }
+    pub fn wait_for_postgres_ready(mut self, on: bool) -> Self {
+        self.wait_for_postgres_ready = on;
+        self
+    }
+    pub fn postgres_ready_timeout(mut self, d: std::time::Duration) -> Self {
+        self.postgres_ready_timeout = d;
+        self
+    }
+}
