@@ -1,0 +1,114 @@
+//! Helpers for the client integration tests: an in-process server and an event recorder
+//! that waits on events with deadlines (never sleeps).
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use serde_json::{json, Value};
+use supa_realtime::{ClientOptions, Event, RealtimeClient, SubscribeStatus};
+use supa_realtime_server::{Config, Server};
+
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+pub fn server() -> Server {
+    Server::start(Config::default()).expect("server starts")
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub fn user_token(server: &Server, role: &str, exp_in: i64) -> String {
+    server.sign_token(&json!({"role": role, "sub": "u1", "exp": now() + exp_in}))
+}
+
+/// Options for `server` with fast timers so failures show quickly.
+pub fn options(server: &Server) -> ClientOptions {
+    ClientOptions::new(server.realtime_url(), server.anon_key())
+        .reconnect_delays(vec![Duration::from_millis(100), Duration::from_millis(200)])
+        .rejoin_delays(vec![Duration::from_millis(100), Duration::from_millis(200)])
+        .push_timeout(Duration::from_secs(5))
+}
+
+pub fn client(server: &Server) -> RealtimeClient {
+    RealtimeClient::new(options(server)).expect("client")
+}
+
+/// Records every event it is given; tests wait on it with a deadline.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    inner: Arc<(Mutex<Vec<Event>>, Condvar)>,
+}
+
+impl Recorder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A callback that records into this recorder.
+    pub fn sink(&self) -> impl Fn(&Event) + Send + Sync + 'static {
+        let r = self.clone();
+        move |e: &Event| r.push(e.clone())
+    }
+
+    pub fn push(&self, e: Event) {
+        self.inner.0.lock().push(e);
+        self.inner.1.notify_all();
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.inner.0.lock().clone()
+    }
+
+    /// Waits until an event recorded at or after index `from` matches; returns it and its index.
+    pub fn wait_from(
+        &self,
+        from: usize,
+        what: &str,
+        pred: impl Fn(&Event) -> bool,
+    ) -> (usize, Event) {
+        let deadline = Instant::now() + DEADLINE;
+        let mut events = self.inner.0.lock();
+        loop {
+            if let Some(i) = (from..events.len()).find(|i| pred(&events[*i])) {
+                return (i, events[i].clone());
+            }
+            if self.inner.1.wait_until(&mut events, deadline).timed_out() {
+                panic!(
+                    "timed out waiting for {what}; events so far: {:#?}",
+                    *events
+                );
+            }
+        }
+    }
+
+    pub fn wait(&self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        self.wait_from(0, what, pred).1
+    }
+
+    pub fn wait_status(&self, topic: &str, status: SubscribeStatus) -> Event {
+        self.wait(&format!("{topic} {}", status.as_str()), |e| {
+            matches!(e, Event::ChannelStatus { topic: t, status: s, .. } if t == topic && *s == status)
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.0.lock().len()
+    }
+}
+
+pub fn broadcast_json(e: &Event, event: &str) -> Option<Value> {
+    match e {
+        Event::Broadcast(b) if b.event == event => match &b.payload {
+            supa_realtime::Payload::Json(v) => Some(v.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
