@@ -246,7 +246,8 @@ fn unsubscribe_stops_delivery() {
     chb.send_broadcast_blocking("two", json!({}).into(), DEADLINE)
         .unwrap();
     rb.wait("b sees two", |e| broadcast_json(e, "two").is_some());
-    // The closed status was delivered; nothing after it (listeners are removed too).
+    // The closed status is delivered; nothing after it (listeners are removed too).
+    ra.wait_status("realtime:u", SubscribeStatus::Closed);
     let events = ra.events();
     let closed = events.iter().position(|e| {
         matches!(
