@@ -633,3 +633,98 @@ async fn private_channel_policies_and_database_broadcasts() {
     assert_eq!(got[1].payload["record"], json!({"id": 5, "v": "five"}));
     assert_eq!(got[1].payload["old_record"], Value::Null);
 }
+
+#[tokio::test]
+async fn select_lists_401_and_failing_policies() {
+    let (pg, _b) = connect().await;
+    let db = sql().await;
+    create(
+        &db,
+        "create table sel_t (id int primary key, a text, b text, c text);
+         create table nokey_priv_t (id int primary key, v text);
+         revoke select on nokey_priv_t from anon;
+         grant select (v) on nokey_priv_t to anon;
+         create table boom_t (id int primary key, v text);
+         alter table boom_t enable row level security;
+         create policy boom on boom_t for select to anon using (1 / (id - id) = 1)",
+        "sel_t, nokey_priv_t, boom_t",
+    )
+    .await;
+    let mut s = subscribed(
+        &pg,
+        vec![
+            (
+                1,
+                json!({"event":"INSERT","schema":"public","table":"sel_t","select":["b"]}),
+            ),
+            (
+                2,
+                json!({"event":"INSERT","schema":"public","table":"nokey_priv_t"}),
+            ),
+            (
+                3,
+                json!({"event":"INSERT","schema":"public","table":"boom_t"}),
+            ),
+        ],
+        anon(),
+    )
+    .await;
+    db.batch_execute(
+        "insert into sel_t values (1, 'a', 'b', 'c'); insert into nokey_priv_t values (1, 'v');
+         insert into boom_t values (1, 'secret')",
+    )
+    .await
+    .unwrap();
+    let c = s.change().await;
+    assert_eq!(c["data"]["record"], json!({"id": 1, "b": "b"}));
+    let names: Vec<&str> = c["data"]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["id", "b"]);
+    let c = s.change().await;
+    assert_eq!(c["ids"], json!([2]));
+    assert_eq!(c["data"]["errors"], json!(["Error 401: Unauthorized"]));
+    assert_eq!(c["data"]["record"], json!({}));
+    let c = s.change().await;
+    assert_eq!(c["ids"], json!([3]));
+    assert_eq!(
+        c["data"]["errors"],
+        json!(["Error 500: Internal Server Error, RLS policy evaluation failed"])
+    );
+    assert!(!c.to_string().contains("secret"));
+}
+
+#[tokio::test]
+async fn dropping_the_handle_unsubscribes_and_new_claims_apply() {
+    let (pg, _b) = connect().await;
+    let db = sql().await;
+    create(
+        &db,
+        "create table refresh_t (id int primary key, owner text);
+         alter table refresh_t enable row level security;
+         create policy mine on refresh_t for select to authenticated using (owner = auth.jwt() ->> 'sub')",
+        "refresh_t",
+    )
+    .await;
+    let binding = || {
+        vec![(
+            9,
+            json!({"event":"INSERT","schema":"public","table":"refresh_t"}),
+        )]
+    };
+    let mut first = subscribed(&pg, binding(), json!({"role":"authenticated","sub":"u1"})).await;
+    db.batch_execute("insert into refresh_t values (1, 'u1'), (2, 'u2')")
+        .await
+        .unwrap();
+    assert_eq!(first.change().await["data"]["record"]["id"], 1);
+    // A token refresh: the channel drops its subscription and subscribes with the new claims.
+    drop(first);
+    let mut second = subscribed(&pg, binding(), json!({"role":"authenticated","sub":"u2"})).await;
+    db.batch_execute("insert into refresh_t values (3, 'u1'), (4, 'u2')")
+        .await
+        .unwrap();
+    assert_eq!(second.change().await["data"]["record"]["id"], 4);
+}

@@ -135,7 +135,7 @@ impl Poller {
         }
         let subs = registry.snapshot();
         if !changes.is_empty() && !subs.is_empty() {
-            self.fan_out(&changes, &subs).await?;
+            self.fan_out(&changes, &subs).await;
         }
         Ok(count)
     }
@@ -174,11 +174,7 @@ impl Poller {
     }
 
     /// Decides, for every change and channel, which bindings match and what they see.
-    async fn fan_out(
-        &mut self,
-        changes: &[WalChange],
-        subs: &[Arc<Subscription>],
-    ) -> Result<(), String> {
+    async fn fan_out(&mut self, changes: &[WalChange], subs: &[Arc<Subscription>]) {
         // Candidates: (change, sub, binding) matching table and action.
         let mut candidates: Vec<Vec<(usize, usize)>> = vec![vec![]; changes.len()];
         for (ci, ch) in changes.iter().enumerate() {
@@ -192,14 +188,17 @@ impl Poller {
             }
         }
         if candidates.iter().all(Vec::is_empty) {
-            return Ok(());
+            return;
         }
         let oids: Vec<u32> = changes
             .iter()
             .flat_map(|c| c.columns.iter().chain(&c.identity))
             .map(|c| c.type_oid)
             .collect();
-        self.types.load(&self.client, oids).await?;
+        if let Err(e) = self.types.load(&self.client, oids).await {
+            // Values of unknown types are then sent as null rather than losing the batch.
+            eprintln!("supa-realtime-server: postgres changes: loading types failed: {e}");
+        }
 
         let mut by_table: HashMap<(String, String), Vec<usize>> = HashMap::new();
         for (ci, ch) in changes.iter().enumerate() {
@@ -257,10 +256,21 @@ impl Poller {
                 .flat_map(|&ci| candidates[ci].iter())
                 .map(|&(si, _)| subs[si].role.as_str())
                 .collect();
-            metas.insert(
-                key.clone(),
-                TableMeta::load(&self.client, key, roles).await?,
-            );
+            match TableMeta::load(&self.client, key, roles).await {
+                Ok(meta) => {
+                    metas.insert(key.clone(), meta);
+                }
+                // E.g. the table was dropped meanwhile: its changes are skipped, others go on.
+                Err(e) => eprintln!(
+                    "supa-realtime-server: postgres changes: skipping changes of {}.{}: {e}",
+                    key.0, key.1
+                ),
+            }
+        }
+        for (ci, ch) in changes.iter().enumerate() {
+            if !metas.contains_key(&(ch.schema.clone(), ch.table.clone())) {
+                candidates[ci].clear();
+            }
         }
 
         let filtered: Vec<Vec<(usize, usize)>> = candidates
@@ -288,8 +298,8 @@ impl Poller {
             })
             .collect();
 
-        let visible = self.rls(changes, subs, &filtered, &metas).await;
-        let converted = self.convert(changes, &filtered).await?;
+        let access = self.rls(changes, subs, &filtered, &metas).await;
+        let converted = self.convert(changes, &filtered).await;
 
         // Build and send, change by change, in commit order.
         for (ci, ch) in changes.iter().enumerate() {
@@ -297,14 +307,28 @@ impl Poller {
             let meta = &metas.get(&key);
             let Some(meta) = meta else { continue };
             let mut per_sub: Vec<(usize, Vec<usize>)> = vec![];
+            let mut failed: Vec<(usize, Vec<u32>)> = vec![];
             for &(si, bi) in &filtered[ci] {
-                if !visible.contains(&(ci, si)) {
+                if access.get(&(ci, si)) == Some(&Access::Failed) {
+                    match failed.iter_mut().find(|(s, _)| *s == si) {
+                        Some((_, ids)) => ids.push(subs[si].bindings[bi].id),
+                        None => failed.push((si, vec![subs[si].bindings[bi].id])),
+                    }
+                    continue;
+                }
+                if access.get(&(ci, si)) != Some(&Access::Visible) {
                     continue;
                 }
                 match per_sub.iter_mut().find(|(s, _)| *s == si) {
                     Some((_, bs)) => bs.push(bi),
                     None => per_sub.push((si, vec![bi])),
                 }
+            }
+            for (si, ids) in failed {
+                // The record is withheld: only what happened where.
+                let error = "Error 500: Internal Server Error, RLS policy evaluation failed";
+                let payload = json!({"ids": ids, "data": error_data(ch, error)});
+                let _ = subs[si].events.send(PgEvent::Change(Arc::new(payload)));
             }
             let mut cache: HashMap<(String, Option<Vec<String>>), Value> = HashMap::new();
             for (si, bis) in per_sub {
@@ -329,65 +353,67 @@ impl Poller {
                 }
             }
         }
-        Ok(())
     }
 
-    /// `(change, sub)` pairs allowed by RLS (everything on tables without RLS, and deletes).
+    /// What RLS decided for each `(change, sub)` pair that passed the filters; pairs not in
+    /// the map were denied. Tables without RLS, deletes and 400/401 errors are not checked.
     async fn rls(
         &mut self,
         changes: &[WalChange],
         subs: &[Arc<Subscription>],
         filtered: &[Vec<(usize, usize)>],
         metas: &HashMap<(String, String), TableMeta>,
-    ) -> HashSet<(usize, usize)> {
-        let mut visible = HashSet::new();
-        // (table, role, claims) → changes to check.
-        let mut checks: HashMap<(String, String, String, String), Vec<usize>> = HashMap::new();
+    ) -> HashMap<(usize, usize), Access> {
+        let mut access = HashMap::new();
+        // (table, role, claims) → (changes to check, pairs waiting for the answer).
+        type Group = (Vec<usize>, Vec<(usize, usize)>);
+        let mut checks: HashMap<(String, String, String, String), Group> = HashMap::new();
         for (ci, cands) in filtered.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
             let ch = &changes[ci];
-            let key = (ch.schema.clone(), ch.table.clone());
-            let meta = &metas[&key];
+            let meta = &metas[&(ch.schema.clone(), ch.table.clone())];
             for &(si, _) in cands {
                 let sub = &subs[si];
                 let checked = meta.rls
                     && ch.action != Action::Delete
                     && pk_error(ch, meta, &sub.role).is_none();
                 if !checked {
-                    visible.insert((ci, si));
-                } else {
-                    let k = (
-                        ch.schema.clone(),
-                        ch.table.clone(),
-                        sub.role.clone(),
-                        sub.claims.clone(),
-                    );
-                    let list = checks.entry(k).or_default();
-                    if list.last() != Some(&ci) {
-                        list.push(ci);
-                    }
+                    access.insert((ci, si), Access::Visible);
+                    continue;
                 }
+                let k = (
+                    ch.schema.clone(),
+                    ch.table.clone(),
+                    sub.role.clone(),
+                    sub.claims.clone(),
+                );
+                let (cis, pairs) = checks.entry(k).or_default();
+                if cis.last() != Some(&ci) {
+                    cis.push(ci);
+                }
+                pairs.push((ci, si));
             }
         }
-        for ((schema, table, role, claims), cis) in checks {
-            match self.visible_rows(&schema, &table, &role, &claims, changes, &cis).await {
+        for ((schema, table, role, claims), (cis, pairs)) in checks {
+            match self
+                .visible_rows(&schema, &table, &role, &claims, changes, &cis)
+                .await
+            {
                 Ok(ok) => {
-                    for (ci, si) in filtered
-                        .iter()
-                        .enumerate()
-                        .flat_map(|(ci, c)| c.iter().map(move |&(si, _)| (ci, si)))
-                    {
-                        let sub = &subs[si];
-                        if ok.contains(&ci) && sub.role == role && sub.claims == claims {
-                            visible.insert((ci, si));
-                        }
+                    for pair in pairs.into_iter().filter(|(ci, _)| ok.contains(ci)) {
+                        access.insert(pair, Access::Visible);
                     }
                 }
-                Err(e) => eprintln!(
-                    "supa-realtime-server: postgres changes: RLS check on {schema}.{table} for role {role} failed: {e}"
-                ),
+                Err(e) => {
+                    eprintln!(
+                        "supa-realtime-server: postgres changes: RLS check on {schema}.{table} for role {role} failed: {e}"
+                    );
+                    for pair in pairs {
+                        access.insert(pair, Access::Failed);
+                    }
+                }
             }
         }
-        visible
+        access
     }
 
     /// Runs the subscriber's SELECT on the rows' primary keys as its role and claims.
@@ -459,7 +485,7 @@ impl Poller {
         &mut self,
         changes: &[WalChange],
         filtered: &[Vec<(usize, usize)>],
-    ) -> Result<Vec<[Vec<Value>; 2]>, String> {
+    ) -> Vec<[Vec<Value>; 2]> {
         let mut out: Vec<[Vec<Value>; 2]> = Vec::with_capacity(changes.len());
         // type oid → (slots to fill, texts)
         let mut remote: HashMap<u32, RemoteValues> = HashMap::new();
@@ -487,12 +513,21 @@ impl Poller {
             let Some(info) = self.types.get(oid).cloned() else {
                 continue;
             };
-            let vals = values::convert_remote(&self.client, &info.sql, &texts).await?;
+            let vals = match values::convert_remote(&self.client, &info.sql, &texts).await {
+                Ok(vals) => vals,
+                Err(e) => {
+                    eprintln!(
+                        "supa-realtime-server: postgres changes: converting {} values failed: {e}",
+                        info.sql
+                    );
+                    continue;
+                }
+            };
             for ((ci, ti, k), v) in slots.into_iter().zip(vals) {
                 out[ci][ti][k] = v;
             }
         }
-        Ok(out)
+        out
     }
 }
 
@@ -574,6 +609,35 @@ fn pk_error(ch: &WalChange, meta: &TableMeta, role: &str) -> Option<&'static str
     None
 }
 
+/// Whether a subscriber may see a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Visible,
+    /// The policy raised an error: the subscriber gets an error 500 without the record.
+    Failed,
+}
+
+/// A `data` object that reports an error instead of the record.
+fn error_data(ch: &WalChange, error: &str) -> Value {
+    let mut data = Map::new();
+    data.insert("schema".into(), json!(ch.schema));
+    data.insert("table".into(), json!(ch.table));
+    data.insert("type".into(), json!(ch.action.name()));
+    data.insert(
+        "commit_timestamp".into(),
+        json!(commit_timestamp(&ch.timestamp)),
+    );
+    data.insert("columns".into(), json!([]));
+    if ch.action != Action::Delete {
+        data.insert("record".into(), json!({}));
+    }
+    if ch.action != Action::Insert {
+        data.insert("old_record".into(), json!({}));
+    }
+    data.insert("errors".into(), json!([error]));
+    Value::Object(data)
+}
+
 /// The `data` object of a change as one role (and column selection) sees it.
 fn build_data(
     ch: &WalChange,
@@ -591,13 +655,7 @@ fn build_data(
         json!(commit_timestamp(&ch.timestamp)),
     );
     if let Some(err) = pk_error(ch, meta, role) {
-        data.insert("columns".into(), json!([]));
-        data.insert("record".into(), json!({}));
-        if ch.action == Action::Update {
-            data.insert("old_record".into(), json!({}));
-        }
-        data.insert("errors".into(), json!([err]));
-        return Value::Object(data);
+        return error_data(ch, err);
     }
     let is_pk = |n: &str| ch.pk.iter().any(|p| p == n);
     let wanted = |n: &str| {
