@@ -651,3 +651,139 @@ fn bad_input_is_an_error_not_a_panic() {
         )
     });
 }
+
+#[test]
+fn token_provider_is_asked_before_connect_and_rejoin() {
+    let server = server();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let expired = user_token(&server, "authenticated", -60);
+    let valid = user_token(&server, "authenticated", 3600);
+    let c2 = calls.clone();
+    // First answer: an expired token (join refused); later answers: a valid one.
+    let c = RealtimeClient::new(options(&server).token_provider(move || {
+        let n = c2.fetch_add(1, Ordering::SeqCst);
+        Ok(Some(if n == 0 {
+            expired.clone()
+        } else {
+            valid.clone()
+        }))
+    }))
+    .unwrap();
+    let r = Recorder::new();
+    let ch = c.channel("provided", ChannelOptions::default());
+    ch.on_event(r.sink());
+    ch.subscribe().unwrap();
+    let (i, err) = r.wait_from(0, "refused first", |e| {
+        matches!(
+            e,
+            Event::ChannelStatus {
+                status: SubscribeStatus::ChannelError,
+                ..
+            }
+        )
+    });
+    // With a provider, an auth refusal is worth retrying with a fresh token.
+    assert!(
+        matches!(
+            err,
+            Event::ChannelStatus {
+                error_kind: Some(ErrorKind::Recoverable),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    r.wait_from(i, "subscribed with the fresh token", |e| {
+        matches!(
+            e,
+            Event::ChannelStatus {
+                status: SubscribeStatus::Subscribed,
+                ..
+            }
+        )
+    });
+    assert!(calls.load(Ordering::SeqCst) >= 2);
+}
+
+#[test]
+fn disconnect_then_connect_rejoins_channels() {
+    let server = server();
+    let c = client(&server);
+    let r = Recorder::new();
+    c.on_event(r.sink());
+    let ch = c.channel("again", ChannelOptions::default());
+    ch.subscribe_blocking(DEADLINE).unwrap();
+    let mark = r.len();
+    c.disconnect();
+    r.wait_from(mark, "disconnected", |e| {
+        matches!(
+            e,
+            Event::ConnectionStatus {
+                state: ConnectionState::Disconnected,
+                ..
+            }
+        )
+    });
+    assert_eq!(ch.state(), ChannelState::Errored);
+    c.connect_blocking(DEADLINE).unwrap();
+    let (i, _) = r.wait_from(mark, "rejoined", |e| {
+        matches!(
+            e,
+            Event::ChannelStatus {
+                status: SubscribeStatus::Subscribed,
+                ..
+            }
+        )
+    });
+    r.wait_from(
+        i,
+        "resumed",
+        |e| matches!(e, Event::Resumed { topic, .. } if topic == "realtime:again"),
+    );
+    assert_eq!(ch.state(), ChannelState::Joined);
+}
+
+#[test]
+fn an_unanswered_heartbeat_closes_and_reconnects() {
+    let server = server();
+    let proxy = support::Proxy::start(server.local_addr());
+    let url = format!("ws://127.0.0.1:{}/realtime/v1", proxy.port);
+    let c = RealtimeClient::new(
+        supa_realtime::ClientOptions::new(url, server.anon_key())
+            .heartbeat_interval(Duration::from_millis(200))
+            // A connect attempt made while the link is still black-holed gives up quickly.
+            .push_timeout(Duration::from_secs(2))
+            .reconnect_delays(vec![Duration::from_millis(100)])
+            .rejoin_delays(vec![Duration::from_millis(100)]),
+    )
+    .unwrap();
+    let r = Recorder::new();
+    c.on_event(r.sink());
+    let ch = c.channel("hb", ChannelOptions::default());
+    ch.subscribe_blocking(DEADLINE).unwrap();
+    let mark = r.len();
+    proxy.blackhole.store(true, Ordering::SeqCst);
+    r.wait_from(mark, "heartbeat timeout", |e| {
+        matches!(
+            e,
+            Event::Heartbeat {
+                status: HeartbeatStatus::Timeout,
+                ..
+            }
+        )
+    });
+    let (i, _) = r.wait_from(mark, "reconnecting", |e| {
+        matches!(e, Event::ConnectionStatus { reason: Some(reason), .. } if reason == "heartbeat timeout")
+    });
+    proxy.blackhole.store(false, Ordering::SeqCst);
+    let (j, _) = r.wait_from(i, "subscribed again", |e| {
+        matches!(
+            e,
+            Event::ChannelStatus {
+                status: SubscribeStatus::Subscribed,
+                ..
+            }
+        )
+    });
+    r.wait_from(j, "resumed", |e| matches!(e, Event::Resumed { .. }));
+}

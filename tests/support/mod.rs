@@ -112,3 +112,53 @@ pub fn broadcast_json(e: &Event, event: &str) -> Option<Value> {
         _ => None,
     }
 }
+
+/// A loopback TCP proxy that can black-hole traffic (keep both connections open but forward
+/// nothing), to make a link look alive while it is dead.
+pub struct Proxy {
+    pub port: u16,
+    pub blackhole: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(upstream: std::net::SocketAddr) -> Proxy {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let blackhole = Arc::new(AtomicBool::new(false));
+        let bh = blackhole.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { break };
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let bh = bh.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if bh.load(Ordering::SeqCst) {
+                                continue; // swallowed: the link is silently dead
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, blackhole }
+    }
+}
