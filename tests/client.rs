@@ -260,7 +260,8 @@ fn unsubscribe_stops_delivery() {
     });
     assert!(closed.is_some(), "{events:#?}");
     assert!(!events.iter().any(|e| broadcast_json(e, "two").is_some()));
-    // A fresh channel with the same name works again.
+    // Channels are single-use; a fresh channel with the same name works again.
+    assert!(matches!(cha.subscribe(), Err(Error::InvalidArgument(_))));
     let again = a.channel("u", ChannelOptions::default());
     again.subscribe_blocking(DEADLINE).expect("rejoined");
 }

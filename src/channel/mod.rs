@@ -207,14 +207,21 @@ impl RealtimeChannel {
 
     /// Joins the channel (connecting the client if needed). Statuses arrive as
     /// `Event::ChannelStatus`; await [`subscribed`](Self::subscribed) for the outcome.
-    /// Calling it again while subscribed does nothing.
+    /// Calling it again while subscribed does nothing. A channel is single-use: once it is
+    /// closed (unsubscribe, server close, terminal join error) its listeners are removed and
+    /// `subscribe` fails; `client.channel(name)` then returns a fresh channel.
     pub fn subscribe(&self) -> Result<(), Error> {
         let client = self.client()?;
         let (bindings, presence_enabled) = {
             let mut setup = self.shared.setup.lock();
-            let state = self.shared.state();
-            if setup.subscribed && state != ChannelState::Closed {
-                return Ok(());
+            if setup.subscribed {
+                // Single use, as a phoenix.js channel: once closed, make a new one.
+                return match self.shared.state() {
+                    ChannelState::Closed => Err(Error::InvalidArgument(
+                        "this channel was closed; get a new one with client.channel()".into(),
+                    )),
+                    _ => Ok(()),
+                };
             }
             setup.subscribed = true;
             (
