@@ -728,3 +728,60 @@ async fn dropping_the_handle_unsubscribes_and_new_claims_apply() {
         .unwrap();
     assert_eq!(second.change().await["data"]["record"]["id"], 4);
 }
+
+#[tokio::test]
+async fn odd_names_and_types_converted_by_postgres() {
+    let (pg, _b) = connect().await;
+    let db = sql().await;
+    db.batch_execute(
+        "drop schema if exists \"Odd.Schema\" cascade; create schema \"Odd.Schema\";
+         drop type if exists mood cascade; create type mood as enum ('happy', 'sad');
+         drop domain if exists positive cascade; create domain positive as int check (value > 0);
+         drop type if exists pair cascade; create type pair as (x int, label text);
+         create table \"Odd.Schema\".\"Odd, Table\" (id int primary key, m mood, p positive, c pair, big int8[], r int4range, f float8);
+         grant usage on schema \"Odd.Schema\" to anon; grant select on all tables in schema \"Odd.Schema\" to anon;
+         alter publication supabase_realtime add table \"Odd.Schema\".\"Odd, Table\";",
+    )
+    .await
+    .unwrap();
+    let mut s = subscribed(
+        &pg,
+        vec![(1, json!({"schema":"Odd.Schema","table":"Odd, Table"}))],
+        anon(),
+    )
+    .await;
+    db.batch_execute(
+        "insert into \"Odd.Schema\".\"Odd, Table\" values (1, 'sad', 5, row(1, 'one'), '{9007199254740993,null}', '[1,5)', 'Infinity')",
+    )
+    .await
+    .unwrap();
+    let c = s.change().await;
+    assert_eq!(c["data"]["schema"], "Odd.Schema");
+    assert_eq!(
+        c["data"]["record"],
+        json!({"id": 1, "m": "sad", "p": 5, "c": {"x": 1, "label": "one"}, "big": [9007199254740993u64, null],
+               "r": "[1,5)", "f": null})
+    );
+    // wal2json prints non-finite floats as null, so Supabase sends null too.
+}
+
+#[tokio::test]
+async fn a_subscriber_that_never_reads_does_not_hold_back_others() {
+    let (pg, _b) = connect().await;
+    let db = sql().await;
+    create(&db, "create table slow_t (id int primary key)", "slow_t").await;
+    let binding = || {
+        vec![(
+            1,
+            json!({"event":"INSERT","schema":"public","table":"slow_t"}),
+        )]
+    };
+    let _stalled = subscribed(&pg, binding(), anon()).await;
+    let mut reader = subscribed(&pg, binding(), anon()).await;
+    db.batch_execute("insert into slow_t select generate_series(1, 2000)")
+        .await
+        .unwrap();
+    for id in 1..=2000 {
+        assert_eq!(reader.change().await["data"]["record"]["id"], id);
+    }
+}
