@@ -788,3 +788,38 @@ fn an_unanswered_heartbeat_closes_and_reconnects() {
     });
     r.wait_from(j, "resumed", |e| matches!(e, Event::Resumed { .. }));
 }
+
+#[test]
+fn the_token_provider_is_polled_on_heartbeats_and_changes_are_pushed() {
+    let server = server();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let valid = user_token(&server, "authenticated", 3600);
+    let c2 = calls.clone();
+    let c = RealtimeClient::new(
+        options(&server)
+            .heartbeat_interval(Duration::from_millis(100))
+            .token_provider(move || {
+                // Valid at connect; later a token the server rejects, so the push is visible.
+                let n = c2.fetch_add(1, Ordering::SeqCst);
+                Ok(Some(if n == 0 {
+                    valid.clone()
+                } else {
+                    "garbage".to_owned()
+                }))
+            }),
+    )
+    .unwrap();
+    let r = Recorder::new();
+    let ch = c.channel("refresh", ChannelOptions::default());
+    ch.on_event(r.sink());
+    ch.subscribe_blocking(DEADLINE).unwrap();
+    let sys = r.wait(
+        "refreshed token refused",
+        |e| matches!(e, Event::System { payload, .. } if payload["status"] == "error"),
+    );
+    if let Event::System { payload, .. } = sys {
+        assert_eq!(payload["message"], "The token provided is not a valid JWT");
+    }
+    r.wait_status("realtime:refresh", SubscribeStatus::Closed);
+    assert!(calls.load(Ordering::SeqCst) >= 2);
+}

@@ -500,7 +500,7 @@ impl Task {
         for id in removed {
             self.remove_channel(id);
         }
-        self.start_token_fetch_if_needed();
+        self.start_token_fetch(false);
     }
 
     fn on_binary(&mut self, frame: BinaryFrame) {
@@ -598,6 +598,7 @@ impl Task {
                             rtt: None,
                         },
                     );
+                    self.start_token_fetch(true);
                 }
             }
             _ => {}
@@ -614,12 +615,14 @@ impl Task {
         for id in removed {
             self.remove_channel(id);
         }
-        self.start_token_fetch_if_needed();
+        self.start_token_fetch(false);
     }
 
-    /// Channels whose rejoin is due wait for one provider call, then all rejoin.
-    fn start_token_fetch_if_needed(&mut self) {
-        if self.token_fetching || !self.channels.values().any(|m| m.needs_token) {
+    /// Channels whose rejoin is due wait for one provider call, then all rejoin. `refresh`
+    /// asks anyway (on each heartbeat, as realtime-js): a changed token is pushed to joined
+    /// channels as `access_token`.
+    fn start_token_fetch(&mut self, refresh: bool) {
+        if self.token_fetching || !(refresh || self.channels.values().any(|m| m.needs_token)) {
             return;
         }
         let Some(provider) = self.ctx.opts.token_provider.clone() else {
