@@ -804,7 +804,7 @@ fn the_token_provider_is_polled_on_heartbeats_and_changes_are_pushed() {
                 Ok(Some(if n == 0 {
                     valid.clone()
                 } else {
-                    "garbage".to_owned()
+                    format!("garbage-{n}")
                 }))
             }),
     )
