@@ -823,3 +823,42 @@ fn the_token_provider_is_polled_on_heartbeats_and_changes_are_pushed() {
     r.wait_status("realtime:refresh", SubscribeStatus::Closed);
     assert!(calls.load(Ordering::SeqCst) >= 2);
 }
+
+#[test]
+fn an_unanswered_join_times_out_then_rejoins() {
+    let server = server();
+    let proxy = support::Proxy::start(server.local_addr());
+    let url = format!("ws://127.0.0.1:{}/realtime/v1", proxy.port);
+    let c = RealtimeClient::new(
+        supa_realtime::ClientOptions::new(url, server.anon_key())
+            .push_timeout(Duration::from_millis(300))
+            .rejoin_delays(vec![Duration::from_millis(100)]),
+    )
+    .unwrap();
+    c.connect_blocking(DEADLINE).unwrap();
+    let r = Recorder::new();
+    let ch = c.channel("slow", ChannelOptions::default());
+    ch.on_event(r.sink());
+    proxy.blackhole.store(true, Ordering::SeqCst);
+    ch.subscribe().unwrap();
+    let (i, _) = r.wait_from(0, "TIMED_OUT", |e| {
+        matches!(
+            e,
+            Event::ChannelStatus {
+                status: SubscribeStatus::TimedOut,
+                ..
+            }
+        )
+    });
+    proxy.blackhole.store(false, Ordering::SeqCst);
+    r.wait_from(i, "SUBSCRIBED after the timeout", |e| {
+        matches!(
+            e,
+            Event::ChannelStatus {
+                status: SubscribeStatus::Subscribed,
+                ..
+            }
+        )
+    });
+    assert_eq!(ch.state(), ChannelState::Joined);
+}
