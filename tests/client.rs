@@ -862,3 +862,24 @@ fn an_unanswered_join_times_out_then_rejoins() {
     });
     assert_eq!(ch.state(), ChannelState::Joined);
 }
+
+#[test]
+fn network_changed_probes_the_link_at_once() {
+    let server = server();
+    let c = client(&server); // default 25 s heartbeat: a heartbeat now can only be the probe
+    let r = Recorder::new();
+    c.on_event(r.sink());
+    c.connect_blocking(DEADLINE).unwrap();
+    c.network_changed();
+    r.wait("probe answered", |e| {
+        matches!(
+            e,
+            Event::Heartbeat {
+                status: HeartbeatStatus::Ok,
+                ..
+            }
+        )
+    });
+    c.app_foregrounded();
+    assert_eq!(c.connection_state(), ConnectionState::Connected);
+}
