@@ -127,7 +127,12 @@ pub(crate) async fn run(
                     Some(Ok(Message::Text(text))) => conn.on_text(text.as_str()).await,
                     Some(Ok(Message::Binary(bytes))) => conn.on_binary(&bytes).await,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Ok(Message::Close(_))) => {
+                        // Complete the closing handshake: the library queued the echo.
+                        let _ = tokio::time::timeout(write_timeout, ws.flush()).await;
+                        break None;
+                    }
+                    None => break None,
                     // Protocol errors, oversize frames, resets: the connection is over.
                     Some(Err(_)) => break None,
                 }
