@@ -35,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod capi;
 mod channel;
 mod client;
 mod dispatch;

@@ -1,0 +1,543 @@
+//! `supa_channel`: listeners, subscribe, broadcast, presence and postgres changes on one topic.
+
+use std::ffi::{c_char, c_void, CString};
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use super::callback::{supa_destroy_cb, supa_event_cb, Arming, UserData};
+use super::client::event_listener;
+use super::error::{fail, ok};
+use super::event::{deliver, Source};
+use super::{
+    boundary, bytes_arg, json_arg, ms, non_null, opt_str_arg, owned_c_string, result, str_arg,
+    supa_result, tri,
+};
+use crate::error::Error;
+use crate::event::{ChannelState, Payload};
+use crate::postgres::PostgresChangesFilter;
+use crate::{ListenerId, RealtimeChannel};
+
+/// A handle to one channel (topic `realtime:<name>`).
+///
+/// Thread-safety: every function may be called from any thread and from inside callbacks.
+/// Freeing the handle does not leave the channel (use `supa_channel_unsubscribe`).
+pub struct supa_channel {
+    inner: RealtimeChannel,
+    topic: CString,
+}
+
+impl supa_channel {
+    pub(crate) fn new(inner: RealtimeChannel) -> *mut supa_channel {
+        let topic = CString::new(inner.topic().replace('\0', "")).unwrap_or_default();
+        Box::into_raw(Box::new(supa_channel { inner, topic }))
+    }
+}
+
+/// A channel's state. Values are stable.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum supa_channel_state {
+    SUPA_CHANNEL_CLOSED = 0,
+    SUPA_CHANNEL_JOINING = 1,
+    SUPA_CHANNEL_JOINED = 2,
+    SUPA_CHANNEL_LEAVING = 3,
+    SUPA_CHANNEL_ERRORED = 4,
+}
+
+unsafe fn channel<'a>(p: *const supa_channel) -> Result<&'a supa_channel, supa_result> {
+    p.as_ref()
+        .ok_or_else(|| fail(supa_result::SUPA_NULL_ARGUMENT, "`channel` is NULL"))
+}
+
+/// Runs an async core operation without waiting for its outcome: it is polled once here, so
+/// argument and state errors (not subscribed, shut down) are returned at once, and the rest
+/// (waiting for the reply) continues on the library runtime.
+fn start(fut: impl Future<Output = Result<(), Error>> + Send + 'static) -> Result<(), Error> {
+    let mut fut = Box::pin(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(r) => r,
+        Poll::Pending => {
+            crate::runtime::handle().spawn(async move {
+                let _: Result<(), Error> = fut.await;
+            });
+            Ok(())
+        }
+    }
+}
+
+/// Frees the handle (NULL is a no-op). Does not leave the channel; callbacks keep running
+/// until it is unsubscribed or the client is freed. Safe inside a callback.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_free(channel: *mut supa_channel) {
+    boundary(|| {
+        if !channel.is_null() {
+            drop(Box::from_raw(channel));
+        }
+    })
+}
+
+/// The wire topic, `realtime:<name>`. Lifetime: as long as the handle. NULL for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_topic(channel: *const supa_channel) -> *const c_char {
+    boundary(|| match channel.as_ref() {
+        Some(c) => c.topic.as_ptr(),
+        None => std::ptr::null(),
+    })
+}
+
+/// The channel's state (a `supa_channel_state`); `SUPA_CHANNEL_CLOSED` for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_get_state(channel: *const supa_channel) -> u32 {
+    boundary(|| match channel.as_ref() {
+        None => supa_channel_state::SUPA_CHANNEL_CLOSED as u32,
+        Some(c) => {
+            (match c.inner.state() {
+                ChannelState::Closed => supa_channel_state::SUPA_CHANNEL_CLOSED,
+                ChannelState::Joining => supa_channel_state::SUPA_CHANNEL_JOINING,
+                ChannelState::Joined => supa_channel_state::SUPA_CHANNEL_JOINED,
+                ChannelState::Leaving => supa_channel_state::SUPA_CHANNEL_LEAVING,
+                ChannelState::Errored => supa_channel_state::SUPA_CHANNEL_ERRORED,
+            }) as u32
+        }
+    })
+}
+
+/// Finishes a registration: a listener id of 0 means the client is gone.
+unsafe fn registered(
+    id: Result<ListenerId, Error>,
+    arming: Arming,
+    userdata: *mut c_void,
+    destroy: supa_destroy_cb,
+    out: *mut u64,
+) -> supa_result {
+    let id = match id {
+        Ok(ListenerId(0)) => Err(Error::Shutdown),
+        other => other,
+    };
+    match id {
+        Ok(id) => {
+            arming.armed(userdata, destroy);
+            if !out.is_null() {
+                *out = id.0;
+            }
+            ok()
+        }
+        Err(e) => {
+            arming.cancelled();
+            result(Err(e))
+        }
+    }
+}
+
+macro_rules! callback_arg {
+    ($cb:ident) => {
+        match $cb {
+            Some(cb) => cb,
+            None => return fail(supa_result::SUPA_NULL_ARGUMENT, "`cb` is NULL"),
+        }
+    };
+}
+
+/// Registers `cb` for every event of this channel (statuses, broadcasts, presence, changes,
+/// system messages, resumed) and for lagged events.
+///
+/// `*listener_id` (may be NULL) receives an id for `supa_client_remove_listener`.
+/// Callback context: see `supa_event_cb`. Ownership: `destroy` (may be NULL) runs exactly once
+/// after the last callback: after removal, once the channel is closed (its final CLOSED status
+/// delivered), or when the client shuts down. On failure neither is ever called.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_on_event(
+    channel: *const supa_channel,
+    cb: supa_event_cb,
+    userdata: *mut c_void,
+    destroy: supa_destroy_cb,
+    listener_id: *mut u64,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let cb = callback_arg!(cb);
+        let (ud, arming) = UserData::pending(userdata, destroy);
+        let id = ch.inner.on_event(event_listener(cb, ud));
+        registered(Ok(id), arming, userdata, destroy, listener_id)
+    })
+}
+
+/// Registers `cb` for broadcasts whose event equals `event` (ASCII case-insensitive), or all
+/// broadcasts with `"*"`. Kind `SUPA_EVENT_BROADCAST`. Rules as `supa_channel_on_event`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_on_broadcast(
+    channel: *const supa_channel,
+    event: *const c_char,
+    cb: supa_event_cb,
+    userdata: *mut c_void,
+    destroy: supa_destroy_cb,
+    listener_id: *mut u64,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let event = tri!(str_arg(event, "event"));
+        let cb = callback_arg!(cb);
+        let (ud, arming) = UserData::pending(userdata, destroy);
+        let id = ch
+            .inner
+            .on_broadcast(event, move |b| deliver(cb, ud.ptr(), Source::Broadcast(b)));
+        registered(Ok(id), arming, userdata, destroy, listener_id)
+    })
+}
+
+/// Registers `cb` for presence sync, join and leave events (kinds `SUPA_EVENT_PRESENCE_*`) and
+/// turns presence on in the join. Register before `supa_channel_subscribe`. Rules as
+/// `supa_channel_on_event`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_on_presence(
+    channel: *const supa_channel,
+    cb: supa_event_cb,
+    userdata: *mut c_void,
+    destroy: supa_destroy_cb,
+    listener_id: *mut u64,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let cb = callback_arg!(cb);
+        let (ud, arming) = UserData::pending(userdata, destroy);
+        let id = ch
+            .inner
+            .on_presence(move |p| deliver(cb, ud.ptr(), Source::Presence(p)));
+        registered(Ok(id), arming, userdata, destroy, listener_id)
+    })
+}
+
+/// Registers `cb` for the channel's `system` messages (kind `SUPA_EVENT_SYSTEM`, e.g.
+/// `Subscribed to PostgreSQL`). Rules as `supa_channel_on_event`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_on_system(
+    channel: *const supa_channel,
+    cb: supa_event_cb,
+    userdata: *mut c_void,
+    destroy: supa_destroy_cb,
+    listener_id: *mut u64,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let cb = callback_arg!(cb);
+        let (ud, arming) = UserData::pending(userdata, destroy);
+        let topic = ch.inner.topic().to_owned();
+        let id = ch
+            .inner
+            .on_system(move |v| deliver(cb, ud.ptr(), Source::System(topic.as_str(), v)));
+        registered(Ok(id), arming, userdata, destroy, listener_id)
+    })
+}
+
+/// Adds a postgres-changes binding and its callback (kind `SUPA_EVENT_POSTGRES_CHANGE`).
+///
+/// `event` is `"*"`, `"INSERT"`, `"UPDATE"` or `"DELETE"`; `schema` e.g. `"public"`; `table`
+/// and `filter` (PostgREST style, `"room_id=eq.1"`, needs a table) may be NULL; `select`
+/// lists `select_count` column names (NULL with 0 for all columns).
+/// Must come before `supa_channel_subscribe` (`SUPA_INVALID_ARGUMENT` after). Rules as
+/// `supa_channel_on_event`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_on_postgres_changes(
+    channel: *const supa_channel,
+    event: *const c_char,
+    schema: *const c_char,
+    table: *const c_char,
+    filter: *const c_char,
+    select: *const *const c_char,
+    select_count: usize,
+    cb: supa_event_cb,
+    userdata: *mut c_void,
+    destroy: supa_destroy_cb,
+    listener_id: *mut u64,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let mut f = PostgresChangesFilter::new(
+            tri!(str_arg(event, "event")),
+            tri!(str_arg(schema, "schema")),
+        );
+        if let Some(t) = tri!(opt_str_arg(table, "table")) {
+            f = f.table(t);
+        }
+        if let Some(x) = tri!(opt_str_arg(filter, "filter")) {
+            f = f.filter(x);
+        }
+        if select_count > 0 {
+            non_null!(select);
+            let mut cols = Vec::with_capacity(select_count);
+            for p in std::slice::from_raw_parts(select, select_count) {
+                cols.push(tri!(str_arg(*p, "select[i]")).to_owned());
+            }
+            f = f.select(cols);
+        }
+        let cb = callback_arg!(cb);
+        let (ud, arming) = UserData::pending(userdata, destroy);
+        let id = ch
+            .inner
+            .on_postgres_changes(f, move |c| deliver(cb, ud.ptr(), Source::Change(c)));
+        registered(id, arming, userdata, destroy, listener_id)
+    })
+}
+
+/// Joins the channel (connecting the client if needed) and returns at once. Statuses arrive as
+/// `SUPA_EVENT_CHANNEL_STATUS` events. A channel is single-use: once closed, subscribing again
+/// gives `SUPA_INVALID_ARGUMENT`; get a fresh handle with `supa_client_channel`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_subscribe(channel: *const supa_channel) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        result(ch.inner.subscribe())
+    })
+}
+
+/// Joins and waits up to `timeout_ms` for SUBSCRIBED.
+///
+/// Blocking: `SUPA_WOULD_DEADLOCK` inside a callback. Errors: `SUPA_CHANNEL_ERROR` with the
+/// server's reason (a terminal refusal, or CLOSED), `SUPA_TIMEOUT` (the client keeps retrying).
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_subscribe_blocking(
+    channel: *const supa_channel,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        if crate::dispatch::on_dispatcher_thread() {
+            return result(Err(Error::WouldDeadlock));
+        }
+        result(ch.inner.subscribe_blocking(ms(timeout_ms)))
+    })
+}
+
+unsafe fn json_payload(json: *const c_char) -> Result<Payload, supa_result> {
+    json_arg(json, "json").map(Payload::Json)
+}
+
+unsafe fn binary_payload(data: *const u8, len: usize) -> Result<Payload, supa_result> {
+    bytes_arg(data, len, "data").map(|b| Payload::Binary(b.to_vec()))
+}
+
+/// Sends a broadcast with a JSON payload (`json`: NUL-terminated JSON text) without waiting.
+/// Before the join completes it waits in the channel's buffer. Errors known at once (invalid
+/// JSON, not subscribed, shut down) are returned; later ones are dropped.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_send_broadcast_json(
+    channel: *const supa_channel,
+    event: *const c_char,
+    json: *const c_char,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let event = tri!(str_arg(event, "event"));
+        let payload = tri!(json_payload(json));
+        result(ch.inner.send_broadcast_nowait(event, payload))
+    })
+}
+
+/// Sends a broadcast with a binary payload (`len` bytes, copied; vsn 2.0.0 only) without
+/// waiting. As `supa_channel_send_broadcast_json`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_send_broadcast_binary(
+    channel: *const supa_channel,
+    event: *const c_char,
+    data: *const u8,
+    len: usize,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let event = tri!(str_arg(event, "event"));
+        let payload = tri!(binary_payload(data, len));
+        result(ch.inner.send_broadcast_nowait(event, payload))
+    })
+}
+
+/// Sends a JSON broadcast and waits up to `timeout_ms`: for the server's ack with
+/// `broadcast_ack`, else until written. Blocking: `SUPA_WOULD_DEADLOCK` inside a callback.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_send_broadcast_json_blocking(
+    channel: *const supa_channel,
+    event: *const c_char,
+    json: *const c_char,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let event = tri!(str_arg(event, "event"));
+        let payload = tri!(json_payload(json));
+        result(
+            ch.inner
+                .send_broadcast_blocking(event, payload, ms(timeout_ms)),
+        )
+    })
+}
+
+/// The binary form of `supa_channel_send_broadcast_json_blocking`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_send_broadcast_binary_blocking(
+    channel: *const supa_channel,
+    event: *const c_char,
+    data: *const u8,
+    len: usize,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let event = tri!(str_arg(event, "event"));
+        let payload = tri!(binary_payload(data, len));
+        result(
+            ch.inner
+                .send_broadcast_blocking(event, payload, ms(timeout_ms)),
+        )
+    })
+}
+
+/// Broadcasts over REST (`POST .../api/broadcast`), without joining, with a JSON payload;
+/// waits up to `timeout_ms` for the HTTP status. `SUPA_HTTP` (status and body in the message)
+/// for a refusal. Blocking: `SUPA_WOULD_DEADLOCK` inside a callback (use the non-blocking
+/// `supa_channel_http_send_json` there).
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_http_send_json_blocking(
+    channel: *const supa_channel,
+    event: *const c_char,
+    json: *const c_char,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let event = tri!(str_arg(event, "event"));
+        let payload = tri!(json_payload(json));
+        result(ch.inner.http_send_blocking(event, payload, ms(timeout_ms)))
+    })
+}
+
+/// The binary form of `supa_channel_http_send_json_blocking`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_http_send_binary_blocking(
+    channel: *const supa_channel,
+    event: *const c_char,
+    data: *const u8,
+    len: usize,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let event = tri!(str_arg(event, "event"));
+        let payload = tri!(binary_payload(data, len));
+        result(ch.inner.http_send_blocking(event, payload, ms(timeout_ms)))
+    })
+}
+
+/// REST broadcast without waiting for the HTTP status (its outcome is not reported).
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_http_send_json(
+    channel: *const supa_channel,
+    event: *const c_char,
+    json: *const c_char,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let event = tri!(str_arg(event, "event")).to_owned();
+        let payload = tri!(json_payload(json));
+        let c = ch.inner.clone();
+        result(start(async move { c.http_send(&event, payload).await }))
+    })
+}
+
+/// Tracks this client's presence with `meta_json` (a JSON object) without waiting for the
+/// reply. Errors known at once (not an object, not subscribed) are returned.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_track(
+    channel: *const supa_channel,
+    meta_json: *const c_char,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let meta = tri!(json_arg(meta_json, "meta_json"));
+        let c = ch.inner.clone();
+        result(start(async move { c.track(meta).await }))
+    })
+}
+
+/// Tracks and waits up to `timeout_ms` for the reply. Blocking: `SUPA_WOULD_DEADLOCK` inside a
+/// callback.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_track_blocking(
+    channel: *const supa_channel,
+    meta_json: *const c_char,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let meta = tri!(json_arg(meta_json, "meta_json"));
+        result(ch.inner.track_blocking(meta, ms(timeout_ms)))
+    })
+}
+
+/// Stops tracking without waiting for the reply.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_untrack(channel: *const supa_channel) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        let c = ch.inner.clone();
+        result(start(async move { c.untrack().await }))
+    })
+}
+
+/// Stops tracking and waits up to `timeout_ms` for the reply. Blocking: `SUPA_WOULD_DEADLOCK`
+/// inside a callback.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_untrack_blocking(
+    channel: *const supa_channel,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        result(ch.inner.untrack_blocking(ms(timeout_ms)))
+    })
+}
+
+/// The presence state as a JSON object, key → array of metas (each with `presence_ref`), as
+/// realtime-js' `presenceState()`.
+///
+/// Ownership: on success `*json` is a NUL-terminated string the caller frees with
+/// `supa_string_free`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_presence_state_json(
+    channel: *const supa_channel,
+    json: *mut *mut c_char,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        non_null!(json);
+        let map: serde_json::Map<String, serde_json::Value> = ch
+            .inner
+            .presence_state()
+            .into_iter()
+            .map(|(k, metas)| (k, serde_json::Value::Array(metas)))
+            .collect();
+        *json = owned_c_string(serde_json::Value::Object(map).to_string());
+        ok()
+    })
+}
+
+/// Leaves the channel without waiting. The final `SUPA_STATUS_CLOSED` status is delivered, then
+/// the channel's registrations are removed (their destructors run). Safe inside a callback.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_unsubscribe(channel: *const supa_channel) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        result(ch.inner.unsubscribe_nowait())
+    })
+}
+
+/// Leaves and waits up to `timeout_ms` for the server's confirmation. Blocking:
+/// `SUPA_WOULD_DEADLOCK` inside a callback.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_unsubscribe_blocking(
+    channel: *const supa_channel,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        result(ch.inner.unsubscribe_blocking(ms(timeout_ms)))
+    })
+}

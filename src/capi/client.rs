@@ -1,0 +1,397 @@
+//! `supa_client`: one WebSocket, its dispatch queue, and the channels on it.
+
+use std::ffi::{c_char, c_void};
+
+use super::callback::{supa_destroy_cb, supa_event_cb, supa_wakeup_cb, UserData};
+use super::channel::supa_channel;
+use super::error::{fail, from_error, ok};
+use super::event::{connection_state, deliver, Source};
+use super::options::{supa_channel_options, supa_options};
+use super::{
+    boundary, ms, non_null, opt_str_arg, owned_c_string, result, str_arg, supa_result, tri,
+};
+use crate::event::{ChannelState, ConnectionState, Event};
+use crate::options::{ChannelOptions, DispatchMode};
+use crate::RealtimeClient;
+
+/// A client: one connection to a Realtime server and any number of channels.
+///
+/// Thread-safety: every function may be called from any thread, concurrently, and from inside
+/// callbacks. Callbacks of one client run one at a time, in event order.
+pub struct supa_client {
+    pub(crate) inner: RealtimeClient,
+    mode: DispatchMode,
+}
+
+/// Counters of a client, from `supa_client_metrics`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct supa_metrics {
+    /// Successful socket opens, the first included.
+    pub connects: u64,
+    /// Opens after the first.
+    pub reconnects: u64,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    /// The last heartbeat round trip in microseconds; 0 before the first reply.
+    pub heartbeat_rtt_us: u64,
+    /// Events waiting on the dispatch queue.
+    pub queue_depth: u64,
+    /// Data events dropped because the queue was full.
+    pub dropped_events: u64,
+}
+
+pub(crate) unsafe fn client<'a>(p: *const supa_client) -> Result<&'a supa_client, supa_result> {
+    p.as_ref()
+        .ok_or_else(|| fail(supa_result::SUPA_NULL_ARGUMENT, "`client` is NULL"))
+}
+
+/// Wraps a C event callback as a core listener that owns `userdata`.
+pub(crate) fn event_listener(
+    cb: unsafe extern "C" fn(*mut c_void, *const supa_event),
+    userdata: UserData,
+) -> impl Fn(&Event) + Send + Sync + 'static {
+    move |e: &Event| deliver(cb, userdata.ptr(), Source::Event(e))
+}
+
+use super::event::supa_event;
+
+/// Creates a client from `options` (copied; free them whenever you like). Does not connect:
+/// call `supa_client_connect`, or subscribe a channel (which connects).
+///
+/// Errors: `SUPA_INVALID_ARGUMENT` for a malformed URL or option, `SUPA_TLS` for an unusable
+/// custom CA. Ownership: on success `*out` is a new client the caller frees with
+/// `supa_client_free`. With `SUPA_DISPATCH_THREAD` this starts the client's dispatcher thread.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_new(
+    options: *const supa_options,
+    out: *mut *mut supa_client,
+) -> supa_result {
+    boundary(|| {
+        non_null!(options, out);
+        let opts = (*options).inner.clone();
+        let mode = opts.dispatch;
+        match RealtimeClient::new(opts) {
+            Ok(c) => {
+                *out = Box::into_raw(Box::new(supa_client { inner: c, mode }));
+                ok()
+            }
+            Err(e) => from_error(&e),
+        }
+    })
+}
+
+/// Frees the client: closes the socket and stops delivery for good. NULL is a no-op.
+///
+/// Safe inside a callback (the dispatcher thread detaches rather than joining itself). After
+/// it returns, callbacks may still run briefly (the final `SUPA_CONNECTION_SHUT_DOWN` status);
+/// each registration's destructor runs after its last callback. Channel handles stay valid
+/// until freed; their calls then return `SUPA_SHUTDOWN`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_free(client: *mut supa_client) {
+    boundary(|| {
+        if !client.is_null() {
+            let c = Box::from_raw(client);
+            c.inner.shutdown();
+            drop(c);
+        }
+    })
+}
+
+/// Starts connecting (and keeps reconnecting on the schedule until `supa_client_disconnect`).
+/// Returns at once; `SUPA_EVENT_CONNECTION_STATUS` events report progress.
+/// `SUPA_SHUTDOWN` after `supa_client_shutdown`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_connect(client: *const supa_client) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        if c.inner.connection_state() == ConnectionState::ShutDown {
+            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
+        }
+        c.inner.connect();
+        ok()
+    })
+}
+
+/// Connects and waits up to `timeout_ms` for the socket to open.
+///
+/// Blocking: returns `SUPA_WOULD_DEADLOCK` inside a callback. `SUPA_TIMEOUT` when not open in
+/// time (the client keeps trying), `SUPA_SHUTDOWN` after shutdown.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_connect_blocking(
+    client: *const supa_client,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        result(c.inner.connect_blocking(ms(timeout_ms)))
+    })
+}
+
+/// Closes the socket (code 1000) and stops reconnecting. Channels stay registered and rejoin
+/// on the next connect. Returns at once.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_disconnect(client: *const supa_client) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        c.inner.disconnect();
+        ok()
+    })
+}
+
+/// Closes everything for good without freeing the handle: later calls return `SUPA_SHUTDOWN`;
+/// queued events are discarded and a final `SUPA_CONNECTION_SHUT_DOWN` status is delivered.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_shutdown(client: *const supa_client) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        c.inner.shutdown();
+        ok()
+    })
+}
+
+/// Sets the access token (a user JWT) sent to every joined channel and used on every (re)join;
+/// NULL falls back to the API key. The token is copied.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_set_auth(
+    client: *const supa_client,
+    token: *const c_char,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        let token = tri!(opt_str_arg(token, "token"));
+        c.inner.set_auth(token.map(str::to_owned));
+        ok()
+    })
+}
+
+/// Registers `cb` for every event of the client (all channels, connection status, heartbeats,
+/// lagged, errors). `*listener_id` (may be NULL) receives an id for `supa_client_remove_listener`.
+///
+/// Callback context: see `supa_event_cb`. Ownership: `destroy` (may be NULL) runs exactly once
+/// with `userdata` after the last callback: after removal, or when the client shuts down.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_on_event(
+    client: *const supa_client,
+    cb: supa_event_cb,
+    userdata: *mut c_void,
+    destroy: supa_destroy_cb,
+    listener_id: *mut u64,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        let Some(cb) = cb else {
+            return fail(supa_result::SUPA_NULL_ARGUMENT, "`cb` is NULL");
+        };
+        let id = c
+            .inner
+            .on_event(event_listener(cb, UserData::armed(userdata, destroy)));
+        if !listener_id.is_null() {
+            *listener_id = id.0;
+        }
+        ok()
+    })
+}
+
+/// Removes a listener registered on this client or any of its channels. Unknown ids are
+/// ignored. A callback already running finishes; its destructor runs after it.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_remove_listener(
+    client: *const supa_client,
+    listener_id: u64,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        c.inner.remove_listener(crate::ListenerId(listener_id));
+        ok()
+    })
+}
+
+/// App-pumped mode: runs up to `max` queued events' callbacks on this thread, in order;
+/// `*count` (may be NULL) receives how many were delivered.
+///
+/// Callbacks run inside this call (blocking calls in them return `SUPA_WOULD_DEADLOCK`).
+/// `SUPA_INVALID_ARGUMENT` for a client in `SUPA_DISPATCH_THREAD` mode.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_dispatch(
+    client: *const supa_client,
+    max: usize,
+    count: *mut usize,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        if c.mode != DispatchMode::AppPumped {
+            return fail(
+                supa_result::SUPA_INVALID_ARGUMENT,
+                "supa_client_dispatch needs SUPA_DISPATCH_APP_PUMPED",
+            );
+        }
+        let n = c.inner.dispatch(max);
+        if !count.is_null() {
+            *count = n;
+        }
+        ok()
+    })
+}
+
+struct Wakeup {
+    cb: unsafe extern "C" fn(*mut c_void),
+    userdata: UserData,
+}
+
+/// App-pumped mode: `cb` is called (from any library thread) when the queue becomes non-empty;
+/// it should only schedule a `supa_client_dispatch` call (see `supa_wakeup_cb`). Replaces an
+/// earlier hook; NULL `cb` removes it.
+///
+/// Ownership: `destroy` (may be NULL) runs exactly once after the hook's last call: when it is
+/// replaced or removed, or when the client shuts down. Set the hook before connecting so that
+/// no wakeup is missed.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_set_wakeup(
+    client: *const supa_client,
+    cb: supa_wakeup_cb,
+    userdata: *mut c_void,
+    destroy: supa_destroy_cb,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        match cb {
+            Some(cb) => {
+                let w = Wakeup {
+                    cb,
+                    userdata: UserData::armed(userdata, destroy),
+                };
+                c.inner
+                    .set_wakeup(move || unsafe { (w.cb)(w.userdata.ptr()) });
+            }
+            None => {
+                drop(UserData::armed(userdata, destroy));
+                c.inner.set_wakeup(|| {});
+            }
+        }
+        ok()
+    })
+}
+
+/// The socket's state (a `supa_connection_state`); `SUPA_CONNECTION_SHUT_DOWN` for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_connection_state(client: *const supa_client) -> u32 {
+    boundary(|| match client.as_ref() {
+        Some(c) => connection_state(c.inner.connection_state()) as u32,
+        None => connection_state(ConnectionState::ShutDown) as u32,
+    })
+}
+
+/// Writes a snapshot of the client's counters to `*out`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_metrics(
+    client: *const supa_client,
+    out: *mut supa_metrics,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        non_null!(out);
+        let m = c.inner.metrics();
+        *out = supa_metrics {
+            connects: m.connects,
+            reconnects: m.reconnects,
+            messages_in: m.messages_in,
+            messages_out: m.messages_out,
+            heartbeat_rtt_us: m.heartbeat_rtt.map_or(0, |d| d.as_micros() as u64),
+            queue_depth: m.queue_depth as u64,
+            dropped_events: m.dropped_events,
+        };
+        ok()
+    })
+}
+
+fn channel_state_name(s: ChannelState) -> &'static str {
+    match s {
+        ChannelState::Closed => "closed",
+        ChannelState::Joining => "joining",
+        ChannelState::Joined => "joined",
+        ChannelState::Leaving => "leaving",
+        ChannelState::Errored => "errored",
+    }
+}
+
+/// Every live channel's state as a JSON object, topic → `"closed"|"joining"|"joined"|
+/// "leaving"|"errored"` (diagnostics).
+///
+/// Ownership: on success `*json` is a NUL-terminated string the caller frees with
+/// `supa_string_free`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_channel_states_json(
+    client: *const supa_client,
+    json: *mut *mut c_char,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        non_null!(json);
+        let map: serde_json::Map<String, serde_json::Value> = c
+            .inner
+            .channel_states()
+            .into_iter()
+            .map(|(t, s)| (t, channel_state_name(s).into()))
+            .collect();
+        *json = owned_c_string(serde_json::Value::Object(map).to_string());
+        ok()
+    })
+}
+
+/// The network changed (e.g. Wi-Fi to cellular): check the link now and reconnect at once if
+/// waiting.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_network_changed(client: *const supa_client) -> supa_result {
+    boundary(|| {
+        tri!(self::client(client)).inner.network_changed();
+        ok()
+    })
+}
+
+/// The app went to the background (reserved: nothing changes yet).
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_app_backgrounded(client: *const supa_client) -> supa_result {
+    boundary(|| {
+        tri!(self::client(client)).inner.app_backgrounded();
+        ok()
+    })
+}
+
+/// The app came back to the foreground: check the link as for a network change.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_app_foregrounded(client: *const supa_client) -> supa_result {
+    boundary(|| {
+        tri!(self::client(client)).inner.app_foregrounded();
+        ok()
+    })
+}
+
+/// The channel for topic `realtime:<name>`; `options` may be NULL for the defaults (copied).
+/// As realtime-js, a live channel with the same topic is shared (its options win).
+///
+/// Register callbacks, then `supa_channel_subscribe`. Ownership: on success `*out` is a new
+/// handle the caller frees with `supa_channel_free` (which does not leave the channel; the
+/// handle does not keep the client alive).
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_channel(
+    client: *const supa_client,
+    name: *const c_char,
+    options: *const supa_channel_options,
+    out: *mut *mut supa_channel,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        non_null!(out);
+        let name = tri!(str_arg(name, "name"));
+        if c.inner.connection_state() == ConnectionState::ShutDown {
+            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
+        }
+        let opts = options
+            .as_ref()
+            .map_or_else(ChannelOptions::default, |o| o.inner.clone());
+        let ch = c.inner.channel(name, opts);
+        *out = supa_channel::new(ch);
+        ok()
+    })
+}

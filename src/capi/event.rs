@@ -1,0 +1,741 @@
+//! `supa_event`: the opaque event handed to callbacks, read through accessors.
+//!
+//! A callback's event borrows the core's data (no copy per callback); text views (JSON, names)
+//! are rendered on first access and cached in the handle. `supa_event_copy` makes an owned
+//! event that outlives the callback.
+
+use std::ffi::{c_char, c_void};
+use std::time::Duration;
+
+use once_cell::unsync::OnceCell;
+use serde_json::{json, Value};
+
+use super::boundary;
+use crate::error::ErrorKind;
+use crate::event::{
+    Broadcast, ConnectionState, Event, HeartbeatStatus, Payload, PostgresChange, PresenceEvent,
+    SubscribeStatus,
+};
+
+/// What an event is. Values are stable.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum supa_event_kind {
+    /// The socket's state changed: `supa_event_connection_state`, `supa_event_reason`.
+    SUPA_EVENT_CONNECTION_STATUS = 1,
+    /// A heartbeat was sent or answered: `supa_event_heartbeat_status`, `supa_event_heartbeat_rtt_us`.
+    SUPA_EVENT_HEARTBEAT = 2,
+    /// A channel's subscribe status: `supa_event_subscribe_status`, `supa_event_status_name`,
+    /// `supa_event_reason` (the server's text, unchanged), `supa_event_error_kind`.
+    SUPA_EVENT_CHANNEL_STATUS = 3,
+    /// A broadcast: `supa_event_name`, `supa_event_payload_json` or `supa_event_payload_binary`,
+    /// `supa_event_meta_json`.
+    SUPA_EVENT_BROADCAST = 4,
+    /// The presence state changed; read it with `supa_channel_presence_state_json`.
+    SUPA_EVENT_PRESENCE_SYNC = 5,
+    /// A key gained metas: `supa_event_presence_key`, `supa_event_presence_current_json`,
+    /// `supa_event_presence_changed_json` (the new metas).
+    SUPA_EVENT_PRESENCE_JOIN = 6,
+    /// A key lost metas: as JOIN, `supa_event_presence_changed_json` gives the metas that left.
+    SUPA_EVENT_PRESENCE_LEAVE = 7,
+    /// A database change: `supa_event_name` (INSERT/UPDATE/DELETE), `supa_event_change_*`,
+    /// and `supa_event_payload_json` (the whole change as realtime-js hands it).
+    SUPA_EVENT_POSTGRES_CHANGE = 8,
+    /// A `system` message; `supa_event_payload_json` is its payload as sent.
+    SUPA_EVENT_SYSTEM = 9,
+    /// The channel joined again after a gap: `supa_event_resumed_gap_ms`.
+    SUPA_EVENT_RESUMED = 10,
+    /// The queue was full and data events were dropped: `supa_event_lagged_dropped`.
+    SUPA_EVENT_LAGGED = 11,
+    /// A problem not tied to a request: `supa_event_reason` has the message.
+    SUPA_EVENT_ERROR = 12,
+}
+
+/// A socket state. Values are stable.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum supa_connection_state {
+    SUPA_CONNECTION_DISCONNECTED = 0,
+    SUPA_CONNECTION_CONNECTING = 1,
+    SUPA_CONNECTION_CONNECTED = 2,
+    /// Shut down or freed: the client cannot connect again.
+    SUPA_CONNECTION_SHUT_DOWN = 3,
+}
+
+/// A channel's subscribe status, as realtime-js names them. Values are stable.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum supa_subscribe_status {
+    /// Not a channel status event.
+    SUPA_STATUS_NONE = 0,
+    SUPA_STATUS_SUBSCRIBED = 1,
+    /// No join reply in time; the client keeps retrying.
+    SUPA_STATUS_TIMED_OUT = 2,
+    /// The channel ended (unsubscribe or server close); no retry.
+    SUPA_STATUS_CLOSED = 3,
+    /// The server refused or the link broke: see the reason and the error kind.
+    SUPA_STATUS_CHANNEL_ERROR = 4,
+}
+
+/// Whether an error may clear up by itself. Values are stable.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum supa_error_kind {
+    SUPA_ERROR_KIND_NONE = 0,
+    /// Transient: the client retries on its schedule.
+    SUPA_ERROR_KIND_RECOVERABLE = 1,
+    /// Retrying the same request cannot succeed (bad token, permission, bad filter).
+    SUPA_ERROR_KIND_TERMINAL = 2,
+}
+
+/// A heartbeat outcome. Values are stable.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum supa_heartbeat_status {
+    SUPA_HEARTBEAT_NONE = 0,
+    SUPA_HEARTBEAT_SENT = 1,
+    SUPA_HEARTBEAT_OK = 2,
+    SUPA_HEARTBEAT_ERROR = 3,
+    SUPA_HEARTBEAT_TIMEOUT = 4,
+}
+
+pub(crate) fn connection_state(s: ConnectionState) -> supa_connection_state {
+    match s {
+        ConnectionState::Disconnected => supa_connection_state::SUPA_CONNECTION_DISCONNECTED,
+        ConnectionState::Connecting => supa_connection_state::SUPA_CONNECTION_CONNECTING,
+        ConnectionState::Connected => supa_connection_state::SUPA_CONNECTION_CONNECTED,
+        ConnectionState::ShutDown => supa_connection_state::SUPA_CONNECTION_SHUT_DOWN,
+    }
+}
+
+/// The core data an event handle reads: borrowed during a callback, owned after a copy.
+pub(crate) enum Source {
+    Event(*const Event),
+    Broadcast(*const Broadcast),
+    Presence(*const PresenceEvent),
+    Change(*const PostgresChange),
+    System(*const str, *const Value),
+    Owned(Box<Event>),
+}
+
+/// Borrowed views of the same data, whatever the source.
+enum View<'a> {
+    Broadcast(&'a Broadcast),
+    Presence(&'a PresenceEvent),
+    Change(&'a PostgresChange),
+    System(&'a str, &'a Value),
+    Other(&'a Event),
+}
+
+/// An event. Opaque: read it with the `supa_event_*` accessors.
+///
+/// Lifetime: the event a callback receives is valid only until the callback returns, and so is
+/// every pointer its accessors return; `supa_event_copy` makes one that lives until
+/// `supa_event_free`. Accessors' strings live as long as the event.
+/// Thread-safety: use one event from one thread at a time.
+pub struct supa_event {
+    source: Source,
+    topic: OnceCell<Option<Vec<u8>>>,
+    name: OnceCell<Option<Vec<u8>>>,
+    payload: OnceCell<Option<Vec<u8>>>,
+    meta: OnceCell<Option<Vec<u8>>>,
+    reason: OnceCell<Option<Vec<u8>>>,
+    key: OnceCell<Option<Vec<u8>>>,
+    current: OnceCell<Option<Vec<u8>>>,
+    changed: OnceCell<Option<Vec<u8>>>,
+    schema: OnceCell<Option<Vec<u8>>>,
+    table: OnceCell<Option<Vec<u8>>>,
+    commit_timestamp: OnceCell<Option<Vec<u8>>>,
+    new: OnceCell<Option<Vec<u8>>>,
+    old: OnceCell<Option<Vec<u8>>>,
+    errors: OnceCell<Option<Vec<u8>>>,
+    columns: OnceCell<Option<Vec<u8>>>,
+}
+
+/// NUL-terminated bytes of `s` (which may contain NUL itself; the length says where it ends).
+fn text(s: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(s.len() + 1);
+    v.extend_from_slice(s.as_bytes());
+    v.push(0);
+    v
+}
+
+fn json_text(v: &Value) -> Vec<u8> {
+    text(&v.to_string())
+}
+
+fn presence_json(p: &PresenceEvent) -> Value {
+    match p {
+        PresenceEvent::Sync { .. } => json!({}),
+        PresenceEvent::Join {
+            key, current, new, ..
+        } => json!({"key": key, "currentPresences": current, "newPresences": new}),
+        PresenceEvent::Leave {
+            key, current, left, ..
+        } => json!({"key": key, "currentPresences": current, "leftPresences": left}),
+    }
+}
+
+fn change_json(c: &PostgresChange) -> Value {
+    json!({
+        "schema": c.schema,
+        "table": c.table,
+        "commit_timestamp": c.commit_timestamp,
+        "eventType": c.event_type,
+        "new": c.new,
+        "old": c.old,
+        "errors": c.errors,
+    })
+}
+
+impl supa_event {
+    pub(crate) fn new(source: Source) -> supa_event {
+        supa_event {
+            source,
+            topic: OnceCell::new(),
+            name: OnceCell::new(),
+            payload: OnceCell::new(),
+            meta: OnceCell::new(),
+            reason: OnceCell::new(),
+            key: OnceCell::new(),
+            current: OnceCell::new(),
+            changed: OnceCell::new(),
+            schema: OnceCell::new(),
+            table: OnceCell::new(),
+            commit_timestamp: OnceCell::new(),
+            new: OnceCell::new(),
+            old: OnceCell::new(),
+            errors: OnceCell::new(),
+            columns: OnceCell::new(),
+        }
+    }
+
+    fn view(&self) -> View<'_> {
+        // SAFETY: borrowed sources are only built for the duration of a callback (see `deliver`),
+        // and the C caller may only use the event during it.
+        let event: &Event = unsafe {
+            match &self.source {
+                Source::Broadcast(b) => return View::Broadcast(&**b),
+                Source::Presence(p) => return View::Presence(&**p),
+                Source::Change(c) => return View::Change(&**c),
+                Source::System(t, v) => return View::System(&**t, &**v),
+                Source::Event(e) => &**e,
+                Source::Owned(e) => e,
+            }
+        };
+        match event {
+            Event::Broadcast(b) => View::Broadcast(b),
+            Event::Presence(p) => View::Presence(p),
+            Event::PostgresChange(c) => View::Change(c),
+            Event::System { topic, payload } => View::System(topic, payload),
+            other => View::Other(other),
+        }
+    }
+
+    fn to_owned_event(&self) -> Event {
+        match self.view() {
+            View::Broadcast(b) => Event::Broadcast(b.clone()),
+            View::Presence(p) => Event::Presence(p.clone()),
+            View::Change(c) => Event::PostgresChange(Box::new(c.clone())),
+            View::System(t, v) => Event::System {
+                topic: t.to_owned(),
+                payload: v.clone(),
+            },
+            View::Other(e) => e.clone(),
+        }
+    }
+
+    fn kind(&self) -> supa_event_kind {
+        use supa_event_kind::*;
+        match self.view() {
+            View::Broadcast(_) => SUPA_EVENT_BROADCAST,
+            View::Presence(PresenceEvent::Sync { .. }) => SUPA_EVENT_PRESENCE_SYNC,
+            View::Presence(PresenceEvent::Join { .. }) => SUPA_EVENT_PRESENCE_JOIN,
+            View::Presence(PresenceEvent::Leave { .. }) => SUPA_EVENT_PRESENCE_LEAVE,
+            View::Change(_) => SUPA_EVENT_POSTGRES_CHANGE,
+            View::System(..) => SUPA_EVENT_SYSTEM,
+            View::Other(e) => match e {
+                Event::ConnectionStatus { .. } => SUPA_EVENT_CONNECTION_STATUS,
+                Event::Heartbeat { .. } => SUPA_EVENT_HEARTBEAT,
+                Event::ChannelStatus { .. } => SUPA_EVENT_CHANNEL_STATUS,
+                Event::Resumed { .. } => SUPA_EVENT_RESUMED,
+                Event::Lagged { .. } => SUPA_EVENT_LAGGED,
+                // The remaining variants are handled by the views above.
+                _ => SUPA_EVENT_ERROR,
+            },
+        }
+    }
+}
+
+/// Hands out a cached text: pointer to NUL-terminated bytes and (optionally) the length
+/// without the terminator; NULL and length 0 when absent.
+unsafe fn out_text(
+    cell: &OnceCell<Option<Vec<u8>>>,
+    make: impl FnOnce() -> Option<Vec<u8>>,
+    len: *mut usize,
+) -> *const c_char {
+    match cell.get_or_init(make) {
+        Some(bytes) => {
+            if !len.is_null() {
+                *len = bytes.len() - 1;
+            }
+            bytes.as_ptr().cast()
+        }
+        None => {
+            if !len.is_null() {
+                *len = 0;
+            }
+            std::ptr::null()
+        }
+    }
+}
+
+/// Runs an accessor on a non-NULL event, or returns the neutral value.
+unsafe fn with<R: super::OnPanic>(
+    ev: *const supa_event,
+    neutral: R,
+    f: impl FnOnce(&supa_event) -> R,
+) -> R {
+    boundary(|| match ev.as_ref() {
+        Some(ev) => f(ev),
+        None => neutral,
+    })
+}
+
+/// The event's kind. 0 for a NULL event.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_get_kind(event: *const supa_event) -> u32 {
+    with(event, 0, |e| e.kind() as u32)
+}
+
+/// The channel topic (`realtime:room1`), or NULL when the event has none (connection status,
+/// heartbeat, lagged, error). `len` (may be NULL) receives the length in bytes.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_topic(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(
+            &e.topic,
+            || match e.view() {
+                View::Broadcast(b) => Some(text(&b.topic)),
+                View::Presence(p) => Some(text(p.topic())),
+                View::Change(c) => Some(text(&c.topic)),
+                View::System(t, _) => Some(text(t)),
+                View::Other(ev) => ev.topic().map(text),
+            },
+            len,
+        )
+    })
+}
+
+/// The event name: a broadcast's user event, or a change's type (`INSERT`, `UPDATE`, `DELETE`);
+/// NULL for other kinds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_name(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(
+            &e.name,
+            || match e.view() {
+                View::Broadcast(b) => Some(text(&b.event)),
+                View::Change(c) => Some(text(&c.event_type)),
+                _ => None,
+            },
+            len,
+        )
+    })
+}
+
+/// The payload as UTF-8 JSON text with its length: a broadcast's JSON payload (NULL when it is
+/// binary), a system message's payload, a change as realtime-js hands it
+/// (`{schema, table, commit_timestamp, eventType, new, old, errors}`), a presence join/leave
+/// (`{key, currentPresences, newPresences|leftPresences}`); NULL for other kinds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_payload_json(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(
+            &e.payload,
+            || match e.view() {
+                View::Broadcast(b) => match &b.payload {
+                    Payload::Json(v) => Some(json_text(v)),
+                    Payload::Binary(_) => None,
+                },
+                View::System(_, v) => Some(json_text(v)),
+                View::Change(c) => Some(json_text(&change_json(c))),
+                View::Presence(p @ (PresenceEvent::Join { .. } | PresenceEvent::Leave { .. })) => {
+                    Some(json_text(&presence_json(p)))
+                }
+                _ => None,
+            },
+            len,
+        )
+    })
+}
+
+/// A binary broadcast's bytes and length; NULL (and length 0) for JSON payloads and other
+/// kinds. An empty binary payload gives a non-NULL pointer and length 0.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_payload_binary(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const u8 {
+    with(event, std::ptr::null(), |e| match e.view() {
+        View::Broadcast(Broadcast {
+            payload: Payload::Binary(bytes),
+            ..
+        }) => {
+            if !len.is_null() {
+                *len = bytes.len();
+            }
+            if bytes.is_empty() {
+                std::ptr::NonNull::<u8>::dangling().as_ptr()
+            } else {
+                bytes.as_ptr()
+            }
+        }
+        _ => {
+            if !len.is_null() {
+                *len = 0;
+            }
+            std::ptr::null()
+        }
+    })
+}
+
+/// A broadcast's `meta` as JSON text (e.g. `{"id": ...}` for database broadcasts); NULL when
+/// absent.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_meta_json(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(
+            &e.meta,
+            || match e.view() {
+                View::Broadcast(b) => b.meta.as_ref().map(json_text),
+                _ => None,
+            },
+            len,
+        )
+    })
+}
+
+/// The connection state a `SUPA_EVENT_CONNECTION_STATUS` reports (a `supa_connection_state`);
+/// `SUPA_CONNECTION_DISCONNECTED` for other kinds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_connection_state(event: *const supa_event) -> u32 {
+    with(event, 0, |e| match e.view() {
+        View::Other(Event::ConnectionStatus { state, .. }) => connection_state(*state) as u32,
+        _ => 0,
+    })
+}
+
+/// The status a `SUPA_EVENT_CHANNEL_STATUS` reports (a `supa_subscribe_status`);
+/// `SUPA_STATUS_NONE` for other kinds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_subscribe_status(event: *const supa_event) -> u32 {
+    with(event, 0, |e| match e.view() {
+        View::Other(Event::ChannelStatus { status, .. }) => {
+            (match status {
+                SubscribeStatus::Subscribed => supa_subscribe_status::SUPA_STATUS_SUBSCRIBED,
+                SubscribeStatus::TimedOut => supa_subscribe_status::SUPA_STATUS_TIMED_OUT,
+                SubscribeStatus::Closed => supa_subscribe_status::SUPA_STATUS_CLOSED,
+                SubscribeStatus::ChannelError => supa_subscribe_status::SUPA_STATUS_CHANNEL_ERROR,
+            }) as u32
+        }
+        _ => 0,
+    })
+}
+
+/// The realtime-js name of a channel status (`"SUBSCRIBED"`, `"TIMED_OUT"`, `"CLOSED"`,
+/// `"CHANNEL_ERROR"`), a static string; NULL for other kinds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_status_name(event: *const supa_event) -> *const c_char {
+    with(event, std::ptr::null(), |e| match e.view() {
+        View::Other(Event::ChannelStatus { status, .. }) => match status {
+            SubscribeStatus::Subscribed => "SUBSCRIBED\0",
+            SubscribeStatus::TimedOut => "TIMED_OUT\0",
+            SubscribeStatus::Closed => "CLOSED\0",
+            SubscribeStatus::ChannelError => "CHANNEL_ERROR\0",
+        }
+        .as_ptr()
+        .cast(),
+        _ => std::ptr::null(),
+    })
+}
+
+/// Why: a connection or channel status's reason (the server's text, unchanged), or an error
+/// event's message; NULL when there is none.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_reason(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(
+            &e.reason,
+            || match e.view() {
+                View::Other(Event::ConnectionStatus { reason, .. })
+                | View::Other(Event::ChannelStatus { reason, .. }) => reason.as_deref().map(text),
+                View::Other(Event::Error { message }) => Some(text(message)),
+                _ => None,
+            },
+            len,
+        )
+    })
+}
+
+/// Whether a channel status's error may clear up by itself (a `supa_error_kind`);
+/// `SUPA_ERROR_KIND_NONE` when the event carries no error.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_error_kind(event: *const supa_event) -> u32 {
+    with(event, 0, |e| match e.view() {
+        View::Other(Event::ChannelStatus {
+            error_kind: Some(k),
+            ..
+        }) => {
+            (match k {
+                ErrorKind::Recoverable => supa_error_kind::SUPA_ERROR_KIND_RECOVERABLE,
+                ErrorKind::Terminal => supa_error_kind::SUPA_ERROR_KIND_TERMINAL,
+            }) as u32
+        }
+        _ => 0,
+    })
+}
+
+/// A heartbeat event's status (a `supa_heartbeat_status`); `SUPA_HEARTBEAT_NONE` otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_heartbeat_status(event: *const supa_event) -> u32 {
+    with(event, 0, |e| match e.view() {
+        View::Other(Event::Heartbeat { status, .. }) => {
+            (match status {
+                HeartbeatStatus::Sent => supa_heartbeat_status::SUPA_HEARTBEAT_SENT,
+                HeartbeatStatus::Ok => supa_heartbeat_status::SUPA_HEARTBEAT_OK,
+                HeartbeatStatus::Error => supa_heartbeat_status::SUPA_HEARTBEAT_ERROR,
+                HeartbeatStatus::Timeout => supa_heartbeat_status::SUPA_HEARTBEAT_TIMEOUT,
+            }) as u32
+        }
+        _ => 0,
+    })
+}
+
+/// A heartbeat reply's round trip in microseconds; 0 when unknown or not a heartbeat.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_heartbeat_rtt_us(event: *const supa_event) -> u64 {
+    with(event, 0, |e| match e.view() {
+        View::Other(Event::Heartbeat { rtt: Some(d), .. }) => d.as_micros() as u64,
+        _ => 0,
+    })
+}
+
+/// How many data events a `SUPA_EVENT_LAGGED` says were dropped; 0 otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_lagged_dropped(event: *const supa_event) -> u64 {
+    with(event, 0, |e| match e.view() {
+        View::Other(Event::Lagged { dropped }) => *dropped,
+        _ => 0,
+    })
+}
+
+/// How long a `SUPA_EVENT_RESUMED` channel was away, in milliseconds; 0 otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_resumed_gap_ms(event: *const supa_event) -> u64 {
+    with(event, 0, |e| match e.view() {
+        View::Other(Event::Resumed { gap, .. }) => Duration::as_millis(gap) as u64,
+        _ => 0,
+    })
+}
+
+/// A presence join/leave's key; NULL for other kinds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_presence_key(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(
+            &e.key,
+            || match e.view() {
+                View::Presence(PresenceEvent::Join { key, .. })
+                | View::Presence(PresenceEvent::Leave { key, .. }) => Some(text(key)),
+                _ => None,
+            },
+            len,
+        )
+    })
+}
+
+/// A presence join/leave's metas of the key that remain/were known (JSON array); NULL otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_presence_current_json(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(
+            &e.current,
+            || match e.view() {
+                View::Presence(PresenceEvent::Join { current, .. })
+                | View::Presence(PresenceEvent::Leave { current, .. }) => {
+                    Some(json_text(&Value::Array(current.clone())))
+                }
+                _ => None,
+            },
+            len,
+        )
+    })
+}
+
+/// A presence join's new metas, or a leave's metas that left (JSON array); NULL otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_presence_changed_json(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(
+            &e.changed,
+            || match e.view() {
+                View::Presence(PresenceEvent::Join { new: metas, .. })
+                | View::Presence(PresenceEvent::Leave { left: metas, .. }) => {
+                    Some(json_text(&Value::Array(metas.clone())))
+                }
+                _ => None,
+            },
+            len,
+        )
+    })
+}
+
+/// The change an event carries, if it is one.
+fn change(e: &supa_event) -> Option<&PostgresChange> {
+    match e.view() {
+        View::Change(c) => Some(c),
+        _ => None,
+    }
+}
+
+/// A change's schema; NULL for other kinds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_change_schema(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(&e.schema, || change(e).map(|c| text(&c.schema)), len)
+    })
+}
+
+/// A change's table; NULL for other kinds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_change_table(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(&e.table, || change(e).map(|c| text(&c.table)), len)
+    })
+}
+
+/// A change's commit timestamp (ISO 8601 text); NULL for other kinds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_change_commit_timestamp(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(
+            &e.commit_timestamp,
+            || change(e).map(|c| text(&c.commit_timestamp)),
+            len,
+        )
+    })
+}
+
+/// A change's new row as a JSON object (`{}` for DELETE), values converted by column type;
+/// NULL for other kinds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_change_new_json(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(&e.new, || change(e).map(|c| json_text(&c.new)), len)
+    })
+}
+
+/// A change's old row as a JSON object (replica-identity columns; `{}` for INSERT);
+/// NULL for other kinds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_change_old_json(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(&e.old, || change(e).map(|c| json_text(&c.old)), len)
+    })
+}
+
+/// A change's `errors` (JSON `null` or an array of strings); NULL for other kinds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_change_errors_json(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(&e.errors, || change(e).map(|c| json_text(&c.errors)), len)
+    })
+}
+
+/// A change's `columns` (`[{name, type}]`) as sent by the server; NULL for other kinds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_change_columns_json(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(&e.columns, || change(e).map(|c| json_text(&c.columns)), len)
+    })
+}
+
+/// Copies an event so it outlives the callback.
+///
+/// Ownership: the caller owns the copy and frees it with `supa_event_free`. NULL for a NULL
+/// event. Thread-safety: the copy may be moved to and read on another thread.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_copy(event: *const supa_event) -> *mut supa_event {
+    with(event, std::ptr::null_mut(), |e| {
+        Box::into_raw(Box::new(supa_event::new(Source::Owned(Box::new(
+            e.to_owned_event(),
+        )))))
+    })
+}
+
+/// Frees an event made by `supa_event_copy`. NULL is a no-op. Never free the event a callback
+/// received.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_free(event: *mut supa_event) {
+    boundary(|| {
+        if !event.is_null() {
+            drop(Box::from_raw(event));
+        }
+    })
+}
+
+/// Calls a C event callback with a borrowed event (used by the registrations).
+pub(crate) fn deliver(
+    cb: unsafe extern "C" fn(*mut c_void, *const supa_event),
+    userdata: *mut c_void,
+    source: Source,
+) {
+    let ev = supa_event::new(source);
+    unsafe { cb(userdata, &ev) };
+}

@@ -1,0 +1,502 @@
+//! `supa_options` (client) and `supa_channel_options`: opaque builders with one setter per
+//! core option.
+
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
+
+use super::callback::{supa_destroy_cb, supa_token_cb, UserData};
+use super::error::{fail, ok};
+use super::{boundary, bytes_arg, ms, non_null, str_arg, supa_result, tri};
+use crate::options::{ChannelOptions, ClientOptions, DispatchMode, TokenProvider, Vsn};
+
+/// Who runs callbacks. Values are stable.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum supa_dispatch_mode {
+    /// A dispatcher thread per client calls the callbacks (the default).
+    SUPA_DISPATCH_THREAD = 0,
+    /// The application calls `supa_client_dispatch`; a wakeup callback says when.
+    SUPA_DISPATCH_APP_PUMPED = 1,
+}
+
+/// The serializer version. Values are stable.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum supa_vsn {
+    /// `2.0.0` (the default): JSON arrays plus binary broadcasts.
+    SUPA_VSN_2 = 0,
+    /// `1.0.0`: JSON objects; binary payloads are refused.
+    SUPA_VSN_1 = 1,
+}
+
+/// Client options: create with `supa_options_new`, adjust with the setters, pass to
+/// `supa_client_new` (which copies them), free with `supa_options_free`.
+///
+/// Thread-safety: not synchronised; use from one thread at a time.
+pub struct supa_options {
+    pub(crate) inner: ClientOptions,
+}
+
+/// Channel options for `supa_client_channel`: create with `supa_channel_options_new`, free
+/// with `supa_channel_options_free`. Thread-safety: one thread at a time.
+pub struct supa_channel_options {
+    pub(crate) inner: ChannelOptions,
+}
+
+unsafe fn opts<'a>(p: *mut supa_options) -> Result<&'a mut ClientOptions, supa_result> {
+    match p.as_mut() {
+        Some(o) => Ok(&mut o.inner),
+        None => Err(fail(supa_result::SUPA_NULL_ARGUMENT, "`options` is NULL")),
+    }
+}
+
+unsafe fn chopts<'a>(p: *mut supa_channel_options) -> Result<&'a mut ChannelOptions, supa_result> {
+    match p.as_mut() {
+        Some(o) => Ok(&mut o.inner),
+        None => Err(fail(supa_result::SUPA_NULL_ARGUMENT, "`options` is NULL")),
+    }
+}
+
+/// Creates options with realtime-js' defaults for `url` (`http(s)://` or `ws(s)://`, e.g.
+/// `https://<project>.supabase.co/realtime/v1`) and `api_key` (sent as `apikey`).
+///
+/// Defaults: heartbeat 25 s, push timeout 10 s, reconnect delays 1, 2, 5, 10 s (the last
+/// repeats) with jitter 0.1, rejoin delays 1, 2, 5, 10 s, vsn 2.0.0, dispatcher thread,
+/// queue capacity 10000, webpki roots only. The URL is checked by `supa_client_new`.
+///
+/// Ownership: on success `*out` is a new object the caller frees with `supa_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_new(
+    url: *const c_char,
+    api_key: *const c_char,
+    out: *mut *mut supa_options,
+) -> supa_result {
+    boundary(|| {
+        non_null!(out);
+        let url = tri!(str_arg(url, "url"));
+        let key = tri!(str_arg(api_key, "api_key"));
+        let o = Box::new(supa_options {
+            inner: ClientOptions::new(url, key),
+        });
+        *out = Box::into_raw(o);
+        ok()
+    })
+}
+
+/// Frees options. NULL is a no-op. Clients made from them are not affected. A token provider's
+/// destructor runs once neither these options nor any client made from them use it.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_free(options: *mut supa_options) {
+    boundary(|| {
+        if !options.is_null() {
+            drop(Box::from_raw(options));
+        }
+    })
+}
+
+/// Sets the user token (a JWT) for channel joins; NULL goes back to the API key.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_access_token(
+    options: *mut supa_options,
+    token: *const c_char,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(opts(options));
+        o.access_token = tri!(super::opt_str_arg(token, "token")).map(str::to_owned);
+        ok()
+    })
+}
+
+/// Adds a query parameter to the WebSocket URL (after `apikey`, before `vsn`).
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_add_param(
+    options: *mut supa_options,
+    key: *const c_char,
+    value: *const c_char,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(opts(options));
+        let k = tri!(str_arg(key, "key"));
+        let v = tri!(str_arg(value, "value"));
+        o.params.push((k.to_owned(), v.to_owned()));
+        ok()
+    })
+}
+
+/// Adds an HTTP header to the WebSocket upgrade request and to REST calls.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_add_header(
+    options: *mut supa_options,
+    name: *const c_char,
+    value: *const c_char,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(opts(options));
+        let k = tri!(str_arg(name, "name"));
+        let v = tri!(str_arg(value, "value"));
+        o.headers.push((k.to_owned(), v.to_owned()));
+        ok()
+    })
+}
+
+/// Sets the serializer version (a `supa_vsn`); other values give `SUPA_INVALID_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_vsn(options: *mut supa_options, vsn: u32) -> supa_result {
+    boundary(|| {
+        let o = tri!(opts(options));
+        o.vsn = match vsn {
+            v if v == supa_vsn::SUPA_VSN_2 as u32 => Vsn::V2,
+            v if v == supa_vsn::SUPA_VSN_1 as u32 => Vsn::V1,
+            _ => return fail(supa_result::SUPA_INVALID_ARGUMENT, "unknown supa_vsn value"),
+        };
+        ok()
+    })
+}
+
+/// Sets the heartbeat interval in milliseconds (must be positive). An unanswered heartbeat at
+/// the next tick closes the socket and reconnects.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_heartbeat_interval_ms(
+    options: *mut supa_options,
+    interval_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(opts(options));
+        if interval_ms == 0 {
+            return fail(
+                supa_result::SUPA_INVALID_ARGUMENT,
+                "heartbeat interval must be positive",
+            );
+        }
+        o.heartbeat_interval = ms(interval_ms);
+        ok()
+    })
+}
+
+/// Sets how long a push (join, acked broadcast, track) waits for its reply, in milliseconds
+/// (must be positive).
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_push_timeout_ms(
+    options: *mut supa_options,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(opts(options));
+        if timeout_ms == 0 {
+            return fail(
+                supa_result::SUPA_INVALID_ARGUMENT,
+                "push timeout must be positive",
+            );
+        }
+        o.push_timeout = ms(timeout_ms);
+        ok()
+    })
+}
+
+unsafe fn delays(p: *const u64, n: usize) -> Result<Vec<std::time::Duration>, supa_result> {
+    if n == 0 {
+        return Err(fail(
+            supa_result::SUPA_INVALID_ARGUMENT,
+            "the delay list must not be empty",
+        ));
+    }
+    if p.is_null() {
+        return Err(fail(supa_result::SUPA_NULL_ARGUMENT, "`delays_ms` is NULL"));
+    }
+    Ok(std::slice::from_raw_parts(p, n)
+        .iter()
+        .map(|d| ms(*d))
+        .collect())
+}
+
+/// Sets the reconnect schedule: delay before attempt n, in milliseconds; the last repeats.
+/// `delays_ms` is copied; `count` must be at least 1.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_reconnect_delays_ms(
+    options: *mut supa_options,
+    delays_ms: *const u64,
+    count: usize,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(opts(options));
+        o.reconnect_delays = tri!(delays(delays_ms, count));
+        ok()
+    })
+}
+
+/// Scales each reconnect delay by a random factor in `[1 - jitter, 1 + jitter]`; 0 turns it
+/// off. `jitter` must be within 0..1.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_reconnect_jitter(
+    options: *mut supa_options,
+    jitter: f64,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(opts(options));
+        if !(0.0..=1.0).contains(&jitter) {
+            return fail(
+                supa_result::SUPA_INVALID_ARGUMENT,
+                "jitter must be within 0..1",
+            );
+        }
+        o.reconnect_jitter = jitter;
+        ok()
+    })
+}
+
+/// Sets the channel rejoin schedule in milliseconds (the last repeats); `count` at least 1.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_rejoin_delays_ms(
+    options: *mut supa_options,
+    delays_ms: *const u64,
+    count: usize,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(opts(options));
+        o.rejoin_delays = tri!(delays(delays_ms, count));
+        ok()
+    })
+}
+
+/// Adds trusted root certificates (PEM text, `len` bytes, copied) for `wss://` and `https://`.
+/// Checked by `supa_client_new` (`SUPA_TLS` when unusable).
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_custom_ca_pem(
+    options: *mut supa_options,
+    pem: *const u8,
+    len: usize,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(opts(options));
+        let bytes = tri!(bytes_arg(pem, len, "pem"));
+        o.custom_ca_pem = Some(bytes.to_vec());
+        ok()
+    })
+}
+
+/// Also trusts the platform's root store (in addition to the bundled webpki roots).
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_native_roots(
+    options: *mut supa_options,
+    on: bool,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(opts(options));
+        o.native_roots = on;
+        ok()
+    })
+}
+
+/// Chooses who runs callbacks (a `supa_dispatch_mode`); other values give
+/// `SUPA_INVALID_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_dispatch_mode(
+    options: *mut supa_options,
+    mode: u32,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(opts(options));
+        o.dispatch = match mode {
+            m if m == supa_dispatch_mode::SUPA_DISPATCH_THREAD as u32 => DispatchMode::Thread,
+            m if m == supa_dispatch_mode::SUPA_DISPATCH_APP_PUMPED as u32 => {
+                DispatchMode::AppPumped
+            }
+            _ => {
+                return fail(
+                    supa_result::SUPA_INVALID_ARGUMENT,
+                    "unknown supa_dispatch_mode value",
+                )
+            }
+        };
+        ok()
+    })
+}
+
+/// Bounds the event queue: data events beyond `capacity` (at least 1) are dropped and reported
+/// by one `SUPA_EVENT_LAGGED`; status and error events are never dropped.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_queue_capacity(
+    options: *mut supa_options,
+    capacity: usize,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(opts(options));
+        if capacity == 0 {
+            return fail(
+                supa_result::SUPA_INVALID_ARGUMENT,
+                "queue capacity must be at least 1",
+            );
+        }
+        o.queue_capacity = capacity;
+        ok()
+    })
+}
+
+struct CTokenProvider {
+    cb: unsafe extern "C" fn(*mut c_void, *mut *const c_char) -> i32,
+    userdata: UserData,
+}
+
+impl TokenProvider for CTokenProvider {
+    fn token(&self) -> Result<Option<String>, String> {
+        let mut token: *const c_char = std::ptr::null();
+        let rc = unsafe { (self.cb)(self.userdata.ptr(), &mut token) };
+        if rc != 0 {
+            return Err(format!("the token callback failed ({rc})"));
+        }
+        if token.is_null() {
+            return Ok(None);
+        }
+        unsafe { std::ffi::CStr::from_ptr(token) }
+            .to_str()
+            .map(|s| Some(s.to_owned()))
+            .map_err(|_| "the token callback returned invalid UTF-8".to_owned())
+    }
+}
+
+/// Sets a token provider, called before each connect and each rejoin (see `supa_token_cb`).
+/// It replaces an earlier one (whose destructor then runs once no client uses it).
+///
+/// Ownership: `destroy` (may be NULL) runs exactly once with `userdata`, after the last call,
+/// when neither these options nor any client made from them hold the provider any more.
+/// On failure neither `cb` nor `destroy` is ever called.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_token_provider(
+    options: *mut supa_options,
+    cb: supa_token_cb,
+    userdata: *mut c_void,
+    destroy: supa_destroy_cb,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(opts(options));
+        let Some(cb) = cb else {
+            return fail(supa_result::SUPA_NULL_ARGUMENT, "`cb` is NULL");
+        };
+        o.token_provider = Some(Arc::new(CTokenProvider {
+            cb,
+            userdata: UserData::armed(userdata, destroy),
+        }));
+        ok()
+    })
+}
+
+/// Creates channel options with the defaults: no self broadcasts, no acks, server-chosen
+/// presence key, presence off (a presence callback turns it on), public, and with postgres
+/// bindings SUBSCRIBED only once changes flow (20 s bound).
+///
+/// Ownership: on success `*out` is freed by the caller with `supa_channel_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_options_new(
+    out: *mut *mut supa_channel_options,
+) -> supa_result {
+    boundary(|| {
+        non_null!(out);
+        *out = Box::into_raw(Box::new(supa_channel_options {
+            inner: ChannelOptions::default(),
+        }));
+        ok()
+    })
+}
+
+/// Frees channel options. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_options_free(options: *mut supa_channel_options) {
+    boundary(|| {
+        if !options.is_null() {
+            drop(Box::from_raw(options));
+        }
+    })
+}
+
+/// Receive your own broadcasts.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_options_set_broadcast_self(
+    options: *mut supa_channel_options,
+    on: bool,
+) -> supa_result {
+    boundary(|| {
+        tri!(chopts(options)).broadcast_self = on;
+        ok()
+    })
+}
+
+/// Ask the server to ack each broadcast: blocking sends then return on the ack.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_options_set_broadcast_ack(
+    options: *mut supa_channel_options,
+    on: bool,
+) -> supa_result {
+    boundary(|| {
+        tri!(chopts(options)).broadcast_ack = on;
+        ok()
+    })
+}
+
+/// The presence key for this client; empty lets the server pick one per join.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_options_set_presence_key(
+    options: *mut supa_channel_options,
+    key: *const c_char,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(chopts(options));
+        o.presence_key = tri!(str_arg(key, "key")).to_owned();
+        ok()
+    })
+}
+
+/// Turn presence on at join even without a presence callback (to track only).
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_options_set_presence_enabled(
+    options: *mut supa_channel_options,
+    on: bool,
+) -> supa_result {
+    boundary(|| {
+        tri!(chopts(options)).presence_enabled = on;
+        ok()
+    })
+}
+
+/// A private channel (authorised by RLS policies on `realtime.messages`).
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_options_set_private(
+    options: *mut supa_channel_options,
+    on: bool,
+) -> supa_result {
+    boundary(|| {
+        tri!(chopts(options)).private = on;
+        ok()
+    })
+}
+
+/// With postgres bindings, report SUBSCRIBED only after the server says changes flow (on by
+/// default); off gives realtime-js' plain behaviour.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_options_set_wait_for_postgres_ready(
+    options: *mut supa_channel_options,
+    on: bool,
+) -> supa_result {
+    boundary(|| {
+        tri!(chopts(options)).wait_for_postgres_ready = on;
+        ok()
+    })
+}
+
+/// How long to wait for postgres readiness before reporting TIMED_OUT, in milliseconds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_options_set_postgres_ready_timeout_ms(
+    options: *mut supa_channel_options,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let o = tri!(chopts(options));
+        if timeout_ms == 0 {
+            return fail(
+                supa_result::SUPA_INVALID_ARGUMENT,
+                "timeout must be positive",
+            );
+        }
+        o.postgres_ready_timeout = ms(timeout_ms);
+        ok()
+    })
+}
