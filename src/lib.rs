@@ -45,6 +45,9 @@ mod options;
 pub mod postgres;
 pub mod presence;
 mod runtime;
+pub mod uniffi;
+
+::uniffi::setup_scaffolding!("supa_realtime");
 
 pub use channel::RealtimeChannel;
 pub use client::{Metrics, RealtimeClient};

@@ -1,0 +1,165 @@
+//! [`RealtimeChannel`] for the bindings: broadcast, presence and postgres changes on one topic.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::error::{parse_json, RealtimeError};
+use super::listener::{
+    BroadcastListener, EventListener, PostgresChangeListener, PresenceListener, SystemListener,
+};
+use super::relay::on_runtime;
+use super::types::{ChannelState, Payload, PostgresChangesFilter};
+
+/// One channel (topic `realtime:<name>`). Register presence and postgres listeners before
+/// `subscribe()`. A channel is single-use: after it closes, get a new one from the client.
+#[derive(uniffi::Object)]
+pub struct RealtimeChannel {
+    inner: crate::RealtimeChannel,
+}
+
+impl RealtimeChannel {
+    pub(crate) fn wrap(inner: crate::RealtimeChannel) -> Self {
+        RealtimeChannel { inner }
+    }
+}
+
+#[uniffi::export]
+impl RealtimeChannel {
+    /// The wire topic, `realtime:<name>`.
+    pub fn topic(&self) -> String {
+        self.inner.topic().to_owned()
+    }
+
+    pub fn state(&self) -> ChannelState {
+        self.inner.state().into()
+    }
+
+    /// Every event of this channel (statuses, broadcasts, presence, changes, system).
+    pub fn on_event(&self, listener: Arc<dyn EventListener>) -> u64 {
+        self.inner
+            .on_event(move |e| {
+                let _ = listener.on_event(e.into());
+            })
+            .0
+    }
+
+    /// Broadcasts named `event` (case-insensitive), or all of them with `"*"`.
+    pub fn on_broadcast(&self, event: String, listener: Arc<dyn BroadcastListener>) -> u64 {
+        self.inner
+            .on_broadcast(&event, move |b| {
+                let _ = listener.on_broadcast(b.into());
+            })
+            .0
+    }
+
+    /// Presence sync/join/leave; turns presence on for this channel.
+    pub fn on_presence(&self, listener: Arc<dyn PresenceListener>) -> u64 {
+        self.inner
+            .on_presence(move |p| {
+                let _ = listener.on_presence(p.into());
+            })
+            .0
+    }
+
+    /// Adds a postgres-changes binding; must come before `subscribe()`.
+    pub fn on_postgres_changes(
+        &self,
+        filter: PostgresChangesFilter,
+        listener: Arc<dyn PostgresChangeListener>,
+    ) -> Result<u64, RealtimeError> {
+        Ok(self
+            .inner
+            .on_postgres_changes(filter.into(), move |c| {
+                let _ = listener.on_change(c.into());
+            })?
+            .0)
+    }
+
+    /// `system` messages (e.g. `Subscribed to PostgreSQL`).
+    pub fn on_system(&self, listener: Arc<dyn SystemListener>) -> u64 {
+        self.inner
+            .on_system(move |v| {
+                let _ = listener.on_system(v.to_string());
+            })
+            .0
+    }
+
+    /// Joins (connecting if needed) and completes on SUBSCRIBED; fails with the server's
+    /// reason on a terminal error, or on TIMED_OUT/CLOSED. The matching `ChannelStatus` event
+    /// may arrive before or after this completes.
+    pub async fn subscribe(&self) -> Result<(), RealtimeError> {
+        self.inner.subscribe()?;
+        let ch = self.inner.clone();
+        on_runtime(async move { ch.subscribed().await }).await
+    }
+
+    /// Starts joining without waiting; statuses arrive as `ChannelStatus` events.
+    pub fn subscribe_nowait(&self) -> Result<(), RealtimeError> {
+        Ok(self.inner.subscribe()?)
+    }
+
+    /// Sends a broadcast; with `broadcast_ack` completes on the server's ack.
+    pub async fn send_broadcast(
+        &self,
+        event: String,
+        payload: Payload,
+    ) -> Result<(), RealtimeError> {
+        let payload = payload.into_core()?;
+        let ch = self.inner.clone();
+        on_runtime(async move { ch.send_broadcast(&event, payload).await }).await
+    }
+
+    /// Queues a broadcast without waiting for the outcome (usable inside a listener).
+    pub fn send_broadcast_nowait(
+        &self,
+        event: String,
+        payload: Payload,
+    ) -> Result<(), RealtimeError> {
+        Ok(self
+            .inner
+            .send_broadcast_nowait(&event, payload.into_core()?)?)
+    }
+
+    /// Broadcasts over REST (works without joining).
+    pub async fn http_send(&self, event: String, payload: Payload) -> Result<(), RealtimeError> {
+        let payload = payload.into_core()?;
+        let ch = self.inner.clone();
+        on_runtime(async move { ch.http_send(&event, payload).await }).await
+    }
+
+    /// Tracks this client's presence with `meta_json` (a JSON object).
+    pub async fn track(&self, meta_json: String) -> Result<(), RealtimeError> {
+        let meta = parse_json("presence meta", &meta_json)?;
+        let ch = self.inner.clone();
+        on_runtime(async move { ch.track(meta).await }).await
+    }
+
+    /// Stops tracking.
+    pub async fn untrack(&self) -> Result<(), RealtimeError> {
+        let ch = self.inner.clone();
+        on_runtime(async move { ch.untrack().await }).await
+    }
+
+    /// The presence state as a JSON object: key → array of metas (each with `presence_ref`).
+    pub fn presence_state_json(&self) -> String {
+        let map: Map<String, Value> = self
+            .inner
+            .presence_state()
+            .into_iter()
+            .map(|(k, metas)| (k, Value::Array(metas)))
+            .collect();
+        Value::Object(map).to_string()
+    }
+
+    /// Leaves; completes once the server confirmed (or the push timed out).
+    pub async fn unsubscribe(&self) -> Result<(), RealtimeError> {
+        let ch = self.inner.clone();
+        on_runtime(async move { ch.unsubscribe().await }).await
+    }
+
+    /// Leaves without waiting (usable inside a listener).
+    pub fn unsubscribe_nowait(&self) -> Result<(), RealtimeError> {
+        Ok(self.inner.unsubscribe_nowait()?)
+    }
+}

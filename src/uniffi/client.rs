@@ -1,0 +1,145 @@
+//! [`RealtimeClient`] for the bindings: one WebSocket, many channels.
+
+use std::sync::Arc;
+
+use super::channel::RealtimeChannel;
+use super::error::RealtimeError;
+use super::listener::{EventListener, TokenProvider, WakeupListener};
+use super::relay::on_runtime;
+use super::types::{ChannelOptions, ChannelStateEntry, ClientOptions, ConnectionState, Metrics};
+
+/// A Supabase Realtime client. Creating one does not connect: `connect()`, or subscribing a
+/// channel, does. `shutdown()` closes it for good; releasing the last reference (Kotlin
+/// `close()`, Python/Swift going out of scope) does the same.
+#[derive(uniffi::Object)]
+pub struct RealtimeClient {
+    inner: crate::RealtimeClient,
+}
+
+/// Adapts a foreign token provider to the core's trait.
+struct ForeignTokens(Arc<dyn TokenProvider>);
+
+impl crate::TokenProvider for ForeignTokens {
+    fn token(&self) -> Result<Option<String>, String> {
+        self.0.token().map_err(|e| e.to_string())
+    }
+}
+
+#[uniffi::export]
+impl RealtimeClient {
+    /// Creates a client; fails on a malformed URL or TLS option.
+    #[uniffi::constructor(default(token_provider = None))]
+    pub fn new(
+        options: ClientOptions,
+        token_provider: Option<Arc<dyn TokenProvider>>,
+    ) -> Result<Arc<Self>, RealtimeError> {
+        let mut core = options.into_core();
+        if let Some(p) = token_provider {
+            core = core.token_provider(ForeignTokens(p));
+        }
+        Ok(Arc::new(RealtimeClient {
+            inner: crate::RealtimeClient::new(core)?,
+        }))
+    }
+
+    /// Starts connecting (and keeps reconnecting until `disconnect()`).
+    pub fn connect(&self) {
+        self.inner.connect()
+    }
+
+    /// Connects if needed; completes once the socket is open.
+    pub async fn connected(&self) -> Result<(), RealtimeError> {
+        let c = self.inner.clone();
+        on_runtime(async move { c.connected().await }).await
+    }
+
+    /// Closes the socket and stops reconnecting; channels rejoin on the next `connect()`.
+    pub fn disconnect(&self) {
+        self.inner.disconnect()
+    }
+
+    /// Closes everything for good; later calls fail with `Shutdown`.
+    pub fn shutdown(&self) {
+        self.inner.shutdown()
+    }
+
+    /// Sets the user token (sent to every joined channel); `None` falls back to the API key.
+    pub fn set_auth(&self, token: Option<String>) {
+        self.inner.set_auth(token)
+    }
+
+    /// The channel for topic `realtime:<name>`; an existing live one is returned as is.
+    pub fn channel(&self, name: String, options: ChannelOptions) -> Arc<RealtimeChannel> {
+        Arc::new(RealtimeChannel::wrap(
+            self.inner.channel(&name, options.into()),
+        ))
+    }
+
+    /// Registers a listener for every event of this client; returns its id.
+    pub fn on_event(&self, listener: Arc<dyn EventListener>) -> u64 {
+        self.inner
+            .on_event(move |e| {
+                let _ = listener.on_event(e.into());
+            })
+            .0
+    }
+
+    /// Removes a listener registered on this client or any of its channels.
+    pub fn remove_listener(&self, id: u64) {
+        self.inner.remove_listener(crate::ListenerId(id))
+    }
+
+    /// App-pumped mode: runs up to `max` queued listener calls on this thread.
+    pub fn dispatch(&self, max: u32) -> u32 {
+        self.inner.dispatch(max as usize) as u32
+    }
+
+    /// App-pumped mode: `listener.wake()` is called when events are waiting.
+    pub fn set_wakeup(&self, listener: Arc<dyn WakeupListener>) {
+        self.inner.set_wakeup(move || {
+            let _ = listener.wake();
+        })
+    }
+
+    pub fn connection_state(&self) -> ConnectionState {
+        self.inner.connection_state().into()
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let m = self.inner.metrics();
+        Metrics {
+            connects: m.connects,
+            reconnects: m.reconnects,
+            messages_in: m.messages_in,
+            messages_out: m.messages_out,
+            heartbeat_rtt_ms: m.heartbeat_rtt.map(|d| d.as_secs_f64() * 1000.0),
+            queue_depth: m.queue_depth as u64,
+            dropped_events: m.dropped_events,
+        }
+    }
+
+    /// The network changed: check the link now.
+    pub fn network_changed(&self) {
+        self.inner.network_changed()
+    }
+
+    pub fn app_backgrounded(&self) {
+        self.inner.app_backgrounded()
+    }
+
+    pub fn app_foregrounded(&self) {
+        self.inner.app_foregrounded()
+    }
+
+    /// Every live channel's state (diagnostics).
+    pub fn channel_states(&self) -> Vec<ChannelStateEntry> {
+        self.inner
+            .channel_states()
+            .into_iter()
+            .map(|(topic, state)| ChannelStateEntry {
+                topic,
+                state: state.into(),
+            })
+            .collect()
+    }
+}

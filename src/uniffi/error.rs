@@ -1,0 +1,87 @@
+//! [`RealtimeError`]: the core's [`Error`] as a uniffi error enum (an exception class per
+//! language), keeping the server's reason text unchanged.
+
+use std::fmt;
+
+use crate::error::{Error, ErrorKind};
+
+/// Everything a binding call can fail with. `ChannelError.reason` is the server's text
+/// (`Unauthorized: You do not have permissions ...`); `recoverable` says whether the client
+/// keeps retrying by itself.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Error)]
+pub enum RealtimeError {
+    /// A caller-supplied value is unusable (bad URL, malformed JSON, ...).
+    InvalidArgument { message: String },
+    /// The operation needs a connected socket or a joined channel.
+    NotConnected,
+    /// No reply arrived in time.
+    Timeout,
+    /// The server refused, with its reason.
+    ChannelError { reason: String, recoverable: bool },
+    /// A blocking call was made on the dispatcher thread.
+    WouldDeadlock,
+    /// The client was shut down (or released).
+    Shutdown,
+    /// An HTTP request got a non-success status.
+    Http { status: u16, body: String },
+    /// TLS configuration or handshake problem.
+    Tls { message: String },
+    /// Transport problem (DNS, TCP, WebSocket).
+    Io { message: String },
+    /// A foreign callback (listener, token provider) threw.
+    Callback { message: String },
+}
+
+impl From<Error> for RealtimeError {
+    fn from(e: Error) -> Self {
+        let recoverable = e.kind() == ErrorKind::Recoverable;
+        match e {
+            Error::InvalidArgument(message) => RealtimeError::InvalidArgument { message },
+            Error::NotConnected => RealtimeError::NotConnected,
+            Error::Timeout => RealtimeError::Timeout,
+            Error::ChannelError(reason) => RealtimeError::ChannelError {
+                reason,
+                recoverable,
+            },
+            Error::WouldDeadlock => RealtimeError::WouldDeadlock,
+            Error::Shutdown => RealtimeError::Shutdown,
+            Error::Http { status, body } => RealtimeError::Http { status, body },
+            Error::Tls(message) => RealtimeError::Tls { message },
+            Error::Io(message) => RealtimeError::Io { message },
+        }
+    }
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for RealtimeError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        RealtimeError::Callback { message: e.reason }
+    }
+}
+
+impl fmt::Display for RealtimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RealtimeError::InvalidArgument { message } => write!(f, "invalid argument: {message}"),
+            RealtimeError::NotConnected => f.write_str("not connected"),
+            RealtimeError::Timeout => f.write_str("timed out"),
+            RealtimeError::ChannelError { reason, .. } => write!(f, "channel error: {reason}"),
+            RealtimeError::WouldDeadlock => {
+                f.write_str("blocking call on the dispatcher thread would deadlock")
+            }
+            RealtimeError::Shutdown => f.write_str("client shut down"),
+            RealtimeError::Http { status, body } => write!(f, "HTTP {status}: {body}"),
+            RealtimeError::Tls { message } => write!(f, "TLS error: {message}"),
+            RealtimeError::Io { message } => write!(f, "I/O error: {message}"),
+            RealtimeError::Callback { message } => write!(f, "callback failed: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for RealtimeError {}
+
+/// Parses a JSON argument, naming it in the error.
+pub(crate) fn parse_json(what: &str, json: &str) -> Result<serde_json::Value, RealtimeError> {
+    serde_json::from_str(json).map_err(|e| RealtimeError::InvalidArgument {
+        message: format!("{what} is not valid JSON: {e}"),
+    })
+}

@@ -1,0 +1,29 @@
+//! uniffi bindings (Python, Kotlin, Swift) over the Rust API, exported from this same library.
+//!
+//! A thin layer: every call forwards to [`crate::RealtimeClient`] / [`crate::RealtimeChannel`].
+//! JSON crosses the boundary as strings (`*_json`), which each language layer turns into its
+//! native type. Threads follow the core's rules:
+//!
+//! * listener traits ([`EventListener`], [`BroadcastListener`], ...) are called on the client's
+//!   dispatch thread (or inside `dispatch()` in app-pumped mode), never on the runtime thread;
+//! * async methods run on the library runtime and complete by waking the foreign executor
+//!   from a small relay thread ([`relay`]), so foreign code (Python's GIL, the JVM) never runs
+//!   on the runtime thread either. No second runtime is started.
+//!
+//! Generate the bindings with `scripts/gen-bindings`; see `docs/bindings.md`.
+
+mod channel;
+mod client;
+mod error;
+mod listener;
+mod relay;
+mod types;
+
+pub use channel::RealtimeChannel;
+pub use client::RealtimeClient;
+pub use error::RealtimeError;
+pub use listener::{
+    BroadcastListener, EventListener, PostgresChangeListener, PresenceListener, SystemListener,
+    TokenProvider, WakeupListener,
+};
+pub use types::*;

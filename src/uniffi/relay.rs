@@ -1,0 +1,65 @@
+//! Running a binding's async call on the library runtime and completing it off that thread.
+//!
+//! uniffi hands us a foreign executor's waker. Waking it runs foreign code (Python takes the GIL
+//! and calls `loop.call_soon_threadsafe`, Kotlin resumes a continuation), so it must not happen
+//! on the runtime thread, which owns every socket. [`on_runtime`] spawns the work on the runtime
+//! and relays each wake-up to one small `supa-wake` thread that calls the foreign waker.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll, Wake, Waker};
+
+use once_cell::sync::Lazy;
+
+use super::error::RealtimeError;
+
+static RELAY: Lazy<mpsc::Sender<Waker>> = Lazy::new(|| {
+    let (tx, rx) = mpsc::channel::<Waker>();
+    std::thread::Builder::new()
+        .name("supa-wake".into())
+        .spawn(move || {
+            for waker in rx {
+                waker.wake();
+            }
+        })
+        .expect("spawning the supa-wake thread");
+    tx
+});
+
+/// A waker that forwards to the foreign waker through the relay thread.
+struct RelayWaker(Waker);
+
+impl Wake for RelayWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let _ = RELAY.send(self.0.clone());
+    }
+}
+
+/// Polls the inner future with a relaying waker.
+struct Relayed<F>(F);
+
+impl<F: Future + Unpin> Future for Relayed<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let waker = Waker::from(Arc::new(RelayWaker(cx.waker().clone())));
+        Pin::new(&mut self.0).poll(&mut Context::from_waker(&waker))
+    }
+}
+
+/// Runs `fut` on the library runtime; the returned future can be polled by any executor.
+/// Dropping it (a cancelled foreign await) leaves the operation to finish on its own.
+pub(crate) async fn on_runtime<T, F>(fut: F) -> Result<T, RealtimeError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, crate::Error>> + Send + 'static,
+{
+    let task = crate::runtime::handle().spawn(fut);
+    match Relayed(task).await {
+        Ok(r) => r.map_err(RealtimeError::from),
+        Err(_) => Err(RealtimeError::Shutdown),
+    }
+}
