@@ -302,9 +302,12 @@ fn reconnects_and_rejoins_after_the_server_restarts() {
     c.on_event(r.sink());
     let ch = c.channel(
         "phoenix-rises",
-        ChannelOptions::default().broadcast_self(true),
+        ChannelOptions::default()
+            .broadcast_self(true)
+            .presence_key("me"),
     );
     ch.subscribe_blocking(DEADLINE).unwrap();
+    ch.track_blocking(json!({"here": true}), DEADLINE).unwrap();
     let mark = r.len();
     first.shutdown();
     r.wait_from(mark, "channel error on loss", |e| {
@@ -338,6 +341,16 @@ fn reconnects_and_rejoins_after_the_server_restarts() {
         broadcast_json(e, "back").is_some()
     });
     assert!(c.metrics().reconnects >= 1);
+    // Presence is tracked again on the new server: a newcomer sees it.
+    let other = client(&second);
+    let ro = Recorder::new();
+    let och = other.channel("phoenix-rises", ChannelOptions::default());
+    let sink = ro.clone();
+    och.on_presence(move |p| sink.push(Event::Presence(p.clone())));
+    och.subscribe_blocking(DEADLINE).unwrap();
+    ro.wait("re-tracked presence", |e| {
+        matches!(e, Event::Presence(PresenceEvent::Join { key, new, .. }) if key == "me" && new[0]["here"] == true)
+    });
     second.shutdown();
 }
 

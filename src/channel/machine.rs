@@ -59,6 +59,8 @@ pub(crate) struct ChannelMachine {
     ever_subscribed: bool,
     leave: Option<(String, Instant)>,
     leave_waiters: Vec<Reply>,
+    /// The last tracked presence meta, tracked again after every rejoin.
+    tracked: Option<Value>,
 }
 
 impl ChannelMachine {
@@ -82,6 +84,7 @@ impl ChannelMachine {
             ever_subscribed: false,
             leave: None,
             leave_waiters: Vec::new(),
+            tracked: None,
         }
     }
 
@@ -257,6 +260,11 @@ impl ChannelMachine {
             PushOp::Broadcast { .. } => self.shared.options.broadcast_ack,
             PushOp::Track(_) | PushOp::Untrack => true,
         };
+        match &op {
+            PushOp::Track(meta) => self.tracked = Some(meta.clone()),
+            PushOp::Untrack => self.tracked = None,
+            PushOp::Broadcast { .. } => {}
+        }
         let sent = match op {
             PushOp::Broadcast { event: ev, payload } => match (ctx.vsn, payload) {
                 (Vsn::V2, payload) => {
@@ -695,6 +703,12 @@ impl ChannelMachine {
                 self.server_ids = ids;
                 self.rejoin_attempt = 0;
                 self.set_state(ChannelState::Joined);
+                // The server forgot our presence with the old join: track it again.
+                if let Some(meta) = self.tracked.clone() {
+                    let (reply, _) = oneshot::channel();
+                    let deadline = now + ctx.opts.push_timeout;
+                    self.send_op(ctx, PushOp::Track(meta), reply, deadline);
+                }
                 self.flush(ctx);
                 if !self.bindings.is_empty() && self.shared.options.wait_for_postgres_ready {
                     self.pg_ready_deadline = Some(now + self.shared.options.postgres_ready_timeout);
