@@ -226,7 +226,9 @@ pub unsafe extern "C" fn supa_client_dispatch(
                 "supa_client_dispatch needs SUPA_DISPATCH_APP_PUMPED",
             );
         }
-        let n = c.inner.dispatch(max);
+        // A callback may free this very client: keep the core handle alive for the call.
+        let inner = c.inner.clone();
+        let n = inner.dispatch(max);
         if !count.is_null() {
             *count = n;
         }
