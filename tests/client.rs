@@ -896,3 +896,27 @@ fn network_changed_probes_the_link_at_once() {
     c.app_foregrounded();
     assert_eq!(c.connection_state(), ConnectionState::Connected);
 }
+
+#[tokio::test]
+async fn async_api_resolves_and_reports_shutdown() {
+    let server = tokio::task::spawn_blocking(server).await.unwrap();
+    let c = client(&server);
+    c.connected().await.unwrap();
+    let ch = c.channel("async", ChannelOptions::default().broadcast_ack(true));
+    ch.subscribe().unwrap();
+    ch.subscribed().await.unwrap();
+    ch.send_broadcast("e", json!({"a": 1}).into())
+        .await
+        .unwrap();
+    ch.track(json!({"a": 1})).await.unwrap();
+    ch.untrack().await.unwrap();
+    let pending = ch.clone();
+    c.shutdown();
+    // After shutdown every call fails fast instead of hanging.
+    assert_eq!(pending.subscribed().await, Err(Error::Shutdown));
+    assert!(pending.send_broadcast("e", json!({}).into()).await.is_err());
+    assert_eq!(c.connected().await, Err(Error::Shutdown));
+    tokio::task::spawn_blocking(move || server.shutdown())
+        .await
+        .unwrap();
+}

@@ -20,6 +20,9 @@ use crate::options::{ChannelOptions, Vsn};
 use crate::postgres::PostgresChangesFilter;
 use crate::protocol::MAX_HEADER_FIELD;
 
+/// The CLOSED reason given to channels when their client shuts down.
+pub(crate) const SHUTDOWN_REASON: &str = "client shut down";
+
 /// key → metas, as `presence_state()` returns it.
 pub(crate) type PresenceList = Vec<(String, Vec<Value>)>;
 
@@ -107,7 +110,9 @@ pub struct RealtimeChannel {
 
 impl RealtimeChannel {
     fn client(&self) -> Result<Arc<ClientInner>, Error> {
-        self.shared.client.upgrade().ok_or(Error::Shutdown)
+        let client = self.shared.client.upgrade().ok_or(Error::Shutdown)?;
+        client.check()?;
+        Ok(client)
     }
 
     /// The wire topic, `realtime:<name>`.
@@ -241,6 +246,7 @@ impl RealtimeChannel {
     /// Resolves on SUBSCRIBED; fails on CLOSED, a terminal CHANNEL_ERROR, or TIMED_OUT.
     /// Recoverable errors are retried by the client, so it keeps waiting through them.
     pub async fn subscribed(&self) -> Result<(), Error> {
+        self.client()?;
         let mut rx = self.shared.status.subscribe();
         loop {
             let snap = rx.borrow_and_update().clone();
@@ -254,9 +260,12 @@ impl RealtimeChannel {
                     reason,
                     ..
                 }) => {
+                    if reason.as_deref() == Some(SHUTDOWN_REASON) {
+                        return Err(Error::Shutdown);
+                    }
                     return Err(Error::ChannelError(
                         reason.unwrap_or_else(|| "channel closed".into()),
-                    ))
+                    ));
                 }
                 Some(StatusSnap {
                     status: SubscribeStatus::TimedOut,

@@ -7,7 +7,7 @@ pub(crate) mod transport;
 pub(crate) mod url;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -88,11 +88,22 @@ pub(crate) struct ClientInner {
     channels: Mutex<HashMap<String, Weak<ChannelShared>>>,
     next_channel: AtomicU64,
     counters: Arc<Counters>,
+    /// Set by `shutdown()`: from then on every call fails with `Error::Shutdown` at once.
+    shut_down: AtomicBool,
 }
 
 impl ClientInner {
     pub(crate) fn send(&self, cmd: Command) -> Result<(), Error> {
+        self.check()?;
         self.cmd.send(cmd).map_err(|_| Error::Shutdown)
+    }
+
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        if self.shut_down.load(Ordering::SeqCst) {
+            Err(Error::Shutdown)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -171,6 +182,7 @@ impl RealtimeClient {
                 channels: Mutex::new(HashMap::new()),
                 next_channel: AtomicU64::new(1),
                 counters,
+                shut_down: AtomicBool::new(false),
             }),
         })
     }
@@ -189,7 +201,9 @@ impl RealtimeClient {
     /// Closes everything for good; later calls fail with [`Error::Shutdown`]. Queued events are
     /// discarded; a final `ConnectionStatus{ShutDown}` is delivered.
     pub fn shutdown(&self) {
-        let _ = self.inner.send(Command::Shutdown);
+        if !self.inner.shut_down.swap(true, Ordering::SeqCst) {
+            let _ = self.inner.cmd.send(Command::Shutdown);
+        }
     }
 
     /// Sets the access token: sent as `access_token` to every joined channel and used on every
@@ -275,6 +289,7 @@ impl RealtimeClient {
 
     /// Connects if needed and resolves once the socket is open (`Err(Shutdown)` if shut down).
     pub async fn connected(&self) -> Result<(), Error> {
+        self.inner.check()?;
         let mut rx = self.inner.state.clone();
         self.connect();
         let state = rx

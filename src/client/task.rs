@@ -667,7 +667,7 @@ impl Task {
                 .status
                 .send_replace(Some(crate::channel::StatusSnap {
                     status: crate::event::SubscribeStatus::Closed,
-                    reason: Some("client shut down".into()),
+                    reason: Some(crate::channel::SHUTDOWN_REASON.into()),
                     kind: None,
                 }));
         }
