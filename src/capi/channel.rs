@@ -54,6 +54,8 @@ unsafe fn channel<'a>(p: *const supa_channel) -> Result<&'a supa_channel, supa_r
 /// (waiting for the reply) continues on the library runtime.
 fn start(fut: impl Future<Output = Result<(), Error>> + Send + 'static) -> Result<(), Error> {
     let mut fut = Box::pin(fut);
+    // Timers and spawns inside the operation need the runtime's context.
+    let _runtime = crate::runtime::handle().enter();
     match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(r) => r,
         Poll::Pending => {

@@ -234,9 +234,10 @@ static inline size_t wait_kind(recorder *r, size_t from, uint32_t kind) {
   return recorder_wait(r, from, is_kind, &kind, "an event kind");
 }
 
-/* Compares a (pointer, length) text with a C string. */
-static inline int text_eq(const char *p, size_t len, const char *s) {
-  return p && strlen(s) == len && memcmp(p, s, len) == 0;
+/* Compares a (pointer, length) text with a C string. The length is passed by pointer so that
+ * it is read after the accessor that fills it has run: text_eq(f(ev, &len), &len, "..."). */
+static inline int text_eq(const char *p, const size_t *len, const char *s) {
+  return p && strlen(s) == *len && memcmp(p, s, *len) == 0;
 }
 
 #endif

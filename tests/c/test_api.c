@@ -253,7 +253,7 @@ static void test_lifecycle(void) {
   size_t len = 0;
   const char *payload = supa_event_payload_json(recorder_at(&bc_rec, i), &len);
   /* The {"n":2} sent while disconnected may or may not go out after the rejoin. */
-  CHECK(text_eq(payload, len, "{\"n\":2}") || text_eq(payload, len, "{\"n\":3}"));
+  CHECK(text_eq(payload, &len, "{\"n\":2}") || text_eq(payload, &len, "{\"n\":3}"));
 
   /* Shutdown: later calls say so. */
   CHECK_OK(supa_client_shutdown(c));
