@@ -1,0 +1,137 @@
+"""Where callbacks run, and calling back into the client from a callback."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+
+import pytest
+
+from supa_realtime import Broadcast, ChannelStatus, Client, RealtimeError
+
+from conftest import DEADLINE, run, unique
+
+
+def native_thread_name() -> str:
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm") as f:
+        return f.read().strip()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc thread names")
+def test_callbacks_run_on_the_dispatch_thread(server):
+    async def main():
+        names = set()
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        with Client(server.url, server.anon_key) as c:
+            ch = c.channel(unique("room"), broadcast_self=True)
+
+            def on_broadcast(msg: Broadcast) -> None:
+                names.add(native_thread_name())
+                loop.call_soon_threadsafe(done.set)
+
+            ch.on_broadcast("*", on_broadcast)
+            ch.on_status(lambda s: names.add(native_thread_name()))
+            await ch.subscribe(timeout=DEADLINE)
+            await ch.send("x", {})
+            await asyncio.wait_for(done.wait(), DEADLINE)
+        assert names == {"supa-dispatch"}, names
+
+    run(main())
+
+
+def test_reentrant_calls_from_a_callback(server):
+    """A callback replies, subscribes a new channel and unsubscribes its own, all from the
+    dispatch thread; a blocking-style misuse is impossible (only nowait calls exist there)."""
+
+    async def main():
+        name = unique("echo")
+        with Client(server.url, server.anon_key) as a, Client(server.url, server.anon_key) as b:
+            echo = a.channel(name)
+            later = {}
+
+            def on_ping(msg: Broadcast) -> None:
+                echo.send_nowait("pong", {"n": msg.payload["n"] + 1})
+                side = a.channel(name + "-side")
+                side.subscribe_nowait()
+                later["side"] = side
+                echo.unsubscribe_nowait()
+
+            echo.on_broadcast("ping", on_ping)
+            peer = b.channel(name)
+            async with peer.events() as peer_events, echo.events() as echo_events:
+                await echo.subscribe(timeout=DEADLINE)
+                await peer.subscribe(timeout=DEADLINE)
+                await peer.send("ping", {"n": 1})
+                while True:
+                    e = await peer_events.next(DEADLINE)
+                    if isinstance(e, Broadcast) and e.event == "pong":
+                        assert e.payload == {"n": 2}
+                        break
+                statuses = [e.status async for e in echo_events if isinstance(e, ChannelStatus)]
+                assert statuses[-1] == "CLOSED"
+            side = later["side"]
+            async with side.events() as side_events:
+                while side.state != "JOINED":
+                    e = await side_events.next(DEADLINE)
+                    if isinstance(e, ChannelStatus):
+                        assert e.status == "SUBSCRIBED"
+            with pytest.raises(RealtimeError.InvalidArgument):
+                echo.subscribe_nowait()  # single use: closed channels stay closed
+
+    run(main())
+
+
+def test_callback_exceptions_are_logged_and_delivery_continues(server, caplog):
+    async def main():
+        got = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        with Client(server.url, server.anon_key) as c:
+            ch = c.channel(unique("room"), broadcast_self=True)
+
+            def boom(msg):
+                raise RuntimeError("listener bug")
+
+            ch.on_broadcast("*", boom)
+            ch.on_broadcast("*", lambda m: loop.call_soon_threadsafe(got.set))
+            await ch.subscribe(timeout=DEADLINE)
+            await ch.send("x", {"n": 1})
+            await asyncio.wait_for(got.wait(), DEADLINE)
+        assert any("listener bug" in r.getMessage() or r.exc_info for r in caplog.records)
+
+    run(main())
+
+
+def test_app_pumped_dispatch(server):
+    async def main():
+        woken = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        with Client(server.url, server.anon_key, app_pumped=True) as c:
+            c.set_wakeup(lambda: loop.call_soon_threadsafe(woken.set))
+            where = []
+            ch = c.channel(unique("room"))
+            ch.on_status(lambda s: where.append((s.status, threading.get_ident())))
+            await ch.subscribe(timeout=DEADLINE)
+            while not where:
+                await asyncio.wait_for(woken.wait(), DEADLINE)
+                woken.clear()
+                c.dispatch(100)
+            assert where[0] == ("SUBSCRIBED", threading.get_ident())
+
+    run(main())
+
+
+def test_shutdown_then_calls_fail_cleanly(server):
+    async def main():
+        c = Client(server.url, server.anon_key)
+        ch = c.channel(unique("room"))
+        await ch.subscribe(timeout=DEADLINE)
+        async with c.events() as events:
+            c.shutdown()
+            states = [e.state async for e in events if hasattr(e, "state")]
+        assert states[-1] == "SHUT_DOWN"
+        with pytest.raises(RealtimeError.Shutdown):
+            await ch.send("x", {})
+
+    run(main())
