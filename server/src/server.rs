@@ -37,11 +37,28 @@ pub(crate) struct Shared {
     pub pg: Option<Arc<PgChanges>>,
     pub shutdown: watch::Receiver<bool>,
     next_sub: AtomicU64,
+    /// Open sockets, so shutdown can wait for their close frames to go out.
+    sockets: watch::Sender<usize>,
 }
 
 impl Shared {
     pub(crate) fn next_sub(&self) -> SubId {
         self.next_sub.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts a socket as open until the returned guard drops.
+    pub(crate) fn socket_opened(self: &Arc<Self>) -> SocketGuard {
+        self.sockets.send_modify(|n| *n += 1);
+        SocketGuard(Arc::clone(self))
+    }
+}
+
+/// Counts one open socket (see [`Shared::socket_opened`]).
+pub(crate) struct SocketGuard(Arc<Shared>);
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        self.0.sockets.send_modify(|n| *n -= 1);
     }
 }
 
@@ -207,6 +224,7 @@ async fn bind(
         pg,
         shutdown: stop.clone(),
         next_sub: AtomicU64::new(1),
+        sockets: watch::Sender::new(0),
     });
     tokio::spawn(relay_db_broadcasts(Arc::clone(&shared), db_rx));
     let app = crate::http::router(Arc::clone(&shared));
@@ -215,10 +233,16 @@ async fn bind(
         let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stop_signal.wait_for(|s| *s).await;
         });
-        // Sockets close themselves on the same signal; bound the wait for the rest.
+        // Sockets close themselves (code 1001) on the same signal; wait for them and for
+        // in-flight HTTP requests, but never longer than the bound.
+        let mut sockets = shared.sockets.subscribe();
         let mut stop_deadline = stop;
+        let drained = async {
+            let _ = graceful.await;
+            let _ = sockets.wait_for(|n| *n == 0).await;
+        };
         tokio::select! {
-            _ = graceful => {}
+            _ = drained => {}
             _ = async {
                 let _ = stop_deadline.wait_for(|s| *s).await;
                 tokio::time::sleep(Duration::from_secs(2)).await;

@@ -88,6 +88,7 @@ pub(crate) async fn run(
     _verified: Verified,
     shared: Arc<Shared>,
 ) {
+    let _open = shared.socket_opened();
     let (fan_tx, mut fan_rx) = mpsc::channel::<Routed>(shared.config.limits.outbound_queue.max(1));
     let (delayed_tx, mut delayed_rx) = mpsc::unbounded_channel();
     let (pg_tx, mut pg_rx) = mpsc::unbounded_channel();
@@ -550,6 +551,10 @@ impl Conn {
             return;
         };
         let ack = channel.ack;
+        // A broadcast is an object ({type, event, payload}); anything else is malformed.
+        if !frame.payload.is_object() {
+            return;
+        }
         let max = self.shared.config.limits.max_payload_bytes;
         // The frame's length bounds the payload's; measure exactly only when it might matter.
         if frame_len > max && frame.payload.to_string().len() > max {

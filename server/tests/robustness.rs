@@ -122,3 +122,62 @@ async fn shutdown_closes_sockets_and_returns() {
     // Bounded, as documented (not a timing assertion on speed, a hang check).
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_without_stalling_others() {
+    let server = Server::start(Config {
+        write_timeout: Duration::from_secs(2),
+        ..Config::default()
+    })
+    .unwrap();
+    let mut sender = Client::connect(&server, Vsn::V2).await;
+    let js = sender.join_ok("realtime:room", json!({})).await;
+    let mut fast = Client::connect(&server, Vsn::V2).await;
+    fast.join_ok("realtime:room", json!({})).await;
+    let mut slow = Client::connect(&server, Vsn::V2).await;
+    slow.join_ok("realtime:room", json!({})).await;
+
+    // ~10 MB of fan-out: more than loopback socket buffers hold for a reader that never reads.
+    let pad = "x".repeat(64 * 1024);
+    let count = 160;
+    let reader = tokio::spawn(async move {
+        let mut got = 0;
+        while got < count {
+            match fast.recv().await {
+                In::Text(f) if f.event == "broadcast" => got += 1,
+                In::Text(_) => {}
+                other => panic!("fast client: unexpected {other:?}"),
+            }
+        }
+        fast
+    });
+    for n in 0..count {
+        sender
+            .push(
+                Some(&js),
+                "realtime:room",
+                "broadcast",
+                json!({"event": "e", "payload": {"n": n, "pad": pad}}),
+            )
+            .await;
+    }
+    let mut fast = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("the fast client got every message in time")
+        .unwrap();
+    fast.heartbeat().await;
+    // The slow client has not read a byte, so the server's writes to it stall; once they have
+    // stalled for the write timeout it is dropped. Reading now would unblock them, so first
+    // let the configured timeout pass (waiting out a timeout, not synchronising a race).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // After whatever the kernel had buffered, the connection ends.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match slow.recv_within(left).await {
+            Some(In::Closed(_)) => break,
+            Some(_) => {}
+            None => panic!("the slow client was not dropped"),
+        }
+    }
+}
