@@ -144,6 +144,28 @@ impl Server {
         })
     }
 
+    /// [`Server::start`] for async code: the wait for the bind runs on tokio's blocking pool,
+    /// not on an async worker. Pair it with [`Server::shutdown_async`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use supa_realtime_server::{Config, Server};
+    /// let server = Server::start_async(Config::default()).await.unwrap();
+    /// let url = server.realtime_url();
+    /// server.shutdown_async().await;
+    /// # let _ = url; }
+    /// ```
+    pub async fn start_async(config: Config) -> Result<Server, Error> {
+        tokio::task::spawn_blocking(move || Server::start(config))
+            .await
+            .map_err(|e| Error(format!("the start task failed: {e}")))?
+    }
+
+    /// [`Server::shutdown`] for async code (the bounded wait runs on the blocking pool).
+    pub async fn shutdown_async(self) {
+        let _ = tokio::task::spawn_blocking(move || self.shutdown()).await;
+    }
+
     /// The bound address (the real port when port 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr

@@ -233,3 +233,32 @@ impl RawText for Client {
         msg.into_text().ok().map(|t| t.as_str().to_owned())
     }
 }
+
+#[tokio::test]
+async fn async_start_and_shutdown() {
+    let server = Server::start_async(Config::default()).await.unwrap();
+    let mut c = Client::connect(&server, Vsn::V2).await;
+    c.heartbeat().await;
+    server.shutdown_async().await;
+    assert_eq!(c.expect_closed().await, Some(1001));
+}
+
+#[tokio::test]
+async fn socket_path_and_start_errors() {
+    let server = server();
+    // The self-hosted path works too.
+    let url = format!(
+        "ws://{}/socket/websocket?apikey={}&vsn=2.0.0",
+        server.local_addr(),
+        server.anon_key()
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    futures_util::SinkExt::close(&mut ws).await.unwrap();
+    // A taken port is a clear start error.
+    let err = Server::start(Config {
+        listen: server.local_addr(),
+        ..Config::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().starts_with("cannot listen on"), "{err}");
+}
