@@ -142,3 +142,44 @@ pub extern "C" fn supa_result_name(result: u32) -> *const c_char {
 pub extern "C" fn supa_last_error_message() -> *const c_char {
     LAST_ERROR.with(|m| m.borrow().as_ptr())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn name(code: u32) -> &'static str {
+        unsafe { CStr::from_ptr(supa_result_name(code)) }
+            .to_str()
+            .unwrap()
+    }
+
+    #[test]
+    fn every_code_has_its_own_name_and_values_are_stable() {
+        for (i, r) in supa_result::ALL.iter().enumerate() {
+            assert_eq!(*r as u32, i as u32, "values are dense and never renumbered");
+            assert_eq!(name(*r as u32), format!("{r:?}"));
+        }
+        assert_eq!(name(999), "SUPA_UNKNOWN");
+    }
+
+    #[test]
+    fn the_last_error_is_per_thread_and_cleared_by_success() {
+        assert_eq!(
+            fail(supa_result::SUPA_TIMEOUT, "slow"),
+            supa_result::SUPA_TIMEOUT
+        );
+        let msg = || unsafe { CStr::from_ptr(supa_last_error_message()) }.to_owned();
+        assert_eq!(msg().to_str().unwrap(), "slow");
+        std::thread::spawn(move || {
+            assert_eq!(
+                unsafe { CStr::from_ptr(supa_last_error_message()) }.to_bytes(),
+                b""
+            )
+        })
+        .join()
+        .unwrap();
+        ok();
+        assert_eq!(msg().to_bytes(), b"");
+    }
+}

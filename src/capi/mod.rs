@@ -5,7 +5,7 @@
 //! thread-local message, and callbacks with `void *userdata` plus a destructor.
 //!
 //! Rules every export follows (after rustls-ffi):
-//! * runs under [`boundary`]: a panic becomes `SUPA_PANIC` (or NULL/0), never an unwind into C;
+//! * runs under `boundary`: a panic becomes `SUPA_PANIC` (or NULL/0), never an unwind into C;
 //! * checks every pointer: NULL gives `SUPA_NULL_ARGUMENT`; `_free(NULL)` is a no-op;
 //! * reads strings as NUL-terminated UTF-8 (`SUPA_INVALID_UTF8` otherwise) and copies them;
 //! * writes outputs only on success;
