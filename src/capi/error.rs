@@ -126,12 +126,14 @@ pub(crate) fn from_error(e: &Error) -> supa_result {
 /// one. A static NUL-terminated string: never free it.
 #[no_mangle]
 pub extern "C" fn supa_result_name(result: u32) -> *const c_char {
-    supa_result::ALL
-        .iter()
-        .find(|r| **r as u32 == result)
-        .map_or("SUPA_UNKNOWN\0", |r| r.name())
-        .as_ptr()
-        .cast()
+    super::boundary(|| {
+        supa_result::ALL
+            .iter()
+            .find(|r| **r as u32 == result)
+            .map_or("SUPA_UNKNOWN\0", |r| r.name())
+            .as_ptr()
+            .cast()
+    })
 }
 
 /// The message of the last failed call on this thread; `""` after a successful call.
@@ -140,7 +142,7 @@ pub extern "C" fn supa_result_name(result: u32) -> *const c_char {
 /// Thread-safety: each thread has its own message.
 #[no_mangle]
 pub extern "C" fn supa_last_error_message() -> *const c_char {
-    LAST_ERROR.with(|m| m.borrow().as_ptr())
+    super::boundary(|| LAST_ERROR.with(|m| m.borrow().as_ptr()))
 }
 
 #[cfg(test)]
