@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind};
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Error)]
 pub enum RealtimeError {
     /// A caller-supplied value is unusable (bad URL, malformed JSON, ...).
-    InvalidArgument { message: String },
+    InvalidArgument { reason: String },
     /// The operation needs a connected socket or a joined channel.
     NotConnected,
     /// No reply arrived in time.
@@ -25,18 +25,18 @@ pub enum RealtimeError {
     /// An HTTP request got a non-success status.
     Http { status: u16, body: String },
     /// TLS configuration or handshake problem.
-    Tls { message: String },
+    Tls { reason: String },
     /// Transport problem (DNS, TCP, WebSocket).
-    Io { message: String },
+    Io { reason: String },
     /// A foreign callback (listener, token provider) threw.
-    Callback { message: String },
+    Callback { reason: String },
 }
 
 impl From<Error> for RealtimeError {
     fn from(e: Error) -> Self {
         let recoverable = e.kind() == ErrorKind::Recoverable;
         match e {
-            Error::InvalidArgument(message) => RealtimeError::InvalidArgument { message },
+            Error::InvalidArgument(reason) => RealtimeError::InvalidArgument { reason },
             Error::NotConnected => RealtimeError::NotConnected,
             Error::Timeout => RealtimeError::Timeout,
             Error::ChannelError(reason) => RealtimeError::ChannelError {
@@ -46,22 +46,22 @@ impl From<Error> for RealtimeError {
             Error::WouldDeadlock => RealtimeError::WouldDeadlock,
             Error::Shutdown => RealtimeError::Shutdown,
             Error::Http { status, body } => RealtimeError::Http { status, body },
-            Error::Tls(message) => RealtimeError::Tls { message },
-            Error::Io(message) => RealtimeError::Io { message },
+            Error::Tls(reason) => RealtimeError::Tls { reason },
+            Error::Io(reason) => RealtimeError::Io { reason },
         }
     }
 }
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for RealtimeError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        RealtimeError::Callback { message: e.reason }
+        RealtimeError::Callback { reason: e.reason }
     }
 }
 
 impl fmt::Display for RealtimeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RealtimeError::InvalidArgument { message } => write!(f, "invalid argument: {message}"),
+            RealtimeError::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
             RealtimeError::NotConnected => f.write_str("not connected"),
             RealtimeError::Timeout => f.write_str("timed out"),
             RealtimeError::ChannelError { reason, .. } => write!(f, "channel error: {reason}"),
@@ -70,9 +70,9 @@ impl fmt::Display for RealtimeError {
             }
             RealtimeError::Shutdown => f.write_str("client shut down"),
             RealtimeError::Http { status, body } => write!(f, "HTTP {status}: {body}"),
-            RealtimeError::Tls { message } => write!(f, "TLS error: {message}"),
-            RealtimeError::Io { message } => write!(f, "I/O error: {message}"),
-            RealtimeError::Callback { message } => write!(f, "callback failed: {message}"),
+            RealtimeError::Tls { reason } => write!(f, "TLS error: {reason}"),
+            RealtimeError::Io { reason } => write!(f, "I/O error: {reason}"),
+            RealtimeError::Callback { reason } => write!(f, "callback failed: {reason}"),
         }
     }
 }
@@ -82,6 +82,6 @@ impl std::error::Error for RealtimeError {}
 /// Parses a JSON argument, naming it in the error.
 pub(crate) fn parse_json(what: &str, json: &str) -> Result<serde_json::Value, RealtimeError> {
     serde_json::from_str(json).map_err(|e| RealtimeError::InvalidArgument {
-        message: format!("{what} is not valid JSON: {e}"),
+        reason: format!("{what} is not valid JSON: {e}"),
     })
 }
