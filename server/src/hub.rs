@@ -181,6 +181,30 @@ struct Member {
     socket: Arc<SocketHandle>,
     /// Receives presence diffs (presence enabled at join, or turned on by a track).
     presence: bool,
+    access: Access,
+}
+
+/// What a member may read. Public channels read everything; private ones what RLS allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Access {
+    pub broadcast: bool,
+    pub presence: bool,
+}
+
+impl Access {
+    pub(crate) const ALL: Access = Access {
+        broadcast: true,
+        presence: true,
+    };
+}
+
+/// Which members a fan-out is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    /// Broadcasts: members with broadcast read access.
+    Broadcast,
+    /// Presence diffs: members with presence on and presence read access.
+    Presence,
 }
 
 struct PresenceEntry {
@@ -208,9 +232,13 @@ impl Topic {
         Value::Object(state)
     }
 
-    fn deliver(&self, msg: &Arc<Fanout>, except: Option<SubId>, presence_only: bool) {
+    fn deliver(&self, msg: &Arc<Fanout>, except: Option<SubId>, audience: Audience) {
         for (&sub, member) in &self.members {
-            if Some(sub) == except || (presence_only && !member.presence) {
+            let wanted = match audience {
+                Audience::Broadcast => member.access.broadcast,
+                Audience::Presence => member.presence && member.access.presence,
+            };
+            if Some(sub) == except || !wanted {
                 continue;
             }
             let routed = Routed {
@@ -226,7 +254,7 @@ impl Topic {
     fn diff(&self, key: &TopicKey, joins: Value, leaves: Value) {
         let payload = json!({"joins": joins, "leaves": leaves});
         let msg = Fanout::json(key.wire_topic(), event::PRESENCE_DIFF, payload);
-        self.deliver(&msg, None, true);
+        self.deliver(&msg, None, Audience::Presence);
     }
 }
 
@@ -245,14 +273,6 @@ fn single(key: &str, meta: &Map<String, Value>) -> Value {
     Value::Object(map)
 }
 
-/// What a presence track did.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Tracked {
-    New,
-    Updated,
-    Unchanged,
-}
-
 /// All topics of the server.
 #[derive(Default)]
 pub(crate) struct Hub {
@@ -268,6 +288,7 @@ impl Hub {
         sub: SubId,
         socket: &Arc<SocketHandle>,
         presence: bool,
+        access: Access,
     ) -> Option<Value> {
         let mut topics = self.topics.lock();
         let topic = topics.entry(key.clone()).or_default();
@@ -276,9 +297,22 @@ impl Hub {
             Member {
                 socket: Arc::clone(socket),
                 presence,
+                access,
             },
         );
-        presence.then(|| topic.presence_state())
+        (presence && access.presence).then(|| topic.presence_state())
+    }
+
+    /// Updates what a member may read (private channels, after a token refresh).
+    pub(crate) fn set_access(&self, key: &TopicKey, sub: SubId, access: Access) {
+        if let Some(member) = self
+            .topics
+            .lock()
+            .get_mut(key)
+            .and_then(|t| t.members.get_mut(&sub))
+        {
+            member.access = access;
+        }
     }
 
     /// Unsubscribes, removing the subscription's presence (others get a `leaves` diff).
@@ -299,18 +333,12 @@ impl Hub {
     /// Sends `msg` to every subscriber of `key` except `except`.
     pub(crate) fn broadcast(&self, key: &TopicKey, msg: Arc<Fanout>, except: Option<SubId>) {
         if let Some(topic) = self.topics.lock().get(key) {
-            topic.deliver(&msg, except, false);
+            topic.deliver(&msg, except, Audience::Broadcast);
         }
     }
 
     /// Tracks (or re-tracks) this subscription's one presence under `presence_key`.
-    pub(crate) fn track(
-        &self,
-        key: &TopicKey,
-        sub: SubId,
-        presence_key: &str,
-        payload: Value,
-    ) -> Tracked {
+    pub(crate) fn track(&self, key: &TopicKey, sub: SubId, presence_key: &str, payload: Value) {
         let mut topics = self.topics.lock();
         let topic = topics.entry(key.clone()).or_default();
         if let Some(member) = topic.members.get_mut(&sub) {
@@ -318,7 +346,7 @@ impl Hub {
         }
         let old = topic.presences.get(&sub);
         if old.is_some_and(|o| o.payload == payload && o.key == presence_key) {
-            return Tracked::Unchanged;
+            return; // an identical re-track is a no-op
         }
         let phx_ref = ids::phx_ref();
         let mut meta = Map::new();
@@ -340,16 +368,11 @@ impl Hub {
             meta,
             payload,
         };
-        match topic.presences.insert(sub, entry) {
-            Some(old) => {
-                topic.diff(key, joins, single(&old.key, &old.meta));
-                Tracked::Updated
-            }
-            None => {
-                topic.diff(key, joins, json!({}));
-                Tracked::New
-            }
-        }
+        let leaves = match topic.presences.insert(sub, entry) {
+            Some(old) => single(&old.key, &old.meta),
+            None => json!({}),
+        };
+        topic.diff(key, joins, leaves);
     }
 
     /// Removes this subscription's presence, if any.

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
-use crate::hub::{Fanout, Routed, SocketHandle, SubId, TopicKey, Tracked};
+use crate::hub::{Access, Fanout, Routed, SocketHandle, SubId, TopicKey};
 use crate::ids;
 use crate::jwt::{now_secs, JwtError, Verified};
 use crate::postgres::{Extension, PgEvent, PgSubscription, Subscriber};
@@ -387,9 +387,11 @@ impl Conn {
         {
             return Err("UnableToReplayMessages: Replay is not allowed for public channels".into());
         }
-        if private {
-            self.check_read(&verified.claims, name).await?;
-        }
+        let access = if private {
+            self.check_read(&verified.claims, name).await?
+        } else {
+            Access::ALL
+        };
         let broadcast_self = truthy(broadcast.and_then(|b| b.get("self"))).unwrap_or(false);
         let ack = truthy(broadcast.and_then(|b| b.get("ack"))).unwrap_or(false);
         let presence = config.get("presence");
@@ -422,7 +424,7 @@ impl Conn {
         let state = self
             .shared
             .hub
-            .join(&key, sub, &self.handle, presence_enabled);
+            .join(&key, sub, &self.handle, presence_enabled, access);
         let mut channel = Channel {
             sub,
             key,
@@ -472,8 +474,9 @@ impl Conn {
         Ok(())
     }
 
-    /// Private channels: read access is decided by RLS in the database.
-    async fn check_read(&self, claims: &Value, name: &str) -> Result<(), String> {
+    /// Private channels: read access is decided by RLS in the database; a join needs
+    /// broadcast or presence read.
+    async fn check_read(&self, claims: &Value, name: &str) -> Result<Access, String> {
         let denied = format!(
             "Unauthorized: You do not have permissions to read from this Channel topic: {name}"
         );
@@ -483,7 +486,10 @@ impl Conn {
             ));
         };
         match pg.private_access(claims, name).await {
-            Ok(access) if access.broadcast_read || access.presence_read => Ok(()),
+            Ok(a) if a.broadcast_read || a.presence_read => Ok(Access {
+                broadcast: a.broadcast_read,
+                presence: a.presence_read,
+            }),
             Ok(_) => Err(denied),
             Err(_) => Err("Realtime was unable to connect to the project database".into()),
         }
@@ -623,13 +629,9 @@ impl Conn {
                 let Some(channel) = self.channels.get(&frame.topic) else {
                     return;
                 };
-                let outcome: Tracked = self.shared.hub.track(
-                    &channel.key,
-                    channel.sub,
-                    &channel.presence_key,
-                    payload,
-                );
-                let _ = outcome;
+                self.shared
+                    .hub
+                    .track(&channel.key, channel.sub, &channel.presence_key, payload);
                 self.push(reply_ok(&frame));
             }
             "untrack" => {
@@ -655,12 +657,17 @@ impl Conn {
             Err(e) => return self.shutdown_channel(&frame.topic, &e.message(false)),
         };
         if channel.key.private {
-            let name = channel.key.name.clone();
-            if self.check_read(&verified.claims, &name).await.is_err() {
-                let message = format!(
-                    "You no longer have permission to read from this Channel topic: {name}"
-                );
-                return self.shutdown_channel(&frame.topic, &message);
+            // Policies are re-evaluated with the new claims; losing read access ends the channel.
+            let (key, sub) = (channel.key.clone(), channel.sub);
+            match self.check_read(&verified.claims, &key.name).await {
+                Ok(access) => self.shared.hub.set_access(&key, sub, access),
+                Err(_) => {
+                    let message = format!(
+                        "You no longer have permission to read from this Channel topic: {}",
+                        key.name
+                    );
+                    return self.shutdown_channel(&frame.topic, &message);
+                }
             }
         }
         let Some(channel) = self.channels.get_mut(&frame.topic) else {
@@ -672,13 +679,9 @@ impl Conn {
         channel.can_write_broadcast = None;
         channel.can_write_presence = None;
         if !channel.bindings.is_empty() && self.shared.pg.is_some() {
-            // Re-subscribe with the new claims (the old subscription ends first).
-            let channel = self.channels.get_mut(&frame.topic).expect("checked above");
+            // Re-subscribe with the new claims; the old subscription ends first.
             channel.pg = None;
-            let link = {
-                let channel = &self.channels[&frame.topic];
-                self.pg_subscribe(channel)
-            };
+            let link = self.pg_subscribe(&self.channels[&frame.topic]);
             if let Some(channel) = self.channels.get_mut(&frame.topic) {
                 channel.pg = link;
             }

@@ -38,6 +38,14 @@ async fn garbage_frames_are_dropped_and_the_socket_stays_open() {
     for text in garbage {
         bad.send_raw(Message::text(text)).await;
     }
+    // Deep nesting must not overflow a stack.
+    bad.send_raw(Message::text("[".repeat(200_000))).await;
+    let deep = format!(
+        r#"["1","2","realtime:room","broadcast",{{"event":"e","payload":{}1{}}}]"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    bad.send_raw(Message::text(deep)).await;
     for bytes in [
         vec![],
         vec![3],
