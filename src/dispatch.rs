@@ -100,6 +100,8 @@ pub(crate) struct Dispatcher {
     next_listener: AtomicU64,
     wakeup: Mutex<Option<Wakeup>>,
     pub(crate) dropped_total: AtomicU64,
+    /// `Lagged` markers queued.
+    pub(crate) lagged_total: AtomicU64,
 }
 
 impl Dispatcher {
@@ -113,6 +115,7 @@ impl Dispatcher {
             next_listener: AtomicU64::new(1),
             wakeup: Mutex::new(None),
             dropped_total: AtomicU64::new(0),
+            lagged_total: AtomicU64::new(0),
         });
         if mode == DispatchMode::Thread {
             let d2 = d.clone();
@@ -168,7 +171,10 @@ impl Dispatcher {
                 self.dropped_total.fetch_add(1, Ordering::Relaxed);
                 match q.items.back_mut() {
                     Some(Item::Lagged(n)) => *n += 1,
-                    _ => q.items.push_back(Item::Lagged(1)),
+                    _ => {
+                        self.lagged_total.fetch_add(1, Ordering::Relaxed);
+                        q.items.push_back(Item::Lagged(1))
+                    }
                 }
             } else {
                 if !event.is_lifecycle() {

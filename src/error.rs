@@ -80,6 +80,29 @@ pub(crate) fn reason_kind(reason: &str) -> ErrorKind {
     }
 }
 
+/// Whether a server reason text (join refusal, or shutdown `system` message) says the access
+/// token itself was refused: expired, malformed, badly signed, missing claims. Together with
+/// `CHANNEL_ERROR` and [`ErrorKind::Terminal`] this is the "token rejected" terminal status:
+/// the channel stopped and needs a new token and a new subscribe.
+///
+/// ```
+/// assert!(supa_realtime::is_token_rejection("InvalidJWTToken: Token has expired 3 seconds ago"));
+/// assert!(supa_realtime::is_token_rejection("Token has expired 0 seconds ago"));
+/// assert!(!supa_realtime::is_token_rejection("ChannelRateLimitReached: Too many channels"));
+/// ```
+pub fn is_token_rejection(reason: &str) -> bool {
+    const AUTH: &[&str] = &[
+        "InvalidJWTToken",
+        "MalformedJWT",
+        "JwtSignatureError",
+        "Token has expired",
+        "Fields `role` and `exp`",
+        "The token provided is not a valid JWT",
+        "Token expiration time is invalid",
+    ];
+    AUTH.iter().any(|p| reason.starts_with(p))
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -204,6 +204,21 @@ impl Event {
         }
     }
 
+    /// The distinct terminal status for a refused access token: `CHANNEL_ERROR`, terminal,
+    /// with a token reason (see [`crate::is_token_rejection`]). The channel will not rejoin;
+    /// get a new token, `set_auth`, and subscribe a new channel.
+    pub fn is_token_rejected(&self) -> bool {
+        matches!(
+            self,
+            Event::ChannelStatus {
+                status: SubscribeStatus::ChannelError,
+                error_kind: Some(ErrorKind::Terminal),
+                reason: Some(r),
+                ..
+            } if crate::error::is_token_rejection(r)
+        )
+    }
+
     /// Lifecycle events are never dropped when the queue is full; data events may be.
     pub fn is_lifecycle(&self) -> bool {
         matches!(

@@ -45,6 +45,7 @@ mod options;
 pub mod postgres;
 pub mod presence;
 mod runtime;
+mod token;
 pub mod uniffi;
 
 ::uniffi::setup_scaffolding!("supa_realtime");
@@ -52,7 +53,7 @@ pub mod uniffi;
 pub use channel::RealtimeChannel;
 pub use client::{Metrics, RealtimeClient};
 pub use dispatch::ListenerId;
-pub use error::{Error, ErrorKind};
+pub use error::{is_token_rejection, Error, ErrorKind};
 pub use event::{
     Broadcast, ChannelState, ConnectionState, Event, HeartbeatStatus, Payload, PostgresChange,
     PresenceEvent, SubscribeStatus,

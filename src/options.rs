@@ -78,6 +78,13 @@ pub struct ClientOptions {
     pub queue_capacity: usize,
     /// Called before connecting and before rejoining, for a fresh token.
     pub token_provider: Option<Arc<dyn TokenProvider>>,
+    /// With a token provider: ask it this long before the current JWT's `exp` (half-way for
+    /// tokens shorter-lived than twice this), so channels never hit the server's expiry
+    /// close. 60 s.
+    pub token_refresh_margin: Duration,
+    /// With a token provider: consecutive join refusals for the token (`InvalidJWTToken`,
+    /// `MalformedJWT`, `JwtSignatureError`) tolerated before the channel stops for good. 3.
+    pub auth_retries: u32,
 }
 
 impl fmt::Debug for ClientOptions {
@@ -119,6 +126,8 @@ impl ClientOptions {
             dispatch: DispatchMode::Thread,
             queue_capacity: 10_000,
             token_provider: None,
+            token_refresh_margin: Duration::from_secs(60),
+            auth_retries: 3,
         }
     }
 
@@ -176,6 +185,14 @@ impl ClientOptions {
     }
     pub fn token_provider(mut self, p: impl TokenProvider + 'static) -> Self {
         self.token_provider = Some(Arc::new(p));
+        self
+    }
+    pub fn token_refresh_margin(mut self, d: Duration) -> Self {
+        self.token_refresh_margin = d;
+        self
+    }
+    pub fn auth_retries(mut self, n: u32) -> Self {
+        self.auth_retries = n;
         self
     }
 }

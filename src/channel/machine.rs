@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use super::{ChannelShared, StatusSnap};
 use crate::client::task::Ctx;
 use crate::client::{ChannelSpec, PushOp};
-use crate::error::{reason_kind, Error, ErrorKind};
+use crate::error::{is_token_rejection, reason_kind, Error, ErrorKind};
 use crate::event::{Broadcast, ChannelState, Event, Payload, PresenceEvent, SubscribeStatus};
 use crate::postgres::{self, PostgresChangesFilter};
 use crate::presence::{Change, Presence};
@@ -61,6 +61,12 @@ pub(crate) struct ChannelMachine {
     leave_waiters: Vec<Reply>,
     /// The last tracked presence meta, tracked again after every rejoin.
     tracked: Option<Value>,
+    /// The first join attempt not yet answered by SUBSCRIBED (join latency metric).
+    join_started: Option<Instant>,
+    /// Consecutive join refusals for the token (reset by a successful join).
+    auth_failures: u32,
+    /// The message of a server shutdown `system` error, reported with the `phx_close` after it.
+    close_reason: Option<String>,
 }
 
 impl ChannelMachine {
@@ -85,6 +91,9 @@ impl ChannelMachine {
             leave: None,
             leave_waiters: Vec::new(),
             tracked: None,
+            join_started: None,
+            auth_failures: 0,
+            close_reason: None,
         }
     }
 
@@ -167,6 +176,7 @@ impl ChannelMachine {
             self.join_payload(ctx),
         );
         ctx.send_frame(&frame);
+        self.join_started.get_or_insert(now);
         self.join_deadline = Some(now + ctx.opts.push_timeout);
         self.set_state(ChannelState::Joining);
     }
@@ -190,6 +200,10 @@ impl ChannelMachine {
 
     fn report_subscribed(&mut self, ctx: &Ctx, now: Instant) {
         self.pg_ready_deadline = None;
+        if let Some(start) = self.join_started.take() {
+            ctx.counters()
+                .record_join_latency(self.topic(), now.saturating_duration_since(start));
+        }
         self.status(ctx, SubscribeStatus::Subscribed, None, None);
         if let Some(lost) = self.lost_at.take() {
             ctx.emit(
@@ -519,7 +533,18 @@ impl ChannelMachine {
                 if self.state == ChannelState::Closed {
                     return After::Keep;
                 }
-                self.close(ctx, None)
+                let reason = self.close_reason.take();
+                if let Some(r) = reason.as_deref().filter(|r| is_token_rejection(r)) {
+                    // The server refused the token in force (expired, revoked, garbage):
+                    // the distinct terminal status, then CLOSED.
+                    self.status(
+                        ctx,
+                        SubscribeStatus::ChannelError,
+                        Some(r.to_owned()),
+                        Some(ErrorKind::Terminal),
+                    );
+                }
+                self.close(ctx, reason)
             }
             event::ERROR => {
                 if !matches!(self.state, ChannelState::Joined | ChannelState::Joining) {
@@ -596,6 +621,13 @@ impl ChannelMachine {
         );
         let ext = payload.get("extension").and_then(Value::as_str);
         let status = payload.get("status").and_then(Value::as_str);
+        if ext == Some("system") && status == Some("error") {
+            // A shutdown message: a `phx_close` follows (protocol §5).
+            self.close_reason = payload
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
         if ext == Some("postgres_changes")
             && self.pg_ready_deadline.is_some()
             && self.state == ChannelState::Joined
@@ -702,6 +734,7 @@ impl ChannelMachine {
             Ok(ids) => {
                 self.server_ids = ids;
                 self.rejoin_attempt = 0;
+                self.auth_failures = 0;
                 self.set_state(ChannelState::Joined);
                 // The server forgot our presence with the old join: track it again.
                 if let Some(meta) = self.tracked.clone() {
@@ -723,14 +756,21 @@ impl ChannelMachine {
     fn on_join_error(&mut self, ctx: &mut Ctx, response: &Value, now: Instant) -> After {
         let reason = reason_text(response);
         let mut kind = reason_kind(&reason);
-        // A token provider may hand out a token the server accepts next time.
-        let auth = ["InvalidJWTToken", "MalformedJWT", "JwtSignatureError"]
-            .iter()
-            .any(|p| reason.starts_with(p));
-        if auth && ctx.opts.token_provider.is_some() {
-            kind = ErrorKind::Recoverable;
+        // A token provider may hand out a token the server accepts next time, but a provider
+        // that keeps handing out refused tokens must not cause an endless rejoin loop.
+        if is_token_rejection(&reason) {
+            self.auth_failures += 1;
+            if ctx.opts.token_provider.is_some() && self.auth_failures <= ctx.opts.auth_retries {
+                kind = ErrorKind::Recoverable;
+            } else {
+                kind = ErrorKind::Terminal;
+            }
         }
         self.lose_join(now);
+        if kind == ErrorKind::Terminal {
+            // The state is final before the app hears about it.
+            self.set_state(ChannelState::Closed);
+        }
         self.status(
             ctx,
             SubscribeStatus::ChannelError,
@@ -738,7 +778,6 @@ impl ChannelMachine {
             Some(kind),
         );
         if kind == ErrorKind::Terminal {
-            self.set_state(ChannelState::Closed);
             self.fail_all(Error::ChannelError(reason));
             return After::Remove;
         }

@@ -29,6 +29,9 @@ pub(crate) enum Command {
     SetAuth(Option<String>),
     /// Heartbeat now; reconnect at once when waiting (network changed, app foregrounded).
     CheckLink,
+    /// The app came back: check the link, and ask the token provider (the token may have
+    /// expired while the device slept).
+    Foregrounded,
     Subscribe(ChannelSpec),
     Unsubscribe(ChannelId, oneshot::Sender<Result<(), Error>>),
     Push(ChannelId, PushOp, oneshot::Sender<Result<(), Error>>),
@@ -49,6 +52,9 @@ pub(crate) enum PushOp {
     Untrack,
 }
 
+/// Heartbeat round trips kept for the percentiles.
+const RTT_SAMPLES: usize = 128;
+
 /// Counters shared between the task and handles.
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -57,6 +63,45 @@ pub(crate) struct Counters {
     pub messages_in: AtomicU64,
     pub messages_out: AtomicU64,
     pub heartbeat_rtt_us: AtomicU64,
+    /// The last [`RTT_SAMPLES`] heartbeat round trips.
+    rtts: Mutex<std::collections::VecDeque<Duration>>,
+    /// Time spent wanting a connection without one: closed outages plus the open one.
+    outage: Mutex<(Duration, Option<std::time::Instant>)>,
+    /// Last join latency per channel topic (first join attempt to SUBSCRIBED).
+    join_latency: Mutex<HashMap<String, Duration>>,
+}
+
+impl Counters {
+    pub(crate) fn record_rtt(&self, rtt: Duration) {
+        self.heartbeat_rtt_us
+            .store(rtt.as_micros().max(1) as u64, Ordering::Relaxed);
+        let mut q = self.rtts.lock();
+        if q.len() == RTT_SAMPLES {
+            q.pop_front();
+        }
+        q.push_back(rtt);
+    }
+
+    /// The socket is wanted but not open (`true`), or open or not wanted (`false`).
+    pub(crate) fn set_outage(&self, down: bool) {
+        let mut o = self.outage.lock();
+        match (down, o.1) {
+            (true, None) => o.1 = Some(std::time::Instant::now()),
+            (false, Some(since)) => {
+                o.0 += since.elapsed();
+                o.1 = None;
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn record_join_latency(&self, topic: &str, d: Duration) {
+        self.join_latency.lock().insert(topic.to_owned(), d);
+    }
+
+    pub(crate) fn forget_channel(&self, topic: &str) {
+        self.join_latency.lock().remove(topic);
+    }
 }
 
 /// A snapshot of the client's counters.
@@ -66,14 +111,25 @@ pub struct Metrics {
     pub connects: u64,
     /// Opens after the first.
     pub reconnects: u64,
+    /// Frames received and sent (heartbeats included).
     pub messages_in: u64,
     pub messages_out: u64,
     /// The last heartbeat round trip.
     pub heartbeat_rtt: Option<Duration>,
+    /// Median and 99th percentile of the last 128 heartbeat round trips.
+    pub heartbeat_rtt_p50: Option<Duration>,
+    pub heartbeat_rtt_p99: Option<Duration>,
+    /// Total time the client wanted a connection and had none (connect attempts, outages,
+    /// the current one included); time after `disconnect()` does not count.
+    pub time_disconnected: Duration,
     /// Events waiting on the dispatch queue.
     pub queue_depth: usize,
     /// Data events dropped because the queue was full.
     pub dropped_events: u64,
+    /// `Event::Lagged` markers queued (each covers a run of dropped events).
+    pub lagged_events: u64,
+    /// Per live channel topic: time from its (re)join attempt to SUBSCRIBED, last join.
+    pub join_latency: Vec<(String, Duration)>,
 }
 
 pub(crate) struct ClientInner {
@@ -263,14 +319,36 @@ impl RealtimeClient {
     pub fn metrics(&self) -> Metrics {
         let c = &self.inner.counters;
         let rtt = c.heartbeat_rtt_us.load(Ordering::Relaxed);
+        let mut rtts: Vec<Duration> = c.rtts.lock().iter().copied().collect();
+        rtts.sort_unstable();
+        // Nearest-rank percentile.
+        let pct = |p: usize| {
+            (!rtts.is_empty()).then(|| rtts[((rtts.len() * p).div_ceil(100)).max(1) - 1])
+        };
+        let time_disconnected = {
+            let o = c.outage.lock();
+            o.0 + o.1.map(|s| s.elapsed()).unwrap_or_default()
+        };
+        let mut join_latency: Vec<(String, Duration)> = c
+            .join_latency
+            .lock()
+            .iter()
+            .map(|(t, d)| (t.clone(), *d))
+            .collect();
+        join_latency.sort();
         Metrics {
             connects: c.connects.load(Ordering::Relaxed),
             reconnects: c.reconnects.load(Ordering::Relaxed),
             messages_in: c.messages_in.load(Ordering::Relaxed),
             messages_out: c.messages_out.load(Ordering::Relaxed),
             heartbeat_rtt: (rtt > 0).then(|| Duration::from_micros(rtt)),
+            heartbeat_rtt_p50: pct(50),
+            heartbeat_rtt_p99: pct(99),
+            time_disconnected,
             queue_depth: self.inner.dispatcher.queue_depth(),
             dropped_events: self.inner.dispatcher.dropped_total.load(Ordering::Relaxed),
+            lagged_events: self.inner.dispatcher.lagged_total.load(Ordering::Relaxed),
+            join_latency,
         }
     }
 
@@ -279,12 +357,19 @@ impl RealtimeClient {
         let _ = self.inner.send(Command::CheckLink);
     }
 
-    /// The app went to the background. Nothing to do yet (the heartbeat keeps running).
+    /// The app went to the background. Deliberately changes nothing: the socket and the
+    /// heartbeat keep running for as long as the OS lets the process run (realtime-js does
+    /// the same), and a suspended process cannot act anyway. Closing here would only trade a
+    /// possibly-alive link for a certain gap. What matters happens in
+    /// [`app_foregrounded`](Self::app_foregrounded).
     pub fn app_backgrounded(&self) {}
 
-    /// The app came back: check the link as for [`network_changed`](Self::network_changed).
+    /// The app came back: check the link at once as for
+    /// [`network_changed`](Self::network_changed) (a dead socket is replaced within a few
+    /// seconds instead of a heartbeat interval), and ask the token provider for a fresh token
+    /// (the old one may have expired while the device slept).
     pub fn app_foregrounded(&self) {
-        let _ = self.inner.send(Command::CheckLink);
+        let _ = self.inner.send(Command::Foregrounded);
     }
 
     /// Connects if needed and resolves once the socket is open (`Err(Shutdown)` if shut down).

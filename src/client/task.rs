@@ -71,6 +71,10 @@ impl Ctx {
         self.send(Message::binary(bytes))
     }
 
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
     pub fn emit(&self, channel: Option<ChannelId>, event: Event) {
         self.dispatcher.push(channel, event);
     }
@@ -94,7 +98,12 @@ struct OpenSocket {
     reader: SplitStream<WsStream>,
     next_heartbeat: Instant,
     pending_heartbeat: Option<(String, Instant)>,
+    /// The next heartbeat is a link check: its reply is awaited for at most [`PROBE`].
+    probe: bool,
 }
+
+/// How long a link check (network change, foreground) waits for its heartbeat reply.
+const PROBE: Duration = Duration::from_secs(5);
 
 enum SocketEvent {
     Connected(Result<Box<ConnectOutcome>, tokio::task::JoinError>),
@@ -125,6 +134,8 @@ pub(crate) struct Task {
     state_tx: watch::Sender<ConnectionState>,
     token_shared: Arc<Mutex<Option<String>>>,
     rng: u64,
+    /// With a token provider: when to ask for a fresh token ahead of the JWT's `exp`.
+    refresh_at: Option<Instant>,
 }
 
 impl Task {
@@ -167,6 +178,7 @@ impl Task {
             state_tx,
             token_shared,
             rng: seed | 1,
+            refresh_at: None,
         }
     }
 
@@ -195,6 +207,9 @@ impl Task {
             *s = state;
             changed
         });
+        self.ctx
+            .counters
+            .set_outage(state == ConnectionState::Connecting);
         if changed || reason.is_some() {
             self.ctx
                 .emit(None, Event::ConnectionStatus { state, reason });
@@ -211,6 +226,7 @@ impl Task {
             .values()
             .filter_map(|c| c.next_deadline().map(Instant::from_std))
             .chain(socket)
+            .chain(self.refresh_at)
             .min()
     }
 
@@ -226,19 +242,12 @@ impl Task {
             }
             Command::Shutdown => {}
             Command::SetAuth(token) => self.set_token(token),
-            Command::CheckLink => match &mut self.phase {
-                Phase::Waiting(at) => *at = now,
-                Phase::Open(open) => {
-                    // Probe now; the next tick (a few seconds) decides whether the link is dead.
-                    if open.pending_heartbeat.is_none() {
-                        open.next_heartbeat = now;
-                    } else {
-                        let probe = self.ctx.opts.heartbeat_interval.min(Duration::from_secs(5));
-                        open.next_heartbeat = open.next_heartbeat.min(now + probe);
-                    }
-                }
-                _ => {}
-            },
+            Command::CheckLink => self.check_link(now),
+            Command::Foregrounded => {
+                self.check_link(now);
+                // The token may have expired while the device slept.
+                self.start_token_fetch(true);
+            }
             Command::Subscribe(spec) => {
                 let id = spec.shared.id;
                 let mut machine = ChannelMachine::new(spec);
@@ -265,8 +274,42 @@ impl Task {
         }
     }
 
+    /// Heartbeat now and give the reply [`PROBE`] (at most one interval); reconnect at once
+    /// when waiting.
+    fn check_link(&mut self, now: Instant) {
+        let probe = self.ctx.opts.heartbeat_interval.min(PROBE);
+        match &mut self.phase {
+            Phase::Waiting(at) => *at = now,
+            Phase::Open(open) => {
+                if open.pending_heartbeat.is_none() {
+                    open.next_heartbeat = now;
+                    open.probe = true;
+                } else {
+                    open.next_heartbeat = open.next_heartbeat.min(now + probe);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Plans the next provider call ahead of the current token's expiry.
+    fn schedule_refresh(&mut self) {
+        self.refresh_at = None;
+        if self.ctx.opts.token_provider.is_none() {
+            return;
+        }
+        let Some(left) = self.ctx.token.as_deref().and_then(crate::token::time_left) else {
+            return;
+        };
+        // An expired token (the provider had nothing better) is asked about again each second.
+        let after = crate::token::refresh_after(left, self.ctx.opts.token_refresh_margin)
+            .max(Duration::from_secs(1));
+        self.refresh_at = Some(Instant::now() + after);
+    }
+
     fn remove_channel(&mut self, id: ChannelId) {
         if let Some(m) = self.channels.remove(&id) {
+            self.ctx.counters.forget_channel(m.topic());
             m.shared.set_closed();
             self.ctx.dispatcher.push_remove_channel(id);
         }
@@ -330,6 +373,7 @@ impl Task {
             ),
             None => {}
         }
+        self.schedule_refresh();
         let ws = match ws {
             Ok(ws) => ws,
             Err(e) => {
@@ -369,6 +413,7 @@ impl Task {
             reader,
             next_heartbeat: now + self.ctx.opts.heartbeat_interval,
             pending_heartbeat: None,
+            probe: false,
         });
         self.set_state(ConnectionState::Connected, None);
         for m in self.channels.values_mut() {
@@ -550,10 +595,7 @@ impl Task {
         } else {
             HeartbeatStatus::Error
         };
-        self.ctx
-            .counters
-            .heartbeat_rtt_us
-            .store(rtt.as_micros().max(1) as u64, Ordering::Relaxed);
+        self.ctx.counters.record_rtt(rtt);
         self.ctx.emit(
             None,
             Event::Heartbeat {
@@ -582,7 +624,13 @@ impl Task {
                     let interval = self.ctx.opts.heartbeat_interval;
                     if let Phase::Open(open) = &mut self.phase {
                         open.pending_heartbeat = Some((r.clone(), now));
-                        open.next_heartbeat = now + interval;
+                        let wait = if open.probe {
+                            interval.min(PROBE)
+                        } else {
+                            interval
+                        };
+                        open.probe = false;
+                        open.next_heartbeat = now + wait;
                     }
                     self.ctx.send_frame(&Frame::new(
                         None,
@@ -602,6 +650,11 @@ impl Task {
                 }
             }
             _ => {}
+        }
+        if self.refresh_at.is_some_and(|at| at <= now) {
+            // on_token plans the next one.
+            self.refresh_at = None;
+            self.start_token_fetch(true);
         }
         let std_now = now.into_std();
         let mut removed = Vec::new();
@@ -650,6 +703,7 @@ impl Task {
                 },
             ),
         }
+        self.schedule_refresh();
         let now = std::time::Instant::now();
         for m in self.channels.values_mut() {
             if m.needs_token {

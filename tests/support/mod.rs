@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+pub mod resilience;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
