@@ -163,10 +163,12 @@ pub(crate) async fn single(
         },
         "application/octet-stream" => BroadcastPayload::Binary(body.to_vec()),
         _ => {
-            return message(
+            let error = "Unsupported Media Type: use application/json or application/octet-stream";
+            return (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Content-Type must be application/json or application/octet-stream",
+                Json(json!({ "error": error })),
             )
+                .into_response();
         }
     };
     if body.len() > shared.config.limits.max_payload_bytes {

@@ -213,11 +213,9 @@ impl Conn {
         let Ok(frame) = Frame::decode(self.vsn, text) else {
             return;
         };
-        if frame.topic == PHOENIX_TOPIC {
-            if frame.event == event::HEARTBEAT {
-                self.push(reply_ok(&frame));
-            }
-            return;
+        // Heartbeats; any other message to `phoenix` is for an unjoined topic like any other.
+        if frame.topic == PHOENIX_TOPIC && frame.event == event::HEARTBEAT {
+            return self.push(reply_ok(&frame));
         }
         if frame.event == event::JOIN {
             return self.join(frame).await;

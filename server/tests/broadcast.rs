@@ -286,7 +286,7 @@ async fn rest_batch_and_single() {
         other => panic!("expected kind 4, got {other:?}"),
     }
     v1.expect_silence().await;
-    let (status, _) = http(
+    let (status, text) = http(
         &server,
         "POST",
         "/realtime/v1/api/broadcast/room/events/x",
@@ -295,6 +295,10 @@ async fn rest_batch_and_single() {
     )
     .await;
     assert_eq!(status, 415);
+    assert!(serde_json::from_str::<Value>(&text).unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .contains("Unsupported Media Type"));
     let (status, _) = http(
         &server,
         "POST",

@@ -162,8 +162,9 @@ impl Client {
     /// A heartbeat round trip: proves the socket is alive and everything before it was read.
     pub async fn heartbeat(&mut self) {
         let r = self.push(None, "phoenix", "heartbeat", json!({})).await;
-        let reply = self.recv_until(|f| f.topic == "phoenix").await;
-        assert_eq!(reply.r#ref.as_deref(), Some(r.as_str()));
+        let reply = self
+            .recv_until(|f| f.topic == "phoenix" && f.r#ref.as_deref() == Some(r.as_str()))
+            .await;
         assert_eq!(reply.reply_status(), Some("ok"));
     }
 
