@@ -22,7 +22,7 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::hub::{Access, Fanout, Routed, SocketHandle, SubId, TopicKey};
 use crate::ids;
-use crate::jwt::{now_secs, JwtError, Verified};
+use crate::jwt::{now_secs, Verified};
 use crate::postgres::{Extension, PgEvent, PgSubscription, Subscriber};
 use crate::server::Shared;
 
@@ -365,12 +365,19 @@ impl Conn {
         }
         let payload = &frame.payload;
         let config = payload.get("config").cloned().unwrap_or(Value::Null);
-        let given = payload
-            .get("access_token")
-            .or_else(|| payload.get("user_token"))
-            .and_then(Value::as_str)
-            .filter(|t| !t.starts_with("sb_"));
-        let token = given.unwrap_or(&self.conn_token).trim().to_owned();
+        // As upstream: an `sb_…` key means "use the connection's token"; otherwise the legacy
+        // `user_token` wins over `access_token`, and without either the connection's is used.
+        let field = |k: &str| payload.get(k).and_then(Value::as_str);
+        let opaque_key = field("access_token")
+            .or_else(|| field("user_token"))
+            .is_some_and(|t| t.starts_with("sb_"));
+        let given = field("user_token").or_else(|| field("access_token"));
+        let token = match given {
+            Some(t) if !opaque_key => t,
+            _ => &self.conn_token,
+        }
+        .trim()
+        .to_owned();
         let verified = self
             .shared
             .jwt
@@ -588,6 +595,10 @@ impl Conn {
     }
 
     async fn presence(&mut self, frame: Frame) {
+        // A presence message without an `event` is a no-op that is still acknowledged.
+        if frame.payload.get("event").is_none() {
+            return self.push(reply_ok(&frame));
+        }
         let limits = self.shared.config.limits.clone();
         let Some(channel) = self.channels.get_mut(&frame.topic) else {
             return;
@@ -636,7 +647,7 @@ impl Conn {
                 self.shared.hub.untrack(&channel.key, channel.sub);
                 self.push(reply_ok(&frame));
             }
-            _ => self.push(reply_reason(&frame, "Unknown presence event")),
+            _ => self.push(Frame::reply_to(&frame, "error", json!({}))),
         }
     }
 
@@ -648,7 +659,8 @@ impl Conn {
             None | Some(Value::Null) => return,
             Some(Value::String(t)) if t.starts_with("sb_") || *t == channel.token => return,
             Some(Value::String(t)) => self.shared.jwt.verify(t).map(|v| (t.trim().to_owned(), v)),
-            Some(_) => Err(JwtError::Malformed),
+            // Not a string: not an access_token message upstream either; ignored.
+            Some(_) => return,
         };
         let (token, verified) = match verified {
             Ok(ok) => ok,

@@ -189,3 +189,37 @@ async fn invalid_track_and_rate_limit() {
     let close = a.recv_until(|f| f.event == "phx_close").await;
     assert_eq!(close.join_ref.as_deref(), Some(ja.as_str()));
 }
+
+#[tokio::test]
+async fn odd_presence_messages_get_upstream_replies() {
+    let server = server();
+    let mut a = Client::connect(&server, Vsn::V2).await;
+    let ja = a.join_ok("realtime:room", json!({})).await;
+    // No inner event: acknowledged, nothing happens.
+    let r = a
+        .push(
+            Some(&ja),
+            "realtime:room",
+            "presence",
+            json!({"type": "presence"}),
+        )
+        .await;
+    let reply = a.recv_text().await;
+    assert_eq!(
+        (reply.r#ref.as_deref(), reply.reply_status()),
+        (Some(r.as_str()), Some("ok"))
+    );
+    // An unknown inner event: a bare error reply.
+    let r = a
+        .push(
+            Some(&ja),
+            "realtime:room",
+            "presence",
+            json!({"type": "presence", "event": "dance"}),
+        )
+        .await;
+    let reply = a.recv_text().await;
+    assert_eq!(reply.r#ref.as_deref(), Some(r.as_str()));
+    assert_eq!(reply.payload, json!({"status": "error", "response": {}}));
+    a.expect_silence().await;
+}
