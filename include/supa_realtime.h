@@ -28,6 +28,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** The version of libsupa_realtime this header belongs to (supa_version() returns the same). */
+#define SUPA_REALTIME_VERSION "0.1.0"
+
+
 /**
  * The outcome of a call. Values are stable: never renumbered, never reused.
  *

@@ -157,6 +157,19 @@ mod tests {
     }
 
     #[test]
+    fn the_header_version_is_the_crate_version() {
+        let config = include_str!("../../cbindgen.toml");
+        let define = format!(
+            "#define SUPA_REALTIME_VERSION \"{}\"",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(
+            config.contains(&define),
+            "update SUPA_REALTIME_VERSION in cbindgen.toml"
+        );
+    }
+
+    #[test]
     fn every_code_has_its_own_name_and_values_are_stable() {
         for (i, r) in supa_result::ALL.iter().enumerate() {
             assert_eq!(*r as u32, i as u32, "values are dense and never renumbered");

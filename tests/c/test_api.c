@@ -18,7 +18,7 @@ static void no_destroy(void *userdata) {
 
 static void test_names_and_version(void) {
   test_begin("result names and version");
-  CHECK(strlen(supa_version()) > 0);
+  CHECK(strcmp(supa_version(), SUPA_REALTIME_VERSION) == 0);
   CHECK(strcmp(supa_result_name(SUPA_OK), "SUPA_OK") == 0);
   CHECK(strcmp(supa_result_name(SUPA_WOULD_DEADLOCK), "SUPA_WOULD_DEADLOCK") == 0);
   CHECK(strcmp(supa_result_name(SUPA_PANIC), "SUPA_PANIC") == 0);
@@ -294,6 +294,52 @@ static void test_lifecycle(void) {
   recorder_destroy_all(&late_rec);
 }
 
+static int is_heartbeat_ok(const supa_event *ev, const void *arg) {
+  (void)arg;
+  return supa_event_get_kind(ev) == SUPA_EVENT_HEARTBEAT &&
+         supa_event_heartbeat_status(ev) == SUPA_HEARTBEAT_OK && supa_event_heartbeat_rtt_us(ev) > 0;
+}
+
+static int is_connected(const supa_event *ev, const void *arg) {
+  (void)arg;
+  return supa_event_get_kind(ev) == SUPA_EVENT_CONNECTION_STATUS &&
+         supa_event_connection_state(ev) == SUPA_CONNECTION_CONNECTED;
+}
+
+static void test_heartbeat_auth_and_probes(void) {
+  test_begin("connection status, heartbeats with RTT, set_auth, link probes");
+  supa_options *o = NULL;
+  CHECK_OK(supa_options_new(env_or_die("SUPA_TEST_URL"), env_or_die("SUPA_TEST_KEY"), &o));
+  CHECK_OK(supa_options_set_heartbeat_interval_ms(o, 100));
+  CHECK_OK(supa_options_add_param(o, "log_level", "info"));
+  CHECK_OK(supa_options_add_header(o, "x-client-info", "supa-realtime-c-tests"));
+  supa_client *c = NULL;
+  CHECK_OK(supa_client_new(o, &c));
+  supa_options_free(o);
+  recorder r;
+  recorder_init(&r);
+  CHECK_OK(supa_client_on_event(c, recorder_cb, &r, recorder_destroyed, NULL));
+  CHECK_OK(supa_client_connect(c));
+  size_t i = recorder_wait(&r, 0, is_connected, NULL, "CONNECTED");
+  CHECK(supa_event_topic(recorder_at(&r, i), NULL) == NULL);
+  CHECK(supa_event_subscribe_status(recorder_at(&r, i)) == SUPA_STATUS_NONE);
+  i = recorder_wait(&r, 0, is_heartbeat_ok, NULL, "a heartbeat reply");
+  supa_metrics m;
+  CHECK_OK(supa_client_metrics(c, &m));
+  CHECK(m.heartbeat_rtt_us > 0 && m.connects == 1);
+  CHECK_OK(supa_client_set_auth(c, env_or_die("SUPA_TEST_KEY")));
+  CHECK_OK(supa_client_set_auth(c, NULL));
+  CHECK_OK(supa_client_network_changed(c));
+  CHECK_OK(supa_client_app_backgrounded(c));
+  CHECK_OK(supa_client_app_foregrounded(c));
+  /* Still connected and answering heartbeats after the probes. */
+  i = recorder_wait(&r, i + 1, is_heartbeat_ok, NULL, "a heartbeat reply after the probes");
+  CHECK(supa_client_connection_state(c) == SUPA_CONNECTION_CONNECTED);
+  supa_client_free(c);
+  CHECK(recorder_wait_destroyed(&r, 1, "the client listener") == 1);
+  recorder_destroy_all(&r);
+}
+
 static int token_calls;
 static int token_destroyed;
 static pthread_mutex_t token_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -347,6 +393,7 @@ int main(void) {
   test_null_arguments();
   test_invalid_input();
   test_lifecycle();
+  test_heartbeat_auth_and_probes();
   test_token_provider();
   fprintf(stderr, "test_api: ok\n");
   return 0;
