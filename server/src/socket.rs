@@ -253,7 +253,7 @@ impl Conn {
             r#ref,
             topic,
             event: user_event,
-            metadata,
+            metadata: _,
             payload,
         }) = BinaryFrame::decode_from_client(bytes)
         else {
@@ -284,7 +284,8 @@ impl Conn {
         let Some(channel) = self.channels.get(&request.topic) else {
             return;
         };
-        let msg = Fanout::user(request.topic.clone(), user_event, metadata, payload);
+        // Client metadata is not relayed (upstream does not use it either).
+        let msg = Fanout::user(request.topic.clone(), user_event, String::new(), payload);
         let except = (!channel.broadcast_self).then_some(channel.sub);
         self.shared.hub.broadcast(&channel.key, msg, except);
         if ack {
