@@ -340,6 +340,33 @@ static void test_heartbeat_auth_and_probes(void) {
   recorder_destroy_all(&r);
 }
 
+static void test_refused_join(void) {
+  test_begin("a refused join: SUPA_CHANNEL_ERROR, the server's reason, a terminal kind");
+  supa_client *c = test_client(SUPA_DISPATCH_THREAD);
+  recorder r;
+  recorder_init(&r);
+  supa_channel_options *co = NULL;
+  CHECK_OK(supa_channel_options_new(&co));
+  CHECK_OK(supa_channel_options_set_private(co, true)); /* anon may not read it */
+  supa_channel *ch = NULL;
+  CHECK_OK(supa_client_channel(c, "c-secret", co, &ch));
+  supa_channel_options_free(co);
+  CHECK_OK(supa_channel_on_event(ch, recorder_cb, &r, recorder_destroyed, NULL));
+  CHECK_RC(supa_channel_subscribe_blocking(ch, DEADLINE_MS), SUPA_CHANNEL_ERROR);
+  CHECK(strstr(supa_last_error_message(), "Unauthorized") != NULL);
+  size_t i = wait_status(&r, 0, SUPA_STATUS_CHANNEL_ERROR);
+  const supa_event *ev = recorder_at(&r, i);
+  size_t len = 0;
+  const char *reason = supa_event_reason(ev, &len);
+  CHECK(reason && len > 12 && strncmp(reason, "Unauthorized", 12) == 0);
+  CHECK(supa_event_error_kind(ev) == SUPA_ERROR_KIND_TERMINAL);
+  CHECK(strcmp(supa_event_status_name(ev), "CHANNEL_ERROR") == 0);
+  supa_channel_free(ch);
+  supa_client_free(c);
+  CHECK(recorder_wait_destroyed(&r, 1, "the channel listener") == 1);
+  recorder_destroy_all(&r);
+}
+
 static int token_calls;
 static int token_destroyed;
 static pthread_mutex_t token_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -394,6 +421,7 @@ int main(void) {
   test_invalid_input();
   test_lifecycle();
   test_heartbeat_auth_and_probes();
+  test_refused_join();
   test_token_provider();
   fprintf(stderr, "test_api: ok\n");
   return 0;
