@@ -85,9 +85,7 @@ fn parse(args: Vec<String>) -> Result<Option<Config>, String> {
         match flag.as_str() {
             "--listen" => {
                 let v = value()?;
-                config.listen = v.parse().map_err(|_| {
-                    format!("--listen: expected HOST:PORT (e.g. 127.0.0.1:4000), got {v:?}")
-                })?;
+                config.listen = listen_addr(&v)?;
             }
             "--jwt-secret" => config.jwt_secret = value()?,
             "--database-url" => config.database_url = Some(value()?),
@@ -110,6 +108,19 @@ fn parse(args: Vec<String>) -> Result<Option<Config>, String> {
         return Err("--jwt-secret must not be empty".into());
     }
     Ok(Some(config))
+}
+
+/// `HOST:PORT` as an address, resolving names such as `localhost:4000`.
+fn listen_addr(v: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let bad = || format!("--listen: expected HOST:PORT (e.g. 127.0.0.1:4000), got {v:?}");
+    if let Ok(addr) = v.parse() {
+        return Ok(addr);
+    }
+    v.to_socket_addrs()
+        .map_err(|_| bad())?
+        .next()
+        .ok_or_else(bad)
 }
 
 fn main() -> ExitCode {
