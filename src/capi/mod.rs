@@ -11,6 +11,19 @@
 //! * writes outputs only on success;
 //! * a call that takes a callback and fails never calls it, and never calls its destructor:
 //!   the caller still owns the userdata.
+//!
+//! ```c
+//! supa_options *o; supa_client *c; supa_channel *ch;
+//! supa_options_new("http://127.0.0.1:4000/realtime/v1", anon_key, &o);
+//! supa_client_new(o, &c);
+//! supa_options_free(o);
+//! supa_client_channel(c, "room1", NULL, &ch);
+//! supa_channel_on_broadcast(ch, "*", on_message, state, free_state, NULL);
+//! if (supa_channel_subscribe_blocking(ch, 10000) != SUPA_OK)
+//!     fprintf(stderr, "%s\n", supa_last_error_message());
+//! ```
+//!
+//! See `docs/c.md`, `examples/c/` and `tests/c/`.
 
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)]
