@@ -290,6 +290,10 @@ impl RealtimeChannel {
 
     /// [`subscribe`](Self::subscribe) then [`subscribed`](Self::subscribed), bounded by `timeout`.
     pub fn subscribe_blocking(&self, timeout: Duration) -> Result<(), Error> {
+        // Refuse before subscribing, so a refused call has no effect.
+        if crate::dispatch::on_dispatcher_thread() {
+            return Err(Error::WouldDeadlock);
+        }
         self.subscribe()?;
         let this = self.clone();
         crate::runtime::block_on(async move { this.subscribed().await }, timeout)
@@ -382,11 +386,16 @@ impl RealtimeChannel {
         let tls = client.tls.clone();
         let timeout = client.options.push_timeout;
         drop(client);
-        let job =
-            async move { crate::client::transport::http_post(&url, &headers, &body, tls).await };
-        let (status, body) = tokio::time::timeout(timeout, spawn_on_runtime(job))
+        // The timer runs on our runtime too, so this future can be awaited from any executor.
+        let job = async move {
+            tokio::time::timeout(
+                timeout,
+                crate::client::transport::http_post(&url, &headers, &body, tls),
+            )
             .await
-            .map_err(|_| Error::Timeout)??;
+            .map_err(|_| Error::Timeout)?
+        };
+        let (status, body) = spawn_on_runtime(job).await?;
         if status == 202 || (200..300).contains(&status) {
             Ok(())
         } else {
