@@ -292,3 +292,12 @@ async fn relay_db_broadcasts(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceive
         shared.hub.broadcast(&key, fanout, None);
     }
 }
+
+// A `Server` is handed across threads and shared by tests and bindings.
+const _: () = {
+    fn assert_send_sync<T: Send + Sync>() {}
+    #[allow(dead_code)]
+    fn check() {
+        assert_send_sync::<Server>();
+    }
+};
