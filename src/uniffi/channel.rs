@@ -1,10 +1,11 @@
 //! [`RealtimeChannel`] for the bindings: broadcast, presence and postgres changes on one topic.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde_json::{Map, Value};
 
 use super::error::{parse_json, RealtimeError};
+use super::listener::{call_foreign, Foreign};
 use super::listener::{
     BroadcastListener, EventListener, PostgresChangeListener, PresenceListener, SystemListener,
 };
@@ -16,11 +17,16 @@ use super::types::{ChannelState, Payload, PostgresChangesFilter};
 #[derive(uniffi::Object)]
 pub struct RealtimeChannel {
     inner: crate::RealtimeChannel,
+    /// For `remove_listener`; weak, as core channels do not keep their client alive.
+    client: Weak<crate::client::ClientInner>,
 }
 
 impl RealtimeChannel {
-    pub(crate) fn wrap(inner: crate::RealtimeChannel) -> Self {
-        RealtimeChannel { inner }
+    pub(crate) fn wrap(client: &crate::RealtimeClient, inner: crate::RealtimeChannel) -> Self {
+        RealtimeChannel {
+            inner,
+            client: Arc::downgrade(&client.inner),
+        }
     }
 }
 
@@ -37,27 +43,36 @@ impl RealtimeChannel {
 
     /// Every event of this channel (statuses, broadcasts, presence, changes, system).
     pub fn on_event(&self, listener: Arc<dyn EventListener>) -> u64 {
+        let listener = Foreign::new(listener);
         self.inner
             .on_event(move |e| {
-                let _ = listener.on_event(e.into());
+                call_foreign(|| {
+                    let _ = listener.on_event(e.into());
+                });
             })
             .0
     }
 
     /// Broadcasts named `event` (case-insensitive), or all of them with `"*"`.
     pub fn on_broadcast(&self, event: String, listener: Arc<dyn BroadcastListener>) -> u64 {
+        let listener = Foreign::new(listener);
         self.inner
             .on_broadcast(&event, move |b| {
-                let _ = listener.on_broadcast(b.into());
+                call_foreign(|| {
+                    let _ = listener.on_broadcast(b.into());
+                });
             })
             .0
     }
 
     /// Presence sync/join/leave; turns presence on for this channel.
     pub fn on_presence(&self, listener: Arc<dyn PresenceListener>) -> u64 {
+        let listener = Foreign::new(listener);
         self.inner
             .on_presence(move |p| {
-                let _ = listener.on_presence(p.into());
+                call_foreign(|| {
+                    let _ = listener.on_presence(p.into());
+                });
             })
             .0
     }
@@ -68,19 +83,32 @@ impl RealtimeChannel {
         filter: PostgresChangesFilter,
         listener: Arc<dyn PostgresChangeListener>,
     ) -> Result<u64, RealtimeError> {
+        let listener = Foreign::new(listener);
         Ok(self
             .inner
             .on_postgres_changes(filter.into(), move |c| {
-                let _ = listener.on_change(c.into());
+                call_foreign(|| {
+                    let _ = listener.on_change(c.into());
+                });
             })?
             .0)
     }
 
+    /// Removes a listener registered on this channel (or its client).
+    pub fn remove_listener(&self, id: u64) {
+        if let Some(client) = self.client.upgrade() {
+            client.dispatcher.remove_listener(crate::ListenerId(id));
+        }
+    }
+
     /// `system` messages (e.g. `Subscribed to PostgreSQL`).
     pub fn on_system(&self, listener: Arc<dyn SystemListener>) -> u64 {
+        let listener = Foreign::new(listener);
         self.inner
             .on_system(move |v| {
-                let _ = listener.on_system(v.to_string());
+                call_foreign(|| {
+                    let _ = listener.on_system(v.to_string());
+                });
             })
             .0
     }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::channel::RealtimeChannel;
 use super::error::RealtimeError;
+use super::listener::{call_foreign, Foreign};
 use super::listener::{EventListener, TokenProvider, WakeupListener};
 use super::relay::on_runtime;
 use super::types::{ChannelOptions, ChannelStateEntry, ClientOptions, ConnectionState, Metrics};
@@ -17,11 +18,13 @@ pub struct RealtimeClient {
 }
 
 /// Adapts a foreign token provider to the core's trait.
-struct ForeignTokens(Arc<dyn TokenProvider>);
+struct ForeignTokens(Foreign<dyn TokenProvider>);
 
 impl crate::TokenProvider for ForeignTokens {
     fn token(&self) -> Result<Option<String>, String> {
-        self.0.token().map_err(|e| e.to_string())
+        let mut out = Ok(None);
+        call_foreign(|| out = self.0.token().map_err(|e| e.to_string()));
+        out
     }
 }
 
@@ -35,7 +38,7 @@ impl RealtimeClient {
     ) -> Result<Arc<Self>, RealtimeError> {
         let mut core = options.into_core();
         if let Some(p) = token_provider {
-            core = core.token_provider(ForeignTokens(p));
+            core = core.token_provider(ForeignTokens(Foreign::new(p)));
         }
         Ok(Arc::new(RealtimeClient {
             inner: crate::RealtimeClient::new(core)?,
@@ -71,15 +74,19 @@ impl RealtimeClient {
     /// The channel for topic `realtime:<name>`; an existing live one is returned as is.
     pub fn channel(&self, name: String, options: ChannelOptions) -> Arc<RealtimeChannel> {
         Arc::new(RealtimeChannel::wrap(
+            &self.inner,
             self.inner.channel(&name, options.into()),
         ))
     }
 
     /// Registers a listener for every event of this client; returns its id.
     pub fn on_event(&self, listener: Arc<dyn EventListener>) -> u64 {
+        let listener = Foreign::new(listener);
         self.inner
             .on_event(move |e| {
-                let _ = listener.on_event(e.into());
+                call_foreign(|| {
+                    let _ = listener.on_event(e.into());
+                });
             })
             .0
     }
@@ -96,8 +103,11 @@ impl RealtimeClient {
 
     /// App-pumped mode: `listener.wake()` is called when events are waiting.
     pub fn set_wakeup(&self, listener: Arc<dyn WakeupListener>) {
+        let listener = Foreign::new(listener);
         self.inner.set_wakeup(move || {
-            let _ = listener.wake();
+            call_foreign(|| {
+                let _ = listener.wake();
+            });
         })
     }
 

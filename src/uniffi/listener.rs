@@ -6,6 +6,11 @@
 //! The client keeps each listener until it is removed or its channel closes, so a listener that
 //! holds the client keeps it alive: call `shutdown()` when done.
 
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use super::error::RealtimeError;
 use super::types::{BroadcastMessage, PostgresChangePayload, PresenceEvent, RealtimeEvent};
 
@@ -52,4 +57,69 @@ pub trait TokenProvider: Send + Sync {
 #[uniffi::export(foreign)]
 pub trait WakeupListener: Send + Sync {
     fn wake(&self) -> Result<(), RealtimeError>;
+}
+
+static STOPPED: AtomicBool = AtomicBool::new(false);
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+struct InFlight;
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs `f` (a call into foreign code) unless [`stop_callbacks`] was called.
+pub(crate) fn call_foreign(f: impl FnOnce()) {
+    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+    let _guard = InFlight;
+    if !STOPPED.load(Ordering::SeqCst) {
+        f()
+    }
+}
+
+/// Stops every call from the library into foreign code, process-wide and for good (listeners,
+/// token providers, wakeups, async completions), and waits up to `timeout_ms` for those in
+/// flight; returns whether none is left. For interpreter shutdown: a library thread entering
+/// a finalizing Python interpreter is killed mid-call, which aborts the process. The Python
+/// package registers it with `atexit`.
+#[uniffi::export]
+pub fn stop_callbacks(timeout_ms: u64) -> bool {
+    STOPPED.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+    while IN_FLIGHT.load(Ordering::SeqCst) > 0 {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+/// A foreign object held by the library. Releasing it calls into foreign code too, so after
+/// [`stop_callbacks`] it is leaked instead.
+pub(crate) struct Foreign<T: ?Sized>(Option<Arc<T>>);
+
+impl<T: ?Sized> Foreign<T> {
+    pub(crate) fn new(obj: Arc<T>) -> Self {
+        Foreign(Some(obj))
+    }
+}
+
+impl<T: ?Sized> Deref for Foreign<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_deref().expect("present until dropped")
+    }
+}
+
+impl<T: ?Sized> Drop for Foreign<T> {
+    fn drop(&mut self) {
+        let mut obj = self.0.take();
+        call_foreign(|| drop(obj.take()));
+        if let Some(obj) = obj {
+            std::mem::forget(obj);
+        }
+    }
 }

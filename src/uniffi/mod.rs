@@ -23,7 +23,7 @@ pub use channel::RealtimeChannel;
 pub use client::RealtimeClient;
 pub use error::RealtimeError;
 pub use listener::{
-    BroadcastListener, EventListener, PostgresChangeListener, PresenceListener, SystemListener,
-    TokenProvider, WakeupListener,
+    stop_callbacks, BroadcastListener, EventListener, PostgresChangeListener, PresenceListener,
+    SystemListener, TokenProvider, WakeupListener,
 };
 pub use types::*;

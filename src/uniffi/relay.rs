@@ -20,7 +20,7 @@ static RELAY: Lazy<mpsc::Sender<Waker>> = Lazy::new(|| {
         .name("supa-wake".into())
         .spawn(move || {
             for waker in rx {
-                waker.wake();
+                super::listener::call_foreign(|| waker.wake());
             }
         })
         .expect("spawning the supa-wake thread");

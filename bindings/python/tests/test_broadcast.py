@@ -120,3 +120,19 @@ def test_unsubscribe_ends_the_channel_stream(server):
             assert ch.state == "CLOSED"
 
     run(main())
+
+
+def test_python_example_runs(server):
+    example = ROOT / "examples" / "python" / "realtime_example.py"
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, str(example), "--url", server.url, "--key", server.anon_key, "--once",
+         "--seconds", str(DEADLINE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "broadcast message: {'text': 'hello from Python'}" in out.stdout
+    assert "presence join python" in out.stdout

@@ -13,6 +13,7 @@ For asyncio code, ``await`` the coroutine methods and iterate events with
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import weakref
@@ -44,6 +45,10 @@ from .events import (
 )
 
 log = logging.getLogger("supa_realtime")
+
+# A library thread entering Python while the interpreter finalizes is killed mid-call, which
+# aborts the process: stop (and drain) all calls into Python before finalization starts.
+atexit.register(_ffi.stop_callbacks, 2000)
 
 RealtimeError = _ffi.RealtimeError
 """Raised by failing calls; subclasses: ``RealtimeError.ChannelError`` (``.reason``, the
@@ -417,7 +422,7 @@ class Channel:
         return self._ffi.on_event(_EventListener(callback))
 
     def remove_listener(self, listener_id: int) -> None:
-        self.client.remove_listener(listener_id)
+        self._ffi.remove_listener(listener_id)
 
     def events(self) -> EventStream:
         """This channel's events as an async iterator; it ends after the final ``CLOSED``."""

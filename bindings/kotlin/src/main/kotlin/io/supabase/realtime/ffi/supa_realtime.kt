@@ -836,6 +836,8 @@ internal object IntegrityCheckingUniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_supa_realtime_checksum_func_stop_callbacks(
+    ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_http_send(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_on_broadcast(
@@ -849,6 +851,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_on_system(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_presence_state_json(
+    ): Int
+    external fun uniffi_supa_realtime_checksum_method_realtimechannel_remove_listener(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_send_broadcast(
     ): Int
@@ -963,6 +967,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_supa_realtime_fn_method_realtimechannel_presence_state_json(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_supa_realtime_fn_method_realtimechannel_remove_listener(`ptr`: Long,`id`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_supa_realtime_fn_method_realtimechannel_send_broadcast(`ptr`: Long,`event`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_supa_realtime_fn_method_realtimechannel_send_broadcast_nowait(`ptr`: Long,`event`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1077,6 +1083,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_supa_realtime_fn_method_wakeuplistener_wake(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_supa_realtime_fn_func_stop_callbacks(`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
     external fun ffi_supa_realtime_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_supa_realtime_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1196,6 +1204,9 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
+    if ((lib.uniffi_supa_realtime_checksum_func_stop_callbacks() and 0xFFFF) != 61756) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_http_send() and 0xFFFF) != 36831) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1215,6 +1226,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_presence_state_json() and 0xFFFF) != 53703) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_remove_listener() and 0xFFFF) != 34085) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_send_broadcast() and 0xFFFF) != 6088) {
@@ -3172,6 +3186,11 @@ public interface RealtimeChannelInterface {
     fun `presenceStateJson`(): kotlin.String
     
     /**
+     * Removes a listener registered on this channel (or its client).
+     */
+    fun `removeListener`(`id`: kotlin.ULong)
+    
+    /**
      * Sends a broadcast; with `broadcast_ack` completes on the server's ack.
      */
     suspend fun `sendBroadcast`(`event`: kotlin.String, `payload`: Payload)
@@ -3457,6 +3476,22 @@ open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelInterface
     }
     )
     }
+    
+
+    
+    /**
+     * Removes a listener registered on this channel (or its client).
+     */override fun `removeListener`(`id`: kotlin.ULong)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_supa_realtime_fn_method_realtimechannel_remove_listener(
+        it,
+        
+        FfiConverterULong.lower(`id`),_status)
+}
+    }
+    
     
 
     
@@ -7359,5 +7394,23 @@ public object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.Str
 
 
 
+
+        /**
+         * Stops every call from the library into foreign code, process-wide and for good (listeners,
+         * token providers, wakeups, async completions), and waits up to `timeout_ms` for those in
+         * flight; returns whether none is left. For interpreter shutdown: a library thread entering
+         * a finalizing Python interpreter is killed mid-call, which aborts the process. The Python
+         * package registers it with `atexit`.
+         */ fun `stopCallbacks`(`timeoutMs`: kotlin.ULong): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_supa_realtime_fn_func_stop_callbacks(
+    
+        
+        FfiConverterULong.lower(`timeoutMs`),_status)
+}
+    )
+    }
+    
 
 
