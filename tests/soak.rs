@@ -365,7 +365,7 @@ fn soak_random_faults_while_broadcast_presence_and_postgres_flow() {
 
         // A fault, while the producers run.
         let kind = rng.below(6);
-        let mark = vt.len();
+        let (mark, peer_mark) = (vt.len(), pt.len());
         let name = match kind {
             0 => {
                 proxy.set_mode(Mode::BlackHole);
@@ -408,6 +408,19 @@ fn soak_random_faults_while_broadcast_presence_and_postgres_flow() {
             }
         };
         faults.push(name);
+        // An outage the victim may not have noticed yet must not count as "joined again".
+        let lost = |e: &Event| matches!(e, Event::ChannelStatus { topic: t, status: SubscribeStatus::ChannelError, .. } if t == topic);
+        if matches!(kind, 0..=2 | 5) {
+            vt.wait_from(
+                mark,
+                SETTLE,
+                &format!("victim lost the link ({name})"),
+                lost,
+            );
+        }
+        if kind == 5 {
+            pt.wait_from(peer_mark, SETTLE, "peer lost the server", lost);
+        }
         wait_until(&format!("both subscribed after {name}"), SETTLE, || {
             settled(&vt, topic)
                 && settled(&pt, topic)
