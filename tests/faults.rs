@@ -44,6 +44,14 @@ fn is_status(e: &Event, topic: &str, status: SubscribeStatus) -> bool {
     matches!(e, Event::ChannelStatus { topic: t, status: s, .. } if t == topic && *s == status)
 }
 
+/// `subscribe_blocking` returns once the status is set; its event may still be on the way to
+/// the listener. Marks are taken after it arrived.
+fn joined(t: &Timeline, topic: &str) {
+    t.wait_from(0, DEADLINE, "SUBSCRIBED delivered", |e| {
+        is_status(e, topic, SubscribeStatus::Subscribed)
+    });
+}
+
 fn seqs(t: &Timeline) -> Vec<u64> {
     t.events().iter().filter_map(seq_of).collect()
 }
@@ -85,6 +93,7 @@ fn rig(room: &str, h: Duration) -> Rig {
     let ch = client.channel(room, ChannelOptions::default().presence_key("victim"));
     ch.on_presence(|_| {});
     ch.subscribe_blocking(DEADLINE).expect("victim subscribed");
+    joined(&t, &format!("realtime:{room}"));
     ch.track_blocking(json!({"v": 1}), DEADLINE)
         .expect("tracked");
     let peer_client = direct(&server);
@@ -606,6 +615,7 @@ fn network_changed_and_foreground_replace_a_dead_link_without_waiting_a_heartbea
     client.on_event(t.sink());
     let ch = client.channel("probe", ChannelOptions::default());
     ch.subscribe_blocking(DEADLINE).unwrap();
+    joined(&t, "realtime:probe");
     let mark = t.len();
     proxy.set_mode(Mode::BlackHole);
     client.network_changed();
@@ -729,4 +739,41 @@ fn postgres_changes_resume_after_a_black_hole_with_readiness_and_no_duplicates()
     drop(client);
     drop(proxy);
     server.shutdown();
+}
+
+#[test]
+fn network_changed_abandons_a_connect_attempt_stuck_on_the_dead_route() {
+    let server = support::server();
+    let proxy = FaultProxy::start(server.local_addr());
+    // A handshake may hang for 30 s: longer than the test's deadline.
+    let client = RealtimeClient::new(
+        via(&proxy, &server, Duration::from_millis(500)).push_timeout(Duration::from_secs(30)),
+    )
+    .unwrap();
+    let t = Timeline::new();
+    client.on_event(t.sink());
+    let ch = client.channel("stuck", ChannelOptions::default());
+    ch.subscribe_blocking(DEADLINE).unwrap();
+    joined(&t, "realtime:stuck");
+    let mark = t.len();
+    let before = proxy.accepted();
+    proxy.set_mode(Mode::BlackHole);
+    t.wait_from(mark, DEADLINE, "dead link", |e| {
+        matches!(e, Event::ConnectionStatus { reason: Some(r), .. } if r == "heartbeat timeout")
+    });
+    // The next attempt reaches the proxy and its handshake is swallowed.
+    let deadline = Instant::now() + DEADLINE;
+    while proxy.accepted() == before {
+        assert!(Instant::now() < deadline, "no reconnect attempt");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    proxy.set_mode(Mode::Pass);
+    client.network_changed();
+    t.wait_from(mark, DEADLINE, "resumed", |e| {
+        matches!(e, Event::Resumed { .. })
+    });
+    assert_eq!(
+        lifecycle_from(&t.events(), mark),
+        outage_then_recovery("realtime:stuck")
+    );
 }

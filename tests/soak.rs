@@ -286,7 +286,12 @@ fn soak_random_faults_while_broadcast_presence_and_postgres_flow() {
     let vt = Timeline::new();
     victim.on_event(vt.sink());
     let topic = "realtime:soak";
-    let vch = victim.channel("soak", ChannelOptions::default().presence_key("victim"));
+    let vch = victim.channel(
+        "soak",
+        ChannelOptions::default()
+            .broadcast_ack(true)
+            .presence_key("victim"),
+    );
     vch.on_presence(|_| {});
     if db.is_some() {
         vch.on_postgres_changes(
@@ -318,6 +323,13 @@ fn soak_random_faults_while_broadcast_presence_and_postgres_flow() {
             .send_broadcast_blocking("tick", json!({ "seq": seq }).into(), Duration::from_secs(2))
             .is_ok()
     });
+    // The other direction: the victim's own sends go through the faulty link.
+    let up_sender = vch.clone();
+    let mut uploads = Producer::start("soak-upload", move |seq| {
+        up_sender
+            .send_broadcast_blocking("up", json!({ "seq": seq }).into(), Duration::from_secs(2))
+            .is_ok()
+    });
     let mut rows = db.clone().map(|url| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -340,19 +352,28 @@ fn soak_random_faults_while_broadcast_presence_and_postgres_flow() {
     let received_rows = |t: &Timeline| row_ids(t).into_iter().collect();
     let end = Instant::now() + Duration::from_secs(secs);
     let mut joined_since = Instant::now();
-    let (mut faults, mut checked_b, mut checked_r) = (Vec::new(), 0usize, 0usize);
+    let (mut faults, mut checked_b, mut checked_u, mut checked_r) =
+        (Vec::new(), 0usize, 0usize, 0usize);
     while Instant::now() < end {
         // Healthy window.
         std::thread::sleep(rng.millis(1500, 4000));
         {
             // Quiesce and check: everything sent since the victim (re)joined has arrived.
             let _b = broadcasts.gate.lock();
+            let _u = uploads.gate.lock();
             let _r = rows.as_ref().map(|p| p.gate.lock());
             checked_b += require_delivered(
                 "broadcasts",
                 &broadcasts.log,
                 joined_since,
                 &vt,
+                &received_broadcasts,
+            );
+            checked_u += require_delivered(
+                "uploads",
+                &uploads.log,
+                joined_since,
+                &pt,
                 &received_broadcasts,
             );
             if let Some(p) = &rows {
@@ -430,6 +451,7 @@ fn soak_random_faults_while_broadcast_presence_and_postgres_flow() {
     }
 
     broadcasts.stop();
+    uploads.stop();
     if let Some(p) = rows.as_mut() {
         p.stop();
     }
@@ -440,12 +462,20 @@ fn soak_random_faults_while_broadcast_presence_and_postgres_flow() {
         &vt,
         &received_broadcasts,
     );
+    checked_u += require_delivered(
+        "uploads",
+        &uploads.log,
+        joined_since,
+        &pt,
+        &received_broadcasts,
+    );
     if let Some(p) = &rows {
         checked_r += require_delivered("rows", &p.log, joined_since, &vt, &received_rows);
     }
 
     let events = vt.events();
     assert_strictly_increasing("broadcasts at the victim", &broadcast_seqs(&vt));
+    assert_strictly_increasing("the victim's broadcasts at the peer", &broadcast_seqs(&pt));
     assert_strictly_increasing("rows at the victim", &row_ids(&vt));
     assert_status_grammar(&events);
     assert_status_grammar(&pt.events());
@@ -455,12 +485,13 @@ fn soak_random_faults_while_broadcast_presence_and_postgres_flow() {
         .count();
     let m = victim.metrics();
     eprintln!(
-        "soak: {} faults {:?}; {} resumes; checked {checked_b} broadcasts and {checked_r} rows sent while joined; \
-         received {} broadcasts, {} rows; metrics {m:?}",
+        "soak: {} faults {:?}; {} resumes; checked {checked_b} broadcasts, {checked_u} uploads and {checked_r} rows sent while joined; \
+         received {} broadcasts, {} uploads, {} rows; metrics {m:?}",
         faults.len(),
         faults,
         resumed,
         broadcast_seqs(&vt).len(),
+        broadcast_seqs(&pt).len(),
         row_ids(&vt).len()
     );
     assert!(m.queue_depth < 1000, "{m:?}");
@@ -468,7 +499,7 @@ fn soak_random_faults_while_broadcast_presence_and_postgres_flow() {
     // Teardown, then everything must be back to the baseline.
     victim.shutdown();
     peer.shutdown();
-    drop((victim, peer, vch, pch, broadcasts, rows));
+    drop((victim, peer, vch, pch, broadcasts, uploads, rows));
     drop((vt, pt, events));
     drop(proxy);
     drop(peer_proxy);

@@ -280,6 +280,11 @@ impl Task {
         let probe = self.ctx.opts.heartbeat_interval.min(PROBE);
         match &mut self.phase {
             Phase::Waiting(at) => *at = now,
+            // The attempt in flight may be stuck on the old route: start over on the new one.
+            Phase::Connecting(h) => {
+                h.abort();
+                self.start_connect();
+            }
             Phase::Open(open) => {
                 if open.pending_heartbeat.is_none() {
                     open.next_heartbeat = now;
