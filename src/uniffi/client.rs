@@ -6,7 +6,7 @@ use super::channel::RealtimeChannel;
 use super::error::RealtimeError;
 use super::listener::{call_foreign, Foreign};
 use super::listener::{EventListener, TokenProvider, WakeupListener};
-use super::relay::on_runtime;
+use super::relay::{on_runtime, relay};
 use super::types::{ChannelOptions, ChannelStateEntry, ClientOptions, ConnectionState, Metrics};
 
 /// A Supabase Realtime client. Creating one does not connect: `connect()`, or subscribing a
@@ -101,11 +101,14 @@ impl RealtimeClient {
         self.inner.dispatch(max as usize) as u32
     }
 
-    /// App-pumped mode: `listener.wake()` is called when events are waiting.
+    /// App-pumped mode: `listener.wake()` is called (on a library helper thread) when events
+    /// are waiting; it should only schedule a `dispatch()` call on the app's thread.
     pub fn set_wakeup(&self, listener: Arc<dyn WakeupListener>) {
-        let listener = Foreign::new(listener);
+        // The core may call this on the runtime thread: hop to the relay thread first.
+        let listener = Arc::new(Foreign::new(listener));
         self.inner.set_wakeup(move || {
-            call_foreign(|| {
+            let listener = listener.clone();
+            relay(move || {
                 let _ = listener.wake();
             });
         })

@@ -52,8 +52,8 @@ pub trait TokenProvider: Send + Sync {
     fn token(&self) -> Result<Option<String>, RealtimeError>;
 }
 
-/// App-pumped mode: called from any library thread (the runtime thread included) when events
-/// are waiting. It must only schedule a `dispatch()` call on the app's thread.
+/// App-pumped mode: called on a library helper thread (`supa-wake`) when events are waiting.
+/// It should only schedule a `dispatch()` call on the app's thread.
 #[uniffi::export(foreign)]
 pub trait WakeupListener: Send + Sync {
     fn wake(&self) -> Result<(), RealtimeError>;

@@ -4,6 +4,7 @@
 //! and calls `loop.call_soon_threadsafe`, Kotlin resumes a continuation), so it must not happen
 //! on the runtime thread, which owns every socket. [`on_runtime`] spawns the work on the runtime
 //! and relays each wake-up to one small `supa-wake` thread that calls the foreign waker.
+//! App-pumped wakeup hooks, which the core may call on the runtime thread, go the same way.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,18 +15,25 @@ use once_cell::sync::Lazy;
 
 use super::error::RealtimeError;
 
-static RELAY: Lazy<mpsc::Sender<Waker>> = Lazy::new(|| {
-    let (tx, rx) = mpsc::channel::<Waker>();
+type Job = Box<dyn FnOnce() + Send>;
+
+static RELAY: Lazy<mpsc::Sender<Job>> = Lazy::new(|| {
+    let (tx, rx) = mpsc::channel::<Job>();
     std::thread::Builder::new()
         .name("supa-wake".into())
         .spawn(move || {
-            for waker in rx {
-                super::listener::call_foreign(|| waker.wake());
+            for job in rx {
+                super::listener::call_foreign(job);
             }
         })
         .expect("spawning the supa-wake thread");
     tx
 });
+
+/// Runs `f` (foreign code) on the `supa-wake` thread, in order.
+pub(crate) fn relay(f: impl FnOnce() + Send + 'static) {
+    let _ = RELAY.send(Box::new(f));
+}
 
 /// A waker that forwards to the foreign waker through the relay thread.
 struct RelayWaker(Waker);
@@ -35,7 +43,8 @@ impl Wake for RelayWaker {
         self.wake_by_ref()
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        let _ = RELAY.send(self.0.clone());
+        let waker = self.0.clone();
+        relay(move || waker.wake());
     }
 }
 

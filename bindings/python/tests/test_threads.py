@@ -107,8 +107,15 @@ def test_app_pumped_dispatch(server):
     async def main():
         woken = asyncio.Event()
         loop = asyncio.get_running_loop()
+        wakers = set()
+
+        def wake():
+            if sys.platform.startswith("linux"):
+                wakers.add(native_thread_name())
+            loop.call_soon_threadsafe(woken.set)
+
         with Client(server.url, server.anon_key, app_pumped=True) as c:
-            c.set_wakeup(lambda: loop.call_soon_threadsafe(woken.set))
+            c.set_wakeup(wake)
             where = []
             ch = c.channel(unique("room"))
             ch.on_status(lambda s: where.append((s.status, threading.get_ident())))
@@ -118,7 +125,7 @@ def test_app_pumped_dispatch(server):
                 woken.clear()
                 c.dispatch(100)
             assert where[0] == ("SUBSCRIBED", threading.get_ident())
-
+        assert wakers <= {"supa-wake"}, wakers  # never the network thread
     run(main())
 
 

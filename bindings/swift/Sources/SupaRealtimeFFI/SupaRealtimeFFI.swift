@@ -1975,7 +1975,8 @@ public protocol RealtimeClientProtocol: AnyObject, Sendable {
     func setAuth(token: String?) 
     
     /**
-     * App-pumped mode: `listener.wake()` is called when events are waiting.
+     * App-pumped mode: `listener.wake()` is called (on a library helper thread) when events
+     * are waiting; it should only schedule a `dispatch()` call on the app's thread.
      */
     func setWakeup(listener: WakeupListener) 
     
@@ -2219,7 +2220,8 @@ open func setAuth(token: String?)  {try! rustCall() {
 }
     
     /**
-     * App-pumped mode: `listener.wake()` is called when events are waiting.
+     * App-pumped mode: `listener.wake()` is called (on a library helper thread) when events
+     * are waiting; it should only schedule a `dispatch()` call on the app's thread.
      */
 open func setWakeup(listener: WakeupListener)  {try! rustCall() {
         uniffiCallStatus in
@@ -2708,8 +2710,8 @@ public func FfiConverterTypeTokenProvider_lower(_ value: TokenProvider) -> UInt6
 
 
 /**
- * App-pumped mode: called from any library thread (the runtime thread included) when events
- * are waiting. It must only schedule a `dispatch()` call on the app's thread.
+ * App-pumped mode: called on a library helper thread (`supa-wake`) when events are waiting.
+ * It should only schedule a `dispatch()` call on the app's thread.
  */
 public protocol WakeupListener: AnyObject, Sendable {
     
@@ -2717,8 +2719,8 @@ public protocol WakeupListener: AnyObject, Sendable {
     
 }
 /**
- * App-pumped mode: called from any library thread (the runtime thread included) when events
- * are waiting. It must only schedule a `dispatch()` call on the app's thread.
+ * App-pumped mode: called on a library helper thread (`supa-wake`) when events are waiting.
+ * It should only schedule a `dispatch()` call on the app's thread.
  */
 open class WakeupListenerImpl: WakeupListener, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -5210,7 +5212,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_supa_realtime_checksum_method_realtimeclient_set_auth() != 975) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_set_wakeup() != 31555) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_set_wakeup() != 48927) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimeclient_shutdown() != 24417) {

@@ -1303,7 +1303,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_set_auth() and 0xFFFF) != 975) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_set_wakeup() and 0xFFFF) != 31555) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_set_wakeup() and 0xFFFF) != 48927) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_shutdown() and 0xFFFF) != 24417) {
@@ -3903,7 +3903,8 @@ public interface RealtimeClientInterface {
     fun `setAuth`(`token`: kotlin.String?)
     
     /**
-     * App-pumped mode: `listener.wake()` is called when events are waiting.
+     * App-pumped mode: `listener.wake()` is called (on a library helper thread) when events
+     * are waiting; it should only schedule a `dispatch()` call on the app's thread.
      */
     fun `setWakeup`(`listener`: WakeupListener)
     
@@ -4256,7 +4257,8 @@ open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInterface
 
     
     /**
-     * App-pumped mode: `listener.wake()` is called when events are waiting.
+     * App-pumped mode: `listener.wake()` is called (on a library helper thread) when events
+     * are waiting; it should only schedule a `dispatch()` call on the app's thread.
      */override fun `setWakeup`(`listener`: WakeupListener)
         = 
     callWithHandle {
@@ -5073,8 +5075,8 @@ public object FfiConverterTypeTokenProvider: FfiConverter<TokenProvider, Long> {
 
 
 /**
- * App-pumped mode: called from any library thread (the runtime thread included) when events
- * are waiting. It must only schedule a `dispatch()` call on the app's thread.
+ * App-pumped mode: called on a library helper thread (`supa-wake`) when events are waiting.
+ * It should only schedule a `dispatch()` call on the app's thread.
  */
 public interface WakeupListener {
     
@@ -5084,8 +5086,8 @@ public interface WakeupListener {
 }
 
 /**
- * App-pumped mode: called from any library thread (the runtime thread included) when events
- * are waiting. It must only schedule a `dispatch()` call on the app's thread.
+ * App-pumped mode: called on a library helper thread (`supa-wake`) when events are waiting.
+ * It should only schedule a `dispatch()` call on the app's thread.
  */
 open class WakeupListenerImpl: Disposable, AutoCloseable, WakeupListener
 {
