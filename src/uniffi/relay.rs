@@ -72,3 +72,72 @@ where
         Err(_) => Err(RealtimeError::Shutdown),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::task::Wake;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Records which thread woke it and unparks the polling thread.
+    struct Recorder {
+        thread: std::thread::Thread,
+        woken_on: Mutex<Vec<String>>,
+    }
+
+    impl Wake for Recorder {
+        fn wake(self: Arc<Self>) {
+            let name = std::thread::current().name().unwrap_or("").to_owned();
+            self.woken_on.lock().unwrap().push(name);
+            self.thread.unpark();
+        }
+    }
+
+    /// A foreign-style executor: polls on this (non-tokio) thread, parks between polls.
+    fn block_on<F: Future>(fut: F) -> (F::Output, Vec<String>) {
+        let recorder = Arc::new(Recorder {
+            thread: std::thread::current(),
+            woken_on: Mutex::new(Vec::new()),
+        });
+        let waker = Waker::from(recorder.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                let woken = recorder.woken_on.lock().unwrap().clone();
+                return (out, woken);
+            }
+            std::thread::park_timeout(Duration::from_secs(5));
+        }
+    }
+
+    #[test]
+    fn completes_outside_tokio_and_wakes_from_the_relay_thread() {
+        let (out, woken) = block_on(on_runtime(async {
+            // Needs the library runtime's timer: proves the work runs there.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, crate::Error>(7)
+        }));
+        assert_eq!(out, Ok(7));
+        assert!(!woken.is_empty());
+        assert!(woken.iter().all(|t| t == "supa-wake"), "{woken:?}");
+    }
+
+    #[test]
+    fn errors_map_to_the_binding_error() {
+        let (out, _) = block_on(on_runtime(async {
+            Err::<(), _>(crate::Error::ChannelError(
+                "Unauthorized: You do not have permissions".into(),
+            ))
+        }));
+        assert_eq!(
+            out,
+            Err(RealtimeError::ChannelError {
+                reason: "Unauthorized: You do not have permissions".into(),
+                recoverable: false
+            })
+        );
+    }
+}
