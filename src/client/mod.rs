@@ -132,6 +132,11 @@ pub struct Metrics {
     pub join_latency: Vec<(String, Duration)>,
 }
 
+/// Nearest-rank percentile `p` (1..=100) of sorted samples.
+fn percentile(sorted: &[Duration], p: usize) -> Option<Duration> {
+    (!sorted.is_empty()).then(|| sorted[(sorted.len() * p).div_ceil(100).max(1) - 1])
+}
+
 pub(crate) struct ClientInner {
     pub(crate) cmd: mpsc::UnboundedSender<Command>,
     pub(crate) dispatcher: Arc<Dispatcher>,
@@ -321,10 +326,7 @@ impl RealtimeClient {
         let rtt = c.heartbeat_rtt_us.load(Ordering::Relaxed);
         let mut rtts: Vec<Duration> = c.rtts.lock().iter().copied().collect();
         rtts.sort_unstable();
-        // Nearest-rank percentile.
-        let pct = |p: usize| {
-            (!rtts.is_empty()).then(|| rtts[((rtts.len() * p).div_ceil(100)).max(1) - 1])
-        };
+        let pct = |p| percentile(&rtts, p);
         let time_disconnected = {
             let o = c.outage.lock();
             o.0 + o.1.map(|s| s.elapsed()).unwrap_or_default()
@@ -402,5 +404,41 @@ impl RealtimeClient {
             .filter_map(Weak::upgrade)
             .map(|c| (c.topic.clone(), c.state()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let ms = |v: &[u64]| {
+            v.iter()
+                .map(|m| Duration::from_millis(*m))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(percentile(&[], 50), None);
+        assert_eq!(percentile(&ms(&[7]), 99), Some(Duration::from_millis(7)));
+        let hundred = ms(&(1..=100).collect::<Vec<_>>());
+        assert_eq!(percentile(&hundred, 50), Some(Duration::from_millis(50)));
+        assert_eq!(percentile(&hundred, 99), Some(Duration::from_millis(99)));
+    }
+
+    #[test]
+    fn counters_keep_the_last_rtts_and_sum_outages() {
+        let c = Counters::default();
+        for i in 0..200u64 {
+            c.record_rtt(Duration::from_micros(i + 1));
+        }
+        assert_eq!(c.rtts.lock().len(), RTT_SAMPLES);
+        assert_eq!(c.rtts.lock()[0], Duration::from_micros(73));
+        c.set_outage(true);
+        c.set_outage(true); // still the same outage
+        c.set_outage(false);
+        let first = c.outage.lock().0;
+        c.set_outage(false);
+        assert_eq!(c.outage.lock().0, first);
+        assert!(c.outage.lock().1.is_none());
     }
 }
