@@ -767,6 +767,9 @@ fn network_changed_abandons_a_connect_attempt_stuck_on_the_dead_route() {
         assert!(Instant::now() < deadline, "no reconnect attempt");
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Scenario time, not synchronisation: the attempt has been stuck for a while (younger
+    // attempts are left alone so that a flapping network cannot starve them).
+    std::thread::sleep(Duration::from_millis(1200));
     proxy.set_mode(Mode::Pass);
     client.network_changed();
     t.wait_from(mark, DEADLINE, "resumed", |e| {

@@ -104,6 +104,8 @@ struct OpenSocket {
 
 /// How long a link check (network change, foreground) waits for its heartbeat reply.
 const PROBE: Duration = Duration::from_secs(5);
+/// A connect attempt older than this is restarted by a link check.
+const PROBE_AGE: Duration = Duration::from_secs(1);
 
 enum SocketEvent {
     Connected(Result<Box<ConnectOutcome>, tokio::task::JoinError>),
@@ -136,6 +138,8 @@ pub(crate) struct Task {
     rng: u64,
     /// With a token provider: when to ask for a fresh token ahead of the JWT's `exp`.
     refresh_at: Option<Instant>,
+    /// When the current connect attempt started.
+    connect_started: Instant,
 }
 
 impl Task {
@@ -179,6 +183,7 @@ impl Task {
             token_shared,
             rng: seed | 1,
             refresh_at: None,
+            connect_started: Instant::now(),
         }
     }
 
@@ -280,8 +285,9 @@ impl Task {
         let probe = self.ctx.opts.heartbeat_interval.min(PROBE);
         match &mut self.phase {
             Phase::Waiting(at) => *at = now,
-            // The attempt in flight may be stuck on the old route: start over on the new one.
-            Phase::Connecting(h) => {
+            // An attempt in flight for a while may be stuck on the old route: start over on
+            // the new one (a young attempt is left alone, so flapping cannot starve it).
+            Phase::Connecting(h) if now - self.connect_started >= probe.min(PROBE_AGE) => {
                 h.abort();
                 self.start_connect();
             }
@@ -339,6 +345,7 @@ impl Task {
     }
 
     fn start_connect(&mut self) {
+        self.connect_started = Instant::now();
         self.set_state(ConnectionState::Connecting, None);
         let url = self.ws_url.clone();
         let headers = self.ctx.opts.headers.clone();
