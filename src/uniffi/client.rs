@@ -119,16 +119,7 @@ impl RealtimeClient {
     }
 
     pub fn metrics(&self) -> Metrics {
-        let m = self.inner.metrics();
-        Metrics {
-            connects: m.connects,
-            reconnects: m.reconnects,
-            messages_in: m.messages_in,
-            messages_out: m.messages_out,
-            heartbeat_rtt_ms: m.heartbeat_rtt.map(|d| d.as_secs_f64() * 1000.0),
-            queue_depth: m.queue_depth as u64,
-            dropped_events: m.dropped_events,
-        }
+        self.inner.metrics().into()
     }
 
     /// The network changed: check the link now.

@@ -108,6 +108,13 @@ pub struct ClientOptions {
     /// Data events queued beyond this are dropped and reported by one `Lagged` event.
     #[uniffi(default = None)]
     pub queue_capacity: Option<u32>,
+    /// With a token provider: ask it this long before the JWT's `exp` (default 60 s).
+    #[uniffi(default = None)]
+    pub token_refresh_margin_ms: Option<u64>,
+    /// With a token provider: join refusals for the token tolerated before the channel stops
+    /// (default 3).
+    #[uniffi(default = None)]
+    pub auth_retries: Option<u32>,
 }
 
 fn millis(v: &[u64]) -> Vec<Duration> {
@@ -156,6 +163,12 @@ impl ClientOptions {
         }
         if let Some(n) = self.queue_capacity {
             o.queue_capacity = n as usize;
+        }
+        if let Some(ms) = self.token_refresh_margin_ms {
+            o.token_refresh_margin = Duration::from_millis(ms);
+        }
+        if let Some(n) = self.auth_retries {
+            o.auth_retries = n;
         }
         o
     }
@@ -314,11 +327,14 @@ pub enum RealtimeEvent {
         rtt_ms: Option<f64>,
     },
     /// A channel's subscribe status, with the server's reason when there is one.
+    /// `token_rejected`: the terminal status for a refused access token (the channel will not
+    /// rejoin: `set_auth` a new token and subscribe a new channel).
     ChannelStatus {
         topic: String,
         status: SubscribeStatus,
         reason: Option<String>,
         error_kind: Option<ErrorKind>,
+        token_rejected: bool,
     },
     Broadcast {
         message: BroadcastMessage,
@@ -351,13 +367,58 @@ pub enum RealtimeEvent {
 /// A snapshot of the client's counters.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Metrics {
+    /// Successful socket opens, the first included.
     pub connects: u64,
     pub reconnects: u64,
+    /// Frames received and sent (heartbeats included).
     pub messages_in: u64,
     pub messages_out: u64,
+    /// The last heartbeat round trip, and the median/99th percentile of the last 128.
     pub heartbeat_rtt_ms: Option<f64>,
+    pub heartbeat_rtt_p50_ms: Option<f64>,
+    pub heartbeat_rtt_p99_ms: Option<f64>,
+    /// Total time the client wanted a connection and had none.
+    pub time_disconnected_ms: f64,
+    /// Events waiting on the dispatch queue.
     pub queue_depth: u64,
+    /// Data events dropped because the queue was full, and `Lagged` markers queued.
     pub dropped_events: u64,
+    pub lagged_events: u64,
+    /// Per live channel: time from its last (re)join attempt to SUBSCRIBED.
+    pub join_latency: Vec<JoinLatency>,
+}
+
+/// One channel's last join latency.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct JoinLatency {
+    pub topic: String,
+    pub latency_ms: f64,
+}
+
+impl From<crate::Metrics> for Metrics {
+    fn from(m: crate::Metrics) -> Self {
+        Metrics {
+            connects: m.connects,
+            reconnects: m.reconnects,
+            messages_in: m.messages_in,
+            messages_out: m.messages_out,
+            heartbeat_rtt_ms: m.heartbeat_rtt.map(ms),
+            heartbeat_rtt_p50_ms: m.heartbeat_rtt_p50.map(ms),
+            heartbeat_rtt_p99_ms: m.heartbeat_rtt_p99.map(ms),
+            time_disconnected_ms: ms(m.time_disconnected),
+            queue_depth: m.queue_depth as u64,
+            dropped_events: m.dropped_events,
+            lagged_events: m.lagged_events,
+            join_latency: m
+                .join_latency
+                .into_iter()
+                .map(|(topic, d)| JoinLatency {
+                    topic,
+                    latency_ms: ms(d),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A live channel's state (diagnostics).
@@ -510,6 +571,7 @@ impl From<&core::Event> for RealtimeEvent {
                 status: (*status).into(),
                 reason: reason.clone(),
                 error_kind: error_kind.map(Into::into),
+                token_rejected: e.is_token_rejected(),
             },
             core::Event::Broadcast(b) => RealtimeEvent::Broadcast { message: b.into() },
             core::Event::Presence(p) => RealtimeEvent::Presence { event: p.into() },

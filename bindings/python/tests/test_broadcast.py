@@ -46,6 +46,10 @@ def test_broadcast_between_clients_with_ack_and_self(server):
                 msg = await next_broadcast(eb)
                 assert (msg.event, msg.payload) == ("rest", {"via": "http"})
 
+            m = a.metrics()
+            assert m["connects"] == 1 and m["messages_out"] >= 3
+            assert f"realtime:{name}" in m["join_latency_ms"]
+
     run(main())
 
 

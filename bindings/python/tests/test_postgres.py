@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from supa_realtime import Client, PostgresChange, RealtimeError
+from supa_realtime import ChannelStatus, Client, PostgresChange, RealtimeError
 
 from conftest import DEADLINE, psql, run, sign_token, unique, user_token
 
@@ -88,10 +88,17 @@ def test_set_auth_with_expired_token_is_refused_with_the_servers_reason(server):
             )
             c.set_auth(expired)
             ch = c.channel(unique("auth"))
-            with pytest.raises(RealtimeError.ChannelError) as err:
-                await ch.subscribe(timeout=DEADLINE)
-            assert err.value.reason.startswith("InvalidJWTToken: Token has expired")
-            assert err.value.recoverable is False
+            async with ch.events() as events:
+                with pytest.raises(RealtimeError.ChannelError) as err:
+                    await ch.subscribe(timeout=DEADLINE)
+                assert err.value.reason.startswith("InvalidJWTToken: Token has expired")
+                assert err.value.recoverable is False
+                while True:
+                    e = await events.next(DEADLINE)
+                    if isinstance(e, ChannelStatus) and e.status == "CHANNEL_ERROR":
+                        break
+                assert e.reason == err.value.reason
+                assert e.error_kind == "TERMINAL" and e.token_rejected
 
             c.set_auth(user_token(ALICE))  # a fresh channel joins with the new token
             await c.channel(unique("auth")).subscribe(timeout=DEADLINE)

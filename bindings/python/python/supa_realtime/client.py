@@ -229,6 +229,8 @@ class Client:
         app_pumped: bool = False,
         queue_capacity: Optional[int] = None,
         token_provider: Optional[Callable[[], Optional[str]]] = None,
+        token_refresh_margin: Optional[float] = None,
+        auth_retries: Optional[int] = None,
     ):
         if vsn not in ("1.0.0", "2.0.0"):
             raise ValueError("vsn must be '1.0.0' or '2.0.0'")
@@ -248,6 +250,8 @@ class Client:
             native_roots=native_roots,
             dispatch=_ffi.DispatchMode.APP_PUMPED if app_pumped else _ffi.DispatchMode.THREAD,
             queue_capacity=queue_capacity,
+            token_refresh_margin_ms=_ms(token_refresh_margin),
+            auth_retries=auth_retries,
         )
         provider = _TokenProvider(token_provider) if token_provider is not None else None
         self._ffi = _ffi.RealtimeClient(options, provider)
@@ -292,6 +296,8 @@ class Client:
         return self._ffi.connection_state().name
 
     def metrics(self) -> Dict[str, Any]:
+        """Counters: connects, reconnects, messages in/out, heartbeat RTT (last, p50, p99, ms),
+        time disconnected (ms), queue depth, dropped and lagged events, join latency per topic."""
         m = self._ffi.metrics()
         return {
             "connects": m.connects,
@@ -299,11 +305,24 @@ class Client:
             "messages_in": m.messages_in,
             "messages_out": m.messages_out,
             "heartbeat_rtt_ms": m.heartbeat_rtt_ms,
+            "heartbeat_rtt_p50_ms": m.heartbeat_rtt_p50_ms,
+            "heartbeat_rtt_p99_ms": m.heartbeat_rtt_p99_ms,
+            "time_disconnected_ms": m.time_disconnected_ms,
             "queue_depth": m.queue_depth,
             "dropped_events": m.dropped_events,
+            "lagged_events": m.lagged_events,
+            "join_latency_ms": {j.topic: j.latency_ms for j in m.join_latency},
         }
 
+    def app_foregrounded(self) -> None:
+        """The app came back to the foreground: checks the link at once."""
+        self._ffi.app_foregrounded()
+
+    def app_backgrounded(self) -> None:
+        self._ffi.app_backgrounded()
+
     def network_changed(self) -> None:
+        """The network changed: checks the link at once (reconnects if it is gone)."""
         self._ffi.network_changed()
 
     # channels and listeners

@@ -36,13 +36,15 @@ class ChannelStatus:
     """A subscribe status: ``SUBSCRIBED``, ``TIMED_OUT``, ``CLOSED`` or ``CHANNEL_ERROR``.
 
     ``reason`` is the server's text unchanged; ``error_kind`` is ``RECOVERABLE`` (the client
-    retries) or ``TERMINAL``.
+    retries) or ``TERMINAL``. ``token_rejected``: the access token was refused for good; call
+    ``client.set_auth`` with a new one and subscribe a new channel.
     """
 
     topic: str
     status: str
     reason: Optional[str] = None
     error_kind: Optional[str] = None
+    token_rejected: bool = False
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,7 @@ def event_from_ffi(e: Any) -> Event:
             status=_name(e.status),
             reason=e.reason,
             error_kind=_name(e.error_kind) if e.error_kind is not None else None,
+            token_rejected=e.token_rejected,
         )
     if e.is_connection_status():
         return ConnectionStatus(state=_name(e.state), reason=e.reason)

@@ -61,7 +61,7 @@ public extension RealtimeChannel {
         let (stream, continuation) = AsyncStream.makeStream(of: RealtimeEvent.self)
         let topic = self.topic()
         let id = onEvent(listener: StreamListener(continuation) { event in
-            if case let .channelStatus(t, .closed, _, _) = event, t == topic { return true }
+            if case let .channelStatus(t, .closed, _, _, _) = event, t == topic { return true }
             return false
         })
         continuation.onTermination = { [weak self] _ in self?.removeListener(id: id) }

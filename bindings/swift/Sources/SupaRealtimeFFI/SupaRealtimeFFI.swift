@@ -3199,6 +3199,15 @@ public struct ClientOptions: Equatable, Hashable {
      * Data events queued beyond this are dropped and reported by one `Lagged` event.
      */
     public var queueCapacity: UInt32?
+    /**
+     * With a token provider: ask it this long before the JWT's `exp` (default 60 s).
+     */
+    public var tokenRefreshMarginMs: UInt64?
+    /**
+     * With a token provider: join refusals for the token tolerated before the channel stops
+     * (default 3).
+     */
+    public var authRetries: UInt32?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3229,7 +3238,14 @@ public struct ClientOptions: Equatable, Hashable {
          */nativeRoots: Bool = false, dispatch: DispatchMode? = nil, 
         /**
          * Data events queued beyond this are dropped and reported by one `Lagged` event.
-         */queueCapacity: UInt32? = nil) {
+         */queueCapacity: UInt32? = nil, 
+        /**
+         * With a token provider: ask it this long before the JWT's `exp` (default 60 s).
+         */tokenRefreshMarginMs: UInt64? = nil, 
+        /**
+         * With a token provider: join refusals for the token tolerated before the channel stops
+         * (default 3).
+         */authRetries: UInt32? = nil) {
         self.url = url
         self.apiKey = apiKey
         self.accessToken = accessToken
@@ -3245,6 +3261,8 @@ public struct ClientOptions: Equatable, Hashable {
         self.nativeRoots = nativeRoots
         self.dispatch = dispatch
         self.queueCapacity = queueCapacity
+        self.tokenRefreshMarginMs = tokenRefreshMarginMs
+        self.authRetries = authRetries
     }
 
     
@@ -3277,7 +3295,9 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
                 customCaPem: FfiConverterOptionString.read(from: &buf), 
                 nativeRoots: FfiConverterBool.read(from: &buf), 
                 dispatch: FfiConverterOptionTypeDispatchMode.read(from: &buf), 
-                queueCapacity: FfiConverterOptionUInt32.read(from: &buf)
+                queueCapacity: FfiConverterOptionUInt32.read(from: &buf), 
+                tokenRefreshMarginMs: FfiConverterOptionUInt64.read(from: &buf), 
+                authRetries: FfiConverterOptionUInt32.read(from: &buf)
         )
     }
 
@@ -3297,6 +3317,8 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
         FfiConverterBool.write(value.nativeRoots, into: &buf)
         FfiConverterOptionTypeDispatchMode.write(value.dispatch, into: &buf)
         FfiConverterOptionUInt32.write(value.queueCapacity, into: &buf)
+        FfiConverterOptionUInt64.write(value.tokenRefreshMarginMs, into: &buf)
+        FfiConverterOptionUInt32.write(value.authRetries, into: &buf)
     }
 }
 
@@ -3317,27 +3339,136 @@ public func FfiConverterTypeClientOptions_lower(_ value: ClientOptions) -> RustB
 
 
 /**
- * A snapshot of the client's counters.
+ * One channel's last join latency.
  */
-public struct Metrics: Equatable, Hashable {
-    public var connects: UInt64
-    public var reconnects: UInt64
-    public var messagesIn: UInt64
-    public var messagesOut: UInt64
-    public var heartbeatRttMs: Double?
-    public var queueDepth: UInt64
-    public var droppedEvents: UInt64
+public struct JoinLatency: Equatable, Hashable {
+    public var topic: String
+    public var latencyMs: Double
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(connects: UInt64, reconnects: UInt64, messagesIn: UInt64, messagesOut: UInt64, heartbeatRttMs: Double?, queueDepth: UInt64, droppedEvents: UInt64) {
+    public init(topic: String, latencyMs: Double) {
+        self.topic = topic
+        self.latencyMs = latencyMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension JoinLatency: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeJoinLatency: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> JoinLatency {
+        return
+            try JoinLatency(
+                topic: FfiConverterString.read(from: &buf), 
+                latencyMs: FfiConverterDouble.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: JoinLatency, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.topic, into: &buf)
+        FfiConverterDouble.write(value.latencyMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeJoinLatency_lift(_ buf: RustBuffer) throws -> JoinLatency {
+    return try FfiConverterTypeJoinLatency.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeJoinLatency_lower(_ value: JoinLatency) -> RustBuffer {
+    return FfiConverterTypeJoinLatency.lower(value)
+}
+
+
+/**
+ * A snapshot of the client's counters.
+ */
+public struct Metrics: Equatable, Hashable {
+    /**
+     * Successful socket opens, the first included.
+     */
+    public var connects: UInt64
+    public var reconnects: UInt64
+    /**
+     * Frames received and sent (heartbeats included).
+     */
+    public var messagesIn: UInt64
+    public var messagesOut: UInt64
+    /**
+     * The last heartbeat round trip, and the median/99th percentile of the last 128.
+     */
+    public var heartbeatRttMs: Double?
+    public var heartbeatRttP50Ms: Double?
+    public var heartbeatRttP99Ms: Double?
+    /**
+     * Total time the client wanted a connection and had none.
+     */
+    public var timeDisconnectedMs: Double
+    /**
+     * Events waiting on the dispatch queue.
+     */
+    public var queueDepth: UInt64
+    /**
+     * Data events dropped because the queue was full, and `Lagged` markers queued.
+     */
+    public var droppedEvents: UInt64
+    public var laggedEvents: UInt64
+    /**
+     * Per live channel: time from its last (re)join attempt to SUBSCRIBED.
+     */
+    public var joinLatency: [JoinLatency]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Successful socket opens, the first included.
+         */connects: UInt64, reconnects: UInt64, 
+        /**
+         * Frames received and sent (heartbeats included).
+         */messagesIn: UInt64, messagesOut: UInt64, 
+        /**
+         * The last heartbeat round trip, and the median/99th percentile of the last 128.
+         */heartbeatRttMs: Double?, heartbeatRttP50Ms: Double?, heartbeatRttP99Ms: Double?, 
+        /**
+         * Total time the client wanted a connection and had none.
+         */timeDisconnectedMs: Double, 
+        /**
+         * Events waiting on the dispatch queue.
+         */queueDepth: UInt64, 
+        /**
+         * Data events dropped because the queue was full, and `Lagged` markers queued.
+         */droppedEvents: UInt64, laggedEvents: UInt64, 
+        /**
+         * Per live channel: time from its last (re)join attempt to SUBSCRIBED.
+         */joinLatency: [JoinLatency]) {
         self.connects = connects
         self.reconnects = reconnects
         self.messagesIn = messagesIn
         self.messagesOut = messagesOut
         self.heartbeatRttMs = heartbeatRttMs
+        self.heartbeatRttP50Ms = heartbeatRttP50Ms
+        self.heartbeatRttP99Ms = heartbeatRttP99Ms
+        self.timeDisconnectedMs = timeDisconnectedMs
         self.queueDepth = queueDepth
         self.droppedEvents = droppedEvents
+        self.laggedEvents = laggedEvents
+        self.joinLatency = joinLatency
     }
 
     
@@ -3361,8 +3492,13 @@ public struct FfiConverterTypeMetrics: FfiConverterRustBuffer {
                 messagesIn: FfiConverterUInt64.read(from: &buf), 
                 messagesOut: FfiConverterUInt64.read(from: &buf), 
                 heartbeatRttMs: FfiConverterOptionDouble.read(from: &buf), 
+                heartbeatRttP50Ms: FfiConverterOptionDouble.read(from: &buf), 
+                heartbeatRttP99Ms: FfiConverterOptionDouble.read(from: &buf), 
+                timeDisconnectedMs: FfiConverterDouble.read(from: &buf), 
                 queueDepth: FfiConverterUInt64.read(from: &buf), 
-                droppedEvents: FfiConverterUInt64.read(from: &buf)
+                droppedEvents: FfiConverterUInt64.read(from: &buf), 
+                laggedEvents: FfiConverterUInt64.read(from: &buf), 
+                joinLatency: FfiConverterSequenceTypeJoinLatency.read(from: &buf)
         )
     }
 
@@ -3372,8 +3508,13 @@ public struct FfiConverterTypeMetrics: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.messagesIn, into: &buf)
         FfiConverterUInt64.write(value.messagesOut, into: &buf)
         FfiConverterOptionDouble.write(value.heartbeatRttMs, into: &buf)
+        FfiConverterOptionDouble.write(value.heartbeatRttP50Ms, into: &buf)
+        FfiConverterOptionDouble.write(value.heartbeatRttP99Ms, into: &buf)
+        FfiConverterDouble.write(value.timeDisconnectedMs, into: &buf)
         FfiConverterUInt64.write(value.queueDepth, into: &buf)
         FfiConverterUInt64.write(value.droppedEvents, into: &buf)
+        FfiConverterUInt64.write(value.laggedEvents, into: &buf)
+        FfiConverterSequenceTypeJoinLatency.write(value.joinLatency, into: &buf)
     }
 }
 
@@ -4356,8 +4497,10 @@ public enum RealtimeEvent: Equatable, Hashable {
     )
     /**
      * A channel's subscribe status, with the server's reason when there is one.
+     * `token_rejected`: the terminal status for a refused access token (the channel will not
+     * rejoin: `set_auth` a new token and subscribe a new channel).
      */
-    case channelStatus(topic: String, status: SubscribeStatus, reason: String?, errorKind: ErrorKind?
+    case channelStatus(topic: String, status: SubscribeStatus, reason: String?, errorKind: ErrorKind?, tokenRejected: Bool
     )
     case broadcast(message: BroadcastMessage
     )
@@ -4409,7 +4552,7 @@ public struct FfiConverterTypeRealtimeEvent: FfiConverterRustBuffer {
         case 2: return .heartbeat(status: try FfiConverterTypeHeartbeatStatus.read(from: &buf), rttMs: try FfiConverterOptionDouble.read(from: &buf)
         )
         
-        case 3: return .channelStatus(topic: try FfiConverterString.read(from: &buf), status: try FfiConverterTypeSubscribeStatus.read(from: &buf), reason: try FfiConverterOptionString.read(from: &buf), errorKind: try FfiConverterOptionTypeErrorKind.read(from: &buf)
+        case 3: return .channelStatus(topic: try FfiConverterString.read(from: &buf), status: try FfiConverterTypeSubscribeStatus.read(from: &buf), reason: try FfiConverterOptionString.read(from: &buf), errorKind: try FfiConverterOptionTypeErrorKind.read(from: &buf), tokenRejected: try FfiConverterBool.read(from: &buf)
         )
         
         case 4: return .broadcast(message: try FfiConverterTypeBroadcastMessage.read(from: &buf)
@@ -4453,12 +4596,13 @@ public struct FfiConverterTypeRealtimeEvent: FfiConverterRustBuffer {
             FfiConverterOptionDouble.write(rttMs, into: &buf)
             
         
-        case let .channelStatus(topic,status,reason,errorKind):
+        case let .channelStatus(topic,status,reason,errorKind,tokenRejected):
             writeInt(&buf, Int32(3))
             FfiConverterString.write(topic, into: &buf)
             FfiConverterTypeSubscribeStatus.write(status, into: &buf)
             FfiConverterOptionString.write(reason, into: &buf)
             FfiConverterOptionTypeErrorKind.write(errorKind, into: &buf)
+            FfiConverterBool.write(tokenRejected, into: &buf)
             
         
         case let .broadcast(message):
@@ -5004,6 +5148,31 @@ fileprivate struct FfiConverterSequenceTypeChannelStateEntry: FfiConverterRustBu
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeChannelStateEntry.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeJoinLatency: FfiConverterRustBuffer {
+    typealias SwiftType = [JoinLatency]
+
+    public static func write(_ value: [JoinLatency], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeJoinLatency.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [JoinLatency] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [JoinLatency]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeJoinLatency.read(from: &buf))
         }
         return seq
     }

@@ -39,7 +39,7 @@ for await event in events {
         print("presence join \(key): \(newJson)")
     case let .postgresChange(change):
         print("\(change.eventType) on \(change.schema).\(change.table): new=\(change.newJson)")
-    case let .channelStatus(_, status, reason, _):
+    case let .channelStatus(_, status, reason, _, _):
         print("status \(status) \(reason ?? "")")
     default:
         break

@@ -24,12 +24,16 @@ sealed interface RealtimeEvent {
     data class ConnectionStatus(val state: ConnectionState, val reason: String?) : RealtimeEvent
     data class Heartbeat(val status: HeartbeatStatus, val rttMs: Double?) : RealtimeEvent
 
-    /** A subscribe status; `reason` is the server's text unchanged. */
+    /**
+     * A subscribe status; `reason` is the server's text unchanged. `tokenRejected`: the access
+     * token was refused for good (set a new one and subscribe a new channel).
+     */
     data class ChannelStatus(
         override val topic: String,
         val status: SubscribeStatus,
         val reason: String?,
         val errorKind: ErrorKind?,
+        val tokenRejected: Boolean,
     ) : RealtimeEvent
 
     /** A broadcast: `payload` is the JSON, or null for a binary broadcast (then `binary`). */
@@ -102,7 +106,7 @@ internal fun FfiChange.toEvent() = RealtimeEvent.PostgresChange(
 internal fun FfiEvent.toEvent(): RealtimeEvent = when (this) {
     is FfiEvent.ConnectionStatus -> RealtimeEvent.ConnectionStatus(state, reason)
     is FfiEvent.Heartbeat -> RealtimeEvent.Heartbeat(status, rttMs)
-    is FfiEvent.ChannelStatus -> RealtimeEvent.ChannelStatus(topic, status, reason, errorKind)
+    is FfiEvent.ChannelStatus -> RealtimeEvent.ChannelStatus(topic, status, reason, errorKind, tokenRejected)
     is FfiEvent.Broadcast -> message.toEvent()
     is FfiEvent.Presence -> event.toEvent()
     is FfiEvent.PostgresChange -> change.toEvent()

@@ -5543,6 +5543,17 @@ data class ClientOptions (
      * Data events queued beyond this are dropped and reported by one `Lagged` event.
      */
     var `queueCapacity`: kotlin.UInt? = null 
+    , 
+    /**
+     * With a token provider: ask it this long before the JWT's `exp` (default 60 s).
+     */
+    var `tokenRefreshMarginMs`: kotlin.ULong? = null 
+    , 
+    /**
+     * With a token provider: join refusals for the token tolerated before the channel stops
+     * (default 3).
+     */
+    var `authRetries`: kotlin.UInt? = null 
     
 ){
     
@@ -5574,6 +5585,8 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterBoolean.read(buf),
             FfiConverterOptionalTypeDispatchMode.read(buf),
             FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalUInt.read(buf),
         )
     }
 
@@ -5592,7 +5605,9 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalString.allocationSize(value.`customCaPem`) +
             FfiConverterBoolean.allocationSize(value.`nativeRoots`) +
             FfiConverterOptionalTypeDispatchMode.allocationSize(value.`dispatch`) +
-            FfiConverterOptionalUInt.allocationSize(value.`queueCapacity`)
+            FfiConverterOptionalUInt.allocationSize(value.`queueCapacity`) +
+            FfiConverterOptionalULong.allocationSize(value.`tokenRefreshMarginMs`) +
+            FfiConverterOptionalUInt.allocationSize(value.`authRetries`)
     )
 
     override fun write(value: ClientOptions, buf: ByteBuffer) {
@@ -5611,6 +5626,49 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterBoolean.write(value.`nativeRoots`, buf)
             FfiConverterOptionalTypeDispatchMode.write(value.`dispatch`, buf)
             FfiConverterOptionalUInt.write(value.`queueCapacity`, buf)
+            FfiConverterOptionalULong.write(value.`tokenRefreshMarginMs`, buf)
+            FfiConverterOptionalUInt.write(value.`authRetries`, buf)
+    }
+}
+
+
+
+/**
+ * One channel's last join latency.
+ */
+data class JoinLatency (
+    var `topic`: kotlin.String
+    , 
+    var `latencyMs`: kotlin.Double
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeJoinLatency: FfiConverterRustBuffer<JoinLatency> {
+    override fun read(buf: ByteBuffer): JoinLatency {
+        return JoinLatency(
+            FfiConverterString.read(buf),
+            FfiConverterDouble.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: JoinLatency) = (
+            FfiConverterString.allocationSize(value.`topic`) +
+            FfiConverterDouble.allocationSize(value.`latencyMs`)
+    )
+
+    override fun write(value: JoinLatency, buf: ByteBuffer) {
+            FfiConverterString.write(value.`topic`, buf)
+            FfiConverterDouble.write(value.`latencyMs`, buf)
     }
 }
 
@@ -5620,19 +5678,50 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
  * A snapshot of the client's counters.
  */
 data class Metrics (
+    /**
+     * Successful socket opens, the first included.
+     */
     var `connects`: kotlin.ULong
     , 
     var `reconnects`: kotlin.ULong
     , 
+    /**
+     * Frames received and sent (heartbeats included).
+     */
     var `messagesIn`: kotlin.ULong
     , 
     var `messagesOut`: kotlin.ULong
     , 
+    /**
+     * The last heartbeat round trip, and the median/99th percentile of the last 128.
+     */
     var `heartbeatRttMs`: kotlin.Double?
     , 
+    var `heartbeatRttP50Ms`: kotlin.Double?
+    , 
+    var `heartbeatRttP99Ms`: kotlin.Double?
+    , 
+    /**
+     * Total time the client wanted a connection and had none.
+     */
+    var `timeDisconnectedMs`: kotlin.Double
+    , 
+    /**
+     * Events waiting on the dispatch queue.
+     */
     var `queueDepth`: kotlin.ULong
     , 
+    /**
+     * Data events dropped because the queue was full, and `Lagged` markers queued.
+     */
     var `droppedEvents`: kotlin.ULong
+    , 
+    var `laggedEvents`: kotlin.ULong
+    , 
+    /**
+     * Per live channel: time from its last (re)join attempt to SUBSCRIBED.
+     */
+    var `joinLatency`: List<JoinLatency>
     
 ){
     
@@ -5654,8 +5743,13 @@ public object FfiConverterTypeMetrics: FfiConverterRustBuffer<Metrics> {
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterOptionalDouble.read(buf),
+            FfiConverterOptionalDouble.read(buf),
+            FfiConverterOptionalDouble.read(buf),
+            FfiConverterDouble.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterSequenceTypeJoinLatency.read(buf),
         )
     }
 
@@ -5665,8 +5759,13 @@ public object FfiConverterTypeMetrics: FfiConverterRustBuffer<Metrics> {
             FfiConverterULong.allocationSize(value.`messagesIn`) +
             FfiConverterULong.allocationSize(value.`messagesOut`) +
             FfiConverterOptionalDouble.allocationSize(value.`heartbeatRttMs`) +
+            FfiConverterOptionalDouble.allocationSize(value.`heartbeatRttP50Ms`) +
+            FfiConverterOptionalDouble.allocationSize(value.`heartbeatRttP99Ms`) +
+            FfiConverterDouble.allocationSize(value.`timeDisconnectedMs`) +
             FfiConverterULong.allocationSize(value.`queueDepth`) +
-            FfiConverterULong.allocationSize(value.`droppedEvents`)
+            FfiConverterULong.allocationSize(value.`droppedEvents`) +
+            FfiConverterULong.allocationSize(value.`laggedEvents`) +
+            FfiConverterSequenceTypeJoinLatency.allocationSize(value.`joinLatency`)
     )
 
     override fun write(value: Metrics, buf: ByteBuffer) {
@@ -5675,8 +5774,13 @@ public object FfiConverterTypeMetrics: FfiConverterRustBuffer<Metrics> {
             FfiConverterULong.write(value.`messagesIn`, buf)
             FfiConverterULong.write(value.`messagesOut`, buf)
             FfiConverterOptionalDouble.write(value.`heartbeatRttMs`, buf)
+            FfiConverterOptionalDouble.write(value.`heartbeatRttP50Ms`, buf)
+            FfiConverterOptionalDouble.write(value.`heartbeatRttP99Ms`, buf)
+            FfiConverterDouble.write(value.`timeDisconnectedMs`, buf)
             FfiConverterULong.write(value.`queueDepth`, buf)
             FfiConverterULong.write(value.`droppedEvents`, buf)
+            FfiConverterULong.write(value.`laggedEvents`, buf)
+            FfiConverterSequenceTypeJoinLatency.write(value.`joinLatency`, buf)
     }
 }
 
@@ -6554,12 +6658,15 @@ sealed class RealtimeEvent {
     
     /**
      * A channel's subscribe status, with the server's reason when there is one.
+     * `token_rejected`: the terminal status for a refused access token (the channel will not
+     * rejoin: `set_auth` a new token and subscribe a new channel).
      */
     data class ChannelStatus(
         val `topic`: kotlin.String, 
         val `status`: io.supabase.realtime.ffi.SubscribeStatus, 
         val `reason`: kotlin.String?, 
-        val `errorKind`: io.supabase.realtime.ffi.ErrorKind?) : RealtimeEvent()
+        val `errorKind`: io.supabase.realtime.ffi.ErrorKind?, 
+        val `tokenRejected`: kotlin.Boolean) : RealtimeEvent()
         
     {
         
@@ -6670,6 +6777,7 @@ public object FfiConverterTypeRealtimeEvent : FfiConverterRustBuffer<RealtimeEve
                 FfiConverterTypeSubscribeStatus.read(buf),
                 FfiConverterOptionalString.read(buf),
                 FfiConverterOptionalTypeErrorKind.read(buf),
+                FfiConverterBoolean.read(buf),
                 )
             4 -> RealtimeEvent.Broadcast(
                 FfiConverterTypeBroadcastMessage.read(buf),
@@ -6723,6 +6831,7 @@ public object FfiConverterTypeRealtimeEvent : FfiConverterRustBuffer<RealtimeEve
                 + FfiConverterTypeSubscribeStatus.allocationSize(value.`status`)
                 + FfiConverterOptionalString.allocationSize(value.`reason`)
                 + FfiConverterOptionalTypeErrorKind.allocationSize(value.`errorKind`)
+                + FfiConverterBoolean.allocationSize(value.`tokenRejected`)
             )
         }
         is RealtimeEvent.Broadcast -> {
@@ -6798,6 +6907,7 @@ public object FfiConverterTypeRealtimeEvent : FfiConverterRustBuffer<RealtimeEve
                 FfiConverterTypeSubscribeStatus.write(value.`status`, buf)
                 FfiConverterOptionalString.write(value.`reason`, buf)
                 FfiConverterOptionalTypeErrorKind.write(value.`errorKind`, buf)
+                FfiConverterBoolean.write(value.`tokenRejected`, buf)
                 Unit
             }
             is RealtimeEvent.Broadcast -> {
@@ -7347,6 +7457,34 @@ public object FfiConverterSequenceTypeChannelStateEntry: FfiConverterRustBuffer<
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeChannelStateEntry.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeJoinLatency: FfiConverterRustBuffer<List<JoinLatency>> {
+    override fun read(buf: ByteBuffer): List<JoinLatency> {
+        val len = buf.getInt()
+        return List<JoinLatency>(len) {
+            FfiConverterTypeJoinLatency.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<JoinLatency>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeJoinLatency.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<JoinLatency>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeJoinLatency.write(it, buf)
         }
     }
 }
