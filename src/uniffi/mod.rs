@@ -10,7 +10,16 @@
 //!   from a small relay thread ([`relay`]), so foreign code (Python's GIL, the JVM) never runs
 //!   on the runtime thread either. No second runtime is started.
 //!
-//! Generate the bindings with `scripts/gen-bindings`; see `docs/bindings.md`.
+//! Generate the bindings with `scripts/gen-bindings`; see `docs/bindings.md`. From Python
+//! (the generated module, under the idiomatic `supa_realtime` package):
+//!
+//! ```python
+//! from supa_realtime._native import supa_realtime as rt
+//! client = rt.RealtimeClient(rt.ClientOptions(url="http://127.0.0.1:4000/realtime/v1", api_key=key), None)
+//! room = client.channel("room1", rt.ChannelOptions(broadcast_self=True))
+//! await room.subscribe()                                   # completes on SUBSCRIBED
+//! await room.send_broadcast("hello", rt.Payload.JSON('{"n": 1}'))
+//! ```
 
 mod channel;
 mod client;

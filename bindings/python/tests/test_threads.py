@@ -142,3 +142,41 @@ def test_shutdown_then_calls_fail_cleanly(server):
             await ch.send("x", {})
 
     run(main())
+
+
+def test_token_provider_is_asked_off_the_network_thread(server):
+    from conftest import user_token
+
+    async def main():
+        threads = []
+
+        def provide():
+            if sys.platform.startswith("linux"):
+                threads.append(native_thread_name())
+            else:
+                threads.append("?")
+            return user_token("33333333-3333-3333-3333-333333333333")
+
+        with Client(server.url, server.anon_key, token_provider=provide) as c:
+            await c.channel(unique("tok")).subscribe(timeout=DEADLINE)
+        assert threads, "the provider was asked before connecting"
+        assert "supa-rt" not in threads and "supa-dispatch" not in threads, threads
+
+    run(main())
+
+
+def test_failing_token_provider_is_reported(server):
+    async def main():
+        def provide():
+            raise RuntimeError("refresh failed")
+
+        with Client(server.url, server.anon_key, token_provider=provide) as c:
+            async with c.events() as events:
+                c.connect()
+                while True:
+                    e = await events.next(DEADLINE)
+                    if type(e).__name__ == "ClientError":
+                        assert "refresh failed" in e.message
+                        break
+
+    run(main())
