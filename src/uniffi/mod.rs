@@ -7,7 +7,7 @@
 //! * listener traits ([`EventListener`], [`BroadcastListener`], ...) are called on the client's
 //!   dispatch thread (or inside `dispatch()` in app-pumped mode), never on the runtime thread;
 //! * async methods run on the library runtime and complete by waking the foreign executor
-//!   from a small relay thread ([`relay`]), so foreign code (Python's GIL, the JVM) never runs
+//!   from a small relay thread (`supa-wake`), so foreign code (Python's GIL, the JVM) never runs
 //!   on the runtime thread either. No second runtime is started.
 //!
 //! Generate the bindings with `scripts/gen-bindings`; see `docs/bindings.md`. From Python
