@@ -180,3 +180,40 @@ def test_failing_token_provider_is_reported(server):
                         break
 
     run(main())
+
+
+def test_cancelled_await_leaves_the_client_usable(server):
+    """Cancelling a pending await (here: a connect that cannot succeed) drops the Rust future;
+    the client keeps working and shuts down cleanly."""
+
+    async def main():
+        dead = "http://127.0.0.1:9/realtime/v1"  # discard port: nothing listens
+        with Client(dead, server.anon_key, reconnect_delays=[0.05]) as c:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(c.connected(), 0.3)
+            assert c.connection_state in ("CONNECTING", "DISCONNECTED")
+        with Client(server.url, server.anon_key) as c:
+            task = asyncio.ensure_future(c.channel(unique("room")).subscribe())
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await c.channel(unique("room2")).subscribe(timeout=DEADLINE)
+
+    run(main())
+
+
+def test_shutdown_from_a_callback(server):
+    async def main():
+        c = Client(server.url, server.anon_key)
+        ch = c.channel(unique("room"), broadcast_self=True)
+        ch.on_broadcast("bye", lambda m: c.shutdown())
+        async with c.events() as events:
+            await ch.subscribe(timeout=DEADLINE)
+            await ch.send("bye", {})
+            last = None
+            async for e in events:  # ends on SHUT_DOWN
+                last = e
+        assert last.state == "SHUT_DOWN"
+
+    run(main())

@@ -12,6 +12,7 @@ import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
+import kotlinx.coroutines.withTimeoutOrNull
 import kotlinx.serialization.json.buildJsonObject
 import kotlinx.serialization.json.int
 import kotlinx.serialization.json.jsonPrimitive
@@ -160,6 +161,18 @@ class RealtimeTest {
                 }
                 assertEquals(SubscribeStatus.CLOSED, statuses.last())
             }
+        }
+    }
+
+    @Test
+    fun cancelledSuspendLeavesTheClientUsable() = test {
+        val dead = ClientOptions(url = "http://127.0.0.1:9/realtime/v1", apiKey = TestServer.anonKey, reconnectDelaysMs = listOf(50uL))
+        RealtimeClient(dead).use { c ->
+            assertEquals(null, withTimeoutOrNull(300) { c.connected() }) // cancels the native future
+        }
+        client().use { c ->
+            withTimeoutOrNull(1) { c.channel(TestServer.unique("room")).subscribe() } // usually cancelled mid-join
+            c.channel(TestServer.unique("room2")).subscribe()
         }
     }
 }
