@@ -1,0 +1,168 @@
+//! Our client through its Rust API: callbacks on the library's dispatcher thread, default
+//! options (queue of 10,000 events; drops, if any, are read from `metrics().dropped_events`).
+
+use std::error::Error;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use supa_realtime::{
+    ChannelOptions, ClientOptions, Event, Payload, PostgresChangesFilter, RealtimeClient,
+    SubscribeStatus,
+};
+
+use crate::util::{self, Args};
+
+type Res<T> = Result<T, Box<dyn Error>>;
+
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn client(args: &Args) -> Res<RealtimeClient> {
+    Ok(RealtimeClient::new(ClientOptions::new(
+        &args.url, &args.key,
+    ))?)
+}
+
+/// Waits for `done` with a deadline; gives up (returns false) when the source stalls.
+fn wait(rx: &mpsc::Receiver<()>, deadline: Duration) -> bool {
+    rx.recv_timeout(deadline).is_ok()
+}
+
+pub fn run(args: Args) -> Res<()> {
+    match args.scenario.as_str() {
+        "throughput" => {
+            let c = client(&args)?;
+            let ch = c.channel(&args.name, ChannelOptions::default());
+            let n = args.n;
+            let (tx, rx) = mpsc::sync_channel(1);
+            let base = Instant::now();
+            // Delivered count, and the times (ns after `base`) of the first and the last delivery.
+            let count = Arc::new(AtomicUsize::new(0));
+            let first_ns = Arc::new(AtomicU64::new(0));
+            let last_ns = Arc::new(AtomicU64::new(0));
+            let cpu0 = Arc::new(Mutex::new(0.0));
+            let (cnt, f, l, c0) = (
+                count.clone(),
+                first_ns.clone(),
+                last_ns.clone(),
+                cpu0.clone(),
+            );
+            ch.on_broadcast("e", move |b| {
+                // The user's callback: look at the payload as an application would.
+                if let Payload::Json(v) = &b.payload {
+                    std::hint::black_box(v.get("i"));
+                }
+                let now = base.elapsed().as_nanos() as u64;
+                let k = cnt.fetch_add(1, Ordering::Relaxed) + 1;
+                if k == 1 {
+                    f.store(now, Ordering::Relaxed);
+                    *c0.lock().unwrap() = util::cpu_secs();
+                }
+                l.store(now, Ordering::Relaxed);
+                if k == n {
+                    let _ = tx.try_send(util::cpu_secs());
+                }
+            });
+            ch.subscribe_blocking(JOIN_TIMEOUT)?;
+            // Done when all arrived, or when the arrived plus the dropped account for all.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let cpu1 = loop {
+                if let Ok(cpu) = rx.recv_timeout(Duration::from_millis(200)) {
+                    break cpu;
+                }
+                let got = count.load(Ordering::Relaxed) as u64;
+                if got + c.metrics().dropped_events >= n as u64 || Instant::now() > deadline {
+                    break util::cpu_secs();
+                }
+            };
+            let got = count.load(Ordering::Relaxed);
+            let secs =
+                (last_ns.load(Ordering::Relaxed) - first_ns.load(Ordering::Relaxed)) as f64 / 1e9;
+            let cpu0 = *cpu0.lock().unwrap();
+            util::result(json!({
+                "n": got.saturating_sub(1), "secs": secs, "cpu_s": cpu1 - cpu0,
+                "received": got, "dropped": c.metrics().dropped_events,
+            }));
+            c.shutdown();
+        }
+        "latency" | "pg" => {
+            let pg = args.scenario == "pg";
+            let c = client(&args)?;
+            let ch = c.channel(
+                if pg { "pg" } else { &args.name },
+                ChannelOptions::default(),
+            );
+            let n = args.n;
+            let (tx, rx) = mpsc::sync_channel(1);
+            let lat = Arc::new(Mutex::new(Vec::with_capacity(n)));
+            let l = lat.clone();
+            let record = move |sent: u64| {
+                let now = util::now_us();
+                let mut l = l.lock().unwrap();
+                l.push(now.saturating_sub(sent));
+                if l.len() == n {
+                    let _ = tx.try_send(());
+                }
+            };
+            if pg {
+                let filter = PostgresChangesFilter::new("INSERT", "public").table("bench_rows");
+                ch.on_postgres_changes(filter, move |c| {
+                    record(c.new.get("t_us").and_then(|v| v.as_u64()).unwrap_or(0))
+                })?;
+            } else {
+                ch.on_broadcast("e", move |b| {
+                    if let Payload::Json(v) = &b.payload {
+                        record(v.get("t").and_then(|t| t.as_u64()).unwrap_or(0));
+                    }
+                });
+            }
+            // With postgres bindings SUBSCRIBED means the database subscription is in place.
+            ch.subscribe_blocking(JOIN_TIMEOUT)?;
+            util::ready();
+            wait(&rx, Duration::from_secs(120));
+            let lat = std::mem::take(&mut *lat.lock().unwrap());
+            util::result(json!({"lat_us": lat}));
+            c.shutdown();
+        }
+        "memory" => {
+            let c = client(&args)?;
+            let (tx, rx) = mpsc::channel();
+            c.on_event(move |e| {
+                if let Event::ChannelStatus { status, .. } = e {
+                    let _ = tx.send(*status == SubscribeStatus::Subscribed);
+                }
+            });
+            let channels: Vec<_> = (0..args.n)
+                .map(|i| c.channel(&format!("{}-{i}", args.name), ChannelOptions::default()))
+                .collect();
+            for ch in &channels {
+                ch.subscribe()?;
+            }
+            for _ in 0..args.n {
+                if !rx.recv_timeout(JOIN_TIMEOUT)? {
+                    return Err("a channel failed to join".into());
+                }
+            }
+            util::ready();
+            util::wait_stdin_closed();
+            drop(channels);
+            c.shutdown();
+        }
+        "connect" => {
+            let mut ms = Vec::new();
+            for i in 0..args.n {
+                let t0 = Instant::now();
+                let c = client(&args)?;
+                let ch = c.channel(&format!("{}-{i}", args.name), ChannelOptions::default());
+                ch.subscribe_blocking(JOIN_TIMEOUT)?;
+                ms.push(t0.elapsed().as_secs_f64() * 1e3);
+                c.shutdown();
+            }
+            util::result(json!({"ms": ms}));
+        }
+        other => return Err(format!("ours: unknown scenario {other}").into()),
+    }
+    Ok(())
+}
