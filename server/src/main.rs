@@ -132,6 +132,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Signal handlers go in before the startup lines, so a supervisor that stops us right after
+    // reading them gets a graceful shutdown, not the default action.
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("supa-realtime-server: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = match Server::start(config) {
         Ok(server) => server,
         Err(e) => {
@@ -145,38 +154,54 @@ fn main() -> ExitCode {
     let _ = writeln!(stdout, "service_role key: {}", server.service_role_key());
     let _ = stdout.flush();
     drop(stdout);
-    wait_for_signal();
+    signals.wait();
     server.shutdown();
     ExitCode::SUCCESS
 }
 
-/// Blocks until Ctrl-C or SIGTERM.
-fn wait_for_signal() {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return;
-    };
-    runtime.block_on(async {
+/// Ctrl-C and SIGTERM, registered up front on a small runtime of their own.
+struct Signals {
+    runtime: tokio::runtime::Runtime,
+    #[cfg(unix)]
+    streams: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        #[cfg(unix)]
+        let streams = {
+            use tokio::signal::unix::{signal, SignalKind};
+            let _guard = runtime.enter();
+            (
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            )
+        };
+        Ok(Signals {
+            runtime,
+            #[cfg(unix)]
+            streams,
+        })
+    }
+
+    /// Blocks until one of the signals arrives.
+    fn wait(self) {
         #[cfg(unix)]
         {
-            use tokio::signal::unix::{signal, SignalKind};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
-                    }
+            let (mut int, mut term) = self.streams;
+            self.runtime.block_on(async {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
                 }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
+            });
         }
         #[cfg(not(unix))]
-        {
+        self.runtime.block_on(async {
             let _ = tokio::signal::ctrl_c().await;
-        }
-    });
+        });
+    }
 }
