@@ -262,3 +262,28 @@ async fn socket_path_and_start_errors() {
     .unwrap_err();
     assert!(err.to_string().starts_with("cannot listen on"), "{err}");
 }
+
+#[tokio::test]
+async fn missing_vsn_means_v1() {
+    let server = server();
+    let url = format!(
+        "{}/websocket?apikey={}",
+        server.realtime_url(),
+        server.anon_key()
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut c = Client::from_stream(ws, Vsn::V1);
+    // An array frame is not V1: dropped. The object form is answered as an object.
+    c.send_raw(tokio_tungstenite::tungstenite::Message::text(
+        r#"[null,"1","phoenix","heartbeat",{}]"#,
+    ))
+    .await;
+    c.send_raw(tokio_tungstenite::tungstenite::Message::text(
+        r#"{"topic":"phoenix","event":"heartbeat","payload":{},"ref":"2"}"#,
+    ))
+    .await;
+    let raw = c.ws_next_text().await.expect("a reply");
+    let value: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(value["ref"], "2");
+    assert_eq!(value["payload"]["status"], "ok");
+}

@@ -43,6 +43,15 @@ pub struct Client {
 }
 
 impl Client {
+    /// Wraps an already connected stream.
+    pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>, vsn: Vsn) -> Client {
+        Client {
+            ws,
+            vsn,
+            next_ref: 0,
+        }
+    }
+
     pub async fn connect(server: &Server, vsn: Vsn) -> Client {
         let url = format!(
             "{}/websocket?apikey={}&vsn={}",
