@@ -70,11 +70,14 @@ impl Drop for InFlight {
     }
 }
 
-/// Runs `f` (a call into foreign code) unless [`stop_callbacks`] was called.
+/// Runs `f` (a call into foreign code) unless [`stop_callbacks`] was called; then `f` is
+/// leaked rather than dropped, as dropping what it captured may call foreign code too.
 pub(crate) fn call_foreign(f: impl FnOnce()) {
     IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
     let _guard = InFlight;
-    if !STOPPED.load(Ordering::SeqCst) {
+    if STOPPED.load(Ordering::SeqCst) {
+        std::mem::forget(f);
+    } else {
         f()
     }
 }
@@ -97,29 +100,29 @@ pub fn stop_callbacks(timeout_ms: u64) -> bool {
     true
 }
 
-/// A foreign object held by the library. Releasing it calls into foreign code too, so after
+/// A foreign object held by the library. Releasing it calls into foreign code (uniffi's free
+/// callback), so the release is relayed to the `supa-wake` thread: it never happens on the
+/// runtime thread (which may drop the last listener at shutdown), and after
 /// [`stop_callbacks`] it is leaked instead.
-pub(crate) struct Foreign<T: ?Sized>(Option<Arc<T>>);
+pub(crate) struct Foreign<T: ?Sized + Send + Sync + 'static>(Option<Arc<T>>);
 
-impl<T: ?Sized> Foreign<T> {
+impl<T: ?Sized + Send + Sync + 'static> Foreign<T> {
     pub(crate) fn new(obj: Arc<T>) -> Self {
         Foreign(Some(obj))
     }
 }
 
-impl<T: ?Sized> Deref for Foreign<T> {
+impl<T: ?Sized + Send + Sync + 'static> Deref for Foreign<T> {
     type Target = T;
     fn deref(&self) -> &T {
         self.0.as_deref().expect("present until dropped")
     }
 }
 
-impl<T: ?Sized> Drop for Foreign<T> {
+impl<T: ?Sized + Send + Sync + 'static> Drop for Foreign<T> {
     fn drop(&mut self) {
-        let mut obj = self.0.take();
-        call_foreign(|| drop(obj.take()));
-        if let Some(obj) = obj {
-            std::mem::forget(obj);
+        if let Some(obj) = self.0.take() {
+            super::relay::relay(move || drop(obj));
         }
     }
 }

@@ -23,7 +23,10 @@ static RELAY: Lazy<mpsc::Sender<Job>> = Lazy::new(|| {
         .name("supa-wake".into())
         .spawn(move || {
             for job in rx {
-                super::listener::call_foreign(job);
+                // One failing job must not end the relay (every later await would hang).
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    super::listener::call_foreign(job)
+                }));
             }
         })
         .expect("spawning the supa-wake thread");
