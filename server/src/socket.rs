@@ -112,8 +112,8 @@ pub(crate) async fn run(
     let mut idle_deadline = Instant::now() + idle;
     let close = loop {
         let expiry = conn.next_expiry();
+        // Unbiased on purpose: a flood in one direction must not starve the other.
         tokio::select! {
-            biased;
             _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
                 break Some((CLOSE_GOING_AWAY, "server shutting down"))
             }
