@@ -11,11 +11,17 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::event::Event;
 use crate::options::DispatchMode;
+
+/// How long an idle dispatcher thread keeps polling (yielding its core) before it parks.
+const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
+/// The runtime thread collects delivered events in batches of this many.
+const SPENT_BATCH: usize = 64;
 
 /// Identifies a registered listener, for `remove_listener`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,6 +86,10 @@ struct Queue {
     /// Data events currently queued (lifecycle events and lag markers are not counted).
     data_len: usize,
     closed: bool,
+    /// Delivered events on their way back to the runtime thread, which frees them: glibc's
+    /// malloc makes every free of another thread's allocation contend on that thread's arena
+    /// lock, which made freeing events the dispatcher thread's largest cost.
+    spent: Vec<Event>,
 }
 
 thread_local! {
@@ -129,9 +139,19 @@ impl Dispatcher {
 
     fn run_thread(self: Arc<Self>) {
         IN_DISPATCH.with(|f| f.set(true));
+        let mut spent: Option<Event> = None;
         loop {
+            let mut overflow = None;
             let item = {
                 let mut q = self.queue.lock();
+                if let Some(e) = spent.take() {
+                    if q.spent.len() < SPENT_BATCH * 4 {
+                        q.spent.push(e);
+                    } else {
+                        overflow = Some(e);
+                    }
+                }
+                let mut idle_since: Option<Instant> = None;
                 loop {
                     if let Some(item) = self.pop_locked(&mut q) {
                         break Some(item);
@@ -139,11 +159,27 @@ impl Dispatcher {
                     if q.closed {
                         break None;
                     }
+                    if !q.spent.is_empty() {
+                        // Idle: nothing to contend with, free the leftovers here.
+                        let leftovers = std::mem::take(&mut q.spent);
+                        MutexGuard::unlocked(&mut q, || drop(leftovers));
+                        continue;
+                    }
+                    // Events come in bursts (one socket read holds many frames). Parking at
+                    // once would cost the network thread a futex wake-up, and often a context
+                    // switch, per event; poll the queue briefly first.
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() < SPIN_BEFORE_PARK {
+                        MutexGuard::unlocked(&mut q, std::thread::yield_now);
+                        continue;
+                    }
                     self.ready.wait(&mut q);
+                    idle_since = None;
                 }
             };
+            drop(overflow);
             match item {
-                Some(item) => self.deliver(item),
+                Some(item) => spent = self.deliver(item),
                 None => break,
             }
         }
@@ -161,10 +197,14 @@ impl Dispatcher {
     /// Queues an event (from the runtime thread). Never blocks on user code.
     pub(crate) fn push(&self, channel: Option<ChannelId>, event: Event) {
         let was_empty;
+        let mut spent = Vec::new();
         {
             let mut q = self.queue.lock();
             if q.closed {
                 return;
+            }
+            if q.spent.len() >= SPENT_BATCH {
+                spent = std::mem::take(&mut q.spent);
             }
             was_empty = q.items.is_empty();
             if !event.is_lifecycle() && q.data_len >= self.capacity {
@@ -191,6 +231,8 @@ impl Dispatcher {
                 let _ = catch_unwind(AssertUnwindSafe(|| hook()));
             }
         }
+        // Freed here, on the thread that allocated them, outside the lock.
+        drop(spent);
     }
 
     /// Queues the removal of a channel's listeners behind the events already queued.
@@ -236,13 +278,14 @@ impl Dispatcher {
         self.queue.lock().items.len()
     }
 
-    fn deliver(&self, item: Item) {
+    /// Runs the item's callbacks; returns the delivered event for the caller to dispose of.
+    fn deliver(&self, item: Item) -> Option<Event> {
         let (channel, event) = match item {
             Item::Event(c, e) => (c, e),
             Item::Lagged(dropped) => (None, Event::Lagged { dropped }),
             Item::RemoveChannel(c) => {
                 self.remove_channel_listeners(c);
-                return;
+                return None;
             }
         };
         let callbacks: Vec<Callback> = self
@@ -256,6 +299,7 @@ impl Dispatcher {
             // A panicking callback must not kill the dispatcher (or cross an FFI boundary).
             let _ = catch_unwind(AssertUnwindSafe(|| cb(&event)));
         }
+        Some(event)
     }
 
     pub(crate) fn add_listener(&self, filter: Filter, callback: Callback) -> ListenerId {

@@ -547,9 +547,18 @@ impl Task {
             .map(|(id, _)| *id)
             .collect();
         let mut removed = Vec::new();
-        for id in ids {
-            if let Some(m) = self.channels.get_mut(&id) {
-                if m.on_frame(&mut self.ctx, frame.clone(), now) == After::Remove {
+        // Only a topic joined twice (an old and a new channel) needs copies of the frame; the
+        // last channel takes it (a deep clone per broadcast was a hot spot).
+        let last = ids.len().saturating_sub(1);
+        let mut frame = Some(frame);
+        for (i, id) in ids.into_iter().enumerate() {
+            let f = if i == last {
+                frame.take()
+            } else {
+                frame.clone()
+            };
+            if let (Some(m), Some(f)) = (self.channels.get_mut(&id), f) {
+                if m.on_frame(&mut self.ctx, f, now) == After::Remove {
                     removed.push(id);
                 }
             }
@@ -576,9 +585,16 @@ impl Task {
             .map(|(id, _)| *id)
             .collect();
         let mut removed = Vec::new();
-        for id in ids {
-            if let Some(m) = self.channels.get_mut(&id) {
-                if m.on_binary(&mut self.ctx, frame.clone(), now) == After::Remove {
+        let last = ids.len().saturating_sub(1);
+        let mut frame = Some(frame);
+        for (i, id) in ids.into_iter().enumerate() {
+            let f = if i == last {
+                frame.take()
+            } else {
+                frame.clone()
+            };
+            if let (Some(m), Some(f)) = (self.channels.get_mut(&id), f) {
+                if m.on_binary(&mut self.ctx, f, now) == After::Remove {
                     removed.push(id);
                 }
             }
