@@ -420,7 +420,12 @@ typedef void (*supa_destroy_cb)(void *userdata);
 typedef void (*supa_wakeup_cb)(void *userdata);
 
 /**
- * Counters of a client, from `supa_client_metrics`.
+ * Counters of a client, from `supa_client_metrics`. Durations are in microseconds.
+ *
+ * New fields are only ever appended; the struct is caller-allocated, so a program must be
+ * built against the header of the library it links (the ABI is not stable before 1.0).
+ * Per-channel join latency is read with `supa_channel_join_latency_us` or
+ * `supa_client_join_latency_json`.
  */
 typedef struct supa_metrics {
   /**
@@ -445,11 +450,31 @@ typedef struct supa_metrics {
    * Data events dropped because the queue was full.
    */
   uint64_t dropped_events;
+  /**
+   * Median of the last 128 heartbeat round trips in microseconds; 0 before the first reply.
+   */
+  uint64_t heartbeat_rtt_p50_us;
+  /**
+   * 99th percentile of the last 128 heartbeat round trips in microseconds; 0 before the
+   * first reply.
+   */
+  uint64_t heartbeat_rtt_p99_us;
+  /**
+   * Total time the client wanted a connection and had none, in microseconds (connect
+   * attempts and outages, the current one included; time after a disconnect does not count).
+   */
+  uint64_t time_disconnected_us;
+  /**
+   * `SUPA_EVENT_LAGGED` markers queued (each covers a run of dropped events).
+   */
+  uint64_t lagged_events;
 } supa_metrics;
 
 /**
- * Supplies the access token before each connect and each channel rejoin, on a library helper
- * thread (never the dispatcher), so it may block (for example on a refresh request).
+ * Supplies the access token before each connect and each channel rejoin, ahead of the current
+ * JWT's `exp` (see `supa_options_set_token_refresh_margin_ms`) and on
+ * `supa_client_app_foregrounded`, on a library helper thread (never the dispatcher), so it may
+ * block (for example on a refresh request).
  *
  * Return 0 with `*token` set to a NUL-terminated UTF-8 token, or to NULL to use the API key.
  * The library copies the token at once; it must stay valid only until the callback returns.
@@ -489,6 +514,16 @@ const char *supa_channel_topic(const struct supa_channel *channel);
  * The channel's state (a `supa_channel_state`); `SUPA_CHANNEL_CLOSED` for NULL.
  */
 uint32_t supa_channel_get_state(const struct supa_channel *channel);
+
+/**
+ * Writes to `*out` how long the channel's last join took, in microseconds: from its (re)join
+ * attempt to `SUBSCRIBED` (the value behind `supa_client_join_latency_json`).
+ *
+ * Errors: `SUPA_NOT_CONNECTED` before the channel's first `SUBSCRIBED` and after it was
+ * removed (unsubscribed or closed for good), `SUPA_SHUTDOWN` when the client was freed.
+ * Callable from any thread and inside callbacks (it does not block).
+ */
+supa_result supa_channel_join_latency_us(const struct supa_channel *channel, uint64_t *out);
 
 /**
  * Registers `cb` for every event of this channel (statuses, broadcasts, presence, changes,
@@ -790,6 +825,16 @@ uint32_t supa_client_connection_state(const struct supa_client *client);
 supa_result supa_client_metrics(const struct supa_client *client, struct supa_metrics *out);
 
 /**
+ * Every live channel's last join latency as a JSON object, topic → microseconds from its
+ * (re)join attempt to `SUBSCRIBED` (e.g. `{"realtime:room1":1834}`). A channel appears once
+ * it has been subscribed and disappears when it is removed.
+ *
+ * Ownership: on success `*json` is a NUL-terminated string the caller frees with
+ * `supa_string_free`.
+ */
+supa_result supa_client_join_latency_json(const struct supa_client *client, char **json);
+
+/**
  * Every live channel's state as a JSON object, topic → `"closed"|"joining"|"joined"|
  * "leaving"|"errored"` (diagnostics).
  *
@@ -799,18 +844,22 @@ supa_result supa_client_metrics(const struct supa_client *client, struct supa_me
 supa_result supa_client_channel_states_json(const struct supa_client *client, char **json);
 
 /**
- * The network changed (e.g. Wi-Fi to cellular): check the link now and reconnect at once if
- * waiting.
+ * The network changed (e.g. Wi-Fi to cellular): check the link now (a heartbeat at once; no
+ * reply within 5 s closes the socket and reconnects) and reconnect at once if waiting.
+ * Returns at once.
  */
 supa_result supa_client_network_changed(const struct supa_client *client);
 
 /**
- * The app went to the background (reserved: nothing changes yet).
+ * The app went to the background. Deliberately a no-op: the socket and heartbeat keep running
+ * for as long as the OS lets the process run (as realtime-js does). Returns at once.
  */
 supa_result supa_client_app_backgrounded(const struct supa_client *client);
 
 /**
- * The app came back to the foreground: check the link as for a network change.
+ * The app came back to the foreground: check the link as `supa_client_network_changed` does
+ * (a heartbeat now, reconnect when dead within 5 s), and ask the token provider (if any) for a
+ * fresh token, which may have expired while the app was suspended. Returns at once.
  */
 supa_result supa_client_app_foregrounded(const struct supa_client *client);
 
@@ -901,6 +950,18 @@ const char *supa_event_status_name(const struct supa_event *event);
  * event's message; NULL when there is none.
  */
 const char *supa_event_reason(const struct supa_event *event, size_t *len);
+
+/**
+ * Whether the event is the distinct terminal "token rejected" channel status: a
+ * `SUPA_STATUS_CHANNEL_ERROR` with `SUPA_ERROR_KIND_TERMINAL` whose reason says the server
+ * refused the access token (expired, malformed, badly signed, missing claims), at join or
+ * while joined. The channel will not rejoin: get a new token, `supa_client_set_auth`, and
+ * subscribe a new channel handle. `false` for every other event and for NULL.
+ *
+ * With a token provider a refused join is first retried (`supa_options_set_auth_retries`);
+ * those retried refusals are `SUPA_ERROR_KIND_RECOVERABLE` and give `false`.
+ */
+bool supa_event_is_token_rejected(const struct supa_event *event);
 
 /**
  * Whether a channel status's error may clear up by itself (a `supa_error_kind`);
@@ -1000,7 +1061,8 @@ void supa_event_free(struct supa_event *event);
  *
  * Defaults: heartbeat 25 s, push timeout 10 s, reconnect delays 1, 2, 5, 10 s (the last
  * repeats) with jitter 0.1, rejoin delays 1, 2, 5, 10 s, vsn 2.0.0, dispatcher thread,
- * queue capacity 10000, webpki roots only. The URL is checked by `supa_client_new`.
+ * queue capacity 10000, webpki roots only, token refresh margin 60 s, 3 auth retries. The URL
+ * is checked by `supa_client_new`.
  *
  * Ownership: on success `*out` is a new object the caller frees with `supa_options_free`.
  */
@@ -1096,7 +1158,28 @@ supa_result supa_options_set_dispatch_mode(struct supa_options *options, uint32_
 supa_result supa_options_set_queue_capacity(struct supa_options *options, size_t capacity);
 
 /**
- * Sets a token provider, called before each connect and each rejoin (see `supa_token_cb`).
+ * With a token provider: ask it for a fresh token this long (milliseconds) before the current
+ * JWT's `exp`, or half-way through the token's remaining life when that is shorter than twice
+ * the margin, so channels never reach the server's expiry close. Default 60000 (0 would ask
+ * only at the moment of expiry). Tokens without an `exp` claim are never refreshed early.
+ * Without a provider this has no effect: call `supa_client_set_auth` before expiry yourself.
+ */
+supa_result supa_options_set_token_refresh_margin_ms(struct supa_options *options,
+                                                     uint64_t margin_ms);
+
+/**
+ * With a token provider: how many consecutive join refusals for the token (the server's
+ * `InvalidJWTToken`, `MalformedJWT`, `JwtSignatureError`) are retried (each reported as a
+ * recoverable `SUPA_STATUS_CHANNEL_ERROR`, the provider asked again) before the channel stops
+ * with the terminal "token rejected" status (`supa_event_is_token_rejected`). Default 3;
+ * 0 stops at the first refusal. Without a provider the first refusal is terminal.
+ */
+supa_result supa_options_set_auth_retries(struct supa_options *options, uint32_t retries);
+
+/**
+ * Sets a token provider, called before each connect and each rejoin, ahead of the current
+ * token's expiry (`supa_options_set_token_refresh_margin_ms`), and when the app comes to the
+ * foreground (see `supa_token_cb`).
  * It replaces an earlier one (whose destructor then runs once no client uses it).
  *
  * Ownership: `destroy` (may be NULL) runs exactly once with `userdata`, after the last call,

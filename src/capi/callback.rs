@@ -29,8 +29,10 @@ pub type supa_destroy_cb = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 /// variable, write to a pipe, post to a main loop) and must not call `supa_*` functions.
 pub type supa_wakeup_cb = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 
-/// Supplies the access token before each connect and each channel rejoin, on a library helper
-/// thread (never the dispatcher), so it may block (for example on a refresh request).
+/// Supplies the access token before each connect and each channel rejoin, ahead of the current
+/// JWT's `exp` (see `supa_options_set_token_refresh_margin_ms`) and on
+/// `supa_client_app_foregrounded`, on a library helper thread (never the dispatcher), so it may
+/// block (for example on a refresh request).
 ///
 /// Return 0 with `*token` set to a NUL-terminated UTF-8 token, or to NULL to use the API key.
 /// The library copies the token at once; it must stay valid only until the callback returns.

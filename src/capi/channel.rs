@@ -2,6 +2,7 @@
 
 use std::ffi::{c_char, c_void, CString};
 use std::future::Future;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use super::callback::{supa_destroy_cb, supa_event_cb, Arming, UserData};
@@ -12,10 +13,11 @@ use super::{
     boundary, bytes_arg, json_arg, ms, non_null, opt_str_arg, owned_c_string, result, str_arg,
     supa_result, tri,
 };
+use crate::client::ClientInner;
 use crate::error::Error;
 use crate::event::{ChannelState, Payload};
 use crate::postgres::PostgresChangesFilter;
-use crate::{ListenerId, RealtimeChannel};
+use crate::{ListenerId, RealtimeChannel, RealtimeClient};
 
 /// A handle to one channel (topic `realtime:<name>`).
 ///
@@ -24,12 +26,19 @@ use crate::{ListenerId, RealtimeChannel};
 pub struct supa_channel {
     inner: RealtimeChannel,
     topic: CString,
+    /// The client, for its per-topic metrics; weak, as the core channel's own link.
+    client: Weak<ClientInner>,
 }
 
 impl supa_channel {
-    pub(crate) fn new(inner: RealtimeChannel) -> *mut supa_channel {
+    pub(crate) fn new(inner: RealtimeChannel, client: &RealtimeClient) -> *mut supa_channel {
         let topic = CString::new(inner.topic().replace('\0', "")).unwrap_or_default();
-        Box::into_raw(Box::new(supa_channel { inner, topic }))
+        let client = Arc::downgrade(&client.inner);
+        Box::into_raw(Box::new(supa_channel {
+            inner,
+            topic,
+            client,
+        }))
     }
 }
 
@@ -100,6 +109,41 @@ pub unsafe extern "C" fn supa_channel_get_state(channel: *const supa_channel) ->
                 ChannelState::Leaving => supa_channel_state::SUPA_CHANNEL_LEAVING,
                 ChannelState::Errored => supa_channel_state::SUPA_CHANNEL_ERRORED,
             }) as u32
+        }
+    })
+}
+
+/// Writes to `*out` how long the channel's last join took, in microseconds: from its (re)join
+/// attempt to `SUBSCRIBED` (the value behind `supa_client_join_latency_json`).
+///
+/// Errors: `SUPA_NOT_CONNECTED` before the channel's first `SUBSCRIBED` and after it was
+/// removed (unsubscribed or closed for good), `SUPA_SHUTDOWN` when the client was freed.
+/// Callable from any thread and inside callbacks (it does not block).
+#[no_mangle]
+pub unsafe extern "C" fn supa_channel_join_latency_us(
+    channel: *const supa_channel,
+    out: *mut u64,
+) -> supa_result {
+    boundary(|| {
+        let ch = tri!(self::channel(channel));
+        non_null!(out);
+        let Some(inner) = ch.client.upgrade() else {
+            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
+        };
+        let metrics = RealtimeClient { inner }.metrics();
+        match metrics
+            .join_latency
+            .iter()
+            .find(|(topic, _)| topic == ch.inner.topic())
+        {
+            Some((_, d)) => {
+                *out = super::us(*d);
+                ok()
+            }
+            None => fail(
+                supa_result::SUPA_NOT_CONNECTED,
+                "the channel has no join latency: not subscribed yet, or removed",
+            ),
         }
     })
 }

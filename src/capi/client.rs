@@ -8,7 +8,8 @@ use super::error::{fail, from_error, ok};
 use super::event::{connection_state, deliver, Source};
 use super::options::{supa_channel_options, supa_options};
 use super::{
-    boundary, ms, non_null, opt_str_arg, owned_c_string, result, str_arg, supa_result, tri,
+    boundary, ms, non_null, opt_str_arg, opt_us, owned_c_string, result, str_arg, supa_result, tri,
+    us,
 };
 use crate::event::{ChannelState, ConnectionState, Event};
 use crate::options::{ChannelOptions, DispatchMode};
@@ -23,7 +24,12 @@ pub struct supa_client {
     mode: DispatchMode,
 }
 
-/// Counters of a client, from `supa_client_metrics`.
+/// Counters of a client, from `supa_client_metrics`. Durations are in microseconds.
+///
+/// New fields are only ever appended; the struct is caller-allocated, so a program must be
+/// built against the header of the library it links (the ABI is not stable before 1.0).
+/// Per-channel join latency is read with `supa_channel_join_latency_us` or
+/// `supa_client_join_latency_json`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct supa_metrics {
@@ -39,6 +45,16 @@ pub struct supa_metrics {
     pub queue_depth: u64,
     /// Data events dropped because the queue was full.
     pub dropped_events: u64,
+    /// Median of the last 128 heartbeat round trips in microseconds; 0 before the first reply.
+    pub heartbeat_rtt_p50_us: u64,
+    /// 99th percentile of the last 128 heartbeat round trips in microseconds; 0 before the
+    /// first reply.
+    pub heartbeat_rtt_p99_us: u64,
+    /// Total time the client wanted a connection and had none, in microseconds (connect
+    /// attempts and outages, the current one included; time after a disconnect does not count).
+    pub time_disconnected_us: u64,
+    /// `SUPA_EVENT_LAGGED` markers queued (each covers a run of dropped events).
+    pub lagged_events: u64,
 }
 
 pub(crate) unsafe fn client<'a>(p: *const supa_client) -> Result<&'a supa_client, supa_result> {
@@ -299,10 +315,40 @@ pub unsafe extern "C" fn supa_client_metrics(
             reconnects: m.reconnects,
             messages_in: m.messages_in,
             messages_out: m.messages_out,
-            heartbeat_rtt_us: m.heartbeat_rtt.map_or(0, |d| d.as_micros() as u64),
+            heartbeat_rtt_us: opt_us(m.heartbeat_rtt),
             queue_depth: m.queue_depth as u64,
             dropped_events: m.dropped_events,
+            heartbeat_rtt_p50_us: opt_us(m.heartbeat_rtt_p50),
+            heartbeat_rtt_p99_us: opt_us(m.heartbeat_rtt_p99),
+            time_disconnected_us: us(m.time_disconnected),
+            lagged_events: m.lagged_events,
         };
+        ok()
+    })
+}
+
+/// Every live channel's last join latency as a JSON object, topic → microseconds from its
+/// (re)join attempt to `SUBSCRIBED` (e.g. `{"realtime:room1":1834}`). A channel appears once
+/// it has been subscribed and disappears when it is removed.
+///
+/// Ownership: on success `*json` is a NUL-terminated string the caller frees with
+/// `supa_string_free`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_join_latency_json(
+    client: *const supa_client,
+    json: *mut *mut c_char,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        non_null!(json);
+        let map: serde_json::Map<String, serde_json::Value> = c
+            .inner
+            .metrics()
+            .join_latency
+            .into_iter()
+            .map(|(t, d)| (t, us(d).into()))
+            .collect();
+        *json = owned_c_string(serde_json::Value::Object(map).to_string());
         ok()
     })
 }
@@ -341,8 +387,9 @@ pub unsafe extern "C" fn supa_client_channel_states_json(
     })
 }
 
-/// The network changed (e.g. Wi-Fi to cellular): check the link now and reconnect at once if
-/// waiting.
+/// The network changed (e.g. Wi-Fi to cellular): check the link now (a heartbeat at once; no
+/// reply within 5 s closes the socket and reconnects) and reconnect at once if waiting.
+/// Returns at once.
 #[no_mangle]
 pub unsafe extern "C" fn supa_client_network_changed(client: *const supa_client) -> supa_result {
     boundary(|| {
@@ -351,7 +398,8 @@ pub unsafe extern "C" fn supa_client_network_changed(client: *const supa_client)
     })
 }
 
-/// The app went to the background (reserved: nothing changes yet).
+/// The app went to the background. Deliberately a no-op: the socket and heartbeat keep running
+/// for as long as the OS lets the process run (as realtime-js does). Returns at once.
 #[no_mangle]
 pub unsafe extern "C" fn supa_client_app_backgrounded(client: *const supa_client) -> supa_result {
     boundary(|| {
@@ -360,7 +408,9 @@ pub unsafe extern "C" fn supa_client_app_backgrounded(client: *const supa_client
     })
 }
 
-/// The app came back to the foreground: check the link as for a network change.
+/// The app came back to the foreground: check the link as `supa_client_network_changed` does
+/// (a heartbeat now, reconnect when dead within 5 s), and ask the token provider (if any) for a
+/// fresh token, which may have expired while the app was suspended. Returns at once.
 #[no_mangle]
 pub unsafe extern "C" fn supa_client_app_foregrounded(client: *const supa_client) -> supa_result {
     boundary(|| {
@@ -393,7 +443,7 @@ pub unsafe extern "C" fn supa_client_channel(
             .as_ref()
             .map_or_else(ChannelOptions::default, |o| o.inner.clone());
         let ch = c.inner.channel(name, opts);
-        *out = supa_channel::new(ch);
+        *out = supa_channel::new(ch, &c.inner);
         ok()
     })
 }

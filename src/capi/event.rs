@@ -493,6 +493,22 @@ pub unsafe extern "C" fn supa_event_reason(
     })
 }
 
+/// Whether the event is the distinct terminal "token rejected" channel status: a
+/// `SUPA_STATUS_CHANNEL_ERROR` with `SUPA_ERROR_KIND_TERMINAL` whose reason says the server
+/// refused the access token (expired, malformed, badly signed, missing claims), at join or
+/// while joined. The channel will not rejoin: get a new token, `supa_client_set_auth`, and
+/// subscribe a new channel handle. `false` for every other event and for NULL.
+///
+/// With a token provider a refused join is first retried (`supa_options_set_auth_retries`);
+/// those retried refusals are `SUPA_ERROR_KIND_RECOVERABLE` and give `false`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_is_token_rejected(event: *const supa_event) -> bool {
+    with(event, false, |e| match e.view() {
+        View::Other(ev) => ev.is_token_rejected(),
+        _ => false,
+    })
+}
+
 /// Whether a channel status's error may clear up by itself (a `supa_error_kind`);
 /// `SUPA_ERROR_KIND_NONE` when the event carries no error.
 #[no_mangle]

@@ -189,6 +189,16 @@ pub(crate) fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
+/// A duration as whole microseconds for C (saturating).
+pub(crate) fn us(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// An optional duration in microseconds; 0 when absent.
+pub(crate) fn opt_us(d: Option<Duration>) -> u64 {
+    d.map_or(0, us)
+}
+
 /// Maps a core result to a code, recording the message.
 pub(crate) fn result(r: Result<(), Error>) -> supa_result {
     match r {

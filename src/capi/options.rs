@@ -62,7 +62,8 @@ unsafe fn chopts<'a>(p: *mut supa_channel_options) -> Result<&'a mut ChannelOpti
 ///
 /// Defaults: heartbeat 25 s, push timeout 10 s, reconnect delays 1, 2, 5, 10 s (the last
 /// repeats) with jitter 0.1, rejoin delays 1, 2, 5, 10 s, vsn 2.0.0, dispatcher thread,
-/// queue capacity 10000, webpki roots only. The URL is checked by `supa_client_new`.
+/// queue capacity 10000, webpki roots only, token refresh margin 60 s, 3 auth retries. The URL
+/// is checked by `supa_client_new`.
 ///
 /// Ownership: on success `*out` is a new object the caller frees with `supa_options_free`.
 #[no_mangle]
@@ -332,6 +333,38 @@ pub unsafe extern "C" fn supa_options_set_queue_capacity(
     })
 }
 
+/// With a token provider: ask it for a fresh token this long (milliseconds) before the current
+/// JWT's `exp`, or half-way through the token's remaining life when that is shorter than twice
+/// the margin, so channels never reach the server's expiry close. Default 60000 (0 would ask
+/// only at the moment of expiry). Tokens without an `exp` claim are never refreshed early.
+/// Without a provider this has no effect: call `supa_client_set_auth` before expiry yourself.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_token_refresh_margin_ms(
+    options: *mut supa_options,
+    margin_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        tri!(opts(options)).token_refresh_margin = ms(margin_ms);
+        ok()
+    })
+}
+
+/// With a token provider: how many consecutive join refusals for the token (the server's
+/// `InvalidJWTToken`, `MalformedJWT`, `JwtSignatureError`) are retried (each reported as a
+/// recoverable `SUPA_STATUS_CHANNEL_ERROR`, the provider asked again) before the channel stops
+/// with the terminal "token rejected" status (`supa_event_is_token_rejected`). Default 3;
+/// 0 stops at the first refusal. Without a provider the first refusal is terminal.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_auth_retries(
+    options: *mut supa_options,
+    retries: u32,
+) -> supa_result {
+    boundary(|| {
+        tri!(opts(options)).auth_retries = retries;
+        ok()
+    })
+}
+
 struct CTokenProvider {
     cb: unsafe extern "C" fn(*mut c_void, *mut *const c_char) -> i32,
     userdata: UserData,
@@ -354,7 +387,9 @@ impl TokenProvider for CTokenProvider {
     }
 }
 
-/// Sets a token provider, called before each connect and each rejoin (see `supa_token_cb`).
+/// Sets a token provider, called before each connect and each rejoin, ahead of the current
+/// token's expiry (`supa_options_set_token_refresh_margin_ms`), and when the app comes to the
+/// foreground (see `supa_token_cb`).
 /// It replaces an earlier one (whose destructor then runs once no client uses it).
 ///
 /// Ownership: `destroy` (may be NULL) runs exactly once with `userdata`, after the last call,

@@ -245,6 +245,8 @@ static void test_basics_and_lagged(void) {
   uint32_t lagged = SUPA_EVENT_LAGGED;
   size_t i = recorder_wait(&r, mark, is_kind, &lagged, "LAGGED");
   CHECK(supa_event_lagged_dropped(recorder_at(&r, i)) >= 7);
+  CHECK_OK(supa_client_metrics(c, &m));
+  CHECK(m.lagged_events >= 1 && m.lagged_events <= m.dropped_events);
   size_t floods = 0;
   for (size_t k = mark; k < recorder_len(&r); k++)
     if (is_broadcast(recorder_at(&r, k), "flood")) floods++;
