@@ -188,8 +188,18 @@ impl Task {
     }
 
     pub(crate) async fn run(mut self) {
+        // One timer for the task's lifetime, moved only when the next deadline changes: a
+        // fresh `sleep_until` per turn re-registered the timer (and woke the time driver
+        // through its eventfd) for every received frame.
+        let timer = tokio::time::sleep_until(far_future());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
             let deadline = self.next_deadline();
+            if deadline != armed {
+                timer.as_mut().reset(deadline.unwrap_or_else(far_future));
+                armed = deadline;
+            }
             tokio::select! {
                 cmd = self.cmd_rx.recv() => match cmd {
                     Some(Command::Shutdown) | None => break,
@@ -200,7 +210,10 @@ impl Task {
                     SocketEvent::Message(msg) => self.on_message(msg),
                 },
                 Some(token) = self.token_rx.recv() => self.on_token(token),
-                _ = sleep_until(deadline) => self.on_timers(),
+                _ = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    self.on_timers()
+                }
             }
         }
         self.shutdown();
@@ -762,9 +775,7 @@ impl Task {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
+/// A deadline that never comes (the timer is disabled while nothing is due).
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(86_400 * 365)
 }
