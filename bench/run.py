@@ -2,7 +2,7 @@
 writes docs/benchmarks.md, docs/benchmarks.json and the PNG charts (docs/bench-*.png).
 
 Run through scripts/bench, which builds and installs everything first. Settings (env):
-  BENCH_REPS          repetitions per figure (default 5; latency, pg, memory use BENCH_REPS_SLOW, 3)
+  BENCH_REPS          repetitions per figure (default 5; pg, memory and connect use BENCH_REPS_SLOW, 3)
   BENCH_MSGS          inbound messages per throughput run (200000); BENCH_MSGS_PY for the Python
                       contestants (20000)
   BENCH_LAT_MSGS      latency messages per run (5000) at BENCH_LAT_RATE per second (1000)
@@ -220,7 +220,7 @@ def run_latency(keys, url, key_):
     for key in keys:
         label, argv, _ = CONTESTANTS[key]
         reps, errors, lost = [], [], []
-        for rep in range(REPS_SLOW):
+        for rep in range(REPS):
             name = f"lat-{key}-{rep}-{int(time.time())}"
             p = Proc(argv + ["latency", url, key_, name, str(LAT_MSGS)])
             if not p.wait_line(lambda l: l == "READY", 60):
