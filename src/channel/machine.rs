@@ -519,6 +519,25 @@ impl ChannelMachine {
         }
     }
 
+    /// A JSON broadcast for this topic (from a `broadcast` frame, or the client's fast path for
+    /// fan-out broadcasts, which skips building the envelope's `Value`).
+    pub fn on_broadcast(
+        &mut self,
+        ctx: &mut Ctx,
+        event: String,
+        payload: Value,
+        meta: Option<Value>,
+    ) -> After {
+        let b = Broadcast {
+            topic: self.topic().to_owned(),
+            event,
+            payload: Payload::Json(payload),
+            meta,
+        };
+        ctx.emit(Some(self.id()), Event::Broadcast(b));
+        After::Keep
+    }
+
     /// A text frame for this topic.
     pub fn on_frame(&mut self, ctx: &mut Ctx, frame: Frame, now: Instant) -> After {
         if frame.event == event::REPLY {
@@ -570,20 +589,14 @@ impl ChannelMachine {
                 // The frame is ours: move the user payload out instead of deep-cloning it
                 // (the clone was the runtime thread's largest cost per broadcast).
                 let mut p = frame.payload;
-                let b = Broadcast {
-                    topic: self.topic().to_owned(),
-                    event: p
-                        .get("event")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    payload: Payload::Json(
-                        p.get_mut("payload").map(Value::take).unwrap_or(Value::Null),
-                    ),
-                    meta: p.get_mut("meta").map(Value::take),
-                };
-                ctx.emit(Some(self.id()), Event::Broadcast(b));
-                After::Keep
+                let event = p
+                    .get("event")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let payload = p.get_mut("payload").map(Value::take).unwrap_or(Value::Null);
+                let meta = p.get_mut("meta").map(Value::take);
+                self.on_broadcast(ctx, event, payload, meta)
             }
             event::PRESENCE_STATE => {
                 let changes = self
