@@ -204,7 +204,9 @@ impl Dispatcher {
                 return;
             }
             if q.spent.len() >= SPENT_BATCH {
-                spent = std::mem::take(&mut q.spent);
+                // The replacement is allocated here too, so the dispatcher only ever pushes
+                // into a buffer this thread owns (capacity covers the dispatcher's limit).
+                spent = std::mem::replace(&mut q.spent, Vec::with_capacity(SPENT_BATCH * 4));
             }
             was_empty = q.items.is_empty();
             if !event.is_lifecycle() && q.data_len >= self.capacity {
