@@ -159,18 +159,19 @@ impl Dispatcher {
                     if q.closed {
                         break None;
                     }
-                    if !q.spent.is_empty() {
-                        // Idle: nothing to contend with, free the leftovers here.
-                        let leftovers = std::mem::take(&mut q.spent);
-                        MutexGuard::unlocked(&mut q, || drop(leftovers));
-                        continue;
-                    }
                     // Events come in bursts (one socket read holds many frames). Parking at
                     // once would cost the network thread a futex wake-up, and often a context
                     // switch, per event; poll the queue briefly first.
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() < SPIN_BEFORE_PARK {
                         MutexGuard::unlocked(&mut q, std::thread::yield_now);
+                        continue;
+                    }
+                    if !q.spent.is_empty() {
+                        // The network thread has been quiet for a while: free the leftovers
+                        // here rather than keep them until its next event.
+                        let leftovers = std::mem::take(&mut q.spent);
+                        MutexGuard::unlocked(&mut q, || drop(leftovers));
                         continue;
                     }
                     self.ready.wait(&mut q);
