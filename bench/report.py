@@ -324,6 +324,8 @@ def write(results, docs: Path):
             w("| Artifact | Size |")
             w("|---|---|")
             w(f"| cdylib, stripped | **{mib(size['stripped'])}** ({size['stripped']:,} bytes) |")
+            if "stripped_fat_lto" in size:
+                w(f"| cdylib, stripped, built with fat LTO and one codegen unit (`BENCH_FAT_LTO=1`) | {mib(size['stripped_fat_lto'])} ({size['stripped_fat_lto']:,} bytes) |")
             w(f"| cdylib, unstripped | {mib(size['unstripped'])} |")
             if "staticlib" in size:
                 w(f"| staticlib (`.a`, unstripped, with all dependencies' objects) | {mib(size['staticlib'])} |")

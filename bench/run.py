@@ -11,6 +11,7 @@ Run through scripts/bench, which builds and installs everything first. Settings 
   BENCH_CONNECT_ITERS connect+join iterations per run (10)
   BENCH_ONLY          comma-separated contestant keys to run (default: all)
   BENCH_SCENARIOS     comma-separated scenarios (throughput,latency,pg,memory,connect,size)
+  BENCH_FAT_LTO=1     also build and size the library with fat LTO and one codegen unit
 Every contestant speaks the same command line: <scenario> <url> <key> <name> <n>; it prints
 READY when subscribed (latency, memory, pg) and one `RESULT <json>` line.
 """
@@ -356,6 +357,12 @@ def run_size():
     a = TARGET / "release" / "libsupa_realtime.a"
     if a.exists():
         res["staticlib"] = a.stat().st_size
+    fat = TARGET / "bench-fat" / "release" / so.name
+    if os.environ.get("BENCH_FAT_LTO") == "1" and fat.exists():
+        tmp_fat = tmp.parent / "fat.so"
+        shutil.copy(fat, tmp_fat)
+        subprocess.run(["strip", str(tmp_fat)], check=True)
+        res["stripped_fat_lto"] = tmp_fat.stat().st_size
     js = ROOT / "bench/node/node_modules/@supabase/realtime-js/dist/main"
     if js.exists():
         res["realtime_js_dist_main"] = sum(f.stat().st_size for f in js.rglob("*.js"))
