@@ -557,32 +557,8 @@ impl Task {
             }
             return;
         }
-        let ids: Vec<ChannelId> = self
-            .channels
-            .iter()
-            .filter(|(_, m)| m.topic() == frame.topic)
-            .map(|(id, _)| *id)
-            .collect();
-        let mut removed = Vec::new();
-        // Only a topic joined twice (an old and a new channel) needs copies of the frame; the
-        // last channel takes it (a deep clone per broadcast was a hot spot).
-        let last = ids.len().saturating_sub(1);
-        let mut frame = Some(frame);
-        for (i, id) in ids.into_iter().enumerate() {
-            let f = if i == last {
-                frame.take()
-            } else {
-                frame.clone()
-            };
-            if let (Some(m), Some(f)) = (self.channels.get_mut(&id), f) {
-                if m.on_frame(&mut self.ctx, f, now) == After::Remove {
-                    removed.push(id);
-                }
-            }
-        }
-        for id in removed {
-            self.remove_channel(id);
-        }
+        let ids = self.channels_of(&frame.topic);
+        self.deliver(ids, frame, |m, ctx, f| m.on_frame(ctx, f, now));
         self.start_token_fetch(false);
     }
 
@@ -600,22 +576,13 @@ impl Task {
         if ev != event::BROADCAST || topic == PHOENIX_TOPIC {
             return false;
         }
-        let ids: Vec<ChannelId> = self
-            .channels
-            .iter()
-            .filter(|(_, m)| m.topic() == topic)
-            .map(|(id, _)| *id)
-            .collect();
+        let ids = self.channels_of(&topic);
         let event = body.event.map(Cow::into_owned).unwrap_or_default();
-        let last = ids.len().saturating_sub(1);
-        let mut body = Some((event, body.payload, body.meta));
-        for (i, id) in ids.into_iter().enumerate() {
-            let b = if i == last { body.take() } else { body.clone() };
-            if let (Some(m), Some((event, payload, meta))) = (self.channels.get_mut(&id), b) {
-                // A broadcast never ends a channel.
-                let _ = m.on_broadcast(&mut self.ctx, event, payload, meta);
-            }
-        }
+        self.deliver(
+            ids,
+            (event, body.payload, body.meta),
+            |m, ctx, (event, payload, meta)| m.on_broadcast(ctx, event, payload, meta),
+        );
         true
     }
 
@@ -625,26 +592,39 @@ impl Task {
             | BinaryFrame::Reply { topic, .. }
             | BinaryFrame::Broadcast { topic, .. }
             | BinaryFrame::UserBroadcastPush { topic, .. }
-            | BinaryFrame::UserBroadcast { topic, .. } => topic.clone(),
+            | BinaryFrame::UserBroadcast { topic, .. } => topic,
         };
         let now = std::time::Instant::now();
-        let ids: Vec<ChannelId> = self
-            .channels
+        let ids = self.channels_of(topic);
+        self.deliver(ids, frame, |m, ctx, f| m.on_binary(ctx, f, now));
+    }
+
+    /// The channels joined (or joining) to `topic`: usually one, two while an old channel of
+    /// that topic is still leaving.
+    fn channels_of(&self, topic: &str) -> Vec<ChannelId> {
+        self.channels
             .iter()
             .filter(|(_, m)| m.topic() == topic)
             .map(|(id, _)| *id)
-            .collect();
-        let mut removed = Vec::new();
+            .collect()
+    }
+
+    /// Hands `item` to each of `ids` through `handle`, then removes the channels that asked
+    /// to go. Only a topic joined twice needs copies: the last channel takes the original (a
+    /// deep clone per broadcast was a hot spot).
+    fn deliver<T: Clone>(
+        &mut self,
+        ids: Vec<ChannelId>,
+        item: T,
+        mut handle: impl FnMut(&mut ChannelMachine, &mut Ctx, T) -> After,
+    ) {
         let last = ids.len().saturating_sub(1);
-        let mut frame = Some(frame);
+        let mut item = Some(item);
+        let mut removed = Vec::new();
         for (i, id) in ids.into_iter().enumerate() {
-            let f = if i == last {
-                frame.take()
-            } else {
-                frame.clone()
-            };
-            if let (Some(m), Some(f)) = (self.channels.get_mut(&id), f) {
-                if m.on_binary(&mut self.ctx, f, now) == After::Remove {
+            let it = if i == last { item.take() } else { item.clone() };
+            if let (Some(m), Some(it)) = (self.channels.get_mut(&id), it) {
+                if handle(m, &mut self.ctx, it) == After::Remove {
                     removed.push(id);
                 }
             }
