@@ -147,6 +147,8 @@ def write(results, docs: Path):
     ls, le = m["load_start"], m["load_end"]
     w(f"* Load average (1/5/15 min) at start {ls[0]:.2f}/{ls[1]:.2f}/{ls[2]:.2f}, at end "
       f"{le[0]:.2f}/{le[1]:.2f}/{le[2]:.2f} — the machine was shared with other builds when the first figure is high")
+    if m.get("note"):
+        w(f"* {m['note']}")
     w(f"* {m['rustc']}; Node {m['node']}; {m['python']}; commit `{m['commit']}`{' (with uncommitted changes)' if m['dirty'] else ''}")
     w("* Packages: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
     w(f"* Settings: {s['reps']} repetitions (postgres, memory, connect: {s['reps_slow']}); "
