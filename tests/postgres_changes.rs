@@ -14,8 +14,8 @@ use supa_realtime::{
     RealtimeClient, SubscribeStatus,
 };
 use supa_realtime_server::{Config, Server};
+use support::resilience::sql;
 use support::{Recorder, DEADLINE};
-use tokio_postgres::NoTls;
 
 fn database_url() -> Option<&'static str> {
     static URL: OnceLock<Option<(String, Option<Child>)>> = OnceLock::new();
@@ -46,26 +46,6 @@ fn database_url() -> Option<&'static str> {
     })
     .as_ref()
     .map(|(u, _)| u.as_str())
-}
-
-fn sql(url: &str, statements: &str) {
-    let url = url.to_owned();
-    let statements = statements.to_owned();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (db, conn) = tokio_postgres::connect(&url, NoTls)
-                .await
-                .expect("connect to PostgreSQL");
-            tokio::spawn(conn);
-            db.batch_execute(&statements).await.expect("SQL");
-        })
-    })
-    .join()
-    .unwrap();
 }
 
 fn setup(table: &str) -> Option<(Server, &'static str)> {
