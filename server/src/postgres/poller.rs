@@ -617,8 +617,8 @@ enum Access {
     Failed,
 }
 
-/// A `data` object that reports an error instead of the record.
-fn error_data(ch: &WalChange, error: &str) -> Value {
+/// The fields every `data` object starts with, in the wire order of §6.1.
+fn data_header(ch: &WalChange) -> Map<String, Value> {
     let mut data = Map::new();
     data.insert("schema".into(), json!(ch.schema));
     data.insert("table".into(), json!(ch.table));
@@ -627,6 +627,12 @@ fn error_data(ch: &WalChange, error: &str) -> Value {
         "commit_timestamp".into(),
         json!(commit_timestamp(&ch.timestamp)),
     );
+    data
+}
+
+/// A `data` object that reports an error instead of the record.
+fn error_data(ch: &WalChange, error: &str) -> Value {
+    let mut data = data_header(ch);
     data.insert("columns".into(), json!([]));
     if ch.action != Action::Delete {
         data.insert("record".into(), json!({}));
@@ -646,17 +652,10 @@ fn build_data(
     select: Option<&[String]>,
     typed: &[Vec<Value>; 2],
 ) -> Value {
-    let mut data = Map::new();
-    data.insert("schema".into(), json!(ch.schema));
-    data.insert("table".into(), json!(ch.table));
-    data.insert("type".into(), json!(ch.action.name()));
-    data.insert(
-        "commit_timestamp".into(),
-        json!(commit_timestamp(&ch.timestamp)),
-    );
     if let Some(err) = pk_error(ch, meta, role) {
         return error_data(ch, err);
     }
+    let mut data = data_header(ch);
     let is_pk = |n: &str| ch.pk.iter().any(|p| p == n);
     let wanted = |n: &str| {
         meta.can_select(role, n) && (select.is_none_or(|s| s.iter().any(|c| c == n)) || is_pk(n))
