@@ -10,6 +10,7 @@
 //!   ([`Vsn::V2`]), or a JSON object in vsn 1.0.0 ([`Vsn::V1`]).
 //! * [`BinaryFrame`] is one of the binary kinds 0–4 of vsn 2.0.0; Realtime itself uses
 //!   kind 3 (client → server user broadcast) and kind 4 (server → client user broadcast).
+//! * [`JoinPayload`] / [`JoinConfig`] type the `phx_join` payload.
 //!
 //! ```
 //! use supa_realtime_protocol::{Frame, Vsn};
@@ -21,9 +22,13 @@
 mod binary;
 pub mod event;
 mod frame;
+mod join;
 
 pub use binary::{BinaryFrame, BroadcastPayload, Direction, MAX_HEADER_FIELD};
 pub use frame::{DecodeError, Frame, Vsn};
+pub use join::{
+    BroadcastConfig, JoinConfig, JoinPayload, PostgresBinding, PresenceConfig, ReplayConfig,
+};
 
 /// The prefix every channel topic carries on the wire (`realtime:room1`).
 pub const TOPIC_PREFIX: &str = "realtime:";
