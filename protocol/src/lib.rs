@@ -10,7 +10,9 @@
 //!   ([`Vsn::V2`]), or a JSON object in vsn 1.0.0 ([`Vsn::V1`]).
 //! * [`BinaryFrame`] is one of the binary kinds 0–4 of vsn 2.0.0; Realtime itself uses
 //!   kind 3 (client → server user broadcast) and kind 4 (server → client user broadcast).
-//! * [`JoinPayload`] / [`JoinConfig`] type the `phx_join` payload.
+//! * [`JoinPayload`] / [`JoinConfig`] type the `phx_join` payload; `Frame::join`, `leave`,
+//!   `heartbeat`, `access_token`, `broadcast`, `presence_track`/`untrack` and
+//!   [`BinaryFrame::user_broadcast_push`] build every frame a client sends.
 //!
 //! ```
 //! use supa_realtime_protocol::{Frame, Vsn};
@@ -23,6 +25,7 @@ mod binary;
 pub mod event;
 mod frame;
 mod join;
+mod push;
 
 pub use binary::{BinaryFrame, BroadcastPayload, Direction, MAX_HEADER_FIELD};
 pub use frame::{DecodeError, Frame, Vsn};
