@@ -273,38 +273,38 @@ impl BinaryFrame {
             (KIND_PUSH, Direction::ClientToServer) => {
                 let l = r.lens::<4>()?;
                 Ok(BinaryFrame::Push {
-                    join_ref: non_empty(r.str(l[0])?),
-                    r#ref: non_empty(r.str(l[1])?),
-                    topic: r.str(l[2])?,
-                    event: r.str(l[3])?,
+                    join_ref: non_empty(r.string(l[0])?),
+                    r#ref: non_empty(r.string(l[1])?),
+                    topic: r.string(l[2])?,
+                    event: r.string(l[3])?,
                     payload: r.rest().to_vec(),
                 })
             }
             (KIND_PUSH, Direction::ServerToClient) => {
                 let l = r.lens::<3>()?;
                 Ok(BinaryFrame::Push {
-                    join_ref: non_empty(r.str(l[0])?),
+                    join_ref: non_empty(r.string(l[0])?),
                     r#ref: None,
-                    topic: r.str(l[1])?,
-                    event: r.str(l[2])?,
+                    topic: r.string(l[1])?,
+                    event: r.string(l[2])?,
                     payload: r.rest().to_vec(),
                 })
             }
             (KIND_REPLY, _) => {
                 let l = r.lens::<4>()?;
                 Ok(BinaryFrame::Reply {
-                    join_ref: non_empty(r.str(l[0])?),
-                    r#ref: non_empty(r.str(l[1])?),
-                    topic: r.str(l[2])?,
-                    status: r.str(l[3])?,
+                    join_ref: non_empty(r.string(l[0])?),
+                    r#ref: non_empty(r.string(l[1])?),
+                    topic: r.string(l[2])?,
+                    status: r.string(l[3])?,
                     payload: r.rest().to_vec(),
                 })
             }
             (KIND_BROADCAST, _) => {
                 let l = r.lens::<2>()?;
                 Ok(BinaryFrame::Broadcast {
-                    topic: r.str(l[0])?,
-                    event: r.str(l[1])?,
+                    topic: r.string(l[0])?,
+                    event: r.string(l[1])?,
                     payload: r.rest().to_vec(),
                 })
             }
@@ -312,24 +312,15 @@ impl BinaryFrame {
                 let l = r.lens::<5>()?;
                 let encoding = r.byte()?;
                 Ok(BinaryFrame::UserBroadcastPush {
-                    join_ref: non_empty(r.str(l[0])?),
-                    r#ref: non_empty(r.str(l[1])?),
-                    topic: r.str(l[2])?,
-                    event: r.str(l[3])?,
-                    metadata: r.str(l[4])?,
-                    payload: user_payload(encoding, r.rest())?,
+                    join_ref: non_empty(r.string(l[0])?),
+                    r#ref: non_empty(r.string(l[1])?),
+                    topic: r.string(l[2])?,
+                    event: r.string(l[3])?,
+                    metadata: r.string(l[4])?,
+                    payload: user_payload(encoding, r.rest())?.into(),
                 })
             }
-            (KIND_USER_BROADCAST, _) => {
-                let l = r.lens::<3>()?;
-                let encoding = r.byte()?;
-                Ok(BinaryFrame::UserBroadcast {
-                    topic: r.str(l[0])?,
-                    event: r.str(l[1])?,
-                    metadata: r.str(l[2])?,
-                    payload: user_payload(encoding, r.rest())?,
-                })
-            }
+            (KIND_USER_BROADCAST, _) => Ok(UserBroadcastRef::decode_body(r)?.into()),
             _ => Err(DecodeError::Binary("unknown kind")),
         }
     }
@@ -347,13 +338,80 @@ fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-fn user_payload(encoding: u8, bytes: &[u8]) -> Result<BroadcastPayload, DecodeError> {
+fn user_payload(encoding: u8, bytes: &[u8]) -> Result<UserPayloadRef<'_>, DecodeError> {
     match encoding {
         ENCODING_JSON => std::str::from_utf8(bytes)
-            .map(|s| BroadcastPayload::Json(s.to_owned()))
+            .map(UserPayloadRef::Json)
             .map_err(|_| DecodeError::Binary("JSON payload is not UTF-8")),
-        ENCODING_BINARY => Ok(BroadcastPayload::Binary(bytes.to_vec())),
+        ENCODING_BINARY => Ok(UserPayloadRef::Binary(bytes)),
         _ => Err(DecodeError::Binary("unknown payload encoding")),
+    }
+}
+
+/// A kind-4 frame (server → client user broadcast) borrowed from its bytes: what a client
+/// receives most, read without copying a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserBroadcastRef<'a> {
+    pub topic: &'a str,
+    pub event: &'a str,
+    /// JSON text, possibly empty.
+    pub metadata: &'a str,
+    pub payload: UserPayloadRef<'a>,
+}
+
+/// A borrowed [`BroadcastPayload`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserPayloadRef<'a> {
+    Json(&'a str),
+    Binary(&'a [u8]),
+}
+
+impl<'a> UserBroadcastRef<'a> {
+    /// `None` when the frame is not kind 4; an error when it is but does not decode.
+    ///
+    /// ```
+    /// use supa_realtime_protocol::{UserBroadcastRef, UserPayloadRef};
+    /// let bytes = b"\x04\x0e\x06\x00\x01realtime:room1cursor{\"x\":1}";
+    /// let b = UserBroadcastRef::decode(bytes).unwrap().unwrap();
+    /// assert_eq!((b.topic, b.event), ("realtime:room1", "cursor"));
+    /// assert_eq!(b.payload, UserPayloadRef::Json(r#"{"x":1}"#));
+    /// ```
+    pub fn decode(bytes: &'a [u8]) -> Option<Result<UserBroadcastRef<'a>, DecodeError>> {
+        match bytes.split_first() {
+            Some((&KIND_USER_BROADCAST, rest)) => Some(Self::decode_body(Reader { buf: rest })),
+            _ => None,
+        }
+    }
+
+    fn decode_body(mut r: Reader<'a>) -> Result<UserBroadcastRef<'a>, DecodeError> {
+        let l = r.lens::<3>()?;
+        let encoding = r.byte()?;
+        Ok(UserBroadcastRef {
+            topic: r.str(l[0])?,
+            event: r.str(l[1])?,
+            metadata: r.str(l[2])?,
+            payload: user_payload(encoding, r.rest())?,
+        })
+    }
+}
+
+impl From<UserPayloadRef<'_>> for BroadcastPayload {
+    fn from(p: UserPayloadRef<'_>) -> Self {
+        match p {
+            UserPayloadRef::Json(s) => BroadcastPayload::Json(s.to_owned()),
+            UserPayloadRef::Binary(b) => BroadcastPayload::Binary(b.to_vec()),
+        }
+    }
+}
+
+impl From<UserBroadcastRef<'_>> for BinaryFrame {
+    fn from(b: UserBroadcastRef<'_>) -> Self {
+        BinaryFrame::UserBroadcast {
+            topic: b.topic.to_owned(),
+            event: b.event.to_owned(),
+            metadata: b.metadata.to_owned(),
+            payload: b.payload.into(),
+        }
     }
 }
 
@@ -379,15 +437,17 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn str(&mut self, len: usize) -> Result<String, DecodeError> {
+    fn str(&mut self, len: usize) -> Result<&'a str, DecodeError> {
         if self.buf.len() < len {
             return Err(DecodeError::Binary("truncated field"));
         }
         let (head, rest) = self.buf.split_at(len);
         self.buf = rest;
-        std::str::from_utf8(head)
-            .map(str::to_owned)
-            .map_err(|_| DecodeError::Binary("header field is not UTF-8"))
+        std::str::from_utf8(head).map_err(|_| DecodeError::Binary("header field is not UTF-8"))
+    }
+
+    fn string(&mut self, len: usize) -> Result<String, DecodeError> {
+        self.str(len).map(str::to_owned)
     }
 
     fn rest(&self) -> &'a [u8] {

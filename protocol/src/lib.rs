@@ -10,9 +10,12 @@
 //!   ([`Vsn::V2`]), or a JSON object in vsn 1.0.0 ([`Vsn::V1`]).
 //! * [`BinaryFrame`] is one of the binary kinds 0–4 of vsn 2.0.0; Realtime itself uses
 //!   kind 3 (client → server user broadcast) and kind 4 (server → client user broadcast).
+//!   [`UserBroadcastRef`] reads kind 4 without copying.
 //! * [`JoinPayload`] / [`JoinConfig`] type the `phx_join` payload; `Frame::join`, `leave`,
 //!   `heartbeat`, `access_token`, `broadcast`, `presence_track`/`untrack` and
 //!   [`BinaryFrame::user_broadcast_push`] build every frame a client sends.
+//! * [`FanoutBroadcast`] decodes the bulk of inbound traffic (fan-out JSON broadcasts) without
+//!   building a JSON tree, leaving the user payload as raw text.
 //!
 //! ```
 //! use supa_realtime_protocol::{Frame, Vsn};
@@ -23,11 +26,15 @@
 
 mod binary;
 pub mod event;
+mod fanout;
 mod frame;
 mod join;
 mod push;
 
-pub use binary::{BinaryFrame, BroadcastPayload, Direction, MAX_HEADER_FIELD};
+pub use binary::{
+    BinaryFrame, BroadcastPayload, Direction, UserBroadcastRef, UserPayloadRef, MAX_HEADER_FIELD,
+};
+pub use fanout::FanoutBroadcast;
 pub use frame::{DecodeError, Frame, Vsn};
 pub use join::{
     BroadcastConfig, JoinConfig, JoinPayload, PostgresBinding, PresenceConfig, ReplayConfig,
