@@ -11,7 +11,7 @@ import math
 import sys
 from pathlib import Path
 
-ORDER = ["ours", "c", "py", "js", "realtime_py", "phoenix", "raw"]
+ORDER = ["ours", "c", "py", "kt", "js", "realtime_py", "supabase_kt", "phoenix", "raw"]
 
 # Targets of issue 8.
 T_X_JS = 10.0
