@@ -35,6 +35,10 @@ import io.supabase.realtime.ffi.TokenProvider as FfiTokenProvider
  * @param apiKey the project's API key (sent as `apikey`).
  */
 class RealtimeClient(url: String, apiKey: String, configure: RealtimeConfig.() -> Unit = {}) : AutoCloseable {
+    init {
+        CallbackThreads.install()
+    }
+
     private val config = RealtimeConfig().apply(configure)
     internal val serializer: Json = config.serializer
     internal val ffi: FfiClient = ffiCall {
