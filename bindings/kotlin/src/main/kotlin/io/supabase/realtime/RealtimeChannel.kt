@@ -96,10 +96,17 @@ class RealtimeChannel internal constructor(
         val e = event.toPublic(serializer)
         if (e is BroadcastMessage) broadcasts.emit(e)
         events.emit(e)
-        if (finished) {
-            // the channel is done: every flow completes
-            events.close(); broadcasts.close(); presence.close(); changes.forEach { it.close() }
-        }
+        if (finished) closeFlows()
+    }
+
+    /** The channel is done (closed for good, or its client shut down): every flow completes. */
+    internal fun closeFlows() {
+        finished = true
+        _status.value = ChannelStatus.UNSUBSCRIBED
+        events.close()
+        broadcasts.close()
+        presence.close()
+        changes.forEach { it.close() }
     }
 
     private fun updateStatus(e: FfiEvent.ChannelStatus) {
@@ -180,7 +187,7 @@ class RealtimeChannel internal constructor(
             try {
                 serializer.decodeFromString(deserializer, json)
             } catch (e: IllegalArgumentException) {
-                log.log(Level.WARNING, "$topic: broadcast '${m.event}' does not decode as ${deserializer.descriptor.serialName}", e)
+                log.warning("$topic: broadcast '${m.event}' skipped, not a ${deserializer.descriptor.serialName}: ${e.message}")
                 null
             }
         }

@@ -118,9 +118,10 @@ class RealtimeClient(url: String, apiKey: String, configure: RealtimeConfig.() -
     fun appBackgrounded() = ffi.appBackgrounded()
     fun appForegrounded() = ffi.appForegrounded()
 
-    /** Shuts the client down for good and releases the native object. */
+    /** Shuts the client down for good and releases the native object; every flow completes. */
     override fun close() {
         ffi.shutdown()
+        channels.values.forEach { it.closeFlows() }
         ffi.close()
     }
 

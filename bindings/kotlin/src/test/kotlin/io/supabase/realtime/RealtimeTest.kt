@@ -229,6 +229,19 @@ class RealtimeTest {
     }
 
     @Test
+    fun closingTheClientCompletesItsFlows() = test {
+        val c = client()
+        val ch = c.channel(TestServer.unique("bye"))
+        val collected = async(start = CoroutineStart.UNDISPATCHED) {
+            withTimeout(DEADLINE_MS) { ch.broadcastFlow("x").toList() }
+        }
+        ch.subscribe()
+        c.close()
+        assertEquals(emptyList<BroadcastMessage>(), collected.await())
+        assertEquals(ChannelStatus.UNSUBSCRIBED, ch.status.value)
+    }
+
+    @Test
     fun cancelledSuspendLeavesTheClientUsable() = test {
         RealtimeClient("http://127.0.0.1:9/realtime/v1", TestServer.anonKey) { reconnectDelays = listOf(50.milliseconds) }.use { c ->
             assertEquals(null, withTimeoutOrNull(300) { c.connected() }) // cancels the native future
