@@ -2,6 +2,7 @@ package io.supabase.realtime
 
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.Deferred
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.async
 import kotlinx.coroutines.flow.Flow
@@ -41,7 +42,13 @@ private fun test(body: suspend CoroutineScope.() -> Unit) = runBlocking { withTi
 
 /** Starts collecting now (the flow's listener is registered before this returns): the first match. */
 private fun <T> CoroutineScope.collecting(flow: Flow<T>, match: (T) -> Boolean = { true }) =
-    async(start = CoroutineStart.UNDISPATCHED) { withTimeout(DEADLINE_MS) { flow.first(match) } }
+    async(start = CoroutineStart.UNDISPATCHED) { flow.first(match) }
+
+/** Starts collecting now: everything until the flow completes. */
+private fun <T> CoroutineScope.collectingAll(flow: Flow<T>) = async(start = CoroutineStart.UNDISPATCHED) { flow.toList() }
+
+/** The result, waited for with a deadline that starts now (not when collection started). */
+private suspend fun <T> Deferred<T>.within(): T = withTimeout(DEADLINE_MS) { await() }
 
 @Serializable
 data class Cursor(val x: Int, val y: Int)
@@ -70,21 +77,21 @@ class RealtimeTest {
                 cb.subscribe()
                 assertEquals(ChannelStatus.SUBSCRIBED, ca.status.value)
                 ca.send("cursor", Cursor(1, 2)) // returns on the server's ack
-                assertEquals(1, first.await().payload!!.jsonObject["x"]!!.jsonPrimitive.int)
-                assertEquals("realtime:$name", second.await().topic)
-                assertEquals(Cursor(1, 2), decoded.await())
-                assertEquals(Cursor(1, 2), own.await())
+                assertEquals(1, first.within().payload!!.jsonObject["x"]!!.jsonPrimitive.int)
+                assertEquals("realtime:$name", second.within().topic)
+                assertEquals(Cursor(1, 2), decoded.within())
+                assertEquals(Cursor(1, 2), own.within())
 
                 // A later collection of the same flow sees later messages; a payload that does
                 // not decode as Cursor is skipped by the typed flow.
                 val again = collecting(typed)
                 ca.send("cursor", buildJsonObject { put("nope", true) })
                 ca.send("cursor", buildJsonObject { put("x", 3); put("y", 4) })
-                assertEquals(Cursor(3, 4), again.await())
+                assertEquals(Cursor(3, 4), again.within())
 
                 val bin = collecting(cb.broadcastFlow("bytes"))
                 ca.send("bytes", byteArrayOf(0, 1, -1))
-                val m = bin.await()
+                val m = bin.within()
                 assertArrayEquals(byteArrayOf(0, 1, -1), m.binary)
                 assertNull(m.payload)
                 assertTrue(b.metrics().messagesIn > 0)
@@ -98,9 +105,7 @@ class RealtimeTest {
             assertEquals(ConnectionState.DISCONNECTED, c.status.value)
             val ch = c.channel(TestServer.unique("status"))
             assertEquals(ChannelStatus.UNSUBSCRIBED, ch.status.value)
-            val events = async(start = CoroutineStart.UNDISPATCHED) {
-                withTimeout(DEADLINE_MS) { ch.events().filterIsInstance<RealtimeEvent.SubscribeStatusChange>().toList() }
-            }
+            val events = collectingAll(ch.events().filterIsInstance<RealtimeEvent.SubscribeStatusChange>())
             ch.subscribe()
             assertEquals(ChannelStatus.SUBSCRIBED, ch.status.value)
             withTimeout(DEADLINE_MS) { c.status.first { it == ConnectionState.CONNECTED } }
@@ -109,7 +114,7 @@ class RealtimeTest {
             c.removeChannel(ch)
             withTimeout(DEADLINE_MS) { ch.status.first { it == ChannelStatus.UNSUBSCRIBED } }
             // events() completes after the channel's final CLOSED status
-            assertEquals(listOf(SubscribeStatus.SUBSCRIBED, SubscribeStatus.CLOSED), events.await().map { it.status })
+            assertEquals(listOf(SubscribeStatus.SUBSCRIBED, SubscribeStatus.CLOSED), events.within().map { it.status })
             assertTrue(c.subscriptions.isEmpty())
             // a closed channel is single-use: its name now gives a fresh one
             val again = c.channel(ch.topic.removePrefix("realtime:"))
@@ -130,13 +135,13 @@ class RealtimeTest {
                 ca.subscribe()
                 cb.subscribe()
                 cb.track(User("bob"))
-                val j = join.await()
+                val j = join.within()
                 assertEquals(listOf(User("bob")), j.decodeJoinsAs<User>())
                 assertTrue(j.joins["bob"]!![0].presenceRef.isNotEmpty())
                 assertEquals("bob", ca.presenceState()["bob"]!![0].state["user"]!!.jsonPrimitive.content)
                 val leave = collecting(changes) { "bob" in it.leaves }
                 cb.untrack()
-                assertEquals(listOf(User("bob")), leave.await().decodeLeavesAs<User>())
+                assertEquals(listOf(User("bob")), leave.within().decodeLeavesAs<User>())
                 assertFalse("bob" in ca.presenceState())
             }
         }
@@ -168,19 +173,19 @@ class RealtimeTest {
                 val all = ch.postgresChangeFlow<PostgresAction>("public") { this.table = table }
                 val insert = collecting(inserts)
                 val update = collecting(updates)
-                val everything = async(start = CoroutineStart.UNDISPATCHED) { withTimeout(DEADLINE_MS) { all.take(3).toList() } }
+                val everything = collectingAll(all.take(3))
                 ch.subscribe() // SUBSCRIBED once changes flow
                 TestServer.psql("insert into $table values (1, '$bob', 'not mine'), (2, '$alice', 'mine')")
                 TestServer.psql("update $table set body = 'edited' where id = 2")
                 TestServer.psql("delete from $table where id = 2")
-                val i = insert.await()
+                val i = insert.within()
                 assertEquals(Note(2, "mine"), i.decodeRecord<Note>())
                 assertEquals(table, i.table)
                 assertTrue(i.columns.any { it.name == "body" && it.type == "text" })
-                val u = update.await()
+                val u = update.within()
                 assertEquals(Note(2, "edited"), u.decodeRecord<Note>())
                 assertEquals(Note(2, "mine"), u.decodeOldRecord<Note>())
-                val seen = everything.await()
+                val seen = everything.within()
                 assertEquals(listOf("Insert", "Update", "Delete"), seen.map { it::class.simpleName })
                 assertEquals(2, (seen[2] as PostgresAction.Delete).decodeOldRecord<Note>().id)
                 // bindings are part of the join: adding one afterwards is refused
@@ -221,7 +226,7 @@ class RealtimeTest {
                 echo.subscribe()
                 peer.subscribe()
                 peer.send("ping", buildJsonObject { put("n", 1) })
-                assertEquals(2, pong.await().payload!!.jsonObject["n"]!!.jsonPrimitive.int)
+                assertEquals(2, pong.within().payload!!.jsonObject["n"]!!.jsonPrimitive.int)
                 // the echo channel closed, so its flows complete by themselves
                 withTimeout(DEADLINE_MS) { echoing.join() }
             }
@@ -232,12 +237,10 @@ class RealtimeTest {
     fun closingTheClientCompletesItsFlows() = test {
         val c = client()
         val ch = c.channel(TestServer.unique("bye"))
-        val collected = async(start = CoroutineStart.UNDISPATCHED) {
-            withTimeout(DEADLINE_MS) { ch.broadcastFlow("x").toList() }
-        }
+        val collected = collectingAll(ch.broadcastFlow("x"))
         ch.subscribe()
         c.close()
-        assertEquals(emptyList<BroadcastMessage>(), collected.await())
+        assertEquals(emptyList<BroadcastMessage>(), collected.within())
         assertEquals(ChannelStatus.UNSUBSCRIBED, ch.status.value)
     }
 
