@@ -11,7 +11,7 @@ import math
 import sys
 from pathlib import Path
 
-ORDER = ["ours", "c", "py", "js", "realtime_py", "phoenix", "raw"]
+ORDER = ["ours", "c", "py", "kt", "js", "realtime_py", "supabase_kt", "phoenix", "raw"]
 
 # Targets of issue 8.
 T_X_JS = 10.0
@@ -164,6 +164,8 @@ def write(results, docs: Path):
         "py": "the Python binding (`supa_realtime`, uniffi), callback on the dispatcher thread (takes the GIL)",
         "js": "`@supabase/realtime-js` on Node with the `ws` transport, `channel.on('broadcast')`",
         "realtime_py": "the official Python `realtime` client (asyncio, websockets, vsn 1.0.0)",
+        "kt": "the Kotlin binding on the JVM: `channel.broadcastFlow<JsonObject>(\"e\")` collected on `Dispatchers.Default`, default options (JNA callbacks from the dispatcher thread)",
+        "supabase_kt": "supabase-kt's realtime module (Ktor OkHttp engine, vsn 1.0.0): `channel.broadcastFlow<JsonObject>(\"e\")` collected on `Dispatchers.Default`; its flow buffer drops silently when full",
         "phoenix": "`phoenix_channels_client` from crates.io, a generic Phoenix Channels v2 client (`channel.on(\"broadcast\")`)",
         "raw": "**the raw limit**: tokio-tungstenite reader that joins with one hand-written frame and only parses each frame with `serde_json::from_str::<Value>` — no client logic at all",
     }

@@ -66,6 +66,9 @@ CONTESTANTS = {
     "js": ("@supabase/realtime-js (Node, ws)", ["node", str(ROOT / "bench/node/contestant.mjs")], False),
     "realtime_py": ("realtime (Python, PyPI)", [VENV_PY, str(ROOT / "bench/python/realtime_py.py")], True),
     "phoenix": ("phoenix_channels_client (Rust)", [str(ROOT / "bench/phoenix/target/release/supa-bench-phoenix")], False),
+    # JVM, one launcher written by bench/kotlin/build: our Kotlin binding and supabase-kt.
+    "kt": ("supa_realtime (Kotlin binding, JVM)", [str(ROOT / "bench/kotlin/target/contestant"), "ours"], False),
+    "supabase_kt": ("supabase-kt realtime-kt 3.1.4 (JVM, Ktor OkHttp)", [str(ROOT / "bench/kotlin/target/contestant"), "supabase-kt"], False),
 }
 ONLY = os.environ.get("BENCH_ONLY")
 PG_CONTESTANTS = ["raw", "ours", "c", "py", "js"]

@@ -1,7 +1,7 @@
 // swift-tools-version:5.9
 // Swift bindings of libsupa_realtime (uniffi). No Swift toolchain runs in this project's CI:
-// the generated sources are kept current by `scripts/gen-bindings --check`; see README.md for
-// building the native library and an XCFramework.
+// every Swift source is parsed with the tree-sitter Swift grammar and the calls from the API
+// into the generated code are checked by name and labels (scripts/check-swift); see README.md.
 import PackageDescription
 
 let package = Package(
@@ -11,24 +11,24 @@ let package = Package(
         .library(name: "SupaRealtime", targets: ["SupaRealtime"]),
     ],
     targets: [
-        // The C declarations of the uniffi scaffolding (generated header + module map). Links
-        // libsupa_realtime: pass `-Xlinker -L<dir>` with the built library, or replace this target
-        // with `.binaryTarget(name: "supa_realtimeFFI", path: "SupaRealtimeFFI.xcframework")`.
+        // C module: the uniffi scaffolding's C declarations (generated header + module map).
+        // Links libsupa_realtime: pass `-Xlinker -L<dir>` with the built library, or replace this
+        // target with `.binaryTarget(name: "SupaRealtimeCFFI", path: "SupaRealtimeCFFI.xcframework")`.
         .target(
-            name: "supa_realtimeFFI",
-            path: "Sources/supa_realtimeFFI",
+            name: "SupaRealtimeCFFI",
+            path: "Sources/SupaRealtimeCFFI",
             linkerSettings: [.linkedLibrary("supa_realtime")]
         ),
-        // The generated Swift bindings (scripts/gen-bindings).
+        // The uniffi-generated Swift (scripts/gen-bindings); an implementation detail.
         .target(
-            name: "SupaRealtimeFFI",
-            dependencies: ["supa_realtimeFFI"],
-            path: "Sources/SupaRealtimeFFI"
+            name: "SupaRealtimeGenerated",
+            dependencies: ["SupaRealtimeCFFI"],
+            path: "Sources/SupaRealtimeGenerated"
         ),
-        // The thin idiomatic layer: AsyncStream of events, Codable payloads.
+        // The Swift API users import: closures and AsyncStreams in supabase-swift's shape.
         .target(
             name: "SupaRealtime",
-            dependencies: ["SupaRealtimeFFI"],
+            dependencies: ["SupaRealtimeGenerated"],
             path: "Sources/SupaRealtime"
         ),
     ]

@@ -1,6 +1,6 @@
 // Subscribe to a table, a broadcast event and presence on one channel; print what arrives.
 // Args: <url> <anon key> [table]. Tracks itself and broadcasts one `message`, so something
-// always arrives; with a table (server with a database) it also prints its changes.
+// always arrives; with a table (server with a database) it also prints its inserts.
 import Foundation
 import SupaRealtime
 
@@ -12,37 +12,40 @@ let table = args.count > 3 ? args[3] : nil
 struct Presence: Codable { let user: String }
 struct Message: Codable { let text: String }
 
-final class Ignore: PresenceListener, PostgresChangeListener, @unchecked Sendable {
-    func onPresence(event: PresenceEvent) throws {}
-    func onChange(change: PostgresChangePayload) throws {}
-}
-
 let client = try RealtimeClient(url: url, apiKey: key)
-let room = client.channel(name: "example",
-                          options: ChannelOptions(broadcastSelf: true, presenceKey: "swift"))
-_ = room.onPresence(listener: Ignore()) // presence on
-if let table {
-    _ = try room.onPostgresChanges(filter: PostgresChangesFilter(table: table), listener: Ignore())
+let room = client.channel("example") {
+    $0.broadcast.receiveOwnBroadcasts = true
+    $0.presence.key = "swift"
 }
-let events = room.events()
-try await room.subscribe()
-print("subscribed to \(room.topic())")
-try await room.track(Presence(user: "swift"))
-try await room.send("message", Message(text: "hello from Swift"))
 
-let deadline = Task { try await Task.sleep(nanoseconds: 30_000_000_000); client.shutdown() }
-for await event in events {
-    switch event {
-    case let .broadcast(message):
-        print("broadcast \(message.event): \(String(describing: try? message.decode(Message.self)))")
-    case let .presence(.join(_, key, _, newJson)):
-        print("presence join \(key): \(newJson)")
-    case let .postgresChange(change):
-        print("\(change.eventType) on \(change.schema).\(change.table): new=\(change.newJson)")
-    case let .channelStatus(_, status, reason, _, _):
-        print("status \(status) \(reason ?? "")")
-    default:
-        break
+// Closures and streams are registered before subscribing (postgres bindings are part of the join).
+let messages = room.broadcastStream(event: "message")
+let presence = room.onPresenceChange { action in
+    print("presence joins: \((try? action.decodeJoins(as: Presence.self)) ?? [])")
+}
+let inserts = table.map { room.postgresChange(InsertAction.self, schema: "public", table: $0) }
+let statuses = room.onStatusChange { status in print("status \(status)") }
+
+try await room.subscribe()
+print("subscribed to \(room.topic)")
+try await room.track(Presence(user: "swift"))
+try await room.broadcast(event: "message", message: Message(text: "hello from Swift"))
+
+if let inserts {
+    Task {
+        for await insert in inserts {
+            print("insert on \(insert.change.table): \(insert.recordJSON)")
+        }
     }
 }
+
+let deadline = Task {
+    try await Task.sleep(nanoseconds: 30_000_000_000)
+    try await room.unsubscribe() // ends the streams
+}
+for await message in messages {
+    print("broadcast \(message.event): \((try? message.decode(as: Message.self))?.text ?? "?")")
+}
 deadline.cancel()
+presence.cancel()
+statuses.cancel()

@@ -3,41 +3,63 @@
 // always arrives; with a table (server with a database) it also prints its changes.
 // Runs for 30 s, or until it saw its own broadcast and presence join with ONCE=1.
 
+import io.supabase.realtime.PostgresAction
 import io.supabase.realtime.RealtimeClient
-import io.supabase.realtime.RealtimeEvent
-import io.supabase.realtime.ffi.ChannelOptions
-import io.supabase.realtime.ffi.ClientOptions
-import io.supabase.realtime.ffi.PostgresChangesFilter
-import kotlinx.coroutines.flow.takeWhile
+import io.supabase.realtime.decodeJoinsAs
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.flow.launchIn
+import kotlinx.coroutines.flow.onEach
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeoutOrNull
-import kotlinx.serialization.json.buildJsonObject
-import kotlinx.serialization.json.put
+import kotlinx.serialization.Serializable
+
+@Serializable
+data class Message(val text: String)
+
+@Serializable
+data class User(val user: String)
 
 fun main(args: Array<String>): Unit = runBlocking {
     val url = args.getOrElse(0) { "http://127.0.0.1:4000/realtime/v1" }
-    val key = args.getOrElse(1) { "" }
+    val anonKey = args.getOrElse(1) { "" }
     val table = args.getOrNull(2)
     val once = System.getenv("ONCE") == "1"
 
-    RealtimeClient(ClientOptions(url = url, apiKey = key)).use { client ->
-        val room = client.channel("example", ChannelOptions(broadcastSelf = true, presenceKey = "kotlin"))
-        room.onPresence { } // presence on
-        if (table != null) room.onPostgresChanges(PostgresChangesFilter(table = table)) { }
-        val events = room.events()
-        room.subscribe()
-        println("subscribed to ${room.topic}")
-        room.track(buildJsonObject { put("user", "kotlin") })
-        room.send("message", buildJsonObject { put("text", "hello from Kotlin") })
-        val seen = mutableSetOf<String>()
+    RealtimeClient(url, anonKey).use { client ->
+        val room = client.channel("example") {
+            broadcast { receiveOwnBroadcasts = true }
+            presence { key = "kotlin" }
+        }
+        // Flows are cold; postgres and presence flows are made before subscribing (they are
+        // part of the join). Collection starts undispatched, so nothing is missed.
+        val messages = room.broadcastFlow<Message>("message")
+        val presence = room.presenceChangeFlow()
+        val changes = table?.let { t -> room.postgresChangeFlow<PostgresAction>("public") { this.table = t } }
+        val sawMessage = CompletableDeferred<Unit>()
+        val sawPresence = CompletableDeferred<Unit>()
         withTimeoutOrNull(30_000) {
-            events.takeWhile { !(once && seen.containsAll(listOf("broadcast", "presence"))) }.collect { e ->
-                when (e) {
-                    is RealtimeEvent.Broadcast -> println("broadcast ${e.event}: ${e.payload}").also { seen += "broadcast" }
-                    is RealtimeEvent.PresenceJoin -> println("presence join ${e.key}: ${e.new}").also { seen += "presence" }
-                    is RealtimeEvent.PostgresChange -> println("${e.eventType} on ${e.schema}.${e.table}: new=${e.new} old=${e.old}")
-                    is RealtimeEvent.ChannelStatus -> println("status ${e.status} ${e.reason ?: ""}")
-                    else -> {}
+            coroutineScope {
+                val jobs = listOfNotNull(
+                    launch(start = CoroutineStart.UNDISPATCHED) {
+                        messages.collect { println("broadcast message: ${it.text}"); sawMessage.complete(Unit) }
+                    },
+                    launch(start = CoroutineStart.UNDISPATCHED) {
+                        presence.collect { println("presence joins: ${it.decodeJoinsAs<User>()}"); sawPresence.complete(Unit) }
+                    },
+                    changes?.onEach { println("$it") }?.launchIn(this),
+                    room.status.onEach { println("status $it") }.launchIn(this),
+                )
+                room.subscribe()
+                println("subscribed to ${room.topic}")
+                room.track(User("kotlin"))
+                room.send("message", Message("hello from Kotlin"))
+                if (once) {
+                    sawMessage.await()
+                    sawPresence.await()
+                    jobs.forEach { it.cancel() }
                 }
             }
         }

@@ -1,93 +1,154 @@
 package io.supabase.realtime
 
-import io.supabase.realtime.ffi.ChannelOptions
-import io.supabase.realtime.ffi.ChannelState
-import io.supabase.realtime.ffi.ClientOptions
-import io.supabase.realtime.ffi.PostgresChangesFilter
-import io.supabase.realtime.ffi.RealtimeException
-import io.supabase.realtime.ffi.SubscribeStatus
-import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.Deferred
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.async
+import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.filterIsInstance
 import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.flow.launchIn
+import kotlinx.coroutines.flow.onEach
+import kotlinx.coroutines.flow.take
 import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.plus
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.withTimeoutOrNull
+import kotlinx.serialization.Serializable
 import kotlinx.serialization.json.buildJsonObject
 import kotlinx.serialization.json.int
+import kotlinx.serialization.json.jsonObject
 import kotlinx.serialization.json.jsonPrimitive
 import kotlinx.serialization.json.put
 import org.junit.jupiter.api.Assertions.assertArrayEquals
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNull
+import org.junit.jupiter.api.Assertions.assertThrows
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Assumptions.assumeTrue
 import org.junit.jupiter.api.Test
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.Duration.Companion.seconds
 
 private const val DEADLINE_MS = 10_000L
 
-private fun client() = RealtimeClient(ClientOptions(url = TestServer.url, apiKey = TestServer.anonKey))
+private fun client(configure: RealtimeConfig.() -> Unit = {}) = RealtimeClient(TestServer.url, TestServer.anonKey, configure)
 
-private fun <T> test(body: suspend () -> T): T = runBlocking { withTimeout(60_000) { body() } }
+private fun test(body: suspend CoroutineScope.() -> Unit) = runBlocking { withTimeout(60_000) { body() } }
+
+/** Starts collecting now (the flow's listener is registered before this returns): the first match. */
+private fun <T> CoroutineScope.collecting(flow: Flow<T>, match: (T) -> Boolean = { true }) =
+    async(start = CoroutineStart.UNDISPATCHED) { flow.first(match) }
+
+/** Starts collecting now: everything until the flow completes. */
+private fun <T> CoroutineScope.collectingAll(flow: Flow<T>) = async(start = CoroutineStart.UNDISPATCHED) { flow.toList() }
+
+/** The result, waited for with a deadline that starts now (not when collection started). */
+private suspend fun <T> Deferred<T>.within(): T = withTimeout(DEADLINE_MS) { await() }
+
+@Serializable
+data class Cursor(val x: Int, val y: Int)
+
+@Serializable
+data class Note(val id: Int, val body: String? = null)
+
+@Serializable
+data class User(val user: String)
 
 class RealtimeTest {
     @Test
-    fun broadcastBetweenClientsWithAckSelfAndBinary() = test {
+    fun broadcastFlowsAreColdTypedAndCollectableManyTimes() = test {
         val name = TestServer.unique("room")
         client().use { a ->
             client().use { b ->
-                val ca = a.channel(name, ChannelOptions(broadcastSelf = true, broadcastAck = true))
+                val ca = a.channel(name) { broadcast { receiveOwnBroadcasts = true; acknowledgeBroadcasts = true } }
                 val cb = b.channel(name)
-                val ownEvents = ca.events()
-                val peerEvents = cb.events()
+                val raw = cb.broadcastFlow("cursor")
+                val typed = cb.broadcastFlow<Cursor>("cursor")
+                val first = collecting(raw)
+                val second = collecting(raw) // the same flow, collected twice at once
+                val decoded = collecting(typed)
+                val own = collecting(ca.broadcastFlow<Cursor>("CURSOR")) // event names are case-insensitive
                 ca.subscribe()
                 cb.subscribe()
-                assertEquals(ChannelState.JOINED, ca.state)
-                ca.send("hello", buildJsonObject { put("n", 1) }) // returns on the ack
-                for (events in listOf(ownEvents, peerEvents)) {
-                    val msg = withTimeout(DEADLINE_MS) { events.filterIsInstance<RealtimeEvent.Broadcast>().first() }
-                    assertEquals("hello", msg.event)
-                    assertEquals("realtime:$name", msg.topic)
-                    assertEquals(1, msg.payload!!.jsonObject()["n"]!!.jsonPrimitive.int)
-                }
-                val binEvents = cb.events()
+                assertEquals(ChannelStatus.SUBSCRIBED, ca.status.value)
+                ca.send("cursor", Cursor(1, 2)) // returns on the server's ack
+                assertEquals(1, first.within().payload!!.jsonObject["x"]!!.jsonPrimitive.int)
+                assertEquals("realtime:$name", second.within().topic)
+                assertEquals(Cursor(1, 2), decoded.within())
+                assertEquals(Cursor(1, 2), own.within())
+
+                // A later collection of the same flow sees later messages; a payload that does
+                // not decode as Cursor is skipped by the typed flow.
+                val again = collecting(typed)
+                ca.send("cursor", buildJsonObject { put("nope", true) })
+                ca.send("cursor", buildJsonObject { put("x", 3); put("y", 4) })
+                assertEquals(Cursor(3, 4), again.within())
+
+                val bin = collecting(cb.broadcastFlow("bytes"))
                 ca.send("bytes", byteArrayOf(0, 1, -1))
-                val bin = withTimeout(DEADLINE_MS) { binEvents.filterIsInstance<RealtimeEvent.Broadcast>().first() }
-                assertArrayEquals(byteArrayOf(0, 1, -1), bin.binary)
+                val m = bin.within()
+                assertArrayEquals(byteArrayOf(0, 1, -1), m.binary)
+                assertNull(m.payload)
+                assertTrue(b.metrics().messagesIn > 0)
             }
         }
     }
 
     @Test
-    fun presenceJoinStateAndLeave() = test {
+    fun statusStateFlowAndEventsFollowTheChannel() = test {
+        client().use { c ->
+            assertEquals(ConnectionState.DISCONNECTED, c.status.value)
+            val ch = c.channel(TestServer.unique("status"))
+            assertEquals(ChannelStatus.UNSUBSCRIBED, ch.status.value)
+            val events = collectingAll(ch.events().filterIsInstance<RealtimeEvent.SubscribeStatusChange>())
+            ch.subscribe()
+            assertEquals(ChannelStatus.SUBSCRIBED, ch.status.value)
+            withTimeout(DEADLINE_MS) { c.status.first { it == ConnectionState.CONNECTED } }
+            assertTrue(ch.topic in c.metrics().joinLatency)
+            assertEquals(setOf(ch), c.subscriptions.values.toSet())
+            c.removeChannel(ch)
+            withTimeout(DEADLINE_MS) { ch.status.first { it == ChannelStatus.UNSUBSCRIBED } }
+            // events() completes after the channel's final CLOSED status
+            assertEquals(listOf(SubscribeStatus.SUBSCRIBED, SubscribeStatus.CLOSED), events.within().map { it.status })
+            assertTrue(c.subscriptions.isEmpty())
+            // a closed channel is single-use: its name now gives a fresh one
+            val again = c.channel(ch.topic.removePrefix("realtime:"))
+            assertFalse(again === ch)
+            again.subscribe()
+        }
+    }
+
+    @Test
+    fun presenceChangeFlowDecodesJoinsAndLeaves() = test {
         val name = TestServer.unique("lobby")
         client().use { a ->
             client().use { b ->
-                val ca = a.channel(name, ChannelOptions(presenceKey = "alice"))
-                val cb = b.channel(name, ChannelOptions(presenceKey = "bob"))
-                val joins = CompletableDeferred<RealtimeEvent.PresenceJoin>()
-                val leaves = CompletableDeferred<RealtimeEvent.PresenceLeave>()
-                ca.onPresence {
-                    if (it is RealtimeEvent.PresenceJoin && it.key == "bob") joins.complete(it)
-                    if (it is RealtimeEvent.PresenceLeave && it.key == "bob") leaves.complete(it)
-                }
+                val ca = a.channel(name) { presence { key = "alice" } }
+                val cb = b.channel(name) { presence { key = "bob" } }
+                val changes = ca.presenceChangeFlow()
+                val join = collecting(changes) { "bob" in it.joins }
                 ca.subscribe()
                 cb.subscribe()
-                cb.track(buildJsonObject { put("user", "bob") })
-                val join = withTimeout(DEADLINE_MS) { joins.await() }
-                assertEquals("bob", join.new[0]["user"]!!.jsonPrimitive.content)
-                assertTrue("presence_ref" in join.new[0])
-                assertTrue("bob" in ca.presenceState())
+                cb.track(User("bob"))
+                val j = join.within()
+                assertEquals(listOf(User("bob")), j.decodeJoinsAs<User>())
+                assertTrue(j.joins["bob"]!![0].presenceRef.isNotEmpty())
+                assertEquals("bob", ca.presenceState()["bob"]!![0].state["user"]!!.jsonPrimitive.content)
+                val leave = collecting(changes) { "bob" in it.leaves }
                 cb.untrack()
-                val leave = withTimeout(DEADLINE_MS) { leaves.await() }
-                assertEquals("bob", leave.left[0]["user"]!!.jsonPrimitive.content)
+                assertEquals(listOf(User("bob")), leave.within().decodeLeavesAs<User>())
                 assertFalse("bob" in ca.presenceState())
             }
         }
     }
 
     @Test
-    fun postgresChangesFollowRls() = test {
+    fun postgresChangeFlowsDecodeRecordsUnderRls() = test {
         assumeTrue(TestServer.databaseUrl != null, "no DATABASE_URL")
         val table = TestServer.unique("kt_notes").replace("-", "_")
         val alice = "11111111-1111-1111-1111-111111111111"
@@ -95,23 +156,42 @@ class RealtimeTest {
         TestServer.psql(
             """
             create table $table (id int primary key, owner uuid, body text);
+            alter table $table replica identity full;
             alter table $table enable row level security;
             create policy own on $table for select to authenticated using (owner = auth.uid());
             alter publication supabase_realtime add table $table;
             """.trimIndent(),
         )
         try {
-            client().use { c ->
-                c.setAuth(TestServer.userToken(alice))
+            client { accessTokenProvider = { TestServer.userToken(alice) } }.use { c ->
                 val ch = c.channel(TestServer.unique("db"))
-                val changes = CompletableDeferred<RealtimeEvent.PostgresChange>()
-                ch.onPostgresChanges(PostgresChangesFilter(event = "INSERT", table = table)) { changes.complete(it) }
+                val inserts = ch.postgresChangeFlow<PostgresAction.Insert>("public") { this.table = table }
+                val updates = ch.postgresChangeFlow<PostgresAction.Update>("public") {
+                    this.table = table
+                    filter("id", FilterOperator.EQ, 2)
+                }
+                val all = ch.postgresChangeFlow<PostgresAction>("public") { this.table = table }
+                val insert = collecting(inserts)
+                val update = collecting(updates)
+                val everything = collectingAll(all.take(3))
                 ch.subscribe() // SUBSCRIBED once changes flow
                 TestServer.psql("insert into $table values (1, '$bob', 'not mine'), (2, '$alice', 'mine')")
-                val change = withTimeout(DEADLINE_MS) { changes.await() }
-                assertEquals("INSERT", change.eventType)
-                assertEquals(2, change.new["id"]!!.jsonPrimitive.int)
-                assertEquals(table, change.table)
+                TestServer.psql("update $table set body = 'edited' where id = 2")
+                TestServer.psql("delete from $table where id = 2")
+                val i = insert.within()
+                assertEquals(Note(2, "mine"), i.decodeRecord<Note>())
+                assertEquals(table, i.table)
+                assertTrue(i.columns.any { it.name == "body" && it.type == "text" })
+                val u = update.within()
+                assertEquals(Note(2, "edited"), u.decodeRecord<Note>())
+                assertEquals(Note(2, "mine"), u.decodeOldRecord<Note>())
+                val seen = everything.within()
+                assertEquals(listOf("Insert", "Update", "Delete"), seen.map { it::class.simpleName })
+                assertEquals(2, (seen[2] as PostgresAction.Delete).decodeOldRecord<Note>().id)
+                // bindings are part of the join: adding one afterwards is refused
+                assertThrows(RealtimeException.InvalidArgument::class.java) {
+                    ch.postgresChangeFlow<PostgresAction.Insert>("public") { this.table = table }
+                }
             }
         } finally {
             TestServer.psql("drop table if exists $table")
@@ -120,64 +200,66 @@ class RealtimeTest {
 
     @Test
     fun refusedJoinCarriesTheServersReason() = test {
-        client().use { c ->
-            c.setAuth(TestServer.userToken("11111111-1111-1111-1111-111111111111", expiresIn = -120))
-            val e: RealtimeException.ChannelException = try {
-                c.channel(TestServer.unique("auth")).subscribe()
-                error("subscribe should fail")
-            } catch (e: RealtimeException.ChannelException) {
-                e
-            }
+        client { accessToken = TestServer.userToken("11111111-1111-1111-1111-111111111111", expiresIn = -120) }.use { c ->
+            val ch = c.channel(TestServer.unique("auth"))
+            val e = assertThrows(RealtimeException.ChannelError::class.java) { runBlocking { ch.subscribe() } }
             assertTrue(e.reason.startsWith("InvalidJWTToken: Token has expired"), e.reason)
             assertFalse(e.recoverable)
+            withTimeout(DEADLINE_MS) { ch.status.first { it == ChannelStatus.UNSUBSCRIBED } }
         }
     }
 
     @Test
-    fun listenersRunOnTheDispatchThreadAndMayCallBack() = test {
+    fun collectorsMayCallTheApiAndStopCleanly() = test {
         val name = TestServer.unique("echo")
         client().use { a ->
             client().use { b ->
                 val echo = a.channel(name)
-                val thread = CompletableDeferred<String>()
-                echo.onBroadcast("ping") {
-                    thread.complete(nativeThreadName())
-                    echo.sendNowait("pong", buildJsonObject { put("n", it.payload!!.jsonObject()["n"]!!.jsonPrimitive.int + 1) })
-                    echo.unsubscribeNowait()
-                }
-                val echoEvents = echo.events()
                 val peer = b.channel(name)
-                val peerEvents = peer.events()
+                // the echo replies from inside its collector, then leaves
+                val echoing: Job = echo.broadcastFlow("ping").onEach {
+                    val n = it.payload!!.jsonObject["n"]!!.jsonPrimitive.int
+                    echo.send("pong", buildJsonObject { put("n", n + 1) })
+                    echo.unsubscribe()
+                }.launchIn(this + kotlinx.coroutines.Dispatchers.Default)
+                val pong = collecting(peer.broadcastFlow("pong"))
                 echo.subscribe()
                 peer.subscribe()
                 peer.send("ping", buildJsonObject { put("n", 1) })
-                val pong = withTimeout(DEADLINE_MS) {
-                    peerEvents.filterIsInstance<RealtimeEvent.Broadcast>().first { it.event == "pong" }
-                }
-                assertEquals(2, pong.payload!!.jsonObject()["n"]!!.jsonPrimitive.int)
-                assertEquals("supa-dispatch", thread.await())
-                val statuses = withTimeout(DEADLINE_MS) {
-                    echoEvents.filterIsInstance<RealtimeEvent.ChannelStatus>().toList().map { it.status }
-                }
-                assertEquals(SubscribeStatus.CLOSED, statuses.last())
+                assertEquals(2, pong.within().payload!!.jsonObject["n"]!!.jsonPrimitive.int)
+                // the echo channel closed, so its flows complete by themselves
+                withTimeout(DEADLINE_MS) { echoing.join() }
             }
         }
     }
 
     @Test
+    fun closingTheClientCompletesItsFlows() = test {
+        val c = client()
+        val ch = c.channel(TestServer.unique("bye"))
+        val collected = collectingAll(ch.broadcastFlow("x"))
+        ch.subscribe()
+        c.close()
+        assertEquals(emptyList<BroadcastMessage>(), collected.within())
+        assertEquals(ChannelStatus.UNSUBSCRIBED, ch.status.value)
+    }
+
+    @Test
     fun cancelledSuspendLeavesTheClientUsable() = test {
-        val dead = ClientOptions(url = "http://127.0.0.1:9/realtime/v1", apiKey = TestServer.anonKey, reconnectDelaysMs = listOf(50uL))
-        RealtimeClient(dead).use { c ->
+        RealtimeClient("http://127.0.0.1:9/realtime/v1", TestServer.anonKey) { reconnectDelays = listOf(50.milliseconds) }.use { c ->
             assertEquals(null, withTimeoutOrNull(300) { c.connected() }) // cancels the native future
         }
-        client().use { c ->
+        client { heartbeatInterval = 5.seconds }.use { c ->
             withTimeoutOrNull(1) { c.channel(TestServer.unique("room")).subscribe() } // usually cancelled mid-join
             c.channel(TestServer.unique("room2")).subscribe()
         }
     }
+
+    @Test
+    fun badInputIsARealtimeException() = test {
+        assertThrows(RealtimeException.InvalidArgument::class.java) { RealtimeClient("not a url", "key") }
+        val c = client()
+        c.close()
+        assertThrows(IllegalStateException::class.java) { c.metrics() } // released: the handle is gone
+    }
 }
-
-/** The OS thread name (JNA gives attached native threads generic Java names). */
-private fun nativeThreadName() = java.io.File("/proc/thread-self/comm").readText().trim()
-
-private fun kotlinx.serialization.json.JsonElement.jsonObject() = this as kotlinx.serialization.json.JsonObject

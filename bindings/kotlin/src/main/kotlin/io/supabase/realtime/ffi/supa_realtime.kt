@@ -47,7 +47,7 @@ import kotlinx.coroutines.suspendCancellableCoroutine
  * @suppress
  */
 @Structure.FieldOrder("capacity", "len", "data")
-open class RustBuffer : Structure() {
+internal open class RustBuffer : Structure() {
     // Note: `capacity` and `len` are actually `ULong` values, but JVM only supports signed values.
     // When dealing with these fields, make sure to call `toULong()`.
     @JvmField var capacity: Long = 0
@@ -151,7 +151,7 @@ internal object FfiConverterByRefBytes : FfiConverter<java.nio.ByteBuffer, Forei
  *
  * @suppress
  */
-public interface FfiConverter<KotlinType, FfiType> {
+internal interface FfiConverter<KotlinType, FfiType> {
     // Convert an FFI type to a Kotlin type
     fun lift(value: FfiType): KotlinType
 
@@ -218,7 +218,7 @@ public interface FfiConverter<KotlinType, FfiType> {
  *
  * @suppress
  */
-public interface FfiConverterRustBuffer<KotlinType>: FfiConverter<KotlinType, RustBuffer.ByValue> {
+internal interface FfiConverterRustBuffer<KotlinType>: FfiConverter<KotlinType, RustBuffer.ByValue> {
     override fun lift(value: RustBuffer.ByValue) = liftFromRustBuffer(value)
     override fun lower(value: KotlinType) = lowerIntoRustBuffer(value)
 }
@@ -258,14 +258,14 @@ internal open class UniffiRustCallStatus : Structure() {
     }
 }
 
-class InternalException(message: String) : kotlin.Exception(message)
+internal class InternalException(message: String) : kotlin.Exception(message)
 
 /**
  * Each top-level error class has a companion object that can lift the error from the call status's rust buffer
  *
  * @suppress
  */
-interface UniffiRustCallStatusErrorHandler<E> {
+internal interface UniffiRustCallStatusErrorHandler<E> {
     fun lift(error_buf: RustBuffer.ByValue): E;
 }
 
@@ -306,7 +306,7 @@ private fun<E: kotlin.Exception> uniffiCheckCallStatus(errorHandler: UniffiRustC
  *
  * @suppress
  */
-object UniffiNullRustCallStatusErrorHandler: UniffiRustCallStatusErrorHandler<InternalException> {
+internal object UniffiNullRustCallStatusErrorHandler: UniffiRustCallStatusErrorHandler<InternalException> {
     override fun lift(error_buf: RustBuffer.ByValue): InternalException {
         RustBuffer.free(error_buf)
         return InternalException("Unexpected CALL_ERROR")
@@ -1338,7 +1338,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
 /**
  * @suppress
  */
-public fun uniffiEnsureInitialized() {
+internal fun uniffiEnsureInitialized() {
     // Call arbitrary methods on IntegrityCheckingUniffiLib and UniffiLib to ensure that
     // their init blocks run. This ensures initialization across crates works as expected.
     IntegrityCheckingUniffiLib.ensureInitialized()
@@ -1398,7 +1398,7 @@ internal suspend fun<T, F, E: kotlin.Exception> uniffiRustCallAsync(
 //
 // The easiest way to ensure this method is called is to use the `.use`
 // helper method to execute a block and destroy the object at the end.
-interface Disposable {
+internal interface Disposable {
     fun destroy()
     companion object {
         fun destroy(vararg args: Any?) {
@@ -1436,7 +1436,7 @@ interface Disposable {
 /**
  * @suppress
  */
-inline fun <T : Disposable?, R> T.use(block: (T) -> R) =
+internal inline fun <T : Disposable?, R> T.use(block: (T) -> R) =
     try {
         block(this)
     } finally {
@@ -1457,14 +1457,14 @@ inline fun <T : Disposable?, R> T.use(block: (T) -> R) =
  *
  * @suppress
  * */
-object UniffiWithHandle
+internal object UniffiWithHandle
 
 /** 
  * Used to instantiate an interface without an actual pointer, for fakes in tests, mostly.
  *
  * @suppress
  * */
-object NoHandle// Magic number for the Rust proxy to call using the same mechanism as every other method,
+internal object NoHandle// Magic number for the Rust proxy to call using the same mechanism as every other method,
 // to free the callback once it's dropped by Rust.
 internal const val IDX_CALLBACK_FREE = 0
 // Callback return codes
@@ -1475,7 +1475,7 @@ internal const val UNIFFI_CALLBACK_UNEXPECTED_ERROR = 2
 /**
  * @suppress
  */
-public abstract class FfiConverterCallbackInterface<CallbackInterface: Any>: FfiConverter<CallbackInterface, Long> {
+internal abstract class FfiConverterCallbackInterface<CallbackInterface: Any>: FfiConverter<CallbackInterface, Long> {
     internal val handleMap = UniffiHandleMap<CallbackInterface>()
 
     internal fun drop(handle: Long) {
@@ -1506,7 +1506,7 @@ public abstract class FfiConverterCallbackInterface<CallbackInterface: Any>: Ffi
  *
  * @suppress
  */
-interface UniffiCleaner {
+internal interface UniffiCleaner {
     interface Cleanable {
         fun clean()
     }
@@ -1564,7 +1564,7 @@ private class JavaLangRefCleanable(
 /**
  * @suppress
  */
-public object FfiConverterUShort: FfiConverter<UShort, Short> {
+internal object FfiConverterUShort: FfiConverter<UShort, Short> {
     override fun lift(value: Short): UShort {
         return value.toUShort()
     }
@@ -1591,7 +1591,7 @@ public object FfiConverterUShort: FfiConverter<UShort, Short> {
 /**
  * @suppress
  */
-public object FfiConverterUInt: FfiConverter<UInt, Int> {
+internal object FfiConverterUInt: FfiConverter<UInt, Int> {
     override fun lift(value: Int): UInt {
         return value.toUInt()
     }
@@ -1614,7 +1614,7 @@ public object FfiConverterUInt: FfiConverter<UInt, Int> {
 /**
  * @suppress
  */
-public object FfiConverterULong: FfiConverter<ULong, Long> {
+internal object FfiConverterULong: FfiConverter<ULong, Long> {
     override fun lift(value: Long): ULong {
         return value.toULong()
     }
@@ -1637,7 +1637,7 @@ public object FfiConverterULong: FfiConverter<ULong, Long> {
 /**
  * @suppress
  */
-public object FfiConverterDouble: FfiConverter<Double, Double> {
+internal object FfiConverterDouble: FfiConverter<Double, Double> {
     override fun lift(value: Double): Double {
         return value
     }
@@ -1660,7 +1660,7 @@ public object FfiConverterDouble: FfiConverter<Double, Double> {
 /**
  * @suppress
  */
-public object FfiConverterBoolean: FfiConverter<Boolean, Byte> {
+internal object FfiConverterBoolean: FfiConverter<Boolean, Byte> {
     override fun lift(value: Byte): Boolean {
         return value.toInt() != 0
     }
@@ -1683,7 +1683,7 @@ public object FfiConverterBoolean: FfiConverter<Boolean, Byte> {
 /**
  * @suppress
  */
-public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
+internal object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
     // Note: we don't inherit from FfiConverterRustBuffer, because we use a
     // special encoding when lowering/lifting.  We can use `RustBuffer.len` to
     // store our length and avoid writing it out to the buffer.
@@ -1740,7 +1740,7 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
 /**
  * @suppress
  */
-public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
+internal object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
     override fun read(buf: ByteBuffer): ByteArray {
         val len = buf.getInt()
         val byteArr = ByteArray(len)
@@ -1855,7 +1855,7 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
 /**
  * Receives broadcasts.
  */
-public interface BroadcastListener {
+internal interface BroadcastListener {
     
     fun `onBroadcast`(`message`: BroadcastMessage)
     
@@ -1865,7 +1865,7 @@ public interface BroadcastListener {
 /**
  * Receives broadcasts.
  */
-open class BroadcastListenerImpl: Disposable, AutoCloseable, BroadcastListener
+internal open class BroadcastListenerImpl: Disposable, AutoCloseable, BroadcastListener
 {
 
     @Suppress("UNUSED_PARAMETER")
@@ -2044,7 +2044,7 @@ internal object uniffiCallbackInterfaceBroadcastListener {
 /**
  * @suppress
  */
-public object FfiConverterTypeBroadcastListener: FfiConverter<BroadcastListener, Long> {
+internal object FfiConverterTypeBroadcastListener: FfiConverter<BroadcastListener, Long> {
     internal val handleMap = UniffiHandleMap<BroadcastListener>()
 
     override fun lower(value: BroadcastListener): Long {
@@ -2178,7 +2178,7 @@ public object FfiConverterTypeBroadcastListener: FfiConverter<BroadcastListener,
 /**
  * Receives every event of a client, or of one channel.
  */
-public interface EventListener {
+internal interface EventListener {
     
     fun `onEvent`(`event`: RealtimeEvent)
     
@@ -2188,7 +2188,7 @@ public interface EventListener {
 /**
  * Receives every event of a client, or of one channel.
  */
-open class EventListenerImpl: Disposable, AutoCloseable, EventListener
+internal open class EventListenerImpl: Disposable, AutoCloseable, EventListener
 {
 
     @Suppress("UNUSED_PARAMETER")
@@ -2367,7 +2367,7 @@ internal object uniffiCallbackInterfaceEventListener {
 /**
  * @suppress
  */
-public object FfiConverterTypeEventListener: FfiConverter<EventListener, Long> {
+internal object FfiConverterTypeEventListener: FfiConverter<EventListener, Long> {
     internal val handleMap = UniffiHandleMap<EventListener>()
 
     override fun lower(value: EventListener): Long {
@@ -2501,7 +2501,7 @@ public object FfiConverterTypeEventListener: FfiConverter<EventListener, Long> {
 /**
  * Receives database changes for one binding.
  */
-public interface PostgresChangeListener {
+internal interface PostgresChangeListener {
     
     fun `onChange`(`change`: PostgresChangePayload)
     
@@ -2511,7 +2511,7 @@ public interface PostgresChangeListener {
 /**
  * Receives database changes for one binding.
  */
-open class PostgresChangeListenerImpl: Disposable, AutoCloseable, PostgresChangeListener
+internal open class PostgresChangeListenerImpl: Disposable, AutoCloseable, PostgresChangeListener
 {
 
     @Suppress("UNUSED_PARAMETER")
@@ -2690,7 +2690,7 @@ internal object uniffiCallbackInterfacePostgresChangeListener {
 /**
  * @suppress
  */
-public object FfiConverterTypePostgresChangeListener: FfiConverter<PostgresChangeListener, Long> {
+internal object FfiConverterTypePostgresChangeListener: FfiConverter<PostgresChangeListener, Long> {
     internal val handleMap = UniffiHandleMap<PostgresChangeListener>()
 
     override fun lower(value: PostgresChangeListener): Long {
@@ -2824,7 +2824,7 @@ public object FfiConverterTypePostgresChangeListener: FfiConverter<PostgresChang
 /**
  * Receives presence sync/join/leave.
  */
-public interface PresenceListener {
+internal interface PresenceListener {
     
     fun `onPresence`(`event`: PresenceEvent)
     
@@ -2834,7 +2834,7 @@ public interface PresenceListener {
 /**
  * Receives presence sync/join/leave.
  */
-open class PresenceListenerImpl: Disposable, AutoCloseable, PresenceListener
+internal open class PresenceListenerImpl: Disposable, AutoCloseable, PresenceListener
 {
 
     @Suppress("UNUSED_PARAMETER")
@@ -3013,7 +3013,7 @@ internal object uniffiCallbackInterfacePresenceListener {
 /**
  * @suppress
  */
-public object FfiConverterTypePresenceListener: FfiConverter<PresenceListener, Long> {
+internal object FfiConverterTypePresenceListener: FfiConverter<PresenceListener, Long> {
     internal val handleMap = UniffiHandleMap<PresenceListener>()
 
     override fun lower(value: PresenceListener): Long {
@@ -3148,7 +3148,7 @@ public object FfiConverterTypePresenceListener: FfiConverter<PresenceListener, L
  * One channel (topic `realtime:<name>`). Register presence and postgres listeners before
  * `subscribe()`. A channel is single-use: after it closes, get a new one from the client.
  */
-public interface RealtimeChannelInterface {
+internal interface RealtimeChannelInterface {
     
     /**
      * Broadcasts over REST (works without joining).
@@ -3246,7 +3246,7 @@ public interface RealtimeChannelInterface {
  * One channel (topic `realtime:<name>`). Register presence and postgres listeners before
  * `subscribe()`. A channel is single-use: after it closes, get a new one from the client.
  */
-open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelInterface
+internal open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelInterface
 {
 
     @Suppress("UNUSED_PARAMETER")
@@ -3721,7 +3721,7 @@ open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelInterface
 /**
  * @suppress
  */
-public object FfiConverterTypeRealtimeChannel: FfiConverter<RealtimeChannel, Long> {
+internal object FfiConverterTypeRealtimeChannel: FfiConverter<RealtimeChannel, Long> {
     override fun lower(value: RealtimeChannel): Long {
         return value.uniffiCloneHandle()
     }
@@ -3842,7 +3842,7 @@ public object FfiConverterTypeRealtimeChannel: FfiConverter<RealtimeChannel, Lon
  * channel, does. `shutdown()` closes it for good; releasing the last reference (Kotlin
  * `close()`, Python/Swift going out of scope) does the same.
  */
-public interface RealtimeClientInterface {
+internal interface RealtimeClientInterface {
     
     fun `appBackgrounded`()
     
@@ -3921,7 +3921,7 @@ public interface RealtimeClientInterface {
  * channel, does. `shutdown()` closes it for good; releasing the last reference (Kotlin
  * `close()`, Python/Swift going out of scope) does the same.
  */
-open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInterface
+internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInterface
 {
 
     @Suppress("UNUSED_PARAMETER")
@@ -4305,7 +4305,7 @@ open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInterface
 /**
  * @suppress
  */
-public object FfiConverterTypeRealtimeClient: FfiConverter<RealtimeClient, Long> {
+internal object FfiConverterTypeRealtimeClient: FfiConverter<RealtimeClient, Long> {
     override fun lower(value: RealtimeClient): Long {
         return value.uniffiCloneHandle()
     }
@@ -4424,7 +4424,7 @@ public object FfiConverterTypeRealtimeClient: FfiConverter<RealtimeClient, Long>
 /**
  * Receives `system` messages (payload as JSON text).
  */
-public interface SystemListener {
+internal interface SystemListener {
     
     fun `onSystem`(`payloadJson`: kotlin.String)
     
@@ -4434,7 +4434,7 @@ public interface SystemListener {
 /**
  * Receives `system` messages (payload as JSON text).
  */
-open class SystemListenerImpl: Disposable, AutoCloseable, SystemListener
+internal open class SystemListenerImpl: Disposable, AutoCloseable, SystemListener
 {
 
     @Suppress("UNUSED_PARAMETER")
@@ -4613,7 +4613,7 @@ internal object uniffiCallbackInterfaceSystemListener {
 /**
  * @suppress
  */
-public object FfiConverterTypeSystemListener: FfiConverter<SystemListener, Long> {
+internal object FfiConverterTypeSystemListener: FfiConverter<SystemListener, Long> {
     internal val handleMap = UniffiHandleMap<SystemListener>()
 
     override fun lower(value: SystemListener): Long {
@@ -4748,7 +4748,7 @@ public object FfiConverterTypeSystemListener: FfiConverter<SystemListener, Long>
  * Supplies a fresh access token before each connect, rejoin and heartbeat. Called on a
  * helper thread of the library; it may block (e.g. on a refresh request).
  */
-public interface TokenProvider {
+internal interface TokenProvider {
     
     /**
      * The token, `None` for "use the API key"; an error is reported as a client error event.
@@ -4762,7 +4762,7 @@ public interface TokenProvider {
  * Supplies a fresh access token before each connect, rejoin and heartbeat. Called on a
  * helper thread of the library; it may block (e.g. on a refresh request).
  */
-open class TokenProviderImpl: Disposable, AutoCloseable, TokenProvider
+internal open class TokenProviderImpl: Disposable, AutoCloseable, TokenProvider
 {
 
     @Suppress("UNUSED_PARAMETER")
@@ -4943,7 +4943,7 @@ internal object uniffiCallbackInterfaceTokenProvider {
 /**
  * @suppress
  */
-public object FfiConverterTypeTokenProvider: FfiConverter<TokenProvider, Long> {
+internal object FfiConverterTypeTokenProvider: FfiConverter<TokenProvider, Long> {
     internal val handleMap = UniffiHandleMap<TokenProvider>()
 
     override fun lower(value: TokenProvider): Long {
@@ -5078,7 +5078,7 @@ public object FfiConverterTypeTokenProvider: FfiConverter<TokenProvider, Long> {
  * App-pumped mode: called on a library helper thread (`supa-wake`) when events are waiting.
  * It should only schedule a `dispatch()` call on the app's thread.
  */
-public interface WakeupListener {
+internal interface WakeupListener {
     
     fun `wake`()
     
@@ -5089,7 +5089,7 @@ public interface WakeupListener {
  * App-pumped mode: called on a library helper thread (`supa-wake`) when events are waiting.
  * It should only schedule a `dispatch()` call on the app's thread.
  */
-open class WakeupListenerImpl: Disposable, AutoCloseable, WakeupListener
+internal open class WakeupListenerImpl: Disposable, AutoCloseable, WakeupListener
 {
 
     @Suppress("UNUSED_PARAMETER")
@@ -5266,7 +5266,7 @@ internal object uniffiCallbackInterfaceWakeupListener {
 /**
  * @suppress
  */
-public object FfiConverterTypeWakeupListener: FfiConverter<WakeupListener, Long> {
+internal object FfiConverterTypeWakeupListener: FfiConverter<WakeupListener, Long> {
     internal val handleMap = UniffiHandleMap<WakeupListener>()
 
     override fun lower(value: WakeupListener): Long {
@@ -5306,7 +5306,7 @@ public object FfiConverterTypeWakeupListener: FfiConverter<WakeupListener, Long>
 /**
  * A received broadcast.
  */
-data class BroadcastMessage (
+internal data class BroadcastMessage (
     var `topic`: kotlin.String
     , 
     var `event`: kotlin.String
@@ -5330,7 +5330,7 @@ data class BroadcastMessage (
 /**
  * @suppress
  */
-public object FfiConverterTypeBroadcastMessage: FfiConverterRustBuffer<BroadcastMessage> {
+internal object FfiConverterTypeBroadcastMessage: FfiConverterRustBuffer<BroadcastMessage> {
     override fun read(buf: ByteBuffer): BroadcastMessage {
         return BroadcastMessage(
             FfiConverterString.read(buf),
@@ -5360,7 +5360,7 @@ public object FfiConverterTypeBroadcastMessage: FfiConverterRustBuffer<Broadcast
 /**
  * Options for one channel, sent in its join `config`.
  */
-data class ChannelOptions (
+internal data class ChannelOptions (
     /**
      * Receive your own broadcasts.
      */
@@ -5405,7 +5405,7 @@ data class ChannelOptions (
 /**
  * @suppress
  */
-public object FfiConverterTypeChannelOptions: FfiConverterRustBuffer<ChannelOptions> {
+internal object FfiConverterTypeChannelOptions: FfiConverterRustBuffer<ChannelOptions> {
     override fun read(buf: ByteBuffer): ChannelOptions {
         return ChannelOptions(
             FfiConverterBoolean.read(buf),
@@ -5444,7 +5444,7 @@ public object FfiConverterTypeChannelOptions: FfiConverterRustBuffer<ChannelOpti
 /**
  * A live channel's state (diagnostics).
  */
-data class ChannelStateEntry (
+internal data class ChannelStateEntry (
     var `topic`: kotlin.String
     , 
     var `state`: ChannelState
@@ -5461,7 +5461,7 @@ data class ChannelStateEntry (
 /**
  * @suppress
  */
-public object FfiConverterTypeChannelStateEntry: FfiConverterRustBuffer<ChannelStateEntry> {
+internal object FfiConverterTypeChannelStateEntry: FfiConverterRustBuffer<ChannelStateEntry> {
     override fun read(buf: ByteBuffer): ChannelStateEntry {
         return ChannelStateEntry(
             FfiConverterString.read(buf),
@@ -5486,7 +5486,7 @@ public object FfiConverterTypeChannelStateEntry: FfiConverterRustBuffer<ChannelS
  * Client configuration. Only `url` and `api_key` are required; `None` keeps the library
  * default (realtime-js' values: heartbeat 25 s, push timeout 10 s, reconnect 1/2/5/10 s).
  */
-data class ClientOptions (
+internal data class ClientOptions (
     /**
      * `http(s)://.../realtime/v1` or a full `ws(s)://.../websocket` URL.
      */
@@ -5567,7 +5567,7 @@ data class ClientOptions (
 /**
  * @suppress
  */
-public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOptions> {
+internal object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOptions> {
     override fun read(buf: ByteBuffer): ClientOptions {
         return ClientOptions(
             FfiConverterString.read(buf),
@@ -5636,7 +5636,7 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
 /**
  * One channel's last join latency.
  */
-data class JoinLatency (
+internal data class JoinLatency (
     var `topic`: kotlin.String
     , 
     var `latencyMs`: kotlin.Double
@@ -5653,7 +5653,7 @@ data class JoinLatency (
 /**
  * @suppress
  */
-public object FfiConverterTypeJoinLatency: FfiConverterRustBuffer<JoinLatency> {
+internal object FfiConverterTypeJoinLatency: FfiConverterRustBuffer<JoinLatency> {
     override fun read(buf: ByteBuffer): JoinLatency {
         return JoinLatency(
             FfiConverterString.read(buf),
@@ -5677,7 +5677,7 @@ public object FfiConverterTypeJoinLatency: FfiConverterRustBuffer<JoinLatency> {
 /**
  * A snapshot of the client's counters.
  */
-data class Metrics (
+internal data class Metrics (
     /**
      * Successful socket opens, the first included.
      */
@@ -5735,7 +5735,7 @@ data class Metrics (
 /**
  * @suppress
  */
-public object FfiConverterTypeMetrics: FfiConverterRustBuffer<Metrics> {
+internal object FfiConverterTypeMetrics: FfiConverterRustBuffer<Metrics> {
     override fun read(buf: ByteBuffer): Metrics {
         return Metrics(
             FfiConverterULong.read(buf),
@@ -5789,7 +5789,7 @@ public object FfiConverterTypeMetrics: FfiConverterRustBuffer<Metrics> {
 /**
  * A database change, shaped as realtime-js delivers it (values converted by column type).
  */
-data class PostgresChangePayload (
+internal data class PostgresChangePayload (
     var `topic`: kotlin.String
     , 
     var `schema`: kotlin.String
@@ -5840,7 +5840,7 @@ data class PostgresChangePayload (
 /**
  * @suppress
  */
-public object FfiConverterTypePostgresChangePayload: FfiConverterRustBuffer<PostgresChangePayload> {
+internal object FfiConverterTypePostgresChangePayload: FfiConverterRustBuffer<PostgresChangePayload> {
     override fun read(buf: ByteBuffer): PostgresChangePayload {
         return PostgresChangePayload(
             FfiConverterString.read(buf),
@@ -5888,7 +5888,7 @@ public object FfiConverterTypePostgresChangePayload: FfiConverterRustBuffer<Post
 /**
  * One postgres-changes binding: `event` is `*`, `INSERT`, `UPDATE` or `DELETE`.
  */
-data class PostgresChangesFilter (
+internal data class PostgresChangesFilter (
     var `event`: kotlin.String = "*" 
     , 
     var `schema`: kotlin.String = "public" 
@@ -5914,7 +5914,7 @@ data class PostgresChangesFilter (
 /**
  * @suppress
  */
-public object FfiConverterTypePostgresChangesFilter: FfiConverterRustBuffer<PostgresChangesFilter> {
+internal object FfiConverterTypePostgresChangesFilter: FfiConverterRustBuffer<PostgresChangesFilter> {
     override fun read(buf: ByteBuffer): PostgresChangesFilter {
         return PostgresChangesFilter(
             FfiConverterString.read(buf),
@@ -5948,7 +5948,7 @@ public object FfiConverterTypePostgresChangesFilter: FfiConverterRustBuffer<Post
  * A channel's state, as phoenix.js names them.
  */
 
-enum class ChannelState {
+internal enum class ChannelState {
     
     CLOSED,
     JOINING,
@@ -5966,7 +5966,7 @@ enum class ChannelState {
 /**
  * @suppress
  */
-public object FfiConverterTypeChannelState: FfiConverterRustBuffer<ChannelState> {
+internal object FfiConverterTypeChannelState: FfiConverterRustBuffer<ChannelState> {
     override fun read(buf: ByteBuffer) = try {
         ChannelState.values()[buf.getInt() - 1]
     } catch (e: IndexOutOfBoundsException) {
@@ -5988,7 +5988,7 @@ public object FfiConverterTypeChannelState: FfiConverterRustBuffer<ChannelState>
  * The socket's state.
  */
 
-enum class ConnectionState {
+internal enum class ConnectionState {
     
     DISCONNECTED,
     CONNECTING,
@@ -6005,7 +6005,7 @@ enum class ConnectionState {
 /**
  * @suppress
  */
-public object FfiConverterTypeConnectionState: FfiConverterRustBuffer<ConnectionState> {
+internal object FfiConverterTypeConnectionState: FfiConverterRustBuffer<ConnectionState> {
     override fun read(buf: ByteBuffer) = try {
         ConnectionState.values()[buf.getInt() - 1]
     } catch (e: IndexOutOfBoundsException) {
@@ -6027,7 +6027,7 @@ public object FfiConverterTypeConnectionState: FfiConverterRustBuffer<Connection
  * Who runs listeners: a dispatch thread per client (default), or the app via `dispatch()`.
  */
 
-enum class DispatchMode {
+internal enum class DispatchMode {
     
     THREAD,
     APP_PUMPED;
@@ -6042,7 +6042,7 @@ enum class DispatchMode {
 /**
  * @suppress
  */
-public object FfiConverterTypeDispatchMode: FfiConverterRustBuffer<DispatchMode> {
+internal object FfiConverterTypeDispatchMode: FfiConverterRustBuffer<DispatchMode> {
     override fun read(buf: ByteBuffer) = try {
         DispatchMode.values()[buf.getInt() - 1]
     } catch (e: IndexOutOfBoundsException) {
@@ -6064,7 +6064,7 @@ public object FfiConverterTypeDispatchMode: FfiConverterRustBuffer<DispatchMode>
  * Whether an error may clear up by itself (the client retries) or not.
  */
 
-enum class ErrorKind {
+internal enum class ErrorKind {
     
     RECOVERABLE,
     TERMINAL;
@@ -6079,7 +6079,7 @@ enum class ErrorKind {
 /**
  * @suppress
  */
-public object FfiConverterTypeErrorKind: FfiConverterRustBuffer<ErrorKind> {
+internal object FfiConverterTypeErrorKind: FfiConverterRustBuffer<ErrorKind> {
     override fun read(buf: ByteBuffer) = try {
         ErrorKind.values()[buf.getInt() - 1]
     } catch (e: IndexOutOfBoundsException) {
@@ -6101,7 +6101,7 @@ public object FfiConverterTypeErrorKind: FfiConverterRustBuffer<ErrorKind> {
  * Heartbeat outcomes.
  */
 
-enum class HeartbeatStatus {
+internal enum class HeartbeatStatus {
     
     SENT,
     OK,
@@ -6118,7 +6118,7 @@ enum class HeartbeatStatus {
 /**
  * @suppress
  */
-public object FfiConverterTypeHeartbeatStatus: FfiConverterRustBuffer<HeartbeatStatus> {
+internal object FfiConverterTypeHeartbeatStatus: FfiConverterRustBuffer<HeartbeatStatus> {
     override fun read(buf: ByteBuffer) = try {
         HeartbeatStatus.values()[buf.getInt() - 1]
     } catch (e: IndexOutOfBoundsException) {
@@ -6139,7 +6139,7 @@ public object FfiConverterTypeHeartbeatStatus: FfiConverterRustBuffer<HeartbeatS
 /**
  * A broadcast payload: JSON text or raw bytes (vsn 2.0.0 binary frames).
  */
-sealed class Payload {
+internal sealed class Payload {
     
     data class Json(
         val `json`: kotlin.String) : Payload()
@@ -6172,7 +6172,7 @@ sealed class Payload {
 /**
  * @suppress
  */
-public object FfiConverterTypePayload : FfiConverterRustBuffer<Payload>{
+internal object FfiConverterTypePayload : FfiConverterRustBuffer<Payload>{
     override fun read(buf: ByteBuffer): Payload {
         return when(buf.getInt()) {
             1 -> Payload.Json(
@@ -6225,7 +6225,7 @@ public object FfiConverterTypePayload : FfiConverterRustBuffer<Payload>{
 /**
  * Presence changes; metas are JSON arrays of objects carrying `presence_ref`.
  */
-sealed class PresenceEvent {
+internal sealed class PresenceEvent {
     
     /**
      * The state changed; read it with `presence_state_json()`.
@@ -6276,7 +6276,7 @@ sealed class PresenceEvent {
 /**
  * @suppress
  */
-public object FfiConverterTypePresenceEvent : FfiConverterRustBuffer<PresenceEvent>{
+internal object FfiConverterTypePresenceEvent : FfiConverterRustBuffer<PresenceEvent>{
     override fun read(buf: ByteBuffer): PresenceEvent {
         return when(buf.getInt()) {
             1 -> PresenceEvent.Sync(
@@ -6366,7 +6366,7 @@ public object FfiConverterTypePresenceEvent : FfiConverterRustBuffer<PresenceEve
  * (`Unauthorized: You do not have permissions ...`); `recoverable` says whether the client
  * keeps retrying by itself.
  */
-sealed class RealtimeException: kotlin.Exception() {
+internal sealed class RealtimeException: kotlin.Exception() {
     
     /**
      * A caller-supplied value is unusable (bad URL, malformed JSON, ...).
@@ -6488,7 +6488,7 @@ sealed class RealtimeException: kotlin.Exception() {
 /**
  * @suppress
  */
-public object FfiConverterTypeRealtimeError : FfiConverterRustBuffer<RealtimeException> {
+internal object FfiConverterTypeRealtimeError : FfiConverterRustBuffer<RealtimeException> {
     override fun read(buf: ByteBuffer): RealtimeException {
         
 
@@ -6634,7 +6634,7 @@ public object FfiConverterTypeRealtimeError : FfiConverterRustBuffer<RealtimeExc
 /**
  * Everything the client reports, in order, on its dispatch queue.
  */
-sealed class RealtimeEvent {
+internal sealed class RealtimeEvent {
     
     data class ConnectionStatus(
         val `state`: io.supabase.realtime.ffi.ConnectionState, 
@@ -6761,7 +6761,7 @@ sealed class RealtimeEvent {
 /**
  * @suppress
  */
-public object FfiConverterTypeRealtimeEvent : FfiConverterRustBuffer<RealtimeEvent>{
+internal object FfiConverterTypeRealtimeEvent : FfiConverterRustBuffer<RealtimeEvent>{
     override fun read(buf: ByteBuffer): RealtimeEvent {
         return when(buf.getInt()) {
             1 -> RealtimeEvent.ConnectionStatus(
@@ -6959,7 +6959,7 @@ public object FfiConverterTypeRealtimeEvent : FfiConverterRustBuffer<RealtimeEve
  * Serializer version: 2.0.0 (default; binary broadcasts) or 1.0.0 (JSON only).
  */
 
-enum class SerializerVersion {
+internal enum class SerializerVersion {
     
     V1,
     V2;
@@ -6974,7 +6974,7 @@ enum class SerializerVersion {
 /**
  * @suppress
  */
-public object FfiConverterTypeSerializerVersion: FfiConverterRustBuffer<SerializerVersion> {
+internal object FfiConverterTypeSerializerVersion: FfiConverterRustBuffer<SerializerVersion> {
     override fun read(buf: ByteBuffer) = try {
         SerializerVersion.values()[buf.getInt() - 1]
     } catch (e: IndexOutOfBoundsException) {
@@ -6996,7 +6996,7 @@ public object FfiConverterTypeSerializerVersion: FfiConverterRustBuffer<Serializ
  * realtime-js' subscribe statuses (`SUBSCRIBED`, `TIMED_OUT`, `CLOSED`, `CHANNEL_ERROR`).
  */
 
-enum class SubscribeStatus {
+internal enum class SubscribeStatus {
     
     SUBSCRIBED,
     TIMED_OUT,
@@ -7013,7 +7013,7 @@ enum class SubscribeStatus {
 /**
  * @suppress
  */
-public object FfiConverterTypeSubscribeStatus: FfiConverterRustBuffer<SubscribeStatus> {
+internal object FfiConverterTypeSubscribeStatus: FfiConverterRustBuffer<SubscribeStatus> {
     override fun read(buf: ByteBuffer) = try {
         SubscribeStatus.values()[buf.getInt() - 1]
     } catch (e: IndexOutOfBoundsException) {
@@ -7035,7 +7035,7 @@ public object FfiConverterTypeSubscribeStatus: FfiConverterRustBuffer<SubscribeS
 /**
  * @suppress
  */
-public object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
+internal object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
     override fun read(buf: ByteBuffer): kotlin.UInt? {
         if (buf.get().toInt() == 0) {
             return null
@@ -7067,7 +7067,7 @@ public object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
 /**
  * @suppress
  */
-public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
+internal object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
     override fun read(buf: ByteBuffer): kotlin.ULong? {
         if (buf.get().toInt() == 0) {
             return null
@@ -7099,7 +7099,7 @@ public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
 /**
  * @suppress
  */
-public object FfiConverterOptionalDouble: FfiConverterRustBuffer<kotlin.Double?> {
+internal object FfiConverterOptionalDouble: FfiConverterRustBuffer<kotlin.Double?> {
     override fun read(buf: ByteBuffer): kotlin.Double? {
         if (buf.get().toInt() == 0) {
             return null
@@ -7131,7 +7131,7 @@ public object FfiConverterOptionalDouble: FfiConverterRustBuffer<kotlin.Double?>
 /**
  * @suppress
  */
-public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?> {
+internal object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?> {
     override fun read(buf: ByteBuffer): kotlin.String? {
         if (buf.get().toInt() == 0) {
             return null
@@ -7163,7 +7163,7 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
-public object FfiConverterOptionalTypeTokenProvider: FfiConverterRustBuffer<TokenProvider?> {
+internal object FfiConverterOptionalTypeTokenProvider: FfiConverterRustBuffer<TokenProvider?> {
     override fun read(buf: ByteBuffer): TokenProvider? {
         if (buf.get().toInt() == 0) {
             return null
@@ -7195,7 +7195,7 @@ public object FfiConverterOptionalTypeTokenProvider: FfiConverterRustBuffer<Toke
 /**
  * @suppress
  */
-public object FfiConverterOptionalTypeDispatchMode: FfiConverterRustBuffer<DispatchMode?> {
+internal object FfiConverterOptionalTypeDispatchMode: FfiConverterRustBuffer<DispatchMode?> {
     override fun read(buf: ByteBuffer): DispatchMode? {
         if (buf.get().toInt() == 0) {
             return null
@@ -7227,7 +7227,7 @@ public object FfiConverterOptionalTypeDispatchMode: FfiConverterRustBuffer<Dispa
 /**
  * @suppress
  */
-public object FfiConverterOptionalTypeErrorKind: FfiConverterRustBuffer<ErrorKind?> {
+internal object FfiConverterOptionalTypeErrorKind: FfiConverterRustBuffer<ErrorKind?> {
     override fun read(buf: ByteBuffer): ErrorKind? {
         if (buf.get().toInt() == 0) {
             return null
@@ -7259,7 +7259,7 @@ public object FfiConverterOptionalTypeErrorKind: FfiConverterRustBuffer<ErrorKin
 /**
  * @suppress
  */
-public object FfiConverterOptionalTypeSerializerVersion: FfiConverterRustBuffer<SerializerVersion?> {
+internal object FfiConverterOptionalTypeSerializerVersion: FfiConverterRustBuffer<SerializerVersion?> {
     override fun read(buf: ByteBuffer): SerializerVersion? {
         if (buf.get().toInt() == 0) {
             return null
@@ -7291,7 +7291,7 @@ public object FfiConverterOptionalTypeSerializerVersion: FfiConverterRustBuffer<
 /**
  * @suppress
  */
-public object FfiConverterOptionalSequenceULong: FfiConverterRustBuffer<List<kotlin.ULong>?> {
+internal object FfiConverterOptionalSequenceULong: FfiConverterRustBuffer<List<kotlin.ULong>?> {
     override fun read(buf: ByteBuffer): List<kotlin.ULong>? {
         if (buf.get().toInt() == 0) {
             return null
@@ -7323,7 +7323,7 @@ public object FfiConverterOptionalSequenceULong: FfiConverterRustBuffer<List<kot
 /**
  * @suppress
  */
-public object FfiConverterOptionalSequenceString: FfiConverterRustBuffer<List<kotlin.String>?> {
+internal object FfiConverterOptionalSequenceString: FfiConverterRustBuffer<List<kotlin.String>?> {
     override fun read(buf: ByteBuffer): List<kotlin.String>? {
         if (buf.get().toInt() == 0) {
             return null
@@ -7355,7 +7355,7 @@ public object FfiConverterOptionalSequenceString: FfiConverterRustBuffer<List<ko
 /**
  * @suppress
  */
-public object FfiConverterSequenceUInt: FfiConverterRustBuffer<List<kotlin.UInt>> {
+internal object FfiConverterSequenceUInt: FfiConverterRustBuffer<List<kotlin.UInt>> {
     override fun read(buf: ByteBuffer): List<kotlin.UInt> {
         val len = buf.getInt()
         return List<kotlin.UInt>(len) {
@@ -7383,7 +7383,7 @@ public object FfiConverterSequenceUInt: FfiConverterRustBuffer<List<kotlin.UInt>
 /**
  * @suppress
  */
-public object FfiConverterSequenceULong: FfiConverterRustBuffer<List<kotlin.ULong>> {
+internal object FfiConverterSequenceULong: FfiConverterRustBuffer<List<kotlin.ULong>> {
     override fun read(buf: ByteBuffer): List<kotlin.ULong> {
         val len = buf.getInt()
         return List<kotlin.ULong>(len) {
@@ -7411,7 +7411,7 @@ public object FfiConverterSequenceULong: FfiConverterRustBuffer<List<kotlin.ULon
 /**
  * @suppress
  */
-public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
+internal object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
     override fun read(buf: ByteBuffer): List<kotlin.String> {
         val len = buf.getInt()
         return List<kotlin.String>(len) {
@@ -7439,7 +7439,7 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
 /**
  * @suppress
  */
-public object FfiConverterSequenceTypeChannelStateEntry: FfiConverterRustBuffer<List<ChannelStateEntry>> {
+internal object FfiConverterSequenceTypeChannelStateEntry: FfiConverterRustBuffer<List<ChannelStateEntry>> {
     override fun read(buf: ByteBuffer): List<ChannelStateEntry> {
         val len = buf.getInt()
         return List<ChannelStateEntry>(len) {
@@ -7467,7 +7467,7 @@ public object FfiConverterSequenceTypeChannelStateEntry: FfiConverterRustBuffer<
 /**
  * @suppress
  */
-public object FfiConverterSequenceTypeJoinLatency: FfiConverterRustBuffer<List<JoinLatency>> {
+internal object FfiConverterSequenceTypeJoinLatency: FfiConverterRustBuffer<List<JoinLatency>> {
     override fun read(buf: ByteBuffer): List<JoinLatency> {
         val len = buf.getInt()
         return List<JoinLatency>(len) {
@@ -7495,7 +7495,7 @@ public object FfiConverterSequenceTypeJoinLatency: FfiConverterRustBuffer<List<J
 /**
  * @suppress
  */
-public object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.String, kotlin.String>> {
+internal object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.String, kotlin.String>> {
     override fun read(buf: ByteBuffer): Map<kotlin.String, kotlin.String> {
         val len = buf.getInt()
         return buildMap<kotlin.String, kotlin.String>(len) {

@@ -1,0 +1,176 @@
+package io.supabase.realtime
+
+import kotlinx.serialization.json.Json
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.seconds
+import io.supabase.realtime.ffi.ChannelOptions as FfiChannelOptions
+import io.supabase.realtime.ffi.ClientOptions as FfiClientOptions
+import io.supabase.realtime.ffi.PostgresChangesFilter as FfiFilter
+import io.supabase.realtime.ffi.SerializerVersion as FfiVsn
+
+@DslMarker
+annotation class RealtimeDsl
+
+/**
+ * Client settings, set in the builder of [RealtimeClient]. A `null` keeps the library default
+ * (realtime-js' values: heartbeat 25 s, push timeout 10 s, reconnect 1/2/5/10 s).
+ *
+ * ```
+ * val client = RealtimeClient(url, anonKey) {
+ *     heartbeatInterval = 15.seconds
+ *     reconnectDelays = listOf(1.seconds, 2.seconds, 5.seconds)
+ *     accessTokenProvider = { auth.currentAccessTokenOrNull() }
+ * }
+ * ```
+ */
+@RealtimeDsl
+class RealtimeConfig internal constructor() {
+    /** A user JWT for channel joins; defaults to the API key. */
+    var accessToken: String? = null
+
+    /**
+     * Supplies a fresh token before each connect, rejoin and ahead of the JWT's expiry. Runs on
+     * a library helper thread (inside `runBlocking`), so it may suspend on a refresh request.
+     */
+    var accessTokenProvider: (suspend () -> String?)? = null
+
+    /** Extra query parameters of the WebSocket URL. */
+    val params: MutableMap<String, String> = mutableMapOf()
+
+    /** Extra HTTP headers on the upgrade request and REST calls. */
+    val headers: MutableMap<String, String> = mutableMapOf()
+    var protocolVersion: ProtocolVersion? = null
+    var heartbeatInterval: Duration? = null
+
+    /** How long a join, leave, ack'd broadcast or presence push waits for its reply. */
+    var pushTimeout: Duration? = null
+    var reconnectDelays: List<Duration>? = null
+
+    /** 0..1: each delay is scaled by a random factor in `[1 - j, 1 + j]`. */
+    var reconnectJitter: Double? = null
+    var rejoinDelays: List<Duration>? = null
+
+    /** Extra trusted root certificates (PEM). */
+    var customCaPem: String? = null
+
+    /** Trust the platform's roots besides the bundled ones. */
+    var nativeRoots: Boolean = false
+
+    /** Events the library queues for slow listeners before it drops data events (`Lagged`). */
+    var queueCapacity: Int? = null
+
+    /** With a token provider: ask it this long before the JWT's `exp` (default 60 s). */
+    var tokenRefreshMargin: Duration? = null
+
+    /** With a token provider: join refusals for the token tolerated before the channel stops. */
+    var authRetries: Int? = null
+
+    /** Decodes typed payloads, records and presence states (`broadcastFlow<T>`, `decodeRecord<T>`). */
+    var serializer: Json = Json { ignoreUnknownKeys = true }
+
+    internal fun toFfi(url: String, apiKey: String) = FfiClientOptions(
+        url = url,
+        apiKey = apiKey,
+        accessToken = accessToken,
+        params = params.toMap(),
+        headers = headers.toMap(),
+        vsn = protocolVersion?.let { if (it == ProtocolVersion.V1) FfiVsn.V1 else FfiVsn.V2 },
+        heartbeatIntervalMs = heartbeatInterval?.ms(),
+        pushTimeoutMs = pushTimeout?.ms(),
+        reconnectDelaysMs = reconnectDelays?.map { it.ms() },
+        reconnectJitter = reconnectJitter,
+        rejoinDelaysMs = rejoinDelays?.map { it.ms() },
+        customCaPem = customCaPem,
+        nativeRoots = nativeRoots,
+        queueCapacity = queueCapacity?.toUInt(),
+        tokenRefreshMarginMs = tokenRefreshMargin?.ms(),
+        authRetries = authRetries?.toUInt(),
+    )
+}
+
+/**
+ * Channel settings, set in the builder of [RealtimeClient.channel] (supabase-kt's names).
+ *
+ * ```
+ * client.channel("room1") {
+ *     isPrivate = true
+ *     broadcast { receiveOwnBroadcasts = true; acknowledgeBroadcasts = true }
+ *     presence { key = "alice" }
+ * }
+ * ```
+ */
+@RealtimeDsl
+class ChannelConfig internal constructor() {
+    /** A private channel, authorized by RLS on `realtime.messages`. */
+    var isPrivate: Boolean = false
+    internal val broadcast = BroadcastConfig()
+    internal val presence = PresenceConfig()
+
+    /** With postgres bindings, report SUBSCRIBED only once changes flow. */
+    var waitForPostgresReady: Boolean = true
+    var postgresReadyTimeout: Duration = 20.seconds
+
+    fun broadcast(block: BroadcastConfig.() -> Unit) = broadcast.block()
+    fun presence(block: PresenceConfig.() -> Unit) = presence.block()
+
+    internal fun toFfi() = FfiChannelOptions(
+        broadcastSelf = broadcast.receiveOwnBroadcasts,
+        broadcastAck = broadcast.acknowledgeBroadcasts,
+        presenceKey = presence.key,
+        presenceEnabled = presence.enabled,
+        private = isPrivate,
+        waitForPostgresReady = waitForPostgresReady,
+        postgresReadyTimeoutMs = postgresReadyTimeout.ms(),
+    )
+}
+
+@RealtimeDsl
+class BroadcastConfig internal constructor() {
+    /** Receive your own broadcasts. */
+    var receiveOwnBroadcasts: Boolean = false
+
+    /** Ask the server to ack broadcasts: [RealtimeChannel.send] then returns on the ack. */
+    var acknowledgeBroadcasts: Boolean = false
+}
+
+@RealtimeDsl
+class PresenceConfig internal constructor() {
+    /** This client's presence key; empty lets the server pick one. */
+    var key: String = ""
+
+    /** Presence on at join ([RealtimeChannel.presenceChangeFlow] before subscribing also turns it on). */
+    var enabled: Boolean = false
+}
+
+/** Operators of [PostgresChangeFilter.filter]. */
+enum class FilterOperator { EQ, NEQ, LT, LTE, GT, GTE, IN }
+
+/**
+ * Which changes a [RealtimeChannel.postgresChangeFlow] receives, beyond its event and schema.
+ *
+ * ```
+ * channel.postgresChangeFlow<PostgresAction.Insert>("public") {
+ *     table = "messages"
+ *     filter("room_id", FilterOperator.EQ, 1)     // or: filter = "room_id=eq.1"
+ * }
+ * ```
+ */
+@RealtimeDsl
+class PostgresChangeFilter internal constructor(private val event: String, private val schema: String) {
+    var table: String? = null
+
+    /** A PostgREST-style filter, e.g. `room_id=eq.1`. */
+    var filter: String? = null
+
+    /** Only these columns in records. */
+    var select: List<String>? = null
+
+    fun filter(column: String, operator: FilterOperator, value: Any) {
+        val v = if (operator == FilterOperator.IN && value is Iterable<*>) value.joinToString(",", "(", ")") else value.toString()
+        filter = "$column=${operator.name.lowercase()}.$v"
+    }
+
+    internal fun toFfi() = FfiFilter(event = event, schema = schema, table = table, filter = filter, select = select)
+}
+
+private fun Duration.ms(): ULong = inWholeMilliseconds.coerceAtLeast(0).toULong()

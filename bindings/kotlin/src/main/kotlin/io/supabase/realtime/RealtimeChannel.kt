@@ -1,0 +1,250 @@
+package io.supabase.realtime
+
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.filterIsInstance
+import kotlinx.coroutines.flow.mapNotNull
+import kotlinx.serialization.DeserializationStrategy
+import kotlinx.serialization.json.Json
+import kotlinx.serialization.json.JsonElement
+import kotlinx.serialization.json.JsonObject
+import kotlinx.serialization.json.encodeToJsonElement
+import kotlinx.serialization.json.jsonArray
+import kotlinx.serialization.json.jsonObject
+import kotlinx.serialization.serializer
+import java.util.logging.Level
+import java.util.logging.Logger
+import kotlin.reflect.KClass
+import io.supabase.realtime.ffi.EventListener as FfiEventListener
+import io.supabase.realtime.ffi.Payload as FfiPayload
+import io.supabase.realtime.ffi.PostgresChangeListener as FfiChangeListener
+import io.supabase.realtime.ffi.PostgresChangePayload as FfiChange
+import io.supabase.realtime.ffi.PresenceEvent as FfiPresence
+import io.supabase.realtime.ffi.PresenceListener as FfiPresenceListener
+import io.supabase.realtime.ffi.RealtimeChannel as FfiChannel
+import io.supabase.realtime.ffi.RealtimeEvent as FfiEvent
+import io.supabase.realtime.ffi.SubscribeStatus as FfiSubscribeStatus
+
+internal val log: Logger = Logger.getLogger("io.supabase.realtime")
+
+/**
+ * One channel (topic `realtime:<name>`), from [RealtimeClient.channel]. Flows are cold: each
+ * collection receives what arrives while it is collected, and a flow may be collected any
+ * number of times. Start collecting (and create postgres/presence flows) before [subscribe].
+ *
+ * ```
+ * val channel = client.channel("room1") { broadcast { receiveOwnBroadcasts = true } }
+ * val messages = channel.broadcastFlow<Message>("message")
+ * val inserts = channel.postgresChangeFlow<PostgresAction.Insert>("public") { table = "messages" }
+ * scope.launch { messages.collect { println(it.text) } }
+ * scope.launch { inserts.collect { println(it.decodeRecord<Message>()) } }
+ * channel.subscribe()                       // returns on SUBSCRIBED, throws RealtimeException
+ * channel.send("message", Message("hi"))
+ * ```
+ *
+ * A channel is single-use: once it is unsubscribed or failed for good, get a new one.
+ */
+class RealtimeChannel internal constructor(
+    internal val ffi: FfiChannel,
+    @PublishedApi internal val serializer: Json,
+) {
+    /** The wire topic, `realtime:<name>`. */
+    val topic: String = ffi.topic()
+
+    private val _status = MutableStateFlow(ChannelStatus.UNSUBSCRIBED)
+
+    /** This channel's state; updated on the library's dispatch thread. */
+    val status: StateFlow<ChannelStatus> = _status.asStateFlow()
+
+    private val events = Fanout<RealtimeEvent>()
+    private val broadcasts = Fanout<BroadcastMessage>()
+    private val presence = Fanout<PresenceAction>()
+    private val changes = java.util.concurrent.CopyOnWriteArrayList<Fanout<PostgresAction>>()
+
+    @Volatile
+    private var presenceRegistered = false
+
+    /** True once the channel closed for good (the client then hands out a new one for its name). */
+    @Volatile
+    internal var finished = false
+        private set
+
+    // One listener per channel feeds the status, events() and broadcast flows, so an event
+    // crosses from the library once however many flows collect it.
+    init {
+        ffi.onEvent(object : FfiEventListener {
+        override fun onEvent(event: FfiEvent) {
+            try {
+                route(event)
+            } catch (e: Throwable) {
+                log.log(Level.WARNING, "$topic: event delivery failed", e)
+            }
+        }
+    })
+    }
+
+    private fun route(event: FfiEvent) {
+        when (event) {
+            is FfiEvent.Broadcast -> if (broadcasts.isEmpty && events.isEmpty) return
+            is FfiEvent.ChannelStatus -> updateStatus(event)
+            // delivered by their own listeners (which also carry the binding's identity)
+            is FfiEvent.PostgresChange, is FfiEvent.Presence -> if (events.isEmpty) return
+            else -> if (events.isEmpty) return
+        }
+        val e = event.toPublic(serializer)
+        if (e is BroadcastMessage) broadcasts.emit(e)
+        events.emit(e)
+        if (finished) closeFlows()
+    }
+
+    /** The channel is done (closed for good, or its client shut down): every flow completes. */
+    internal fun closeFlows() {
+        finished = true
+        _status.value = ChannelStatus.UNSUBSCRIBED
+        events.close()
+        broadcasts.close()
+        presence.close()
+        changes.forEach { it.close() }
+    }
+
+    private fun updateStatus(e: FfiEvent.ChannelStatus) {
+        val terminal = e.status == FfiSubscribeStatus.CLOSED ||
+            e.errorKind == io.supabase.realtime.ffi.ErrorKind.TERMINAL || e.tokenRejected
+        _status.value = when {
+            e.status == FfiSubscribeStatus.SUBSCRIBED -> ChannelStatus.SUBSCRIBED
+            terminal -> ChannelStatus.UNSUBSCRIBED
+            else -> ChannelStatus.SUBSCRIBING // recoverable: the client rejoins by itself
+        }
+        if (terminal) finished = true
+    }
+
+    /**
+     * Joins (connecting the client if needed). With [blockUntilSubscribed] (the default) it
+     * returns on SUBSCRIBED and throws [RealtimeException] with the server's reason otherwise
+     * (`ChannelError`, `Timeout`); without, it only starts joining and [status] tells the rest.
+     */
+    suspend fun subscribe(blockUntilSubscribed: Boolean = true) {
+        _status.compareAndSet(ChannelStatus.UNSUBSCRIBED, ChannelStatus.SUBSCRIBING)
+        if (!blockUntilSubscribed) return ffiCall { ffi.subscribeNowait() }
+        ffiCall { ffi.subscribe() }
+        // The SUBSCRIBED event may still be queued; unless something newer already arrived,
+        // the state is known now.
+        _status.compareAndSet(ChannelStatus.SUBSCRIBING, ChannelStatus.SUBSCRIBED)
+    }
+
+    /** Leaves; returns once the server confirmed (or the push timed out). */
+    suspend fun unsubscribe() {
+        if (_status.value != ChannelStatus.UNSUBSCRIBED) _status.value = ChannelStatus.UNSUBSCRIBING
+        ffiCall { ffi.unsubscribe() }
+    }
+
+    /** Broadcasts JSON; with `acknowledgeBroadcasts` it returns once the server acknowledged. */
+    suspend fun send(event: String, message: JsonElement) =
+        ffiCall { ffi.sendBroadcast(event, FfiPayload.Json(message.toString())) }
+
+    /** Broadcasts [message] encoded with the client's serializer. */
+    suspend inline fun <reified T> send(event: String, message: T) = send(event, serializer.encodeToJsonElement(message))
+
+    /** Broadcasts bytes (a binary frame, protocol 2.0.0). */
+    suspend fun send(event: String, bytes: ByteArray) = ffiCall { ffi.sendBroadcast(event, FfiPayload.Binary(bytes)) }
+
+    /** Broadcasts over REST: works without joining. */
+    suspend fun httpSend(event: String, message: JsonElement) =
+        ffiCall { ffi.httpSend(event, FfiPayload.Json(message.toString())) }
+
+    /** Tracks this client's presence with [state] (a JSON object); call again to update it. */
+    suspend fun track(state: JsonObject) = ffiCall { ffi.track(state.toString()) }
+
+    /** Tracks [state] encoded with the client's serializer (it must encode to a JSON object). */
+    suspend inline fun <reified T> track(state: T) = track(serializer.encodeToJsonElement(state).jsonObject)
+
+    suspend fun untrack() = ffiCall { ffi.untrack() }
+
+    /** The current presence state: key → the presences tracked under it. */
+    fun presenceState(): Map<String, List<Presence>> =
+        Json.parseToJsonElement(ffi.presenceStateJson()).jsonObject.mapValues { (_, v) -> presences(v.jsonArray.toString()) }
+
+    /** Every event of this channel (statuses, broadcasts, presence, changes, system), cold. */
+    fun events(): Flow<RealtimeEvent> = events.flow()
+
+    /** Broadcasts named [event] (case-insensitive; `"*"` for all), cold. */
+    fun broadcastFlow(event: String): Flow<BroadcastMessage> =
+        if (event == "*") broadcasts.flow() else broadcasts.flow { it.event.equals(event, ignoreCase = true) }
+
+    /**
+     * Broadcasts named [event] with their JSON payload decoded as [T] (supabase-kt's
+     * `broadcastFlow<T>`). Payloads that do not decode (and binary ones) are skipped and logged
+     * on the `io.supabase.realtime` logger.
+     */
+    @JvmName("broadcastFlowOf")
+    inline fun <reified T> broadcastFlow(event: String): Flow<T> = broadcastFlow(event, serializer.serializersModule.serializer<T>())
+
+    fun <T> broadcastFlow(event: String, deserializer: DeserializationStrategy<T>): Flow<T> =
+        broadcastFlow(event).mapNotNull { m ->
+            val json = m.json ?: return@mapNotNull null
+            try {
+                serializer.decodeFromString(deserializer, json)
+            } catch (e: IllegalArgumentException) {
+                log.warning("$topic: broadcast '${m.event}' skipped, not a ${deserializer.descriptor.serialName}: ${e.message}")
+                null
+            }
+        }
+
+    /**
+     * Database changes of type [T] ([PostgresAction.Insert], `Update`, `Delete`, or
+     * [PostgresAction] for all) in [schema], narrowed by [filter]. The binding is added when
+     * this is called, so call it before [subscribe] (afterwards it throws
+     * [RealtimeException.InvalidArgument]); the returned flow is cold like the others.
+     */
+    inline fun <reified T : PostgresAction> postgresChangeFlow(
+        schema: String = "public",
+        noinline filter: PostgresChangeFilter.() -> Unit = {},
+    ): Flow<T> = postgresChangeFlow(T::class, schema, filter)
+
+    @PublishedApi
+    internal fun <T : PostgresAction> postgresChangeFlow(
+        action: KClass<T>,
+        schema: String,
+        filter: PostgresChangeFilter.() -> Unit,
+    ): Flow<T> {
+        val event = when (action) {
+            PostgresAction.Insert::class -> "INSERT"
+            PostgresAction.Update::class -> "UPDATE"
+            PostgresAction.Delete::class -> "DELETE"
+            else -> "*"
+        }
+        val fanout = Fanout<PostgresAction>()
+        val binding = PostgresChangeFilter(event, schema).apply(filter).toFfi()
+        ffiCall {
+            ffi.onPostgresChanges(binding, object : FfiChangeListener {
+                override fun onChange(change: FfiChange) = fanout.emit(change.toPublic(serializer))
+            })
+        }
+        changes += fanout
+        return fanout.flow().filterIsInstance(action)
+    }
+
+    /**
+     * Presence joins and leaves (supabase-kt's `presenceChangeFlow`); decode states with
+     * [decodeJoinsAs]/[decodeLeavesAs]. The first call turns presence on for this channel, so
+     * make it before [subscribe] (or set `presence { enabled = true }`).
+     */
+    fun presenceChangeFlow(): Flow<PresenceAction> {
+        synchronized(this) {
+            if (!presenceRegistered) {
+                ffi.onPresence(object : FfiPresenceListener {
+                    override fun onPresence(event: FfiPresence) {
+                        val e = event.toPublic(serializer)
+                        if (e is RealtimeEvent.PresenceChange) presence.emit(e.action)
+                    }
+                })
+                presenceRegistered = true
+            }
+        }
+        return presence.flow()
+    }
+
+    override fun toString() = "RealtimeChannel($topic, ${status.value})"
+}
