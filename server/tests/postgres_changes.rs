@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use supa_realtime_server::postgres::{
-    DbBroadcast, Extension, PgChanges, PgEvent, PgSubscription, Subscriber,
+    DbBroadcast, Extension, Options, PgChanges, PgEvent, PgSubscription, Source, Subscriber,
 };
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls};
@@ -59,9 +59,20 @@ async fn sql() -> Client {
     client
 }
 
+/// The change source under test: the stream, or the poller with `CHANGES_SOURCE=poll`.
+fn options() -> Options {
+    Options {
+        source: match std::env::var("CHANGES_SOURCE").as_deref() {
+            Ok("poll") => Source::Poll,
+            _ => Source::Stream,
+        },
+        ..Options::default()
+    }
+}
+
 async fn connect() -> (Arc<PgChanges>, mpsc::UnboundedReceiver<DbBroadcast>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let pg = PgChanges::connect(database_url(), tx)
+    let pg = PgChanges::connect(database_url(), &options(), tx)
         .await
         .expect("connect");
     (pg, rx)
@@ -661,17 +672,22 @@ async fn select_lists_401_and_failing_policies() {
                 2,
                 json!({"event":"INSERT","schema":"public","table":"nokey_priv_t"}),
             ),
-            (
-                3,
-                json!({"event":"INSERT","schema":"public","table":"boom_t"}),
-            ),
         ],
         anon(),
     )
     .await;
+    let mut boom = subscribed(
+        &pg,
+        vec![(
+            3,
+            json!({"event":"INSERT","schema":"public","table":"boom_t"}),
+        )],
+        anon(),
+    )
+    .await;
     db.batch_execute(
-        "insert into sel_t values (1, 'a', 'b', 'c'); insert into nokey_priv_t values (1, 'v');
-         insert into boom_t values (1, 'secret')",
+        "insert into boom_t values (1, 'secret'); insert into sel_t values (1, 'a', 'b', 'c');
+         insert into nokey_priv_t values (1, 'v')",
     )
     .await
     .unwrap();
@@ -688,13 +704,21 @@ async fn select_lists_401_and_failing_policies() {
     assert_eq!(c["ids"], json!([2]));
     assert_eq!(c["data"]["errors"], json!(["Error 401: Unauthorized"]));
     assert_eq!(c["data"]["record"], json!({}));
-    let c = s.change().await;
-    assert_eq!(c["ids"], json!([3]));
-    assert_eq!(
-        c["data"]["errors"],
-        json!(["Error 500: Internal Server Error, RLS policy evaluation failed"])
+    // A policy that raises: that subscription (only) gets a system error and is dropped.
+    let (status, message) = boom.system().await;
+    assert_eq!(status, "error");
+    assert!(
+        message.ends_with("Exception: ERROR 22012 (division_by_zero) division by zero"),
+        "{message}"
     );
-    assert!(!c.to_string().contains("secret"));
+    assert!(!message.contains("secret"));
+    db.batch_execute(
+        "insert into boom_t values (2, 'more'); insert into sel_t values (2, 'a', 'b', 'c')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.change().await["data"]["record"]["id"], 2);
+    boom.assert_empty();
 }
 
 #[tokio::test]
