@@ -11,7 +11,7 @@
 //! pipelined on one connection: a regex that hits the statement timeout costs the other
 //! subscribers that timeout once, and the failing condition is known exactly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures_util::future::join_all;
 use tokio_postgres::types::ToSql;
@@ -161,6 +161,33 @@ pub async fn validate(client: &Client, c: &TypedCondition) -> Result<(), String>
         }
     }
     Ok(())
+}
+
+/// The conditions whose only check is that their value casts to the column type (`eq`,
+/// `neq`, `lt`, `lte`, `gt`, `gte`, `isdistinct`), checked with one query per type. Returns
+/// those that passed; the others are left for [`validate`], which names the error.
+pub async fn validate_casts(
+    client: &Client,
+    conditions: Vec<&TypedCondition>,
+) -> HashSet<TypedCondition> {
+    let mut by_type: HashMap<&str, Vec<&TypedCondition>> = HashMap::new();
+    for c in conditions {
+        if matches!(
+            c.cond.op.as_str(),
+            "eq" | "neq" | "lt" | "lte" | "gt" | "gte" | "isdistinct"
+        ) {
+            by_type.entry(&c.column_type).or_default().push(c);
+        }
+    }
+    let mut ok = HashSet::new();
+    for (t, conds) in by_type {
+        let values: Vec<&str> = conds.iter().map(|c| c.cond.value.as_str()).collect();
+        let sql = format!("select count(to_jsonb(v::{t})) from unnest($1::text[]) v");
+        if client.query_one(&sql, &[&values]).await.is_ok() {
+            ok.extend(conds.into_iter().cloned());
+        }
+    }
+    ok
 }
 
 /// Whether a LIKE pattern ends with an unescaped backslash (PostgreSQL errors on it only when

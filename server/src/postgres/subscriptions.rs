@@ -109,8 +109,18 @@ pub fn exception_message(log: &str, exception: &str) -> String {
 /// A table's columns as one role sees them: `name → (type, selectable)`.
 type Columns = HashMap<String, (String, bool)>;
 
+/// A binding checked up to its filter values: its tables and conditions, or its error.
+type Checked = Result<
+    (
+        Params,
+        String,
+        HashMap<(String, String), Vec<TypedCondition>>,
+    ),
+    String,
+>;
+
 /// Checks every binding as Supabase checks a `realtime.subscription` row; the first failure
-/// is the `system` error message.
+/// (in binding order) is the `system` error message.
 pub async fn resolve(
     client: &Client,
     allowed_roles: &[String],
@@ -118,75 +128,85 @@ pub async fn resolve(
     events: mpsc::UnboundedSender<PgEvent>,
 ) -> Result<Subscription, String> {
     let role = role_of(&subscriber.claims);
+    let mut checked: Vec<(u32, Checked)> = vec![];
     let mut role_checked = false;
+    let mut published: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
     let mut columns_of: HashMap<(String, String), Columns> = HashMap::new();
-    let mut validated: HashSet<TypedCondition> = HashSet::new();
-    let mut bindings = vec![];
     for (id, map) in &subscriber.bindings {
-        let params = Params::parse(map)?;
-        let log = params.to_log();
-        let fail = |e: String| exception_message(&log, &e);
-        let pattern = |p: &str| {
-            if p == "*" {
-                "%".to_string()
-            } else {
-                p.to_string()
+        let result = async {
+            let params = Params::parse(map)?;
+            let log = params.to_log();
+            let fail = |e: String| exception_message(&log, &e);
+            let patterns = (pattern(&params.schema), pattern(&params.table));
+            if !published.contains_key(&patterns) {
+                let tables = publication_tables(client, &patterns).await.map_err(fail)?;
+                published.insert(patterns.clone(), tables);
             }
-        };
-        let rows = client
-            .query(
-                "select schemaname::text, tablename::text from pg_publication_tables \
-                 where pubname = $1 and schemaname like $2 escape '' and tablename like $3 escape '' \
-                 order by 1, 2",
-                &[&PUBLICATION, &pattern(&params.schema), &pattern(&params.table)],
-            )
-            .await
-            .map_err(|e| fail(db::message(&e)))?;
-        if rows.is_empty() {
-            return Err(format!(
-                "Unable to subscribe to changes with given parameters. Please check Realtime is enabled for the given connect parameters: [{log}]"
-            ));
-        }
-        if !role_checked {
-            roles::check(client, allowed_roles, &role)
-                .await
-                .map_err(fail)?;
-            role_checked = true;
-        }
-        let mut tables = HashMap::new();
-        for r in rows {
-            let key: (String, String) = (r.get(0), r.get(1));
-            if !columns_of.contains_key(&key) {
-                let cols = table_columns(client, &key, &role).await.map_err(fail)?;
-                columns_of.insert(key.clone(), cols);
+            let keys = &published[&patterns];
+            if keys.is_empty() {
+                return Err(format!(
+                    "Unable to subscribe to changes with given parameters. Please check Realtime is enabled for the given connect parameters: [{log}]"
+                ));
             }
-            let cols = &columns_of[&key];
-            let mut conditions = vec![];
-            for cond in &params.filters {
-                let Some((column_type, true)) = cols.get(&cond.column) else {
-                    return Err(fail(db::raised(&format!(
-                        "invalid column for filter {}",
-                        cond.column
-                    ))));
-                };
-                let typed = TypedCondition {
-                    cond: cond.clone(),
-                    column_type: column_type.clone(),
-                };
-                if !validated.contains(&typed) {
-                    filter::validate(client, &typed).await.map_err(fail)?;
-                    validated.insert(typed.clone());
+            if !role_checked {
+                roles::check(client, allowed_roles, &role).await.map_err(fail)?;
+                role_checked = true;
+            }
+            let mut tables = HashMap::new();
+            for key in keys {
+                if !columns_of.contains_key(key) {
+                    let cols = table_columns(client, key, &role).await.map_err(fail)?;
+                    columns_of.insert(key.clone(), cols);
                 }
-                conditions.push(typed);
-            }
-            for column in params.select.iter().flatten() {
-                if !matches!(cols.get(column), Some((_, true))) {
-                    return Err(fail(db::raised(&format!(
-                        "invalid column for select {column}"
-                    ))));
+                let cols = &columns_of[key];
+                let mut conditions = vec![];
+                for cond in &params.filters {
+                    let Some((column_type, true)) = cols.get(&cond.column) else {
+                        return Err(fail(db::raised(&format!(
+                            "invalid column for filter {}",
+                            cond.column
+                        ))));
+                    };
+                    conditions.push(TypedCondition {
+                        cond: cond.clone(),
+                        column_type: column_type.clone(),
+                    });
                 }
+                for column in params.select.iter().flatten() {
+                    if !matches!(cols.get(column), Some((_, true))) {
+                        return Err(fail(db::raised(&format!(
+                            "invalid column for select {column}"
+                        ))));
+                    }
+                }
+                tables.insert(key.clone(), conditions);
             }
-            tables.insert(key, conditions);
+            Ok((params, log, tables))
+        }
+        .await;
+        let failed = result.is_err();
+        checked.push((*id, result));
+        if failed {
+            break;
+        }
+    }
+    // Filter values: checked in bulk first (thousands of bindings cost a few queries), and
+    // one by one only where that found a problem, to name the first failing binding.
+    let all: HashSet<&TypedCondition> = checked
+        .iter()
+        .filter_map(|(_, c)| c.as_ref().ok())
+        .flat_map(|(_, _, tables)| tables.values().flatten())
+        .collect();
+    let mut validated = filter::validate_casts(client, all.into_iter().collect()).await;
+    let mut bindings = vec![];
+    for (id, result) in checked {
+        let (params, log, tables) = result?;
+        for cond in tables.values().flatten() {
+            if validated.insert(cond.clone()) {
+                filter::validate(client, cond)
+                    .await
+                    .map_err(|e| exception_message(&log, &e))?;
+            }
         }
         let action = match params.event.as_str() {
             "INSERT" => Some(Action::Insert),
@@ -195,10 +215,10 @@ pub async fn resolve(
             _ => None,
         };
         bindings.push(Binding {
-            id: *id,
+            id,
             action,
             tables,
-            select: params.select.clone(),
+            select: params.select,
             log,
         });
     }
@@ -208,6 +228,31 @@ pub async fn resolve(
         bindings,
         events,
     })
+}
+
+/// `*` means every schema or table.
+fn pattern(p: &str) -> String {
+    if p == "*" {
+        "%".to_string()
+    } else {
+        p.to_string()
+    }
+}
+
+async fn publication_tables(
+    client: &Client,
+    (schema, table): &(String, String),
+) -> Result<Vec<(String, String)>, String> {
+    let rows = client
+        .query(
+            "select schemaname::text, tablename::text from pg_publication_tables \
+             where pubname = $1 and schemaname like $2 escape '' and tablename like $3 escape '' \
+             order by 1, 2",
+            &[&PUBLICATION, schema, table],
+        )
+        .await
+        .map_err(|e| db::message(&e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 async fn table_columns(
