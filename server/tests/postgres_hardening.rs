@@ -540,8 +540,9 @@ async fn a_restart_on_a_permanent_slot_loses_and_repeats_nothing() {
     drop_slot(&db, &slot).await;
 }
 
-/// Finding 1 (supervision): the replication connection is cut from the database side; the
-/// stream reconnects on its permanent slot and every change arrives exactly once.
+/// Finding 1 (supervision): the replication connection and the fan-out's query connection
+/// are cut from the database side; the stream reconnects on its permanent slot, the batch in
+/// flight is retried on a new query connection, and every change arrives exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_reconnects_without_losing_a_change() {
     let db = pg::sql().await;
@@ -580,6 +581,22 @@ async fn the_stream_reconnects_without_losing_a_change() {
             .unwrap();
     }
     expect_rows(&mut c, "reconnect", 2..=4).await;
+    // Every server's fan-out connection (other tests' servers retry their batch too).
+    let killed = db
+        .query(
+            "select pg_terminate_backend(pid) from pg_stat_activity \
+             where application_name = 'supa-realtime-server/changes'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!killed.is_empty());
+    for id in 5..=7 {
+        db.execute("insert into hard_reconnect values ($1)", &[&id])
+            .await
+            .unwrap();
+    }
+    expect_rows(&mut c, "reconnect", 5..=7).await;
     c.expect_silence().await;
     stop(server).await;
     drop_slot(&db, &slot).await;

@@ -76,6 +76,11 @@ impl Fanout {
         let client = db::open(&self.config, Some(self.statement_timeout))
             .await
             .map_err(fail)?;
+        // Named apart from the short request/response connections, for operators.
+        client
+            .batch_execute("set application_name = 'supa-realtime-server/changes'")
+            .await
+            .map_err(fail)?;
         rls::install(&client).await.map_err(fail)?;
         let meta = client.prepare(META_SQL).await.map_err(fail)?;
         let conn = Arc::new(Conn { client, meta });

@@ -125,6 +125,10 @@ async fn open_slot(config: &Config) -> Result<(Client, String), String> {
         .await
         .map_err(|e| format!("could not connect to PostgreSQL: {}", db::message(&e)))?;
     client
+        .batch_execute("set application_name = 'supa-realtime-server/replication'")
+        .await
+        .map_err(|e| db::message(&e))?;
+    client
         .query_one(
             "select pg_create_logical_replication_slot($1, 'wal2json', true)",
             &[&slot],

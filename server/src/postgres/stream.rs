@@ -166,7 +166,7 @@ impl Stream {
         .with_options(
             "-c timezone=UTC -c datestyle=ISO,YMD -c intervalstyle=postgres -c bytea_output=hex",
         )
-        .with_application_name("supa-realtime-server")
+        .with_application_name("supa-realtime-server/replication")
         // Makes `feedback_pending_since` tell when the last confirmation was sent.
         .with_feedback_observer(FeedbackObserver::new(|_| {}));
         let fail = |e: pgwire_replication::PgWireError| e.to_string();
