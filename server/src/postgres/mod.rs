@@ -116,6 +116,14 @@ impl Default for Options {
     }
 }
 
+/// PostgreSQL's rule for slot names (they are spliced into replication commands).
+fn valid_slot_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// Quotes an identifier for SQL.
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -234,7 +242,12 @@ impl PgChanges {
         let task = match options.source {
             Source::Stream => {
                 let slot = match &options.slot {
-                    Some(name) => stream::Slot::Permanent(name.clone()),
+                    Some(name) if valid_slot_name(name) => stream::Slot::Permanent(name.clone()),
+                    Some(name) => {
+                        return Err(format!(
+                            "invalid replication slot name {name:?}: use 1 to 63 lowercase letters, digits and underscores"
+                        ))
+                    }
                     None => stream::Slot::Temporary,
                 };
                 let stream =

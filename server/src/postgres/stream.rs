@@ -476,8 +476,7 @@ fn start_error(e: &str, slot: &Slot) -> String {
     } else if e.contains("42501") || e.contains("permission") || e.contains("replication") {
         format!(
             "could not start logical replication: {e}. Fix: connect as a superuser or a role with REPLICATION \
-             (`ALTER ROLE <you> WITH REPLICATION;`), allow replication connections in pg_hba.conf, and make sure \
-             max_replication_slots and max_wal_senders have room"
+             (`ALTER ROLE <you> WITH REPLICATION;`), and make sure max_replication_slots and max_wal_senders have room"
         )
     } else {
         format!("could not start logical replication: {e}")
