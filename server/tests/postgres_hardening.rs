@@ -65,6 +65,38 @@ async fn join_changes(
     )
 }
 
+/// Joins and asserts that the subscription is in place.
+async fn subscribed(c: &mut Client, topic: &str, bindings: Value, token: &str) {
+    let (status, message) = join_changes(c, topic, bindings, token).await;
+    assert_eq!(
+        (status.as_str(), message.as_str()),
+        ("ok", "Subscribed to PostgreSQL")
+    );
+}
+
+/// Joins and asserts that the subscription is refused; returns the error message.
+async fn refused(c: &mut Client, topic: &str, bindings: Value, token: &str) -> String {
+    let (status, message) = join_changes(c, topic, bindings, token).await;
+    assert_eq!(status, "error", "{topic}: {message}");
+    message
+}
+
+/// Asserts that the next event on `topic` is the `system` error that drops its subscription,
+/// ending with `exception`.
+async fn expect_dropped(c: &mut Client, topic: &str, exception: &str) {
+    let f = next_event(c, topic).await;
+    assert_eq!(
+        (f.event.as_str(), &f.payload["status"]),
+        ("system", &json!("error")),
+        "{f:?}"
+    );
+    let message = f.payload["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(&format!("Exception: {exception}")),
+        "{message}"
+    );
+}
+
 /// The next `postgres_changes` frame on `topic` (other topics' frames are skipped).
 async fn next_change(c: &mut Client, topic: &str) -> Frame {
     let wire_topic = format!("realtime:{topic}");
@@ -131,14 +163,13 @@ async fn one_bad_subscription_never_stops_the_feed() {
     let mut c = Client::connect(&server, Vsn::V2).await;
 
     // A LIKE pattern ending with its escape character (validation used to never match it).
-    let (status, message) = join_changes(
+    let message = refused(
         &mut c,
         "like",
         binding("hard_ok", Some("body=like.%\\")),
         &anon,
     )
     .await;
-    assert_eq!(status, "error");
     assert_eq!(
         message,
         format!("{UNABLE}: [event: *, schema: public, table: hard_ok, filters: [{{\"body\", \"like\", \"%\\\\\", false}}], select: nil]. Exception: ERROR 22025 (invalid_escape_sequence) LIKE pattern must not end with escape character")
@@ -147,9 +178,7 @@ async fn one_bad_subscription_never_stops_the_feed() {
 
     // A role claim naming an existing role in another case is not that role.
     let other_case = token(&server, json!({"role": "Anon"}));
-    let (status, message) =
-        join_changes(&mut c, "case", binding("hard_ok", None), &other_case).await;
-    assert_eq!(status, "error");
+    let message = refused(&mut c, "case", binding("hard_ok", None), &other_case).await;
     assert!(
         message.ends_with("Exception: ERROR 42704 (undefined_object) role \"Anon\" does not exist"),
         "{message}"
@@ -162,32 +191,21 @@ async fn one_bad_subscription_never_stops_the_feed() {
         &server,
         json!({"role": "authenticated", "sub": "user_2abc"}),
     );
-    let (status, _) = join_changes(&mut c, "uid", binding("hard_uid", None), &third_party).await;
-    assert_eq!(status, "ok");
+    subscribed(&mut c, "uid", binding("hard_uid", None), &third_party).await;
     db.batch_execute("insert into hard_uid values (1, '11111111-1111-1111-1111-111111111111')")
         .await
         .unwrap();
-    let f = next_event(&mut c, "uid").await;
-    assert_eq!(f.event, "system", "{f:?}");
-    assert_eq!(f.payload["status"], "error");
-    assert!(
-        f.payload["message"]
-            .as_str()
-            .unwrap()
-            .ends_with("Exception: ERROR 22P02 (invalid_text_representation) invalid input syntax for type uuid: \"user_2abc\""),
-        "{f:?}"
-    );
+    expect_dropped(&mut c, "uid", "ERROR 22P02 (invalid_text_representation) invalid input syntax for type uuid: \"user_2abc\"").await;
     expect_marker(&mut healthy, &db).await;
 
     // A routine migration changes the type of a filtered column.
-    let (status, _) = join_changes(
+    subscribed(
         &mut c,
         "alter",
         binding("hard_alter", Some("n=eq.5")),
         &anon,
     )
     .await;
-    assert_eq!(status, "ok");
     db.batch_execute("insert into hard_alter values (1, 5)")
         .await
         .unwrap();
@@ -201,15 +219,12 @@ async fn one_bad_subscription_never_stops_the_feed() {
     )
     .await
     .unwrap();
-    let f = next_event(&mut c, "alter").await;
-    assert_eq!(f.event, "system", "{f:?}");
-    assert!(
-        f.payload["message"]
-            .as_str()
-            .unwrap()
-            .ends_with("Exception: ERROR 22P02 (invalid_text_representation) invalid input syntax for type integer: \"five\""),
-        "{f:?}"
-    );
+    expect_dropped(
+        &mut c,
+        "alter",
+        "ERROR 22P02 (invalid_text_representation) invalid input syntax for type integer: \"five\"",
+    )
+    .await;
     expect_marker(&mut healthy, &db).await;
     c.heartbeat().await;
     c.expect_silence().await;
@@ -296,22 +311,20 @@ async fn filters_on_columns_the_role_cannot_read_are_refused() {
     let server = start(Options::default(), Limits::default()).await;
     let anon = server.anon_key();
     let mut c = Client::connect(&server, Vsn::V2).await;
-    let (status, message) = join_changes(
+    let message = refused(
         &mut c,
         "oracle",
         binding("hard_hidden", Some("hidden=eq.guess")),
         &anon,
     )
     .await;
-    assert_eq!(status, "error");
     assert_eq!(
         message,
         format!("{UNABLE}: [event: *, schema: public, table: hard_hidden, filters: [{{\"hidden\", \"eq\", \"guess\", false}}], select: nil]. Exception: ERROR P0001 (raise_exception) invalid column for filter hidden")
     );
     let select =
         json!([{"event": "*", "schema": "public", "table": "hard_hidden", "select": ["hidden"]}]);
-    let (status, message) = join_changes(&mut c, "peek", select, &anon).await;
-    assert_eq!(status, "error");
+    let message = refused(&mut c, "peek", select, &anon).await;
     assert!(
         message
             .ends_with("Exception: ERROR P0001 (raise_exception) invalid column for select hidden"),
@@ -319,14 +332,13 @@ async fn filters_on_columns_the_role_cannot_read_are_refused() {
     );
     // The role that may read it may filter on it.
     let service = server.service_role_key();
-    let (status, _) = join_changes(
+    subscribed(
         &mut c,
         "service",
         binding("hard_hidden", Some("hidden=eq.guess")),
         &service,
     )
     .await;
-    assert_eq!(status, "ok");
     db.batch_execute("insert into hard_hidden values (1, 'b', 'nope'), (2, 'b', 'guess')")
         .await
         .unwrap();
@@ -352,7 +364,7 @@ async fn a_catastrophic_regex_costs_only_its_own_subscription() {
     let server = start(options, Limits::default()).await;
     let anon = server.anon_key();
     let mut c = Client::connect(&server, Vsn::V2).await;
-    let (status, _) = join_changes(
+    subscribed(
         &mut c,
         "regex",
         binding(
@@ -362,10 +374,8 @@ async fn a_catastrophic_regex_costs_only_its_own_subscription() {
         &anon,
     )
     .await;
-    assert_eq!(status, "ok");
     let mut other = Client::connect(&server, Vsn::V2).await;
-    let (status, _) = join_changes(&mut other, "other", binding("hard_other", None), &anon).await;
-    assert_eq!(status, "ok");
+    subscribed(&mut other, "other", binding("hard_other", None), &anon).await;
     db.batch_execute(
         "insert into hard_regex select g, repeat('ab', 60) || 'c' from generate_series(1, 3) g;
          insert into hard_other values (1);",
@@ -374,14 +384,12 @@ async fn a_catastrophic_regex_costs_only_its_own_subscription() {
     .unwrap();
     let f = next_change(&mut other, "other").await;
     assert_eq!(f.payload["data"]["record"]["id"], 1);
-    let f = next_event(&mut c, "regex").await;
-    assert_eq!(f.event, "system", "{f:?}");
-    assert!(
-        f.payload["message"].as_str().unwrap().ends_with(
-            "Exception: ERROR 57014 (query_canceled) canceling statement due to statement timeout"
-        ),
-        "{f:?}"
-    );
+    expect_dropped(
+        &mut c,
+        "regex",
+        "ERROR 57014 (query_canceled) canceling statement due to statement timeout",
+    )
+    .await;
     db.batch_execute("insert into hard_regex values (4, 'x'); insert into hard_other values (2)")
         .await
         .unwrap();
@@ -432,14 +440,13 @@ async fn role_claims_outside_the_api_roles_are_refused() {
     .enumerate()
     {
         let t = token(&server, json!({"role": role}));
-        let (status, message) = join_changes(
+        let message = refused(
             &mut c,
             &format!("role-{i}"),
             binding("hard_roles", None),
             &t,
         )
         .await;
-        assert_eq!(status, "error", "{role}");
         assert!(
             message.ends_with(&format!("Exception: {expected}")),
             "{role}: {message}"
@@ -510,8 +517,7 @@ async fn a_restart_on_a_permanent_slot_loses_and_repeats_nothing() {
     let server = start(options.clone(), Limits::default()).await;
     let mut c = Client::connect(&server, Vsn::V2).await;
     let key = server.anon_key();
-    let (status, _) = join_changes(&mut c, "restart", binding("hard_restart", None), &key).await;
-    assert_eq!(status, "ok");
+    subscribed(&mut c, "restart", binding("hard_restart", None), &key).await;
     for id in 1..=5 {
         db.execute("insert into hard_restart values ($1)", &[&id])
             .await
@@ -529,8 +535,7 @@ async fn a_restart_on_a_permanent_slot_loses_and_repeats_nothing() {
     .unwrap();
     let server = start(options, Limits::default()).await;
     let mut c = Client::connect(&server, Vsn::V2).await;
-    let (status, _) = join_changes(&mut c, "restart", binding("hard_restart", None), &key).await;
-    assert_eq!(status, "ok");
+    subscribed(&mut c, "restart", binding("hard_restart", None), &key).await;
     db.execute("insert into hard_restart values (11)", &[])
         .await
         .unwrap();
@@ -554,14 +559,13 @@ async fn the_stream_reconnects_without_losing_a_change() {
     };
     let server = start(options, Limits::default()).await;
     let mut c = Client::connect(&server, Vsn::V2).await;
-    let (status, _) = join_changes(
+    subscribed(
         &mut c,
         "reconnect",
         binding("hard_reconnect", None),
         &server.anon_key(),
     )
     .await;
-    assert_eq!(status, "ok");
     db.execute("insert into hard_reconnect values (1)", &[])
         .await
         .unwrap();

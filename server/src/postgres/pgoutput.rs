@@ -231,10 +231,32 @@ mod tests {
         m
     }
 
-    fn text(m: &mut Vec<u8>, v: &str) {
-        m.push(b't');
-        m.extend((v.len() as u32).to_be_bytes());
-        m.extend(v.as_bytes());
+    /// A row message: `values` as `Some(text)`, `None` for NULL, `Some("\u{0}")` for an
+    /// unchanged TOASTed value.
+    fn row(action: u8, tuple: u8, values: &[Option<&str>]) -> Vec<u8> {
+        let mut m = vec![action];
+        m.extend(16384u32.to_be_bytes());
+        m.push(tuple);
+        m.extend((values.len() as u16).to_be_bytes());
+        for v in values {
+            match v {
+                None => m.push(b'n'),
+                Some("\u{0}") => m.push(b'u'),
+                Some(v) => {
+                    m.push(b't');
+                    m.extend((v.len() as u32).to_be_bytes());
+                    m.extend(v.as_bytes());
+                }
+            }
+        }
+        m
+    }
+
+    fn change(d: &mut Decoder, message: &[u8]) -> Change {
+        match d.decode(message, "ts").unwrap() {
+            Message::Change(c) => *c,
+            Message::Other => panic!("not a change"),
+        }
     }
 
     #[test]
@@ -245,46 +267,22 @@ mod tests {
             Message::Other
         ));
 
-        let mut m = vec![b'I'];
-        m.extend(16384u32.to_be_bytes());
-        m.push(b'N');
-        m.extend(3u16.to_be_bytes());
-        text(&mut m, "7");
-        m.push(b'n');
-        text(&mut m, "\\x0102");
-        let Message::Change(c) = d.decode(&m, "ts").unwrap() else {
-            panic!()
-        };
+        let c = change(
+            &mut d,
+            &row(b'I', b'N', &[Some("7"), None, Some("\\x0102")]),
+        );
         assert_eq!((c.action, c.table.as_str()), (Action::Insert, "t"));
         let values: Vec<_> = c.columns.iter().map(|c| c.value.as_deref()).collect();
         assert_eq!(values, [Some("7"), None, Some("0102")]);
 
         // UPDATE without an old tuple, an unchanged TOASTed body: identity from the new key.
-        let mut m = vec![b'U'];
-        m.extend(16384u32.to_be_bytes());
-        m.push(b'N');
-        m.extend(3u16.to_be_bytes());
-        text(&mut m, "7");
-        m.push(b'u');
-        m.push(b'n');
-        let Message::Change(c) = d.decode(&m, "ts").unwrap() else {
-            panic!()
-        };
+        let c = change(&mut d, &row(b'U', b'N', &[Some("7"), Some("\u{0}"), None]));
         assert_eq!(c.columns.len(), 2);
         assert_eq!(c.identity.len(), 1);
         assert_eq!(c.identity[0].name, "id");
 
         // DELETE with the key tuple: only key columns.
-        let mut m = vec![b'D'];
-        m.extend(16384u32.to_be_bytes());
-        m.push(b'K');
-        m.extend(3u16.to_be_bytes());
-        text(&mut m, "7");
-        m.push(b'n');
-        m.push(b'n');
-        let Message::Change(c) = d.decode(&m, "ts").unwrap() else {
-            panic!()
-        };
+        let c = change(&mut d, &row(b'D', b'K', &[Some("7"), None, None]));
         assert_eq!(c.action, Action::Delete);
         assert!(c.columns.is_empty());
         assert_eq!(c.identity.len(), 1);
