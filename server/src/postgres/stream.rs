@@ -408,27 +408,32 @@ async fn prepare_permanent(
             }
             // Whether decoding from the confirmed position yields anything for our
             // publications (bounded: a long backlog of unrelated WAL counts as waiting).
-            let peek = tokio::time::timeout(
-                Duration::from_secs(5),
-                sql.query_one(
+            // Bounded by the server's own statement timeout, so that a cut-off peek does not
+            // keep the slot busy.
+            sql.batch_execute("set statement_timeout = 5000")
+                .await
+                .map_err(fail)?;
+            let peek = sql
+                .query_one(
                     "select count(*) from pg_logical_slot_peek_binary_changes($1, null, 1, \
                      'proto_version', '1', 'publication_names', $2)",
                     &[&name, &publications.join(",")],
-                ),
-            )
-            .await;
-            Ok(match peek {
-                Ok(Ok(row)) => row.get::<_, i64>(0) > 0,
-                Ok(Err(e)) if e.code().map(|c| c.code()) == Some("55006") => {
-                    return Err(format!(
-                        "replication slot {name} is in use by another process ({}). Fix: stop the other server, or \
-                         start this one with --replication-slot OTHER_NAME or --temporary-slot",
-                        db::message(&e)
-                    ))
-                }
-                Ok(Err(e)) => return Err(db::message(&e)),
-                Err(_) => true,
-            })
+                )
+                .await;
+            sql.batch_execute("reset statement_timeout")
+                .await
+                .map_err(fail)?;
+            match peek {
+                Ok(row) => Ok(row.get::<_, i64>(0) > 0),
+                Err(e) if e.code().map(|c| c.code()) == Some("55006") => Err(format!(
+                    "replication slot {name} is in use by another process ({}). Fix: stop the other server, or \
+                     start this one with --replication-slot OTHER_NAME or --temporary-slot",
+                    db::message(&e)
+                )),
+                // A long backlog of WAL unrelated to us counts as waiting changes.
+                Err(e) if e.code().map(|c| c.code()) == Some("57014") => Ok(true),
+                Err(e) => Err(db::message(&e)),
+            }
         }
     }
 }
