@@ -370,8 +370,9 @@ async fn prepare_permanent(
     let fail = |e: tokio_postgres::Error| db::message(&e);
     let row = sql
         .query_opt(
-            "select plugin::text, database::text = current_database(), coalesce(wal_status = 'lost', false) \
-             from pg_replication_slots where slot_name = $1",
+            "select plugin::text, database::text = current_database(), \
+               coalesce(to_jsonb(s) ->> 'wal_status' = 'lost', false) \
+             from pg_replication_slots s where slot_name = $1",
             &[&name],
         )
         .await
