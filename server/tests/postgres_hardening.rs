@@ -401,6 +401,66 @@ async fn a_catastrophic_regex_costs_only_its_own_subscription() {
     stop(server).await;
 }
 
+/// Finding 3, the other side: a migration that holds a lock the RLS check needs makes the
+/// check wait (and retry) instead of timing out and dropping its subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_by_a_migration_delays_but_drops_nobody() {
+    let db = pg::sql().await;
+    table(&db, "hard_locked", "(id int primary key)").await;
+    db.batch_execute(
+        "drop table if exists hard_gate; create table hard_gate (ok bool); insert into hard_gate values (true);
+         grant select on hard_gate to anon;
+         alter table hard_locked enable row level security;
+         create policy gated on hard_locked for select to anon using (exists (select 1 from hard_gate where ok));",
+    )
+    .await
+    .unwrap();
+    let options = Options {
+        statement_timeout: Duration::from_millis(200),
+        ..Options::default()
+    };
+    let server = start(options, Limits::default()).await;
+    let mut c = Client::connect(&server, Vsn::V2).await;
+    subscribed(
+        &mut c,
+        "locked",
+        binding("hard_locked", None),
+        &server.anon_key(),
+    )
+    .await;
+    let mut migration = pg::sql().await;
+    let tx = migration.transaction().await.unwrap();
+    tx.batch_execute("lock table hard_gate in access exclusive mode")
+        .await
+        .unwrap();
+    db.execute("insert into hard_locked values (1)", &[])
+        .await
+        .unwrap();
+    // The fan-out's check waits on the lock, gives up, and waits again: two distinct waits
+    // prove at least one retry (a timeout used to drop the subscription instead).
+    let waiting =
+        "select a.query_start::text from pg_locks l join pg_stat_activity a on a.pid = l.pid \
+                   where l.relation = 'hard_gate'::regclass and not l.granted \
+                   and a.application_name = 'supa-realtime-server/changes'";
+    let deadline = tokio::time::Instant::now() + common::DEADLINE;
+    let mut starts = std::collections::HashSet::new();
+    while starts.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no retried lock wait"
+        );
+        for row in db.query(waiting, &[]).await.unwrap() {
+            starts.insert(row.get::<_, String>(0));
+        }
+        tokio::task::yield_now().await;
+    }
+    tx.commit().await.unwrap();
+    let f = next_event(&mut c, "locked").await;
+    assert_eq!(f.event, "postgres_changes", "{f:?}");
+    assert_eq!(f.payload["data"]["record"]["id"], 1);
+    stop(server).await;
+}
+
 /// Finding 4: RLS is evaluated only as the API roles; any other role claim is refused, on
 /// postgres_changes and on private channels alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ pub const SESSION: &str =
      set bytea_output = 'hex'; set application_name = 'supa-realtime-server'";
 
 /// Opens a connection with [`SESSION`]'s settings and, when given, a `statement_timeout` that
-/// bounds every query it runs.
+/// bounds every query it runs (and a `lock_timeout` of half of it).
 pub async fn open(
     config: &Config,
     statement_timeout: Option<Duration>,
@@ -29,8 +29,14 @@ pub async fn open(
     });
     client.batch_execute(SESSION).await?;
     if let Some(t) = statement_timeout {
+        // A lock wait (a migration holding a table) gives up first, with an error that says
+        // so: the query is retried rather than blamed on its subscriber.
+        let ms = t.as_millis().max(2);
         client
-            .batch_execute(&format!("set statement_timeout = {}", t.as_millis().max(1)))
+            .batch_execute(&format!(
+                "set statement_timeout = {ms}; set lock_timeout = {}",
+                ms / 2
+            ))
             .await?;
     }
     Ok(client)
@@ -119,14 +125,16 @@ pub fn message(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Whether an error says the connection (not the query) failed: the query is worth retrying
-/// on a new connection, and nobody's subscription is to blame.
+/// Whether an error is not the query's own fault (the connection failed, a lock stayed taken,
+/// a deadlock): the query is worth retrying, and nobody's subscription is to blame.
 pub fn is_transient(e: &tokio_postgres::Error) -> bool {
     match e.as_db_error() {
         None => true,
         Some(db) => {
             let code = db.code().code();
             code.starts_with("08")
+                || code.starts_with("40")
+                || code == "55P03"
                 || code.starts_with("53")
                 || code.starts_with("58")
                 || code.starts_with("XX")
@@ -153,6 +161,7 @@ fn condition_name(code: &str) -> &'static str {
         "22001" => "string_data_right_truncation",
         "54000" => "program_limit_exceeded",
         "55006" => "object_in_use",
+        "55P03" => "lock_not_available",
         "57014" => "query_canceled",
         "22023" => "invalid_parameter_value",
         "42883" => "undefined_function",

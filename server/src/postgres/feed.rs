@@ -38,9 +38,7 @@ impl Feed {
                 Ok(()) => break,
                 Err(e) => {
                     drop(registry);
-                    eprintln!(
-                        "supa-realtime-server: postgres changes: database connection failed, retrying the batch: {e}"
-                    );
+                    eprintln!("supa-realtime-server: postgres changes: retrying the batch: {e}");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = stop.wait_for(|s| *s) => return false,
