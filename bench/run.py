@@ -7,6 +7,8 @@ Run through scripts/bench, which builds and installs everything first. Settings 
                       contestants (20000)
   BENCH_LAT_MSGS      latency messages per run (5000) at BENCH_LAT_RATE per second (1000)
   BENCH_PG_ROWS       rows per postgres run (400) at BENCH_PG_RATE per second (100)
+  BENCH_PG_SERVER_ARGS extra server flags for the postgres runs, e.g. `--changes-source poll`
+                      to measure the polling source the stream replaced
   BENCH_MEM_SIZES     channel counts for the memory scenario (1,100,1000)
   BENCH_CONNECT_ITERS connect+join iterations per run (10)
   BENCH_ONLY          comma-separated contestant keys to run (default: all)
@@ -260,7 +262,7 @@ def run_pg(keys):
     db = m.group(1)
     server = None
     try:
-        server, url, key_ = start_server(["--database-url", db])
+        server, url, key_ = start_server(["--database-url", db, *os.environ.get("BENCH_PG_SERVER_ARGS", "").split()])
         setup = subprocess.run([str(BIN), "pg-setup", db], capture_output=True, text=True)
         if setup.returncode != 0:
             return {"error": "pg-setup: " + setup.stderr[-300:]}

@@ -28,6 +28,8 @@ pub struct Config {
     /// PostgreSQL for postgres_changes, private channels and database broadcasts. Without it,
     /// joins with postgres_changes bindings get a `system` error and private joins are refused.
     pub database_url: Option<String>,
+    /// How the database is used (change source, replication slot, statement timeout, roles).
+    pub postgres: crate::postgres::Options,
     /// Per-socket and per-channel limits.
     pub limits: Limits,
     /// A socket that sends no frame for this long is dropped (Phoenix's 60 s).
@@ -48,6 +50,7 @@ impl Default for Config {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             jwt_secret: DEFAULT_JWT_SECRET.to_owned(),
             database_url: None,
+            postgres: crate::postgres::Options::default(),
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(60),
             join_error_delay: Duration::ZERO,

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use supa_realtime_server::postgres::{Options, Source};
 use supa_realtime_server::{Config, Server};
 
 const HELP: &str = "\
@@ -28,6 +29,18 @@ OPTIONS:
     --database-url URL             PostgreSQL for postgres_changes, private channels and
                                    database broadcasts [env: DATABASE_URL]; without it those
                                    features are refused with a clear error
+    --replication-slot NAME        Permanent logical replication slot: changes committed while
+                                   the server is down are delivered after a restart
+                                   [default: supa_realtime]
+    --temporary-slot               Use a temporary slot per run instead (nothing survives a restart)
+    --resume-window-ms MS          After a restart with changes waiting in the slot, wait this long
+                                   for clients to resubscribe before delivering them [default: 5000]
+    --changes-source SOURCE        stream (logical replication, pgoutput) or poll (wal2json,
+                                   temporary slot, as hosted Supabase) [default: stream]
+    --db-statement-timeout-ms MS   statement_timeout of every query on the database [default: 1000]
+    --db-roles LIST                Roles RLS may be evaluated as, comma-separated, besides NOLOGIN
+                                   roles granted to the server's login role
+                                   [default: anon,authenticated,service_role]
     --max-channels-per-client N    Channels one socket may join [default: 100]
     --max-payload-bytes N          Largest broadcast/presence payload [default: 3000500]
     --max-frame-bytes N            Largest WebSocket frame; bigger closes the socket [default: 5000000]
@@ -45,6 +58,10 @@ OPTIONS:
 fn parse(args: Vec<String>) -> Result<Option<Config>, String> {
     let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
+        postgres: Options {
+            slot: Some("supa_realtime".into()),
+            ..Options::default()
+        },
         ..Config::default()
     };
     if let Ok(secret) = std::env::var("JWT_SECRET") {
@@ -101,6 +118,28 @@ fn parse(args: Vec<String>) -> Result<Option<Config>, String> {
             "--join-error-delay-ms" => config.join_error_delay = ms(value()?)?,
             "--connect-error-delay-ms" => config.connect_error_delay = ms(value()?)?,
             "--write-timeout-ms" => config.write_timeout = ms(value()?)?,
+            "--replication-slot" => config.postgres.slot = Some(value()?),
+            "--temporary-slot" => config.postgres.slot = None,
+            "--resume-window-ms" => config.postgres.resume_window = ms(value()?)?,
+            "--changes-source" => {
+                config.postgres.source = match value()?.as_str() {
+                    "stream" => Source::Stream,
+                    "poll" => Source::Poll,
+                    v => {
+                        return Err(format!(
+                            "--changes-source: expected stream or poll, got {v:?}"
+                        ))
+                    }
+                }
+            }
+            "--db-statement-timeout-ms" => config.postgres.statement_timeout = ms(value()?)?,
+            "--db-roles" => {
+                config.postgres.roles = value()?
+                    .split(',')
+                    .map(|r| r.trim().to_string())
+                    .filter(|r| !r.is_empty())
+                    .collect()
+            }
             other => return Err(format!("unknown option {other:?} (see --help)")),
         }
     }

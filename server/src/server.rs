@@ -236,8 +236,27 @@ async fn bind(
         .map_err(|e| Error(format!("cannot read the bound address: {e}")))?;
     let (db_tx, db_rx) = mpsc::unbounded_channel();
     let pg = match &config.database_url {
-        Some(url) => Some(PgChanges::connect(url, db_tx).await.map_err(Error)?),
+        Some(url) => Some(
+            PgChanges::connect(url, &config.postgres, db_tx)
+                .await
+                .map_err(Error)?,
+        ),
         None => None,
+    };
+    // On stop, the database feed stops first (delivering and confirming its batch in flight),
+    // and only then do sockets close: a change is confirmed only once it went to them.
+    let stop = {
+        let (closing, closing_rx) = watch::channel(false);
+        let mut stop = stop;
+        let pg = pg.clone();
+        tokio::spawn(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            if let Some(pg) = pg {
+                pg.shutdown().await;
+            }
+            closing.send_replace(true);
+        });
+        closing_rx
     };
     let shared = Arc::new(Shared {
         jwt: Jwt::new(&config.jwt_secret),

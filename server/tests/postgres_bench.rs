@@ -1,5 +1,6 @@
 //! Benchmark (ignored by `cargo test`; run by scripts/bench-postgres): commit-to-delivery latency
-//! and delivered changes per second for 1, 10 and 100 subscribers, through the module API.
+//! and delivered changes per second for 1, 10 and 100 subscribers, through the module API, for
+//! both change sources in the same run (the stream, and the poller it replaced).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::json;
-use supa_realtime_server::postgres::{PgChanges, PgEvent, Subscriber};
+use supa_realtime_server::postgres::{Options, PgChanges, PgEvent, Source, Subscriber};
 use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 
@@ -22,8 +23,6 @@ async fn bench_postgres_changes() {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/bench-postgres sets it)");
     let (db, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
     tokio::spawn(conn);
-    let (btx, _brx) = mpsc::unbounded_channel();
-    let pg = PgChanges::connect(&url, btx).await.unwrap();
     db.batch_execute(
         "drop table if exists bench_t; create table bench_t (id bigint primary key, body text);
          alter publication supabase_realtime add table bench_t;",
@@ -31,6 +30,20 @@ async fn bench_postgres_changes() {
     .await
     .unwrap();
     let mut next_id = 0i64;
+    for source in [Source::Poll, Source::Stream] {
+        let (btx, _brx) = mpsc::unbounded_channel();
+        let options = Options {
+            source,
+            ..Options::default()
+        };
+        let pg = PgChanges::connect(&url, &options, btx).await.unwrap();
+        println!("{source:?}:");
+        run(&db, &pg, &mut next_id).await;
+        pg.shutdown().await;
+    }
+}
+
+async fn run(db: &tokio_postgres::Client, pg: &Arc<PgChanges>, next_id: &mut i64) {
     println!("subscribers | p50 ms | p99 ms | changes/s delivered (burst of {BURST_ROWS} rows)");
     for n in [1usize, 10, 100] {
         let seen: Seen = Arc::default();
@@ -74,14 +87,14 @@ async fn bench_postgres_changes() {
         // Latency: one-row commits, one at a time.
         let mut samples = vec![];
         for _ in 0..LATENCY_ROWS {
-            next_id += 1;
-            db.execute("insert into bench_t values ($1, 'x')", &[&next_id])
+            *next_id += 1;
+            db.execute("insert into bench_t values ($1, 'x')", &[&*next_id])
                 .await
                 .unwrap();
             let committed = Instant::now();
-            wait_for(&seen, next_id, n).await;
+            wait_for(&seen, *next_id, n).await;
             samples.extend(
-                seen.lock()[&next_id]
+                seen.lock()[&*next_id]
                     .iter()
                     .map(|t| t.saturating_duration_since(committed)),
             );
@@ -91,7 +104,7 @@ async fn bench_postgres_changes() {
             |p: f64| samples[((samples.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
 
         // Throughput: a burst in transactions of 1,000 rows.
-        let first = next_id + 1;
+        let first = *next_id + 1;
         let start = Instant::now();
         for chunk in 0..(BURST_ROWS / 1000) {
             let lo = first + chunk * 1000;
@@ -102,8 +115,8 @@ async fn bench_postgres_changes() {
             .await
             .unwrap();
         }
-        next_id = first + BURST_ROWS - 1;
-        wait_for(&seen, next_id, n).await;
+        *next_id = first + BURST_ROWS - 1;
+        wait_for(&seen, *next_id, n).await;
         let elapsed = start.elapsed().as_secs_f64();
         let delivered = (BURST_ROWS as f64) * n as f64;
         println!(

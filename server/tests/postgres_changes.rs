@@ -1,67 +1,35 @@
 //! Postgres changes through the module API against a real PostgreSQL (DATABASE_URL, or a
 //! throwaway cluster from scripts/dev-postgres started for this test binary).
 
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
+mod pg;
+
+use std::sync::Arc;
 use std::time::Duration;
 
+use pg::{database_url, sql};
 use serde_json::{json, Value};
 use supa_realtime_server::postgres::{
-    DbBroadcast, Extension, PgChanges, PgEvent, PgSubscription, Subscriber,
+    DbBroadcast, Extension, Options, PgChanges, PgEvent, PgSubscription, Source, Subscriber,
 };
 use tokio::sync::mpsc;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// DATABASE_URL, or a cluster that lives as long as this test process: the wrapper shell
-/// stops it when our end of its stdin closes (at exit, however we exit).
-fn database_url() -> &'static str {
-    static URL: OnceLock<(String, Option<Child>)> = OnceLock::new();
-    &URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            return (url, None);
-        }
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-        let dir = std::env::temp_dir().join(format!("supa-pg-test-{}", std::process::id()));
-        let script = format!(
-            "scripts/dev-postgres start '{d}' || exit 1; cat >/dev/null; scripts/dev-postgres stop '{d}'",
-            d = dir.display()
-        );
-        let mut child = Command::new("bash")
-            .arg("-c")
-            .arg(script)
-            .current_dir(root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run scripts/dev-postgres");
-        let mut out = child.stdout.take().unwrap();
-        let mut text = String::new();
-        use std::io::Read;
-        let mut buf = [0u8; 256];
-        while !text.contains('\n') {
-            let n = out.read(&mut buf).expect("read dev-postgres output");
-            assert!(n > 0, "scripts/dev-postgres failed: {text}");
-            text.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-        let url = text.trim().strip_prefix("DATABASE_URL=").expect("DATABASE_URL line").to_string();
-        (url, Some(child))
-    })
-    .0
-}
-
-async fn sql() -> Client {
-    let (client, conn) = tokio_postgres::connect(database_url(), NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
+/// The change source under test: the stream, or the poller with `CHANGES_SOURCE=poll`.
+fn options() -> Options {
+    Options {
+        source: match std::env::var("CHANGES_SOURCE").as_deref() {
+            Ok("poll") => Source::Poll,
+            _ => Source::Stream,
+        },
+        ..Options::default()
+    }
 }
 
 async fn connect() -> (Arc<PgChanges>, mpsc::UnboundedReceiver<DbBroadcast>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let pg = PgChanges::connect(database_url(), tx)
+    let pg = PgChanges::connect(database_url(), &options(), tx)
         .await
         .expect("connect");
     (pg, rx)
@@ -661,17 +629,22 @@ async fn select_lists_401_and_failing_policies() {
                 2,
                 json!({"event":"INSERT","schema":"public","table":"nokey_priv_t"}),
             ),
-            (
-                3,
-                json!({"event":"INSERT","schema":"public","table":"boom_t"}),
-            ),
         ],
         anon(),
     )
     .await;
+    let mut boom = subscribed(
+        &pg,
+        vec![(
+            3,
+            json!({"event":"INSERT","schema":"public","table":"boom_t"}),
+        )],
+        anon(),
+    )
+    .await;
     db.batch_execute(
-        "insert into sel_t values (1, 'a', 'b', 'c'); insert into nokey_priv_t values (1, 'v');
-         insert into boom_t values (1, 'secret')",
+        "insert into boom_t values (1, 'secret'); insert into sel_t values (1, 'a', 'b', 'c');
+         insert into nokey_priv_t values (1, 'v')",
     )
     .await
     .unwrap();
@@ -688,13 +661,21 @@ async fn select_lists_401_and_failing_policies() {
     assert_eq!(c["ids"], json!([2]));
     assert_eq!(c["data"]["errors"], json!(["Error 401: Unauthorized"]));
     assert_eq!(c["data"]["record"], json!({}));
-    let c = s.change().await;
-    assert_eq!(c["ids"], json!([3]));
-    assert_eq!(
-        c["data"]["errors"],
-        json!(["Error 500: Internal Server Error, RLS policy evaluation failed"])
+    // A policy that raises: that subscription (only) gets a system error and is dropped.
+    let (status, message) = boom.system().await;
+    assert_eq!(status, "error");
+    assert!(
+        message.ends_with("Exception: ERROR 22012 (division_by_zero) division by zero"),
+        "{message}"
     );
-    assert!(!c.to_string().contains("secret"));
+    assert!(!message.contains("secret"));
+    db.batch_execute(
+        "insert into boom_t values (2, 'more'); insert into sel_t values (2, 'a', 'b', 'c')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.change().await["data"]["record"]["id"], 2);
+    boom.assert_empty();
 }
 
 #[tokio::test]

@@ -2,43 +2,14 @@
 //! WebSocket client speaking the wire protocol.
 
 mod common;
-
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+mod pg;
 
 use common::Client;
+use pg::database_url;
 use serde_json::{json, Value};
 use supa_realtime_protocol::Vsn;
 use supa_realtime_server::{Config, Server};
 use tokio_postgres::NoTls;
-
-/// DATABASE_URL, or a throwaway cluster stopped when this process exits (see postgres_changes.rs).
-fn database_url() -> &'static str {
-    static URL: OnceLock<(String, Option<Child>)> = OnceLock::new();
-    &URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            return (url, None);
-        }
-        let dir = std::env::temp_dir().join(format!("supa-pg-ws-{}", std::process::id()));
-        let script = format!(
-            "scripts/dev-postgres start '{d}' || exit 1; cat >/dev/null; scripts/dev-postgres stop '{d}'",
-            d = dir.display()
-        );
-        let mut child = Command::new("bash")
-            .args(["-c", &script])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run scripts/dev-postgres");
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line)
-            .expect("dev-postgres output");
-        let url = line.trim().strip_prefix("DATABASE_URL=").expect("DATABASE_URL line").to_string();
-        (url, Some(child))
-    })
-    .0
-}
 
 fn token(server: &Server, role: &str, sub: &str) -> String {
     server.sign_token(&json!({"role": role, "sub": sub, "exp": common::now() + 3600}))

@@ -79,7 +79,8 @@ def server() -> Server:
     db = os.environ.get("DATABASE_URL") or None
     args = [binary, "--listen", "127.0.0.1:0"]
     if db:
-        args += ["--database-url", db]
+        # A temporary replication slot: test servers leave nothing behind in the database.
+        args += ["--database-url", db, "--temporary-slot"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     out = LineReader(proc)
     http = out.wait_for(lambda l: l.startswith("listening on "), "listening line")

@@ -1,18 +1,19 @@
 //! Postgres changes, private-channel authorization and database broadcasts, backed by a
-//! real PostgreSQL (logical decoding with wal2json, RLS evaluated inside the database).
+//! real PostgreSQL (streaming logical replication, RLS evaluated inside the database).
 //!
 //! This is the boundary between the socket/channel side of the server and the database.
 //! The channel code only uses the items below; everything else in this module is private.
 //!
 //! Delivery: every subscriber gets its own unbounded channel, filled in commit order by one
-//! poller task, so a slow reader never delays the others and nothing is dropped (memory is
+//! feed task, so a slow reader never delays the others and nothing is dropped (memory is
 //! the bound; the socket side enforces its own limits).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), String> {
-//! use supa_realtime_server::postgres::{PgChanges, PgEvent, Subscriber};
+//! use supa_realtime_server::postgres::{Options, PgChanges, PgEvent, Subscriber};
 //! let (db_tx, _db_rx) = tokio::sync::mpsc::unbounded_channel();
-//! let pg = PgChanges::connect("postgres://postgres@127.0.0.1:5432/postgres", db_tx).await?;
+//! let url = "postgres://postgres@127.0.0.1:5432/postgres";
+//! let pg = PgChanges::connect(url, &Options::default(), db_tx).await?;
 //! let binding = serde_json::json!({"event": "INSERT", "schema": "public", "table": "messages"});
 //! let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
 //! let _sub = pg.subscribe(
@@ -32,22 +33,101 @@
 //! ```
 
 mod binding;
+mod change;
 mod db;
+mod fanout;
+mod feed;
 mod filter;
+mod pgoutput;
 mod poller;
 mod private;
+mod rls;
+mod roles;
 mod setup;
+mod stream;
 mod subscriptions;
 mod values;
-mod wal;
+mod wal2json;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use parking_lot::Mutex;
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use subscriptions::Registry;
+
+/// The publications the stream reads: the tables clients may subscribe to, and
+/// `realtime.messages` for `realtime.send` broadcasts (the names Supabase uses).
+const PUBLICATIONS: [&str; 2] = [
+    "supabase_realtime",
+    "supabase_realtime_messages_publication",
+];
+
+/// How changes are read from PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Streaming logical replication with `pgoutput` (built into PostgreSQL).
+    Stream,
+    /// Polling a temporary slot with the wal2json plugin, as hosted Supabase does (for
+    /// comparison, and for databases that allow no replication connection but have wal2json).
+    Poll,
+}
+
+/// Database-side settings.
+///
+/// ```
+/// use std::time::Duration;
+/// use supa_realtime_server::postgres::{Options, Source};
+/// let options = Options { slot: Some("my_server".into()), ..Options::default() };
+/// assert_eq!(options.source, Source::Stream);
+/// assert_eq!(options.statement_timeout, Duration::from_secs(1));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How changes are read. Default: [`Source::Stream`].
+    pub source: Source,
+    /// A permanent replication slot of this name (stream only): changes committed while the
+    /// server is down are delivered after it restarts. `None` (the library default): a
+    /// temporary slot per server, gone with its connection.
+    pub slot: Option<String>,
+    /// `statement_timeout` of every query the server runs (filters, RLS checks, subscription
+    /// checks, private-channel probes). Default 1 s.
+    pub statement_timeout: Duration,
+    /// With a permanent slot that holds changes from while the server was down: how long to
+    /// wait after start for clients to resubscribe before delivering them. Default 5 s.
+    pub resume_window: Duration,
+    /// The roles RLS may be evaluated as, besides `NOLOGIN` roles granted to the server's
+    /// login role. Default `anon`, `authenticated`, `service_role`.
+    pub roles: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            source: Source::Stream,
+            slot: None,
+            statement_timeout: Duration::from_secs(1),
+            resume_window: Duration::from_secs(5),
+            roles: roles::DEFAULT_ROLES.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+}
+
+/// PostgreSQL's rule for slot names (they are spliced into replication commands).
+fn valid_slot_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Quotes an identifier for SQL.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
 
 /// What a channel asks for when it joins with `postgres_changes` bindings.
 #[derive(Debug, Clone)]
@@ -100,6 +180,9 @@ pub enum Extension {
 pub struct PgChanges {
     registry: Arc<Registry>,
     pool: db::Pool,
+    roles: Vec<String>,
+    stop: watch::Sender<bool>,
+    feed: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Unsubscribes when dropped (the channel left, closed or re-subscribed).
@@ -120,12 +203,22 @@ impl Drop for PgSubscription {
     }
 }
 
+impl Drop for PgChanges {
+    fn drop(&mut self) {
+        // The feed task ends by itself once the registry is gone; this also ends it when it
+        // is waiting (the resume window, a retry back-off).
+        self.stop.send_replace(true);
+    }
+}
+
 impl PgChanges {
-    /// Connects, checks `wal_level=logical` and wal2json (an error says how to fix either),
-    /// creates the Supabase objects that are missing, and starts reading changes.
-    /// Database broadcasts are sent into `broadcasts`.
+    /// Connects, checks `wal_level=logical`, creates the Supabase objects that are missing,
+    /// and starts reading changes (an error says how to fix the database). Database
+    /// broadcasts are sent into `broadcasts`. Every change committed after this returns is
+    /// delivered.
     pub async fn connect(
         database_url: &str,
+        options: &Options,
         broadcasts: mpsc::UnboundedSender<DbBroadcast>,
     ) -> Result<Arc<PgChanges>, String> {
         let config: tokio_postgres::Config = database_url.parse().map_err(|e| {
@@ -136,30 +229,55 @@ impl PgChanges {
         let connect_error = |e: tokio_postgres::Error| {
             format!("could not connect to PostgreSQL: {}", db::message(&e))
         };
-        let mut client = db::open(&config).await.map_err(connect_error)?;
+        let mut client = db::open(&config, None).await.map_err(connect_error)?;
         setup::check_wal_level(&client).await?;
         setup::create_objects(&mut client).await?;
-        static SLOTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let slot = format!(
-            "supa_realtime_{}_{}",
-            std::process::id(),
-            SLOTS.fetch_add(1, Ordering::Relaxed)
-        );
-        poller::create_slot(&client, &slot).await?;
         let registry = Arc::new(Registry::default());
-        let poller = poller::Poller {
-            config: config.clone(),
-            client,
-            slot,
+        let feed = feed::Feed {
             registry: Arc::downgrade(&registry),
+            fanout: fanout::Fanout::new(config.clone(), options.statement_timeout),
             broadcasts,
-            types: values::Types::default(),
         };
-        tokio::spawn(poller.run());
+        let (stop, stop_rx) = watch::channel(false);
+        let task = match options.source {
+            Source::Stream => {
+                let slot = match &options.slot {
+                    Some(name) if valid_slot_name(name) => stream::Slot::Permanent(name.clone()),
+                    Some(name) => {
+                        return Err(format!(
+                            "invalid replication slot name {name:?}: use 1 to 63 lowercase letters, digits and underscores"
+                        ))
+                    }
+                    None => stream::Slot::Temporary,
+                };
+                let stream =
+                    stream::Stream::start(config.clone(), &client, slot, options.resume_window)
+                        .await?;
+                tokio::spawn(stream.run(feed, config.clone(), stop_rx))
+            }
+            Source::Poll => {
+                let poller = poller::Poller::start(config.clone()).await?;
+                tokio::spawn(poller.run(feed, stop_rx))
+            }
+        };
         Ok(Arc::new(PgChanges {
             registry,
-            pool: db::Pool::new(config),
+            pool: db::Pool::new(config, options.statement_timeout),
+            roles: options.roles.clone(),
+            stop,
+            feed: Mutex::new(Some(task)),
         }))
+    }
+
+    /// Stops reading changes: the batch in flight is delivered and confirmed first, so a
+    /// server started later on the same permanent slot continues exactly where this one
+    /// stopped. Bounded (a few seconds).
+    pub async fn shutdown(&self) {
+        self.stop.send_replace(true);
+        let task = self.feed.lock().take();
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
     }
 
     /// Registers a channel's bindings. Events for it (the `system` ok or error, then
@@ -176,7 +294,9 @@ impl PgChanges {
         let flag = Arc::clone(&alive);
         let task = tokio::spawn(async move {
             let resolved = match this.pool.get().await {
-                Ok(client) => subscriptions::resolve(&client, &subscriber, events.clone()).await,
+                Ok(client) => {
+                    subscriptions::resolve(&client, &this.roles, &subscriber, events.clone()).await
+                }
                 Err(e) => Err(format!("{{:error, \"{e}\"}}")),
             };
             let system = match resolved {
@@ -211,6 +331,15 @@ impl PgChanges {
         topic: &str,
     ) -> Result<PrivateAccess, String> {
         let mut client = self.pool.get().await?;
+        if roles::check(&client, &self.roles, &subscriptions::role_of(claims))
+            .await
+            .is_err()
+        {
+            return Ok(PrivateAccess {
+                broadcast_read: false,
+                presence_read: false,
+            });
+        }
         let tx = client.transaction().await.map_err(|e| db::message(&e))?;
         private::read_access(tx, claims, topic).await
     }
@@ -223,6 +352,12 @@ impl PgChanges {
         extension: Extension,
     ) -> Result<bool, String> {
         let mut client = self.pool.get().await?;
+        if roles::check(&client, &self.roles, &subscriptions::role_of(claims))
+            .await
+            .is_err()
+        {
+            return Ok(false);
+        }
         let tx = client.transaction().await.map_err(|e| db::message(&e))?;
         private::write_access(tx, claims, topic, extension).await
     }

@@ -109,6 +109,19 @@ end
 $$;
 grant select, insert, update, delete on realtime.messages to anon, authenticated, service_role;
 
+-- The stream reads realtime.send() broadcasts through this publication (Supabase's name).
+do $$
+begin
+  if not exists (select from pg_publication where pubname = 'supabase_realtime_messages_publication') then
+    begin
+      create publication supabase_realtime_messages_publication for table realtime.messages;
+    exception when others then
+      raise warning 'supa-realtime: could not create publication supabase_realtime_messages_publication (%): realtime.send() broadcasts are not delivered', sqlerrm;
+    end;
+  end if;
+end
+$$;
+
 do $$
 begin
   if to_regprocedure('realtime.topic()') is null then

@@ -1,13 +1,14 @@
-//! Typed record values exactly as Supabase emits them: `to_jsonb(text::type)` of wal2json's
+//! Typed record values exactly as Supabase emits them: `to_jsonb(text::type)` of the value's
 //! text. The common types are converted here; arrays, composites, domains and anything
 //! unusual are converted by PostgreSQL itself, batched per type.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio_postgres::Client;
 
+use super::change::Column;
 use super::db;
 
 /// What the catalog says about a type.
@@ -26,7 +27,14 @@ pub struct Types {
     by_oid: HashMap<u32, Arc<TypeInfo>>,
 }
 
+const BOOL: u32 = 16;
 const BYTEA: u32 = 17;
+const INT8: u32 = 20;
+const INT2: u32 = 21;
+const INT4: u32 = 23;
+const FLOAT4: u32 = 700;
+const FLOAT8: u32 = 701;
+const NUMERIC: u32 = 1700;
 const JSON: u32 = 114;
 const JSONB: u32 = 3802;
 const TIMESTAMP: u32 = 1114;
@@ -74,15 +82,22 @@ impl Types {
     }
 }
 
-/// Converts one value locally, or says it must go to PostgreSQL.
-pub fn convert_local(type_oid: u32, info: Option<&TypeInfo>, value: &Value) -> Option<Value> {
-    let Value::String(text) = value else {
-        // wal2json prints numbers, booleans and NULL as JSON already.
-        return Some(value.clone());
+/// Converts one value locally as `to_jsonb(text::type)` would, or says (`None`) that
+/// PostgreSQL must convert it.
+pub fn convert_local(col: &Column, info: Option<&TypeInfo>) -> Option<Value> {
+    let Some(text) = &col.value else {
+        return Some(Value::Null);
     };
-    match type_oid {
-        JSON | JSONB => Some(serde_json::from_str(text).unwrap_or_else(|_| value.clone())),
-        BYTEA => Some(value.clone()),
+    match col.type_oid {
+        // wal2json prints NaN and infinities as null, and Supabase passes that on.
+        INT2 | INT4 | INT8 | FLOAT4 | FLOAT8 | NUMERIC => Some(
+            serde_json::from_str::<serde_json::Number>(text)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+        ),
+        BOOL => Some(Value::Bool(text == "t" || text == "true")),
+        JSON | JSONB => Some(serde_json::from_str(text).unwrap_or_else(|_| json!(text))),
+        BYTEA => Some(json!(text)),
         TIMESTAMPTZ => timestamptz(text).map(Value::String),
         TIMESTAMP => timestamp(text).map(Value::String),
         _ => {
@@ -90,7 +105,7 @@ pub fn convert_local(type_oid: u32, info: Option<&TypeInfo>, value: &Value) -> O
             // Domains, arrays, composites and user-defined base types render differently in
             // JSON than as text; PostgreSQL converts those.
             let plain = info.kind != b'd' && !matches!(info.category, b'A' | b'C' | b'U' | b'X');
-            plain.then(|| value.clone())
+            plain.then(|| json!(text))
         }
     }
 }
@@ -153,6 +168,35 @@ pub async fn convert_remote(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn col(type_oid: u32, value: Option<&str>) -> Column {
+        Column {
+            name: "c".into(),
+            type_oid,
+            value: value.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn local_values() {
+        let conv = |oid, v| convert_local(&col(oid, v), None);
+        assert_eq!(
+            conv(INT8, Some("9007199254740993")),
+            Some(json!(9007199254740993u64))
+        );
+        assert_eq!(conv(NUMERIC, Some("12.50")), Some(json!(12.5)));
+        assert_eq!(conv(FLOAT8, Some("Infinity")), Some(Value::Null));
+        assert_eq!(conv(NUMERIC, Some("NaN")), Some(Value::Null));
+        assert_eq!(conv(BOOL, Some("t")), Some(json!(true)));
+        assert_eq!(conv(BOOL, Some("false")), Some(json!(false)));
+        assert_eq!(conv(JSONB, Some("{\"a\": [1]}")), Some(json!({"a": [1]})));
+        assert_eq!(conv(INT4, None), Some(Value::Null));
+        assert_eq!(
+            conv(25, Some("x")),
+            None,
+            "unknown type info: PostgreSQL decides"
+        );
+    }
 
     #[test]
     fn timestamps() {

@@ -35,7 +35,8 @@ before(async () => {
     const out = execFileSync(path.join(root, 'scripts/dev-postgres'), ['start', clusterDir], { encoding: 'utf8' })
     databaseUrl = out.match(/^DATABASE_URL=(.*)$/m)[1]
   }
-  server = spawn(bin, ['--listen', '127.0.0.1:0', '--database-url', databaseUrl], {
+  // A temporary replication slot: test servers leave nothing behind in the database.
+  server = spawn(bin, ['--listen', '127.0.0.1:0', '--database-url', databaseUrl, '--temporary-slot'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   let out = ''

@@ -37,7 +37,8 @@ object TestServer {
         val root = File(System.getProperty("user.dir")).resolve("../..").canonicalFile
         val binary = System.getenv("SUPA_REALTIME_SERVER") ?: root.resolve("target/debug/supa-realtime-server").path
         val args = mutableListOf(binary, "--listen", "127.0.0.1:0")
-        databaseUrl?.let { args += listOf("--database-url", it) }
+        // A temporary replication slot: test servers leave nothing behind in the database.
+        databaseUrl?.let { args += listOf("--database-url", it, "--temporary-slot") }
         val proc = ProcessBuilder(args).redirectError(ProcessBuilder.Redirect.DISCARD).start()
         process = proc
         val lines = LinkedBlockingQueue<String>()
