@@ -18,7 +18,10 @@ use crate::error::{is_token_rejection, reason_kind, Error, ErrorKind};
 use crate::event::{Broadcast, ChannelState, Event, Payload, PresenceEvent, SubscribeStatus};
 use crate::postgres::{self, PostgresChangesFilter};
 use crate::presence::{Change, Presence};
-use crate::protocol::{event, BinaryFrame, BroadcastPayload, Frame, Vsn};
+use crate::protocol::{
+    event, BinaryFrame, BroadcastConfig, BroadcastPayload, Frame, JoinConfig, JoinPayload,
+    PresenceConfig, Vsn,
+};
 
 /// realtime-js caps each channel's push buffer at 100, dropping the oldest.
 const PUSH_BUFFER: usize = 100;
@@ -139,20 +142,29 @@ impl ChannelMachine {
             && self.join_deadline.is_none()
     }
 
-    fn join_payload(&self, ctx: &Ctx) -> Value {
+    fn join_payload(&self, ctx: &Ctx) -> JoinPayload {
         let o = &self.shared.options;
-        let mut payload = json!({
-            "config": {
-                "broadcast": {"ack": o.broadcast_ack, "self": o.broadcast_self},
-                "presence": {"key": o.presence_key, "enabled": self.presence_enabled},
-                "private": o.private,
-                "postgres_changes": self.bindings.iter().map(PostgresChangesFilter::to_json).collect::<Vec<_>>(),
-            }
-        });
-        if let Some(t) = &ctx.token {
-            payload["access_token"] = Value::String(t.clone());
+        JoinPayload {
+            config: Some(JoinConfig {
+                broadcast: BroadcastConfig {
+                    ack: o.broadcast_ack,
+                    self_: o.broadcast_self,
+                    ..BroadcastConfig::default()
+                },
+                presence: PresenceConfig {
+                    key: o.presence_key.clone(),
+                    enabled: self.presence_enabled,
+                },
+                private: o.private,
+                postgres_changes: self
+                    .bindings
+                    .iter()
+                    .map(PostgresChangesFilter::to_binding)
+                    .collect(),
+            }),
+            access_token: ctx.token.clone(),
+            ..JoinPayload::default()
         }
-        payload
     }
 
     /// Sends `phx_join` now if the socket is open; otherwise waits for it.
@@ -168,13 +180,7 @@ impl ChannelMachine {
         let r = ctx.make_ref();
         self.join_ref = Some(r.clone());
         self.presence.reset_pending();
-        let frame = Frame::new(
-            Some(r.clone()),
-            Some(r),
-            self.topic(),
-            event::JOIN,
-            self.join_payload(ctx),
-        );
+        let frame = Frame::join(r, self.topic(), &self.join_payload(ctx));
         ctx.send_frame(&frame);
         self.join_started.get_or_insert(now);
         self.join_deadline = Some(now + ctx.opts.push_timeout);
@@ -286,14 +292,8 @@ impl ChannelMachine {
                         Payload::Json(v) => BroadcastPayload::Json(v.to_string()),
                         Payload::Binary(b) => BroadcastPayload::Binary(b),
                     };
-                    let frame = BinaryFrame::UserBroadcastPush {
-                        join_ref: jr,
-                        r#ref: Some(r.clone()),
-                        topic: self.topic().to_owned(),
-                        event: ev,
-                        metadata: String::new(),
-                        payload,
-                    };
+                    let frame =
+                        BinaryFrame::user_broadcast_push(jr, r.clone(), self.topic(), ev, payload);
                     match frame.encode() {
                         Ok(bytes) => ctx.send_binary(bytes),
                         Err(field) => {
@@ -305,14 +305,7 @@ impl ChannelMachine {
                     }
                 }
                 (Vsn::V1, Payload::Json(v)) => {
-                    let payload = json!({"type": "broadcast", "event": ev, "payload": v});
-                    ctx.send_frame(&Frame::new(
-                        jr,
-                        Some(r.clone()),
-                        self.topic(),
-                        event::BROADCAST,
-                        payload,
-                    ))
+                    ctx.send_frame(&Frame::broadcast(jr, r.clone(), self.topic(), &ev, v))
                 }
                 (Vsn::V1, Payload::Binary(_)) => {
                     let _ = reply.send(Err(Error::InvalidArgument(
@@ -322,24 +315,10 @@ impl ChannelMachine {
                 }
             },
             PushOp::Track(meta) => {
-                let payload = json!({"type": "presence", "event": "track", "payload": meta});
-                ctx.send_frame(&Frame::new(
-                    jr,
-                    Some(r.clone()),
-                    self.topic(),
-                    event::PRESENCE,
-                    payload,
-                ))
+                ctx.send_frame(&Frame::presence_track(jr, r.clone(), self.topic(), meta))
             }
             PushOp::Untrack => {
-                let payload = json!({"type": "presence", "event": "untrack"});
-                ctx.send_frame(&Frame::new(
-                    jr,
-                    Some(r.clone()),
-                    self.topic(),
-                    event::PRESENCE,
-                    payload,
-                ))
+                ctx.send_frame(&Frame::presence_untrack(jr, r.clone(), self.topic()))
             }
         };
         if !sent {
@@ -369,13 +348,7 @@ impl ChannelMachine {
             return self.close(ctx, None);
         }
         let r = ctx.make_ref();
-        let frame = Frame::new(
-            self.join_ref.clone(),
-            Some(r.clone()),
-            self.topic(),
-            event::LEAVE,
-            json!({}),
-        );
+        let frame = Frame::leave(self.join_ref.clone(), r.clone(), self.topic());
         ctx.send_frame(&frame);
         self.leave = Some((r, now + ctx.opts.push_timeout));
         self.join_deadline = None;
@@ -439,13 +412,7 @@ impl ChannelMachine {
             // As phoenix.js: leave that join attempt, report TIMED_OUT, retry on the schedule.
             if let Some(jr) = self.join_ref.clone() {
                 let r = ctx.make_ref();
-                ctx.send_frame(&Frame::new(
-                    Some(jr),
-                    Some(r),
-                    self.topic(),
-                    event::LEAVE,
-                    json!({}),
-                ));
+                ctx.send_frame(&Frame::leave(Some(jr), r, self.topic()));
             }
             self.lose_join(now);
             self.status(
@@ -508,13 +475,7 @@ impl ChannelMachine {
         }
         if let Some(t) = ctx.token.clone() {
             let r = ctx.make_ref();
-            let frame = Frame::new(
-                self.join_ref.clone(),
-                Some(r),
-                self.topic(),
-                event::ACCESS_TOKEN,
-                json!({"access_token": t}),
-            );
+            let frame = Frame::access_token(self.join_ref.clone(), r, self.topic(), &t);
             ctx.send_frame(&frame);
         }
     }
@@ -728,13 +689,7 @@ impl ChannelMachine {
             Err(mismatch) => {
                 // realtime-js: unsubscribe, then CHANNEL_ERROR; the channel does not rejoin.
                 let r = ctx.make_ref();
-                ctx.send_frame(&Frame::new(
-                    self.join_ref.clone(),
-                    Some(r),
-                    self.topic(),
-                    event::LEAVE,
-                    json!({}),
-                ));
+                ctx.send_frame(&Frame::leave(self.join_ref.clone(), r, self.topic()));
                 self.set_state(ChannelState::Closed);
                 self.fail_all(Error::ChannelError(mismatch.into()));
                 self.status(

@@ -14,7 +14,6 @@ use std::time::Duration;
 use futures_util::stream::{SplitStream, StreamExt};
 use futures_util::SinkExt;
 use parking_lot::Mutex;
-use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -29,7 +28,7 @@ use crate::dispatch::{ChannelId, Dispatcher};
 use crate::error::Error;
 use crate::event::{ConnectionState, Event, HeartbeatStatus};
 use crate::options::{ClientOptions, Vsn};
-use crate::protocol::{event, BinaryFrame, Frame, PHOENIX_TOPIC};
+use crate::protocol::{event, BinaryFrame, FanoutBroadcast, Frame, PHOENIX_TOPIC};
 
 /// What the channel machines need from the task: refs, the writer, the token, event output.
 pub(crate) struct Ctx {
@@ -567,20 +566,21 @@ impl Task {
     /// fewer per message. Returns false, having done nothing, for any other frame; those (and
     /// odd shapes such as duplicate keys or extra elements) take the general path.
     fn fast_broadcast(&mut self, text: &str) -> bool {
-        if !text.starts_with("[null,null,\"") || !text.contains("\",\"broadcast\",{") {
-            return false;
-        }
-        let Ok(FastBroadcast(None, None, topic, ev, body)) = serde_json::from_str(text) else {
+        let Some(b) = FanoutBroadcast::decode(text) else {
             return false;
         };
-        if ev != event::BROADCAST || topic == PHOENIX_TOPIC {
+        let parse = |raw: Option<&serde_json::value::RawValue>| {
+            raw.map(|r| serde_json::from_str::<serde_json::Value>(r.get()))
+                .transpose()
+        };
+        let (Ok(payload), Ok(meta)) = (parse(b.payload), parse(b.meta)) else {
             return false;
-        }
-        let ids = self.channels_of(&topic);
-        let event = body.event.map(Cow::into_owned).unwrap_or_default();
+        };
+        let ids = self.channels_of(&b.topic);
+        let event = b.event.map(Cow::into_owned).unwrap_or_default();
         self.deliver(
             ids,
-            (event, body.payload, body.meta),
+            (event, payload.unwrap_or_default(), meta),
             |m, ctx, (event, payload, meta)| m.on_broadcast(ctx, event, payload, meta),
         );
         true
@@ -690,13 +690,7 @@ impl Task {
                         open.probe = false;
                         open.next_heartbeat = now + wait;
                     }
-                    self.ctx.send_frame(&Frame::new(
-                        None,
-                        Some(r),
-                        PHOENIX_TOPIC,
-                        event::HEARTBEAT,
-                        json!({}),
-                    ));
+                    self.ctx.send_frame(&Frame::heartbeat(r));
                     self.ctx.emit(
                         None,
                         Event::Heartbeat {
@@ -792,87 +786,7 @@ impl Task {
     }
 }
 
-/// `[join_ref, ref, topic, event, payload]` of a fan-out broadcast, borrowed from the frame text.
-#[derive(serde::Deserialize)]
-struct FastBroadcast<'a>(
-    Option<serde::de::IgnoredAny>,
-    Option<serde::de::IgnoredAny>,
-    #[serde(borrow)] Cow<'a, str>,
-    #[serde(borrow)] Cow<'a, str>,
-    #[serde(borrow)] FastBroadcastBody<'a>,
-);
-
-/// A broadcast's payload `{type, event, payload, meta?}`; other keys are ignored, as the
-/// general path ignores them.
-#[derive(serde::Deserialize)]
-struct FastBroadcastBody<'a> {
-    #[serde(borrow, default)]
-    event: Option<Cow<'a, str>>,
-    #[serde(default)]
-    payload: serde_json::Value,
-    /// Present (even as `null`) gives `Some`, as `get("meta")` does on the general path.
-    #[serde(default, deserialize_with = "present")]
-    meta: Option<serde_json::Value>,
-}
-
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
-    <serde_json::Value as serde::Deserialize>::deserialize(d).map(Some)
-}
-
 /// A deadline that never comes (the timer is disabled while nothing is due).
 fn far_future() -> Instant {
     Instant::now() + std::time::Duration::from_secs(86_400 * 365)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FastBroadcast;
-    use serde_json::{json, Value};
-
-    fn parse(text: &str) -> Option<(Option<String>, String, Value, Option<Value>)> {
-        match serde_json::from_str::<FastBroadcast>(text) {
-            Ok(FastBroadcast(None, None, topic, ev, body)) if ev == "broadcast" => Some((
-                body.event.map(|e| e.into_owned()),
-                topic.into_owned(),
-                body.payload,
-                body.meta,
-            )),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn fast_broadcast_reads_what_the_general_path_reads() {
-        let p = parse(
-            r#"[null,null,"realtime:a","broadcast",{"type":"broadcast","event":"e","payload":{"x":1},"meta":null,"extra":[1]}]"#,
-        );
-        assert_eq!(
-            p,
-            Some((
-                Some("e".into()),
-                "realtime:a".into(),
-                json!({"x": 1}),
-                Some(Value::Null)
-            ))
-        );
-        // Escapes are decoded, missing keys default as `get` does.
-        let p = parse(r#"[null,null,"realtime:a\"b","broadcast",{"event":"\u00e9"}]"#);
-        assert_eq!(
-            p,
-            Some((Some("é".into()), "realtime:a\"b".into(), Value::Null, None))
-        );
-    }
-
-    #[test]
-    fn odd_shapes_fall_back_to_the_general_path() {
-        for text in [
-            r#"["1",null,"realtime:a","broadcast",{"event":"e"}]"#,
-            r#"[null,null,"realtime:a","broadcast",{"event":"e"},"sixth"]"#,
-            r#"[null,null,"realtime:a","broadcast",{"event":"e","event":"f"}]"#,
-            r#"[null,null,"realtime:a","broadcast",{"event":7}]"#,
-            r#"[null,null,"realtime:a","presence_diff",{"joins":{}}]"#,
-        ] {
-            assert_eq!(parse(text), None, "{text}");
-        }
-    }
 }
