@@ -39,6 +39,7 @@ pub mod capi;
 mod channel;
 mod client;
 mod dispatch;
+mod engine;
 mod error;
 mod event;
 mod options;

@@ -1,38 +1,25 @@
-//! [`RealtimeChannel`]: a handle to one topic. Its state machine lives in [`machine`] and runs
-//! inside the connection task; the handle only registers listeners and sends commands.
-
-pub(crate) mod machine;
+//! [`RealtimeChannel`]: a handle to one topic. Its state machine runs in the engine; the
+//! handle only registers listeners, sends commands and reads what the engine publishes.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
-use crate::client::{ChannelSpec, ClientInner, Command, PushOp};
-use crate::dispatch::{ChannelId, Filter, ListenerId};
+use crate::client::{ClientInner, Command};
+use crate::dispatch::{Filter, ListenerId};
+use crate::engine::channel::{ChannelConfig, PushOp};
+use crate::engine::snapshot::{ChannelSnapshot, StatusSnap, SHUTDOWN_REASON};
 use crate::error::{Error, ErrorKind};
 use crate::event::{
-    Broadcast, ChannelState, Event, Payload, PostgresChange, PresenceEvent, SubscribeStatus,
+    Broadcast, ChannelId, ChannelState, Event, Payload, PostgresChange, PresenceEvent,
+    SubscribeStatus,
 };
 use crate::options::{ChannelOptions, Vsn};
 use crate::postgres::PostgresChangesFilter;
 use crate::protocol::MAX_HEADER_FIELD;
-
-/// The CLOSED reason given to channels when their client shuts down.
-pub(crate) const SHUTDOWN_REASON: &str = "client shut down";
-
-/// key → metas, as `presence_state()` returns it.
-pub(crate) type PresenceList = Vec<(String, Vec<Value>)>;
-
-/// The last subscribe status of a channel, for `subscribed()`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct StatusSnap {
-    pub status: SubscribeStatus,
-    pub reason: Option<String>,
-    pub kind: Option<ErrorKind>,
-}
 
 #[derive(Default)]
 struct Setup {
@@ -41,16 +28,15 @@ struct Setup {
     subscribed: bool,
 }
 
-/// State shared by a channel's handles and its machine in the task.
+/// What a channel's handles share: its identity, its setup (written by the handles) and what
+/// the engine publishes about it (written by the engine).
 pub(crate) struct ChannelShared {
     pub(crate) id: ChannelId,
-    pub(crate) topic: String,
+    pub(crate) topic: Arc<str>,
     pub(crate) options: ChannelOptions,
     client: Weak<ClientInner>,
     setup: Mutex<Setup>,
-    /// Written by the task only; read by `state()`/`presence_state()`.
-    pub(crate) snapshot: Mutex<(ChannelState, PresenceList)>,
-    pub(crate) status: watch::Sender<Option<StatusSnap>>,
+    pub(crate) snapshot: Arc<ChannelSnapshot>,
 }
 
 impl ChannelShared {
@@ -62,27 +48,27 @@ impl ChannelShared {
     ) -> Self {
         ChannelShared {
             id,
-            topic,
+            topic: topic.into(),
             options,
             client,
             setup: Mutex::new(Setup::default()),
-            snapshot: Mutex::new((ChannelState::Closed, Vec::new())),
-            status: watch::channel(None).0,
+            snapshot: Arc::default(),
         }
     }
 
+    /// The engine's word once it took the subscription; before that, `Joining` when
+    /// `subscribe()` was called (the command is on its way) and `Closed` when not.
     pub(crate) fn state(&self) -> ChannelState {
-        self.snapshot.lock().0
+        match self.snapshot.state() {
+            Some(state) => state,
+            None if self.setup.lock().subscribed => ChannelState::Joining,
+            None => ChannelState::Closed,
+        }
     }
 
     /// Subscribed once and closed since: `client.channel()` then makes a fresh channel.
     pub(crate) fn is_finished(&self) -> bool {
         self.setup.lock().subscribed && self.state() == ChannelState::Closed
-    }
-
-    /// Marks the channel closed for good (so a new `subscribe` may start over).
-    pub(crate) fn set_closed(&self) {
-        self.snapshot.lock().0 = ChannelState::Closed;
     }
 }
 
@@ -234,12 +220,13 @@ impl RealtimeChannel {
                 setup.presence_listener || self.shared.options.presence_enabled,
             )
         };
-        self.shared.status.send_replace(None);
-        self.shared.snapshot.lock().0 = ChannelState::Joining;
-        client.send(Command::Subscribe(ChannelSpec {
-            shared: self.shared.clone(),
+        client.send(Command::Subscribe(ChannelConfig {
+            id: self.shared.id,
+            topic: self.shared.topic.clone(),
+            options: self.shared.options.clone(),
             bindings,
             presence_enabled,
+            snapshot: self.shared.snapshot.clone(),
         }))
     }
 
@@ -247,7 +234,7 @@ impl RealtimeChannel {
     /// Recoverable errors are retried by the client, so it keeps waiting through them.
     pub async fn subscribed(&self) -> Result<(), Error> {
         self.client()?;
-        let mut rx = self.shared.status.subscribe();
+        let mut rx = self.shared.snapshot.watch_status();
         loop {
             let snap = rx.borrow_and_update().clone();
             match snap {
@@ -462,7 +449,7 @@ impl RealtimeChannel {
 
     /// key → metas (each with `presence_ref`), as realtime-js' `presenceState()`.
     pub fn presence_state(&self) -> Vec<(String, Vec<Value>)> {
-        self.shared.snapshot.lock().1.clone()
+        self.shared.snapshot.presence()
     }
 
     /// Leaves the channel; resolves once the server confirmed (or the push timed out).

@@ -12,14 +12,16 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::channel::{ChannelShared, RealtimeChannel};
-use crate::dispatch::{ChannelId, Dispatcher, Filter, ListenerId};
+use crate::dispatch::{Dispatcher, Filter, ListenerId};
+use crate::engine::channel::{ChannelConfig, PushOp};
+use crate::engine::outbox::Reply;
+use crate::engine::snapshot::Counters;
 use crate::error::Error;
-use crate::event::{ChannelState, ConnectionState, Event, Payload};
+use crate::event::{ChannelId, ChannelState, ConnectionState, Event};
 use crate::options::{ChannelOptions, ClientOptions};
-use crate::postgres::PostgresChangesFilter;
 
 /// Commands from handles to the connection task.
 pub(crate) enum Command {
@@ -32,76 +34,9 @@ pub(crate) enum Command {
     /// The app came back: check the link, and ask the token provider (the token may have
     /// expired while the device slept).
     Foregrounded,
-    Subscribe(ChannelSpec),
-    Unsubscribe(ChannelId, oneshot::Sender<Result<(), Error>>),
-    Push(ChannelId, PushOp, oneshot::Sender<Result<(), Error>>),
-}
-
-/// What the task needs to join a channel (a snapshot taken at `subscribe`).
-pub(crate) struct ChannelSpec {
-    pub shared: Arc<ChannelShared>,
-    pub bindings: Vec<PostgresChangesFilter>,
-    pub presence_enabled: bool,
-}
-
-/// A channel message that expects (or may expect) a reply.
-#[derive(Debug, Clone)]
-pub(crate) enum PushOp {
-    Broadcast { event: String, payload: Payload },
-    Track(serde_json::Value),
-    Untrack,
-}
-
-/// Heartbeat round trips kept for the percentiles.
-const RTT_SAMPLES: usize = 128;
-
-/// Counters shared between the task and handles.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub connects: AtomicU64,
-    pub reconnects: AtomicU64,
-    pub messages_in: AtomicU64,
-    pub messages_out: AtomicU64,
-    pub heartbeat_rtt_us: AtomicU64,
-    /// The last [`RTT_SAMPLES`] heartbeat round trips.
-    rtts: Mutex<std::collections::VecDeque<Duration>>,
-    /// Time spent wanting a connection without one: closed outages plus the open one.
-    outage: Mutex<(Duration, Option<std::time::Instant>)>,
-    /// Last join latency per channel topic (first join attempt to SUBSCRIBED).
-    join_latency: Mutex<HashMap<String, Duration>>,
-}
-
-impl Counters {
-    pub(crate) fn record_rtt(&self, rtt: Duration) {
-        self.heartbeat_rtt_us
-            .store(rtt.as_micros().max(1) as u64, Ordering::Relaxed);
-        let mut q = self.rtts.lock();
-        if q.len() == RTT_SAMPLES {
-            q.pop_front();
-        }
-        q.push_back(rtt);
-    }
-
-    /// The socket is wanted but not open (`true`), or open or not wanted (`false`).
-    pub(crate) fn set_outage(&self, down: bool) {
-        let mut o = self.outage.lock();
-        match (down, o.1) {
-            (true, None) => o.1 = Some(std::time::Instant::now()),
-            (false, Some(since)) => {
-                o.0 += since.elapsed();
-                o.1 = None;
-            }
-            _ => {}
-        }
-    }
-
-    pub(crate) fn record_join_latency(&self, topic: &str, d: Duration) {
-        self.join_latency.lock().insert(topic.to_owned(), d);
-    }
-
-    pub(crate) fn forget_channel(&self, topic: &str) {
-        self.join_latency.lock().remove(topic);
-    }
+    Subscribe(ChannelConfig),
+    Unsubscribe(ChannelId, Reply),
+    Push(ChannelId, PushOp, Reply),
 }
 
 /// A snapshot of the client's counters.
@@ -402,7 +337,7 @@ impl RealtimeClient {
             .lock()
             .values()
             .filter_map(Weak::upgrade)
-            .map(|c| (c.topic.clone(), c.state()))
+            .map(|c| (c.topic.to_string(), c.state()))
             .collect()
     }
 }
@@ -423,22 +358,5 @@ mod tests {
         let hundred = ms(&(1..=100).collect::<Vec<_>>());
         assert_eq!(percentile(&hundred, 50), Some(Duration::from_millis(50)));
         assert_eq!(percentile(&hundred, 99), Some(Duration::from_millis(99)));
-    }
-
-    #[test]
-    fn counters_keep_the_last_rtts_and_sum_outages() {
-        let c = Counters::default();
-        for i in 0..200u64 {
-            c.record_rtt(Duration::from_micros(i + 1));
-        }
-        assert_eq!(c.rtts.lock().len(), RTT_SAMPLES);
-        assert_eq!(c.rtts.lock()[0], Duration::from_micros(73));
-        c.set_outage(true);
-        c.set_outage(true); // still the same outage
-        c.set_outage(false);
-        let first = c.outage.lock().0;
-        c.set_outage(false);
-        assert_eq!(c.outage.lock().0, first);
-        assert!(c.outage.lock().1.is_none());
     }
 }

@@ -22,34 +22,42 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::transport::{self, WsStream};
-use super::{Command, Counters};
-use crate::channel::machine::{After, ChannelMachine};
-use crate::dispatch::{ChannelId, Dispatcher};
+use super::Command;
+use crate::dispatch::Dispatcher;
+use crate::engine::channel::{After, ChannelMachine};
+use crate::engine::outbox::{Ctx, Emit, Outbox, Refs, Transmit};
+use crate::engine::snapshot::Counters;
 use crate::error::Error;
-use crate::event::{ConnectionState, Event, HeartbeatStatus};
+use crate::event::{ChannelId, ConnectionState, Event, HeartbeatStatus};
 use crate::options::{ClientOptions, Vsn};
 use crate::protocol::{event, BinaryFrame, FanoutBroadcast, Frame, PHOENIX_TOPIC};
 
-/// What the channel machines need from the task: refs, the writer, the token, event output.
-pub(crate) struct Ctx {
+/// The connection-wide part of the task that channel machines work in.
+pub(crate) struct Conn {
     pub opts: Arc<ClientOptions>,
     pub vsn: Vsn,
     pub token: Option<String>,
     dispatcher: Arc<Dispatcher>,
-    next_ref: u64,
+    refs: Refs,
+    out: Outbox,
     writer: Option<mpsc::UnboundedSender<Message>>,
     counters: Arc<Counters>,
 }
 
-impl Ctx {
-    /// A fresh ref from the socket-wide counter ("1", "2", ...).
-    pub fn make_ref(&mut self) -> String {
-        self.next_ref += 1;
-        self.next_ref.to_string()
+impl Conn {
+    fn ctx(&mut self) -> Ctx<'_> {
+        Ctx {
+            opts: &self.opts,
+            token: self.token.as_deref(),
+            open: self.writer.is_some(),
+            refs: &mut self.refs,
+            out: &mut self.out,
+            counters: &self.counters,
+        }
     }
 
-    pub fn is_open(&self) -> bool {
-        self.writer.is_some()
+    fn make_ref(&mut self) -> String {
+        self.refs.next()
     }
 
     fn send(&mut self, msg: Message) -> bool {
@@ -62,21 +70,30 @@ impl Ctx {
         }
     }
 
-    pub fn send_frame(&mut self, frame: &Frame) -> bool {
+    fn send_frame(&mut self, frame: &Frame) -> bool {
         let text = frame.encode(self.vsn);
         self.send(Message::text(text))
     }
 
-    pub fn send_binary(&mut self, bytes: Vec<u8>) -> bool {
-        self.send(Message::binary(bytes))
+    fn emit(&mut self, channel: Option<ChannelId>, event: Event) {
+        self.out.emit(channel, event);
     }
 
-    pub fn counters(&self) -> &Counters {
-        &self.counters
-    }
-
-    pub fn emit(&self, channel: Option<ChannelId>, event: Event) {
-        self.dispatcher.push(channel, event);
+    /// Hands what the machines produced to the writer and the dispatch queue.
+    fn flush(&mut self) {
+        for t in std::mem::take(&mut self.out.transmits) {
+            let msg = match t {
+                Transmit::Text(s) => Message::text(s),
+                Transmit::Binary(b) => Message::binary(b),
+            };
+            self.send(msg);
+        }
+        for e in std::mem::take(&mut self.out.emits) {
+            match e {
+                Emit::Event(channel, event) => self.dispatcher.push(channel, event),
+                Emit::RemoveChannel(id) => self.dispatcher.push_remove_channel(id),
+            }
+        }
     }
 }
 
@@ -121,7 +138,7 @@ async fn socket_event(phase: &mut Phase) -> SocketEvent {
 }
 
 pub(crate) struct Task {
-    ctx: Ctx,
+    ctx: Conn,
     channels: HashMap<ChannelId, ChannelMachine>,
     cmd_rx: mpsc::UnboundedReceiver<Command>,
     token_rx: mpsc::UnboundedReceiver<TokenResult>,
@@ -160,12 +177,13 @@ impl Task {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x9E37_79B9);
         Task {
-            ctx: Ctx {
+            ctx: Conn {
                 vsn: opts.vsn,
                 token: opts.access_token.clone(),
                 opts,
                 dispatcher,
-                next_ref: 0,
+                refs: Refs::default(),
+                out: Outbox::default(),
                 writer: None,
                 counters,
             },
@@ -215,19 +233,21 @@ impl Task {
                     self.on_timers()
                 }
             }
+            self.ctx.flush();
         }
         self.shutdown();
     }
 
-    fn set_state(&self, state: ConnectionState, reason: Option<String>) {
+    fn set_state(&mut self, state: ConnectionState, reason: Option<String>) {
         let changed = self.state_tx.send_if_modified(|s| {
             let changed = *s != state;
             *s = state;
             changed
         });
-        self.ctx
-            .counters
-            .set_outage(state == ConnectionState::Connecting);
+        self.ctx.counters.set_outage(
+            state == ConnectionState::Connecting,
+            std::time::Instant::now(),
+        );
         if changed || reason.is_some() {
             self.ctx
                 .emit(None, Event::ConnectionStatus { state, reason });
@@ -242,7 +262,7 @@ impl Task {
         };
         self.channels
             .values()
-            .filter_map(|c| c.next_deadline().map(Instant::from_std))
+            .filter_map(|c| c.deadline().map(Instant::from_std))
             .chain(socket)
             .chain(self.refresh_at)
             .min()
@@ -266,16 +286,16 @@ impl Task {
                 // The token may have expired while the device slept.
                 self.start_token_fetch(true);
             }
-            Command::Subscribe(spec) => {
-                let id = spec.shared.id;
-                let mut machine = ChannelMachine::new(spec);
-                machine.join(&mut self.ctx, now.into_std());
+            Command::Subscribe(config) => {
+                let id = config.id;
+                let mut machine = ChannelMachine::new(config);
+                machine.join(&mut self.ctx.ctx(), now.into_std());
                 self.channels.insert(id, machine);
                 self.want_connection();
             }
             Command::Unsubscribe(id, reply) => match self.channels.get_mut(&id) {
                 Some(m) => {
-                    if m.leave(&mut self.ctx, reply, now.into_std()) == After::Remove {
+                    if m.leave(&mut self.ctx.ctx(), reply, now.into_std()) == After::Remove {
                         self.remove_channel(id);
                     }
                 }
@@ -284,7 +304,7 @@ impl Task {
                 }
             },
             Command::Push(id, op, reply) => match self.channels.get_mut(&id) {
-                Some(m) => m.push(&mut self.ctx, op, reply, now.into_std()),
+                Some(m) => m.push(&mut self.ctx.ctx(), op, reply, now.into_std()),
                 None => {
                     let _ = reply.send(Err(Error::NotConnected));
                 }
@@ -334,8 +354,7 @@ impl Task {
     fn remove_channel(&mut self, id: ChannelId) {
         if let Some(m) = self.channels.remove(&id) {
             self.ctx.counters.forget_channel(m.topic());
-            m.shared.set_closed();
-            self.ctx.dispatcher.push_remove_channel(id);
+            self.ctx.out.emits.push(Emit::RemoveChannel(id));
         }
     }
 
@@ -346,7 +365,7 @@ impl Task {
         self.ctx.token = token.clone();
         *self.token_shared.lock() = token;
         for m in self.channels.values_mut() {
-            m.send_token(&mut self.ctx);
+            m.send_token(&mut self.ctx.ctx());
         }
     }
 
@@ -442,7 +461,7 @@ impl Task {
         });
         self.set_state(ConnectionState::Connected, None);
         for m in self.channels.values_mut() {
-            m.on_socket_open(&mut self.ctx, now.into_std());
+            m.on_socket_open(&mut self.ctx.ctx(), now.into_std());
         }
     }
 
@@ -485,7 +504,7 @@ impl Task {
         let now = std::time::Instant::now();
         let mut removed = Vec::new();
         for (id, m) in self.channels.iter_mut() {
-            if m.on_socket_closed(&self.ctx, reason, now) == After::Remove {
+            if m.on_socket_closed(&mut self.ctx.ctx(), reason, now) == After::Remove {
                 removed.push(*id);
             }
         }
@@ -616,7 +635,7 @@ impl Task {
         &mut self,
         ids: Vec<ChannelId>,
         item: T,
-        mut handle: impl FnMut(&mut ChannelMachine, &mut Ctx, T) -> After,
+        mut handle: impl FnMut(&mut ChannelMachine, &mut Ctx<'_>, T) -> After,
     ) {
         let last = ids.len().saturating_sub(1);
         let mut item = Some(item);
@@ -624,7 +643,7 @@ impl Task {
         for (i, id) in ids.into_iter().enumerate() {
             let it = if i == last { item.take() } else { item.clone() };
             if let (Some(m), Some(it)) = (self.channels.get_mut(&id), it) {
-                if handle(m, &mut self.ctx, it) == After::Remove {
+                if handle(m, &mut self.ctx.ctx(), it) == After::Remove {
                     removed.push(id);
                 }
             }
@@ -711,8 +730,8 @@ impl Task {
         let std_now = now.into_std();
         let mut removed = Vec::new();
         for (id, m) in self.channels.iter_mut() {
-            if m.next_deadline().is_some_and(|d| d <= std_now)
-                && m.on_timer(&mut self.ctx, std_now) == After::Remove
+            if m.deadline().is_some_and(|d| d <= std_now)
+                && m.on_timer(&mut self.ctx.ctx(), std_now) == After::Remove
             {
                 removed.push(*id);
             }
@@ -727,7 +746,9 @@ impl Task {
     /// asks anyway (on each heartbeat, as realtime-js): a changed token is pushed to joined
     /// channels as `access_token`.
     fn start_token_fetch(&mut self, refresh: bool) {
-        if self.token_fetching || !(refresh || self.channels.values().any(|m| m.needs_token)) {
+        if self.token_fetching
+            || !(refresh || self.channels.values().any(ChannelMachine::awaiting_token))
+        {
             return;
         }
         let Some(provider) = self.ctx.opts.token_provider.clone() else {
@@ -758,25 +779,17 @@ impl Task {
         self.schedule_refresh();
         let now = std::time::Instant::now();
         for m in self.channels.values_mut() {
-            if m.needs_token {
-                m.join(&mut self.ctx, now);
-            }
+            m.on_token_ready(&mut self.ctx.ctx(), now);
         }
     }
 
     fn shutdown(&mut self) {
         self.want = false;
         self.close_socket("shutdown", true);
-        for (_, m) in self.channels.drain() {
-            m.shared.set_closed();
-            m.shared
-                .status
-                .send_replace(Some(crate::channel::StatusSnap {
-                    status: crate::event::SubscribeStatus::Closed,
-                    reason: Some(crate::channel::SHUTDOWN_REASON.into()),
-                    kind: None,
-                }));
+        for (_, mut m) in self.channels.drain() {
+            m.on_shutdown();
         }
+        self.ctx.flush();
         self.phase = Phase::Idle;
         self.state_tx.send_replace(ConnectionState::ShutDown);
         self.ctx.dispatcher.close(Some(Event::ConnectionStatus {

@@ -1,21 +1,27 @@
-//! One channel's state machine, owned by the connection task (no locks, no user code).
+//! One channel's state machine: sans-IO. Inputs are frames for its topic, timer ticks and
+//! commands (push, leave, socket open/closed, token changes); outputs are frames and events
+//! queued on the [`Ctx`]'s outbox, the published [`ChannelSnapshot`], and [`ChannelMachine::deadline`].
+//! It reads no clock (every input carries `now`) and owns no socket.
 //!
 //! States and reactions follow phoenix.js/realtime-js (protocol reference §10): join with a
 //! fresh ref (= join_ref), buffer pushes until joined, rejoin on the schedule after errors,
-//! stop for good on `phx_close`.
+//! stop for good on `phx_close`. Each state carries the data that only it needs, so a deadline
+//! exists only in the state it belongs to.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::{ChannelShared, StatusSnap};
-use crate::client::task::Ctx;
-use crate::client::{ChannelSpec, PushOp};
+use super::outbox::{Ctx, Reply};
+use super::snapshot::{ChannelSnapshot, StatusSnap};
 use crate::error::{is_token_rejection, reason_kind, Error, ErrorKind};
-use crate::event::{Broadcast, ChannelState, Event, Payload, PresenceEvent, SubscribeStatus};
+use crate::event::{
+    Broadcast, ChannelId, ChannelState, Event, Payload, PresenceEvent, SubscribeStatus,
+};
+use crate::options::ChannelOptions;
 use crate::postgres::{self, PostgresChangesFilter};
 use crate::presence::{Change, Presence};
 use crate::protocol::{
@@ -24,9 +30,108 @@ use crate::protocol::{
 };
 
 /// realtime-js caps each channel's push buffer at 100, dropping the oldest.
-const PUSH_BUFFER: usize = 100;
+pub(crate) const PUSH_BUFFER: usize = 100;
 
-type Reply = oneshot::Sender<Result<(), Error>>;
+/// A channel message that expects (or may expect) a reply.
+#[derive(Debug, Clone)]
+pub(crate) enum PushOp {
+    Broadcast { event: String, payload: Payload },
+    Track(Value),
+    Untrack,
+}
+
+/// What a channel is joined with; fixed at `subscribe`.
+pub(crate) struct ChannelConfig {
+    pub id: ChannelId,
+    pub topic: Arc<str>,
+    pub options: ChannelOptions,
+    pub bindings: Vec<PostgresChangesFilter>,
+    pub presence_enabled: bool,
+    /// Where the machine publishes its state for the handles.
+    pub snapshot: Arc<ChannelSnapshot>,
+}
+
+/// What the engine should do with the machine after an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum After {
+    Keep,
+    Remove,
+}
+
+/// When an errored channel tries to join again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rejoin {
+    /// As soon as the socket is open.
+    OnOpen,
+    /// At this time (the rejoin schedule).
+    At(Instant),
+    /// Once the token provider answered (its call is due or running).
+    AwaitingToken,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Subscribed, no join sent yet: waits for the socket.
+    AwaitingSocket,
+    Joining {
+        join_ref: String,
+        deadline: Instant,
+    },
+    Joined {
+        join_ref: String,
+        /// Waiting for `Subscribed to PostgreSQL` before reporting SUBSCRIBED.
+        pg_ready_deadline: Option<Instant>,
+    },
+    /// Lost its join (error reply, timeout, `phx_error`, socket loss). Frames of the lost
+    /// join still count as current until the next join.
+    Errored {
+        join_ref: Option<String>,
+        rejoin: Rejoin,
+    },
+    Leaving {
+        join_ref: String,
+        leave_ref: String,
+        deadline: Instant,
+    },
+    Closed,
+}
+
+impl State {
+    fn public(&self) -> ChannelState {
+        match self {
+            State::AwaitingSocket | State::Joining { .. } => ChannelState::Joining,
+            State::Joined { .. } => ChannelState::Joined,
+            State::Errored { .. } => ChannelState::Errored,
+            State::Leaving { .. } => ChannelState::Leaving,
+            State::Closed => ChannelState::Closed,
+        }
+    }
+
+    /// The join ref frames are checked against (phoenix.js `isMember`).
+    fn join_ref(&self) -> Option<&str> {
+        match self {
+            State::Joining { join_ref, .. }
+            | State::Joined { join_ref, .. }
+            | State::Leaving { join_ref, .. } => Some(join_ref),
+            State::Errored { join_ref, .. } => join_ref.as_deref(),
+            State::AwaitingSocket | State::Closed => None,
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match self {
+            State::Joining { deadline, .. } | State::Leaving { deadline, .. } => Some(*deadline),
+            State::Joined {
+                pg_ready_deadline, ..
+            } => *pg_ready_deadline,
+            State::Errored {
+                rejoin: Rejoin::At(at),
+                ..
+            } => Some(*at),
+            _ => None,
+        }
+    }
+}
 
 struct Buffered {
     op: PushOp,
@@ -34,97 +139,148 @@ struct Buffered {
     deadline: Instant,
 }
 
-/// What the task should do with the machine after an input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum After {
-    Keep,
-    Remove,
+/// Sent pushes waiting for their reply, by ref and by deadline.
+#[derive(Default)]
+struct Inflight {
+    by_ref: HashMap<String, (Instant, u64)>,
+    by_deadline: BTreeMap<(Instant, u64), (String, Reply)>,
+    seq: u64,
+}
+
+impl Inflight {
+    fn insert(&mut self, r: String, deadline: Instant, reply: Reply) {
+        self.seq += 1;
+        self.by_ref.insert(r.clone(), (deadline, self.seq));
+        self.by_deadline.insert((deadline, self.seq), (r, reply));
+    }
+
+    fn remove(&mut self, r: &str) -> Option<Reply> {
+        let key = self.by_ref.remove(r)?;
+        self.by_deadline.remove(&key).map(|(_, reply)| reply)
+    }
+
+    fn first_deadline(&self) -> Option<Instant> {
+        self.by_deadline.keys().next().map(|k| k.0)
+    }
+
+    /// Takes the pushes whose deadline is at or before `now`.
+    fn expire(&mut self, now: Instant) -> Vec<Reply> {
+        let mut out = Vec::new();
+        while let Some(entry) = self.by_deadline.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (r, reply) = entry.remove();
+            self.by_ref.remove(&r);
+            out.push(reply);
+        }
+        out
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = Reply> {
+        self.by_ref.clear();
+        std::mem::take(&mut self.by_deadline)
+            .into_values()
+            .map(|(_, reply)| reply)
+    }
 }
 
 pub(crate) struct ChannelMachine {
-    pub shared: Arc<ChannelShared>,
-    bindings: Vec<PostgresChangesFilter>,
-    presence_enabled: bool,
-    pub state: ChannelState,
-    pub join_ref: Option<String>,
-    join_deadline: Option<Instant>,
-    rejoin_at: Option<Instant>,
+    config: ChannelConfig,
+    state: State,
+    /// Position on the rejoin schedule; reset by a successful join.
     rejoin_attempt: usize,
-    /// A rejoin is due but waits for the token provider.
-    pub needs_token: bool,
+    /// Consecutive join refusals for the token (reset by a successful join).
+    auth_failures: u32,
+    /// Pushes made before the join completed, oldest first (so deadlines ascend).
     buffer: VecDeque<Buffered>,
-    inflight: HashMap<String, (Instant, Reply)>,
+    inflight: Inflight,
+    /// The server's id for each binding, from the last successful join.
     server_ids: Vec<Value>,
     presence: Presence,
-    pg_ready_deadline: Option<Instant>,
+    /// The last tracked presence meta, tracked again after every rejoin.
+    tracked: Option<Value>,
     /// When a subscribed channel lost its join (for `Resumed{gap}`).
     lost_at: Option<Instant>,
     ever_subscribed: bool,
-    leave: Option<(String, Instant)>,
-    leave_waiters: Vec<Reply>,
-    /// The last tracked presence meta, tracked again after every rejoin.
-    tracked: Option<Value>,
     /// The first join attempt not yet answered by SUBSCRIBED (join latency metric).
     join_started: Option<Instant>,
-    /// Consecutive join refusals for the token (reset by a successful join).
-    auth_failures: u32,
     /// The message of a server shutdown `system` error, reported with the `phx_close` after it.
     close_reason: Option<String>,
+    /// `unsubscribe()` callers, answered when the channel is closed.
+    leave_waiters: Vec<Reply>,
 }
 
 impl ChannelMachine {
-    pub fn new(spec: ChannelSpec) -> Self {
+    /// A machine for a subscribed channel; call [`join`](Self::join) next.
+    pub(crate) fn new(config: ChannelConfig) -> Self {
         ChannelMachine {
-            shared: spec.shared,
-            bindings: spec.bindings,
-            presence_enabled: spec.presence_enabled,
-            state: ChannelState::Closed,
-            join_ref: None,
-            join_deadline: None,
-            rejoin_at: None,
+            config,
+            state: State::Closed,
             rejoin_attempt: 0,
-            needs_token: false,
+            auth_failures: 0,
             buffer: VecDeque::new(),
-            inflight: HashMap::new(),
+            inflight: Inflight::default(),
             server_ids: Vec::new(),
             presence: Presence::new(),
-            pg_ready_deadline: None,
+            tracked: None,
             lost_at: None,
             ever_subscribed: false,
-            leave: None,
-            leave_waiters: Vec::new(),
-            tracked: None,
             join_started: None,
-            auth_failures: 0,
             close_reason: None,
+            leave_waiters: Vec::new(),
         }
     }
 
-    pub fn id(&self) -> u64 {
-        self.shared.id
+    pub(crate) fn id(&self) -> ChannelId {
+        self.config.id
     }
 
-    pub fn topic(&self) -> &str {
-        &self.shared.topic
+    pub(crate) fn topic(&self) -> &str {
+        &self.config.topic
     }
 
-    fn set_state(&mut self, state: ChannelState) {
+    /// A rejoin is due and waits for the token provider's answer.
+    pub(crate) fn awaiting_token(&self) -> bool {
+        matches!(
+            self.state,
+            State::Errored {
+                rejoin: Rejoin::AwaitingToken,
+                ..
+            }
+        )
+    }
+
+    /// The earliest time [`on_timer`](Self::on_timer) has work to do.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        [
+            self.state.deadline(),
+            self.buffer.front().map(|b| b.deadline),
+            self.inflight.first_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn set_state(&mut self, state: State) {
+        let public = state.public();
         self.state = state;
-        self.shared.snapshot.lock().0 = state;
+        self.config.snapshot.set_state(public);
     }
 
     fn status(
         &self,
-        ctx: &Ctx,
+        ctx: &mut Ctx,
         status: SubscribeStatus,
         reason: Option<String>,
         kind: Option<ErrorKind>,
     ) {
-        self.shared.status.send_replace(Some(StatusSnap {
+        self.config.snapshot.set_status(StatusSnap {
             status,
             reason: reason.clone(),
             kind,
-        }));
+        });
         ctx.emit(
             Some(self.id()),
             Event::ChannelStatus {
@@ -136,14 +292,8 @@ impl ChannelMachine {
         );
     }
 
-    /// Wants to be joined: waiting for the socket, a rejoin timer, or a token.
-    pub fn wants_join(&self) -> bool {
-        matches!(self.state, ChannelState::Joining | ChannelState::Errored)
-            && self.join_deadline.is_none()
-    }
-
     fn join_payload(&self, ctx: &Ctx) -> JoinPayload {
-        let o = &self.shared.options;
+        let o = &self.config.options;
         JoinPayload {
             config: Some(JoinConfig {
                 broadcast: BroadcastConfig {
@@ -153,61 +303,76 @@ impl ChannelMachine {
                 },
                 presence: PresenceConfig {
                     key: o.presence_key.clone(),
-                    enabled: self.presence_enabled,
+                    enabled: self.config.presence_enabled,
                 },
                 private: o.private,
                 postgres_changes: self
+                    .config
                     .bindings
                     .iter()
                     .map(PostgresChangesFilter::to_binding)
                     .collect(),
             }),
-            access_token: ctx.token.clone(),
+            access_token: ctx.token.map(str::to_owned),
             ..JoinPayload::default()
         }
     }
 
     /// Sends `phx_join` now if the socket is open; otherwise waits for it.
-    pub fn join(&mut self, ctx: &mut Ctx, now: Instant) {
-        self.rejoin_at = None;
-        self.needs_token = false;
-        if !ctx.is_open() {
-            if self.state != ChannelState::Errored {
-                self.set_state(ChannelState::Joining);
-            }
+    pub(crate) fn join(&mut self, ctx: &mut Ctx, now: Instant) {
+        if !ctx.open {
+            let next = match &self.state {
+                State::Errored { join_ref, .. } => State::Errored {
+                    join_ref: join_ref.clone(),
+                    rejoin: Rejoin::OnOpen,
+                },
+                _ => State::AwaitingSocket,
+            };
+            self.set_state(next);
             return;
         }
-        let r = ctx.make_ref();
-        self.join_ref = Some(r.clone());
+        let r = ctx.refs.next();
         self.presence.reset_pending();
-        let frame = Frame::join(r, self.topic(), &self.join_payload(ctx));
-        ctx.send_frame(&frame);
+        let frame = Frame::join(r.clone(), self.topic(), &self.join_payload(ctx));
+        ctx.send(&frame);
         self.join_started.get_or_insert(now);
-        self.join_deadline = Some(now + ctx.opts.push_timeout);
-        self.set_state(ChannelState::Joining);
+        self.set_state(State::Joining {
+            join_ref: r,
+            deadline: now + ctx.push_timeout(),
+        });
+    }
+
+    /// Joined or joining → errored: the bookkeeping shared by socket loss, `phx_error` and
+    /// timeouts. The channel waits for the socket unless the caller schedules a rejoin.
+    fn lose_join(&mut self, now: Instant) {
+        if matches!(self.state, State::Joined { .. }) && self.ever_subscribed {
+            self.lost_at.get_or_insert(now);
+        }
+        let join_ref = self.state.join_ref().map(str::to_owned);
+        self.set_state(State::Errored {
+            join_ref,
+            rejoin: Rejoin::OnOpen,
+        });
     }
 
     fn schedule_rejoin(&mut self, ctx: &Ctx, now: Instant) {
         let delays = &ctx.opts.rejoin_delays;
         let d = delays[self.rejoin_attempt.min(delays.len() - 1)];
         self.rejoin_attempt += 1;
-        self.rejoin_at = Some(now + d);
-    }
-
-    /// Joined → errored bookkeeping shared by socket loss, phx_error and timeouts.
-    fn lose_join(&mut self, now: Instant) {
-        if self.state == ChannelState::Joined && self.ever_subscribed && self.lost_at.is_none() {
-            self.lost_at = Some(now);
+        if let State::Errored { rejoin, .. } = &mut self.state {
+            *rejoin = Rejoin::At(now + d);
         }
-        self.join_deadline = None;
-        self.pg_ready_deadline = None;
-        self.set_state(ChannelState::Errored);
     }
 
-    fn report_subscribed(&mut self, ctx: &Ctx, now: Instant) {
-        self.pg_ready_deadline = None;
+    fn report_subscribed(&mut self, ctx: &mut Ctx, now: Instant) {
+        if let State::Joined {
+            pg_ready_deadline, ..
+        } = &mut self.state
+        {
+            *pg_ready_deadline = None;
+        }
         if let Some(start) = self.join_started.take() {
-            ctx.counters()
+            ctx.counters
                 .record_join_latency(self.topic(), now.saturating_duration_since(start));
         }
         self.status(ctx, SubscribeStatus::Subscribed, None, None);
@@ -227,18 +392,14 @@ impl ChannelMachine {
         for b in self.buffer.drain(..) {
             let _ = b.reply.send(Err(err.clone()));
         }
-        for (_, (_, reply)) in self.inflight.drain() {
+        for reply in self.inflight.drain() {
             let _ = reply.send(Err(err.clone()));
         }
     }
 
     /// Final transition to closed: report, fail pending work, release waiters.
-    fn close(&mut self, ctx: &Ctx, reason: Option<String>) -> After {
-        self.set_state(ChannelState::Closed);
-        self.join_deadline = None;
-        self.rejoin_at = None;
-        self.pg_ready_deadline = None;
-        self.leave = None;
+    fn close(&mut self, ctx: &mut Ctx, reason: Option<String>) -> After {
+        self.set_state(State::Closed);
         self.fail_all(Error::ChannelError(
             reason.clone().unwrap_or_else(|| "channel closed".into()),
         ));
@@ -249,15 +410,18 @@ impl ChannelMachine {
         After::Remove
     }
 
-    /// A push from the application.
-    pub fn push(&mut self, ctx: &mut Ctx, op: PushOp, reply: Reply, now: Instant) {
-        if self.state == ChannelState::Joined && ctx.is_open() {
-            self.send_op(ctx, op, reply, now + ctx.opts.push_timeout);
-            return;
-        }
-        if matches!(self.state, ChannelState::Leaving | ChannelState::Closed) {
-            let _ = reply.send(Err(Error::NotConnected));
-            return;
+    /// A push from the application: sent when joined, else buffered until the join.
+    pub(crate) fn push(&mut self, ctx: &mut Ctx, op: PushOp, reply: Reply, now: Instant) {
+        match self.state {
+            State::Joined { .. } if ctx.open => {
+                self.send_op(ctx, op, reply, now + ctx.push_timeout());
+                return;
+            }
+            State::Leaving { .. } | State::Closed => {
+                let _ = reply.send(Err(Error::NotConnected));
+                return;
+            }
+            _ => {}
         }
         if self.buffer.len() >= PUSH_BUFFER {
             if let Some(old) = self.buffer.pop_front() {
@@ -269,15 +433,15 @@ impl ChannelMachine {
         self.buffer.push_back(Buffered {
             op,
             reply,
-            deadline: now + ctx.opts.push_timeout,
+            deadline: now + ctx.push_timeout(),
         });
     }
 
     fn send_op(&mut self, ctx: &mut Ctx, op: PushOp, reply: Reply, deadline: Instant) {
-        let r = ctx.make_ref();
-        let jr = self.join_ref.clone();
+        let r = ctx.refs.next();
+        let jr = self.state.join_ref().map(str::to_owned);
         let expects_reply = match &op {
-            PushOp::Broadcast { .. } => self.shared.options.broadcast_ack,
+            PushOp::Broadcast { .. } => self.config.options.broadcast_ack,
             PushOp::Track(_) | PushOp::Untrack => true,
         };
         match &op {
@@ -286,7 +450,7 @@ impl ChannelMachine {
             PushOp::Broadcast { .. } => {}
         }
         let sent = match op {
-            PushOp::Broadcast { event: ev, payload } => match (ctx.vsn, payload) {
+            PushOp::Broadcast { event: ev, payload } => match (ctx.vsn(), payload) {
                 (Vsn::V2, payload) => {
                     let payload = match payload {
                         Payload::Json(v) => BroadcastPayload::Json(v.to_string()),
@@ -305,7 +469,7 @@ impl ChannelMachine {
                     }
                 }
                 (Vsn::V1, Payload::Json(v)) => {
-                    ctx.send_frame(&Frame::broadcast(jr, r.clone(), self.topic(), &ev, v))
+                    ctx.send(&Frame::broadcast(jr, r.clone(), self.topic(), &ev, v))
                 }
                 (Vsn::V1, Payload::Binary(_)) => {
                     let _ = reply.send(Err(Error::InvalidArgument(
@@ -315,66 +479,62 @@ impl ChannelMachine {
                 }
             },
             PushOp::Track(meta) => {
-                ctx.send_frame(&Frame::presence_track(jr, r.clone(), self.topic(), meta))
+                ctx.send(&Frame::presence_track(jr, r.clone(), self.topic(), meta))
             }
-            PushOp::Untrack => {
-                ctx.send_frame(&Frame::presence_untrack(jr, r.clone(), self.topic()))
-            }
+            PushOp::Untrack => ctx.send(&Frame::presence_untrack(jr, r.clone(), self.topic())),
         };
         if !sent {
             let _ = reply.send(Err(Error::NotConnected));
         } else if expects_reply {
-            self.inflight.insert(r, (deadline, reply));
+            self.inflight.insert(r, deadline, reply);
         } else {
             let _ = reply.send(Ok(()));
         }
     }
 
-    fn flush(&mut self, ctx: &mut Ctx) {
-        for b in std::mem::take(&mut self.buffer) {
-            self.send_op(ctx, b.op, b.reply, b.deadline);
-        }
-    }
-
-    /// `unsubscribe()`.
-    pub fn leave(&mut self, ctx: &mut Ctx, waiter: Reply, now: Instant) -> After {
+    /// `unsubscribe()`: leaves (answering `waiter` once closed), or closes at once when there
+    /// is no join to leave.
+    pub(crate) fn leave(&mut self, ctx: &mut Ctx, waiter: Reply, now: Instant) -> After {
         self.leave_waiters.push(waiter);
-        if self.state == ChannelState::Leaving {
-            return After::Keep;
-        }
-        let joined_or_joining = matches!(self.state, ChannelState::Joined | ChannelState::Joining)
-            && self.join_ref.is_some();
-        if !ctx.is_open() || !joined_or_joining {
-            return self.close(ctx, None);
-        }
-        let r = ctx.make_ref();
-        let frame = Frame::leave(self.join_ref.clone(), r.clone(), self.topic());
-        ctx.send_frame(&frame);
-        self.leave = Some((r, now + ctx.opts.push_timeout));
-        self.join_deadline = None;
-        self.rejoin_at = None;
-        self.set_state(ChannelState::Leaving);
+        let join_ref = match &self.state {
+            State::Leaving { .. } => return After::Keep,
+            State::Joined { join_ref, .. } | State::Joining { join_ref, .. } if ctx.open => {
+                join_ref.clone()
+            }
+            _ => return self.close(ctx, None),
+        };
+        let r = ctx.refs.next();
+        ctx.send(&Frame::leave(
+            Some(join_ref.clone()),
+            r.clone(),
+            self.topic(),
+        ));
+        self.set_state(State::Leaving {
+            join_ref,
+            leave_ref: r,
+            deadline: now + ctx.push_timeout(),
+        });
         After::Keep
     }
 
-    /// The socket opened: rejoin if we want to be joined.
-    pub fn on_socket_open(&mut self, ctx: &mut Ctx, now: Instant) {
-        if self.wants_join() {
+    /// The socket opened: join if the channel wants to be joined (an errored channel does
+    /// not wait for its rejoin timer then).
+    pub(crate) fn on_socket_open(&mut self, ctx: &mut Ctx, now: Instant) {
+        if matches!(self.state, State::AwaitingSocket | State::Errored { .. }) {
             self.join(ctx, now);
         }
     }
 
     /// The socket closed (or was closed by us): everything in flight is lost.
-    pub fn on_socket_closed(&mut self, ctx: &Ctx, reason: &str, now: Instant) -> After {
-        for (_, (_, reply)) in self.inflight.drain() {
+    pub(crate) fn on_socket_closed(&mut self, ctx: &mut Ctx, reason: &str, now: Instant) -> After {
+        for reply in self.inflight.drain() {
             let _ = reply.send(Err(Error::NotConnected));
         }
         match self.state {
-            ChannelState::Leaving => self.close(ctx, None),
-            ChannelState::Joined | ChannelState::Joining => {
-                let was_joined = self.state == ChannelState::Joined;
+            State::Leaving { .. } => self.close(ctx, None),
+            State::Joined { .. } | State::Joining { .. } => {
+                let was_joined = matches!(self.state, State::Joined { .. });
                 self.lose_join(now);
-                self.rejoin_at = None;
                 if was_joined {
                     self.status(
                         ctx,
@@ -389,100 +549,96 @@ impl ChannelMachine {
         }
     }
 
-    /// Earliest timer of this channel.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.join_deadline,
-            self.rejoin_at,
-            self.pg_ready_deadline,
-            self.leave.as_ref().map(|l| l.1),
-            self.buffer.iter().map(|b| b.deadline).min(),
-            self.inflight.values().map(|v| v.0).min(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+    /// The client ends: the channel is closed with [`SHUTDOWN_REASON`](super::snapshot::SHUTDOWN_REASON),
+    /// without events (the dispatch queue is closing too).
+    pub(crate) fn on_shutdown(&mut self) {
+        self.set_state(State::Closed);
+        self.config.snapshot.set_status(StatusSnap {
+            status: SubscribeStatus::Closed,
+            reason: Some(super::snapshot::SHUTDOWN_REASON.into()),
+            kind: None,
+        });
     }
 
-    pub fn on_timer(&mut self, ctx: &mut Ctx, now: Instant) -> After {
-        if self.leave.as_ref().is_some_and(|l| l.1 <= now) {
-            return self.close(ctx, None);
-        }
-        if self.join_deadline.is_some_and(|d| d <= now) {
-            // As phoenix.js: leave that join attempt, report TIMED_OUT, retry on the schedule.
-            if let Some(jr) = self.join_ref.clone() {
-                let r = ctx.make_ref();
-                ctx.send_frame(&Frame::leave(Some(jr), r, self.topic()));
+    /// Work that is due at `now` (see [`deadline`](Self::deadline)).
+    pub(crate) fn on_timer(&mut self, ctx: &mut Ctx, now: Instant) -> After {
+        match &self.state {
+            State::Leaving { deadline, .. } if *deadline <= now => return self.close(ctx, None),
+            State::Joining { join_ref, deadline } if *deadline <= now => {
+                // As phoenix.js: leave that join attempt, report TIMED_OUT, retry on schedule.
+                let jr = join_ref.clone();
+                let r = ctx.refs.next();
+                ctx.send(&Frame::leave(Some(jr), r, self.topic()));
+                self.lose_join(now);
+                self.status(
+                    ctx,
+                    SubscribeStatus::TimedOut,
+                    Some("join timed out".into()),
+                    Some(ErrorKind::Recoverable),
+                );
+                self.schedule_rejoin(ctx, now);
             }
-            self.lose_join(now);
-            self.status(
-                ctx,
-                SubscribeStatus::TimedOut,
-                Some("join timed out".into()),
-                Some(ErrorKind::Recoverable),
-            );
-            self.schedule_rejoin(ctx, now);
+            _ => {}
         }
-        if self.rejoin_at.is_some_and(|d| d <= now) {
-            self.rejoin_at = None;
+        let rejoin_due = matches!(
+            self.state,
+            State::Errored { rejoin: Rejoin::At(at), .. } if at <= now
+        );
+        if rejoin_due {
             if ctx.opts.token_provider.is_some() {
-                self.needs_token = true;
+                if let State::Errored { rejoin, .. } = &mut self.state {
+                    *rejoin = Rejoin::AwaitingToken;
+                }
             } else {
                 self.join(ctx, now);
             }
         }
-        if self.pg_ready_deadline.is_some_and(|d| d <= now) {
-            self.pg_ready_deadline = None;
-            self.status(
-                ctx,
-                SubscribeStatus::TimedOut,
-                Some("timed out waiting for `Subscribed to PostgreSQL`".into()),
-                Some(ErrorKind::Recoverable),
-            );
+        if let State::Joined {
+            pg_ready_deadline, ..
+        } = &mut self.state
+        {
+            if pg_ready_deadline.is_some_and(|d| d <= now) {
+                *pg_ready_deadline = None;
+                self.status(
+                    ctx,
+                    SubscribeStatus::TimedOut,
+                    Some("timed out waiting for `Subscribed to PostgreSQL`".into()),
+                    Some(ErrorKind::Recoverable),
+                );
+            }
         }
         while self.buffer.front().is_some_and(|b| b.deadline <= now) {
             if let Some(b) = self.buffer.pop_front() {
                 let _ = b.reply.send(Err(Error::Timeout));
             }
         }
-        // Buffered deadlines are mostly in order; sweep any stragglers.
-        let expired: Vec<usize> = (0..self.buffer.len())
-            .filter(|i| self.buffer[*i].deadline <= now)
-            .collect();
-        for i in expired.into_iter().rev() {
-            if let Some(b) = self.buffer.remove(i) {
-                let _ = b.reply.send(Err(Error::Timeout));
-            }
-        }
-        let timed_out: Vec<String> = self
-            .inflight
-            .iter()
-            .filter(|(_, v)| v.0 <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for r in timed_out {
-            if let Some((_, reply)) = self.inflight.remove(&r) {
-                let _ = reply.send(Err(Error::Timeout));
-            }
+        for reply in self.inflight.expire(now) {
+            let _ = reply.send(Err(Error::Timeout));
         }
         After::Keep
     }
 
-    /// Sends `access_token` if joined (no reply is expected).
-    pub fn send_token(&mut self, ctx: &mut Ctx) {
-        if self.state != ChannelState::Joined {
-            return;
-        }
-        if let Some(t) = ctx.token.clone() {
-            let r = ctx.make_ref();
-            let frame = Frame::access_token(self.join_ref.clone(), r, self.topic(), &t);
-            ctx.send_frame(&frame);
+    /// The token provider answered: a rejoin that waited for it goes ahead.
+    pub(crate) fn on_token_ready(&mut self, ctx: &mut Ctx, now: Instant) {
+        if self.awaiting_token() {
+            self.join(ctx, now);
         }
     }
 
-    /// A JSON broadcast for this topic (from a `broadcast` frame, or the client's fast path for
-    /// fan-out broadcasts, which skips building the envelope's `Value`).
-    pub fn on_broadcast(
+    /// The access token changed: tell the server if joined (no reply is expected).
+    pub(crate) fn send_token(&mut self, ctx: &mut Ctx) {
+        let State::Joined { join_ref, .. } = &self.state else {
+            return;
+        };
+        if let Some(t) = ctx.token {
+            let r = ctx.refs.next();
+            let frame = Frame::access_token(Some(join_ref.clone()), r, self.topic(), t);
+            ctx.send(&frame);
+        }
+    }
+
+    /// A JSON broadcast for this topic (from a `broadcast` frame, or the fan-out fast path).
+    pub(crate) fn on_broadcast(
         &mut self,
         ctx: &mut Ctx,
         event: String,
@@ -500,17 +656,21 @@ impl ChannelMachine {
     }
 
     /// A text frame for this topic.
-    pub fn on_frame(&mut self, ctx: &mut Ctx, frame: Frame, now: Instant) -> After {
+    pub(crate) fn on_frame(&mut self, ctx: &mut Ctx, frame: Frame, now: Instant) -> After {
         if frame.event == event::REPLY {
             return self.on_reply(ctx, frame, now);
         }
         // Frames of an older join are outdated (phoenix.js `isMember`).
-        if frame.join_ref.is_some() && frame.join_ref != self.join_ref {
+        if frame
+            .join_ref
+            .as_deref()
+            .is_some_and(|jr| Some(jr) != self.state.join_ref())
+        {
             return After::Keep;
         }
         match frame.event.as_str() {
             event::CLOSE => {
-                if self.state == ChannelState::Closed {
+                if self.state == State::Closed {
                     return After::Keep;
                 }
                 let reason = self.close_reason.take();
@@ -527,7 +687,7 @@ impl ChannelMachine {
                 self.close(ctx, reason)
             }
             event::ERROR => {
-                if !matches!(self.state, ChannelState::Joined | ChannelState::Joining) {
+                if !matches!(self.state, State::Joined { .. } | State::Joining { .. }) {
                     return After::Keep;
                 }
                 self.lose_join(now);
@@ -547,8 +707,7 @@ impl ChannelMachine {
                 After::Keep
             }
             event::BROADCAST => {
-                // The frame is ours: move the user payload out instead of deep-cloning it
-                // (the clone was the runtime thread's largest cost per broadcast).
+                // The frame is ours: move the user payload out instead of deep-cloning it.
                 let mut p = frame.payload;
                 let event = p
                     .get("event")
@@ -562,21 +721,21 @@ impl ChannelMachine {
             event::PRESENCE_STATE => {
                 let changes = self
                     .presence
-                    .apply_state(self.join_ref.as_deref(), &frame.payload);
+                    .apply_state(self.state.join_ref(), &frame.payload);
                 self.emit_presence(ctx, changes);
                 After::Keep
             }
             event::PRESENCE_DIFF => {
                 let changes = self
                     .presence
-                    .apply_diff(self.join_ref.as_deref(), &frame.payload);
+                    .apply_diff(self.state.join_ref(), &frame.payload);
                 self.emit_presence(ctx, changes);
                 After::Keep
             }
             event::POSTGRES_CHANGES => {
                 if let Some(change) = postgres::route_change(
                     self.topic(),
-                    &self.bindings,
+                    &self.config.bindings,
                     &self.server_ids,
                     &frame.payload,
                 ) {
@@ -606,14 +765,23 @@ impl ChannelMachine {
                 .and_then(Value::as_str)
                 .map(str::to_owned);
         }
-        if ext == Some("postgres_changes")
-            && self.pg_ready_deadline.is_some()
-            && self.state == ChannelState::Joined
-        {
+        let waiting = matches!(
+            self.state,
+            State::Joined {
+                pg_ready_deadline: Some(_),
+                ..
+            }
+        );
+        if ext == Some("postgres_changes") && waiting {
             if status == Some("ok") {
                 self.report_subscribed(ctx, now);
             } else {
-                self.pg_ready_deadline = None;
+                if let State::Joined {
+                    pg_ready_deadline, ..
+                } = &mut self.state
+                {
+                    *pg_ready_deadline = None;
+                }
                 let msg = payload.get("message").map(|m| match m {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
@@ -628,11 +796,11 @@ impl ChannelMachine {
         After::Keep
     }
 
-    fn emit_presence(&mut self, ctx: &Ctx, changes: Vec<Change>) {
+    fn emit_presence(&mut self, ctx: &mut Ctx, changes: Vec<Change>) {
         if changes.is_empty() {
             return;
         }
-        self.shared.snapshot.lock().1 = self.presence.state();
+        self.config.snapshot.set_presence(self.presence.state());
         let topic = self.topic().to_owned();
         for c in changes {
             let ev = match c {
@@ -657,27 +825,27 @@ impl ChannelMachine {
     }
 
     fn on_reply(&mut self, ctx: &mut Ctx, frame: Frame, now: Instant) -> After {
-        let Some(r) = frame.r#ref.clone() else {
+        let Some(r) = frame.r#ref.as_deref() else {
             return After::Keep;
         };
         let ok = frame.reply_status() == Some("ok");
-        let response = frame.reply_response().cloned().unwrap_or(Value::Null);
-        if self.leave.as_ref().is_some_and(|l| l.0 == r) {
-            return self.close(ctx, None);
+        let response = frame.reply_response().unwrap_or(&Value::Null);
+        match &self.state {
+            State::Leaving { leave_ref, .. } if leave_ref == r => return self.close(ctx, None),
+            State::Joining { join_ref, .. } if join_ref == r => {
+                return if ok {
+                    self.on_join_ok(ctx, response, now)
+                } else {
+                    self.on_join_error(ctx, response, now)
+                };
+            }
+            _ => {}
         }
-        if self.join_deadline.is_some() && self.join_ref.as_deref() == Some(r.as_str()) {
-            self.join_deadline = None;
-            return if ok {
-                self.on_join_ok(ctx, &response, now)
-            } else {
-                self.on_join_error(ctx, &response, now)
-            };
-        }
-        if let Some((_, reply)) = self.inflight.remove(&r) {
+        if let Some(reply) = self.inflight.remove(r) {
             let result = if ok {
                 Ok(())
             } else {
-                Err(Error::ChannelError(reason_text(&response)))
+                Err(Error::ChannelError(reason_text(response)))
             };
             let _ = reply.send(result);
         }
@@ -685,12 +853,13 @@ impl ChannelMachine {
     }
 
     fn on_join_ok(&mut self, ctx: &mut Ctx, response: &Value, now: Instant) -> After {
-        match postgres::match_server_ids(&self.bindings, response) {
+        let join_ref = self.state.join_ref().unwrap_or_default().to_owned();
+        match postgres::match_server_ids(&self.config.bindings, response) {
             Err(mismatch) => {
                 // realtime-js: unsubscribe, then CHANNEL_ERROR; the channel does not rejoin.
-                let r = ctx.make_ref();
-                ctx.send_frame(&Frame::leave(self.join_ref.clone(), r, self.topic()));
-                self.set_state(ChannelState::Closed);
+                let r = ctx.refs.next();
+                ctx.send(&Frame::leave(Some(join_ref), r, self.topic()));
+                self.set_state(State::Closed);
                 self.fail_all(Error::ChannelError(mismatch.into()));
                 self.status(
                     ctx,
@@ -707,16 +876,27 @@ impl ChannelMachine {
                 self.server_ids = ids;
                 self.rejoin_attempt = 0;
                 self.auth_failures = 0;
-                self.set_state(ChannelState::Joined);
+                self.set_state(State::Joined {
+                    join_ref,
+                    pg_ready_deadline: None,
+                });
                 // The server forgot our presence with the old join: track it again.
                 if let Some(meta) = self.tracked.clone() {
                     let (reply, _) = oneshot::channel();
-                    let deadline = now + ctx.opts.push_timeout;
-                    self.send_op(ctx, PushOp::Track(meta), reply, deadline);
+                    self.send_op(ctx, PushOp::Track(meta), reply, now + ctx.push_timeout());
                 }
-                self.flush(ctx);
-                if !self.bindings.is_empty() && self.shared.options.wait_for_postgres_ready {
-                    self.pg_ready_deadline = Some(now + self.shared.options.postgres_ready_timeout);
+                for b in std::mem::take(&mut self.buffer) {
+                    self.send_op(ctx, b.op, b.reply, b.deadline);
+                }
+                let o = &self.config.options;
+                if !self.config.bindings.is_empty() && o.wait_for_postgres_ready {
+                    let at = now + o.postgres_ready_timeout;
+                    if let State::Joined {
+                        pg_ready_deadline, ..
+                    } = &mut self.state
+                    {
+                        *pg_ready_deadline = Some(at);
+                    }
                 } else {
                     self.report_subscribed(ctx, now);
                 }
@@ -732,16 +912,18 @@ impl ChannelMachine {
         // that keeps handing out refused tokens must not cause an endless rejoin loop.
         if is_token_rejection(&reason) {
             self.auth_failures += 1;
-            if ctx.opts.token_provider.is_some() && self.auth_failures <= ctx.opts.auth_retries {
-                kind = ErrorKind::Recoverable;
+            kind = if ctx.opts.token_provider.is_some()
+                && self.auth_failures <= ctx.opts.auth_retries
+            {
+                ErrorKind::Recoverable
             } else {
-                kind = ErrorKind::Terminal;
-            }
+                ErrorKind::Terminal
+            };
         }
         self.lose_join(now);
         if kind == ErrorKind::Terminal {
             // The state is final before the app hears about it.
-            self.set_state(ChannelState::Closed);
+            self.set_state(State::Closed);
         }
         self.status(
             ctx,
@@ -758,7 +940,7 @@ impl ChannelMachine {
     }
 
     /// A binary frame for this topic.
-    pub fn on_binary(&mut self, ctx: &mut Ctx, frame: BinaryFrame, now: Instant) -> After {
+    pub(crate) fn on_binary(&mut self, ctx: &mut Ctx, frame: BinaryFrame, now: Instant) -> After {
         match frame {
             BinaryFrame::UserBroadcast {
                 event: ev,
