@@ -4,3 +4,6 @@
 pub(crate) mod channel;
 pub(crate) mod outbox;
 pub(crate) mod snapshot;
+
+#[cfg(test)]
+mod channel_tests;
