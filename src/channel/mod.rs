@@ -1,76 +1,27 @@
 //! [`RealtimeChannel`]: a handle to one topic. Its state machine runs in the engine; the
 //! handle only registers listeners, sends commands and reads what the engine publishes.
 
+pub(crate) mod shared;
+
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::client::{ClientInner, Command};
+use self::shared::ChannelShared;
+use crate::client::inner::ClientInner;
+use crate::command::Command;
 use crate::dispatch::{Filter, ListenerId};
 use crate::engine::channel::{ChannelConfig, PushOp};
-use crate::engine::snapshot::{ChannelSnapshot, StatusSnap, SHUTDOWN_REASON};
+use crate::engine::snapshot::{StatusSnap, SHUTDOWN_REASON};
 use crate::error::{Error, ErrorKind};
 use crate::event::{
-    Broadcast, ChannelId, ChannelState, Event, Payload, PostgresChange, PresenceEvent,
-    SubscribeStatus,
+    Broadcast, ChannelState, Event, Payload, PostgresChange, PresenceEvent, SubscribeStatus,
 };
-use crate::options::{ChannelOptions, Vsn};
+use crate::options::Vsn;
 use crate::postgres::PostgresChangesFilter;
 use crate::protocol::MAX_HEADER_FIELD;
-
-#[derive(Default)]
-struct Setup {
-    bindings: Vec<PostgresChangesFilter>,
-    presence_listener: bool,
-    subscribed: bool,
-}
-
-/// What a channel's handles share: its identity, its setup (written by the handles) and what
-/// the engine publishes about it (written by the engine).
-pub(crate) struct ChannelShared {
-    pub(crate) id: ChannelId,
-    pub(crate) topic: Arc<str>,
-    pub(crate) options: ChannelOptions,
-    client: Weak<ClientInner>,
-    setup: Mutex<Setup>,
-    pub(crate) snapshot: Arc<ChannelSnapshot>,
-}
-
-impl ChannelShared {
-    pub(crate) fn new(
-        id: ChannelId,
-        topic: String,
-        options: ChannelOptions,
-        client: Weak<ClientInner>,
-    ) -> Self {
-        ChannelShared {
-            id,
-            topic: topic.into(),
-            options,
-            client,
-            setup: Mutex::new(Setup::default()),
-            snapshot: Arc::default(),
-        }
-    }
-
-    /// The engine's word once it took the subscription; before that, `Joining` when
-    /// `subscribe()` was called (the command is on its way) and `Closed` when not.
-    pub(crate) fn state(&self) -> ChannelState {
-        match self.snapshot.state() {
-            Some(state) => state,
-            None if self.setup.lock().subscribed => ChannelState::Joining,
-            None => ChannelState::Closed,
-        }
-    }
-
-    /// Subscribed once and closed since: `client.channel()` then makes a fresh channel.
-    pub(crate) fn is_finished(&self) -> bool {
-        self.setup.lock().subscribed && self.state() == ChannelState::Closed
-    }
-}
 
 /// One channel (topic `realtime:<name>`): broadcast, presence and postgres changes.
 ///
@@ -91,12 +42,21 @@ impl ChannelShared {
 /// ```
 #[derive(Clone)]
 pub struct RealtimeChannel {
-    pub(crate) shared: Arc<ChannelShared>,
+    shared: Arc<ChannelShared>,
+    /// Weak: channel handles do not keep their client alive.
+    client: Weak<ClientInner>,
 }
 
 impl RealtimeChannel {
+    pub(crate) fn new(shared: Arc<ChannelShared>, client: &Arc<ClientInner>) -> Self {
+        RealtimeChannel {
+            shared,
+            client: Arc::downgrade(client),
+        }
+    }
+
     fn client(&self) -> Result<Arc<ClientInner>, Error> {
-        let client = self.shared.client.upgrade().ok_or(Error::Shutdown)?;
+        let client = self.client.upgrade().ok_or(Error::Shutdown)?;
         client.check()?;
         Ok(client)
     }
@@ -359,7 +319,10 @@ impl RealtimeChannel {
         if self.shared.options.private {
             url.push_str("?private=true");
         }
-        let token = client.token.lock().clone();
+        // Asked of the engine, which took any earlier `set_auth` first.
+        let (tx, rx) = oneshot::channel();
+        client.send(Command::Token(tx))?;
+        let token = rx.await.map_err(|_| Error::Shutdown)?;
         let mut headers: Vec<(String, String)> = client.options.headers.clone();
         if let Some(t) = token {
             headers.push(("Authorization".into(), format!("Bearer {t}")));
@@ -377,7 +340,7 @@ impl RealtimeChannel {
         let job = async move {
             tokio::time::timeout(
                 timeout,
-                crate::client::transport::http_post(&url, &headers, &body, tls),
+                crate::transport::http_post(&url, &headers, &body, tls),
             )
             .await
             .map_err(|_| Error::Timeout)?

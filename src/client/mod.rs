@@ -1,9 +1,8 @@
-//! [`RealtimeClient`]: the handle applications hold. Every method only sends a command to the
-//! connection task on the runtime thread (see [`task`]); nothing here waits on the network
-//! except the explicit `*_blocking` helpers and the async methods.
+//! [`RealtimeClient`]: the handle applications hold. Every method only sends a [`Command`] to
+//! the client's engine, which a driver task runs on the library's runtime thread; nothing here
+//! waits on the network except the explicit `*_blocking` helpers and the async methods.
 
-pub(crate) mod task;
-pub(crate) mod transport;
+pub(crate) mod inner;
 pub(crate) mod url;
 
 use std::collections::HashMap;
@@ -14,30 +13,18 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
-use crate::channel::{ChannelShared, RealtimeChannel};
+pub(crate) use self::inner::ClientInner;
+use crate::channel::shared::ChannelShared;
+use crate::channel::RealtimeChannel;
+use crate::command::Command;
 use crate::dispatch::{Dispatcher, Filter, ListenerId};
-use crate::engine::channel::{ChannelConfig, PushOp};
-use crate::engine::outbox::Reply;
+use crate::driver::Driver;
 use crate::engine::snapshot::Counters;
+use crate::engine::Engine;
 use crate::error::Error;
-use crate::event::{ChannelId, ChannelState, ConnectionState, Event};
+use crate::event::{ChannelState, ConnectionState, Event};
 use crate::options::{ChannelOptions, ClientOptions};
-
-/// Commands from handles to the connection task.
-pub(crate) enum Command {
-    Connect,
-    Disconnect,
-    Shutdown,
-    SetAuth(Option<String>),
-    /// Heartbeat now; reconnect at once when waiting (network changed, app foregrounded).
-    CheckLink,
-    /// The app came back: check the link, and ask the token provider (the token may have
-    /// expired while the device slept).
-    Foregrounded,
-    Subscribe(ChannelConfig),
-    Unsubscribe(ChannelId, Reply),
-    Push(ChannelId, PushOp, Reply),
-}
+use crate::transport;
 
 /// A snapshot of the client's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,45 +57,6 @@ pub struct Metrics {
 /// Nearest-rank percentile `p` (1..=100) of sorted samples.
 fn percentile(sorted: &[Duration], p: usize) -> Option<Duration> {
     (!sorted.is_empty()).then(|| sorted[(sorted.len() * p).div_ceil(100).max(1) - 1])
-}
-
-pub(crate) struct ClientInner {
-    pub(crate) cmd: mpsc::UnboundedSender<Command>,
-    pub(crate) dispatcher: Arc<Dispatcher>,
-    pub(crate) options: Arc<ClientOptions>,
-    pub(crate) tls: Arc<rustls::ClientConfig>,
-    pub(crate) api_url: String,
-    /// The current access token, written by the task (set_auth, token provider).
-    pub(crate) token: Arc<Mutex<Option<String>>>,
-    state: watch::Receiver<ConnectionState>,
-    channels: Mutex<HashMap<String, Weak<ChannelShared>>>,
-    next_channel: AtomicU64,
-    counters: Arc<Counters>,
-    /// Set by `shutdown()`: from then on every call fails with `Error::Shutdown` at once.
-    shut_down: AtomicBool,
-}
-
-impl ClientInner {
-    pub(crate) fn send(&self, cmd: Command) -> Result<(), Error> {
-        self.check()?;
-        self.cmd.send(cmd).map_err(|_| Error::Shutdown)
-    }
-
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        if self.shut_down.load(Ordering::SeqCst) {
-            Err(Error::Shutdown)
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Drop for ClientInner {
-    fn drop(&mut self) {
-        // May run on the dispatcher thread (a callback dropped the last handle): only signal,
-        // never join.
-        let _ = self.cmd.send(Command::Shutdown);
-    }
 }
 
 /// A Supabase Realtime client: one WebSocket, many channels.
@@ -153,19 +101,22 @@ impl RealtimeClient {
         let dispatcher = Dispatcher::start(options.dispatch, options.queue_capacity);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(ConnectionState::Disconnected);
-        let token = Arc::new(Mutex::new(options.access_token.clone()));
         let counters = Arc::new(Counters::default());
-        let task = task::Task::new(
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9E37_79B9);
+        let engine = Engine::new(options.clone(), counters.clone(), state_tx, seed);
+        let driver = Driver::new(
+            engine,
             options.clone(),
             ws_url,
             tls.clone(),
             dispatcher.clone(),
-            state_tx,
-            token.clone(),
             counters.clone(),
             cmd_rx,
         );
-        crate::runtime::handle().spawn(task.run());
+        crate::runtime::handle().spawn(driver.run());
         Ok(RealtimeClient {
             inner: Arc::new(ClientInner {
                 cmd: cmd_tx,
@@ -173,11 +124,10 @@ impl RealtimeClient {
                 options,
                 tls,
                 api_url,
-                token,
                 state: state_rx,
+                counters,
                 channels: Mutex::new(HashMap::new()),
                 next_channel: AtomicU64::new(1),
-                counters,
                 shut_down: AtomicBool::new(false),
             }),
         })
@@ -205,7 +155,6 @@ impl RealtimeClient {
     /// Sets the access token: sent as `access_token` to every joined channel and used on every
     /// (re)join. `None` falls back to the API key.
     pub fn set_auth(&self, token: Option<String>) {
-        *self.inner.token.lock() = token.clone();
         let _ = self.inner.send(Command::SetAuth(token));
     }
 
@@ -216,19 +165,14 @@ impl RealtimeClient {
         let mut map = self.inner.channels.lock();
         if let Some(existing) = map.get(&topic).and_then(Weak::upgrade) {
             if !existing.is_finished() {
-                return RealtimeChannel { shared: existing };
+                return RealtimeChannel::new(existing, &self.inner);
             }
         }
         let id = self.inner.next_channel.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(ChannelShared::new(
-            id,
-            topic.clone(),
-            options,
-            Arc::downgrade(&self.inner),
-        ));
+        let shared = Arc::new(ChannelShared::new(id, topic.clone(), options));
         map.retain(|_, w| w.strong_count() > 0);
         map.insert(topic, Arc::downgrade(&shared));
-        RealtimeChannel { shared }
+        RealtimeChannel::new(shared, &self.inner)
     }
 
     /// Registers a callback for every event of this client (all channels included).

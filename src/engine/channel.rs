@@ -240,6 +240,10 @@ impl ChannelMachine {
         &self.config.topic
     }
 
+    pub(crate) fn topic_arc(&self) -> &Arc<str> {
+        &self.config.topic
+    }
+
     /// A rejoin is due and waits for the token provider's answer.
     pub(crate) fn awaiting_token(&self) -> bool {
         matches!(
@@ -332,6 +336,7 @@ impl ChannelMachine {
             return;
         }
         let r = ctx.refs.next();
+        log::debug!("join {} (ref {r})", self.topic());
         self.presence.reset_pending();
         let frame = Frame::join(r.clone(), self.topic(), &self.join_payload(ctx));
         ctx.send(&frame);
@@ -399,6 +404,11 @@ impl ChannelMachine {
 
     /// Final transition to closed: report, fail pending work, release waiters.
     fn close(&mut self, ctx: &mut Ctx, reason: Option<String>) -> After {
+        log::debug!(
+            "{} closed ({})",
+            self.topic(),
+            reason.as_deref().unwrap_or("-")
+        );
         self.set_state(State::Closed);
         self.fail_all(Error::ChannelError(
             reason.clone().unwrap_or_else(|| "channel closed".into()),
@@ -857,6 +867,7 @@ impl ChannelMachine {
         match postgres::match_server_ids(&self.config.bindings, response) {
             Err(mismatch) => {
                 // realtime-js: unsubscribe, then CHANNEL_ERROR; the channel does not rejoin.
+                log::info!("join {}: {mismatch}", self.topic());
                 let r = ctx.refs.next();
                 ctx.send(&Frame::leave(Some(join_ref), r, self.topic()));
                 self.set_state(State::Closed);
@@ -873,6 +884,7 @@ impl ChannelMachine {
                 After::Remove
             }
             Ok(ids) => {
+                log::debug!("joined {}", self.topic());
                 self.server_ids = ids;
                 self.rejoin_attempt = 0;
                 self.auth_failures = 0;
@@ -907,6 +919,7 @@ impl ChannelMachine {
 
     fn on_join_error(&mut self, ctx: &mut Ctx, response: &Value, now: Instant) -> After {
         let reason = reason_text(response);
+        log::info!("join {} refused: {reason}", self.topic());
         let mut kind = reason_kind(&reason);
         // A token provider may hand out a token the server accepts next time, but a provider
         // that keeps handing out refused tokens must not cause an endless rejoin loop.
