@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::event::Event;
+use crate::event::{ChannelId, Event};
 use crate::options::DispatchMode;
 
 /// How long an idle dispatcher thread keeps polling (yielding its core) before it parks.
@@ -27,7 +27,6 @@ const SPENT_BATCH: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenerId(pub u64);
 
-pub(crate) type ChannelId = u64;
 pub(crate) type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
 pub(crate) type Wakeup = Arc<dyn Fn() + Send + Sync>;
 

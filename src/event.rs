@@ -6,6 +6,9 @@ use serde_json::Value;
 
 use crate::error::ErrorKind;
 
+/// Identifies a channel inside one client (handles, engine and dispatch queue agree on it).
+pub(crate) type ChannelId = u64;
+
 /// A broadcast or REST payload: JSON, or opaque bytes (binary kind 3/4 frames on vsn 2.0.0).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {

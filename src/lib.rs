@@ -38,7 +38,10 @@
 pub mod capi;
 mod channel;
 mod client;
+mod command;
 mod dispatch;
+mod driver;
+mod engine;
 mod error;
 mod event;
 mod options;
@@ -46,6 +49,7 @@ pub mod postgres;
 pub mod presence;
 mod runtime;
 mod token;
+mod transport;
 pub mod uniffi;
 
 ::uniffi::setup_scaffolding!("supa_realtime");
@@ -61,3 +65,9 @@ pub use event::{
 pub use options::{ChannelOptions, ClientOptions, DispatchMode, TokenProvider, Vsn};
 pub use postgres::PostgresChangesFilter;
 pub use supa_realtime_protocol as protocol;
+
+/// For fuzz targets only (not a supported API): the engine fed frames without a socket.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::engine::fuzz::FuzzEngine;
+}

@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Number, Value};
 
+use crate::protocol::PostgresBinding;
+
 use crate::event::PostgresChange;
 
 /// One `postgres_changes` binding, sent in the join config in registration order.
@@ -52,22 +54,22 @@ impl PostgresChangesFilter {
 
     /// The binding as sent in `config.postgres_changes` (absent keys omitted, not null).
     pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("event".into(), Value::String(self.event.clone()));
-        m.insert("schema".into(), Value::String(self.schema.clone()));
+        Value::Object(self.to_binding().0)
+    }
+
+    /// The binding as the protocol's join config carries it.
+    pub fn to_binding(&self) -> PostgresBinding {
+        let mut b = PostgresBinding::new(self.event.clone(), self.schema.clone());
         if let Some(t) = &self.table {
-            m.insert("table".into(), Value::String(t.clone()));
+            b = b.with_table(t.clone());
         }
         if let Some(f) = &self.filter {
-            m.insert("filter".into(), Value::String(f.clone()));
+            b = b.with_filter(f.clone());
         }
         if let Some(s) = &self.select {
-            m.insert(
-                "select".into(),
-                Value::Array(s.iter().cloned().map(Value::String).collect()),
-            );
+            b = b.with_select(s.iter().cloned());
         }
-        Value::Object(m)
+        b
     }
 }
 

@@ -9,7 +9,8 @@ use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use super::event::supa_event;
+use super::event::{deliver, supa_event, Source};
+use crate::event::Event;
 
 /// Called with each event of a registration, on the client's dispatcher thread (or inside
 /// `supa_client_dispatch` in app-pumped mode). `event` is borrowed: valid only until the
@@ -126,4 +127,12 @@ impl Arming {
     pub(crate) fn cancelled(self) {
         self.0.store(CANCELLED, Ordering::Release);
     }
+}
+
+/// Wraps a C event callback as a core listener that owns `userdata`.
+pub(crate) fn event_listener(
+    cb: unsafe extern "C" fn(*mut c_void, *const supa_event),
+    userdata: UserData,
+) -> impl Fn(&Event) + Send + Sync + 'static {
+    move |e: &Event| deliver(cb, userdata.ptr(), Source::Event(e))
 }

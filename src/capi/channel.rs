@@ -5,8 +5,7 @@ use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
-use super::callback::{supa_destroy_cb, supa_event_cb, Arming, UserData};
-use super::client::event_listener;
+use super::callback::{event_listener, supa_destroy_cb, supa_event_cb, Arming, UserData};
 use super::error::{fail, ok};
 use super::event::{deliver, Source};
 use super::{

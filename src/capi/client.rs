@@ -2,16 +2,16 @@
 
 use std::ffi::{c_char, c_void};
 
-use super::callback::{supa_destroy_cb, supa_event_cb, supa_wakeup_cb, UserData};
+use super::callback::{event_listener, supa_destroy_cb, supa_event_cb, supa_wakeup_cb, UserData};
 use super::channel::supa_channel;
 use super::error::{fail, from_error, ok};
-use super::event::{connection_state, deliver, Source};
+use super::event::connection_state;
 use super::options::{supa_channel_options, supa_options};
 use super::{
     boundary, ms, non_null, opt_str_arg, opt_us, owned_c_string, result, str_arg, supa_result, tri,
     us,
 };
-use crate::event::{ChannelState, ConnectionState, Event};
+use crate::event::{ChannelState, ConnectionState};
 use crate::options::{ChannelOptions, DispatchMode};
 use crate::RealtimeClient;
 
@@ -61,16 +61,6 @@ pub(crate) unsafe fn client<'a>(p: *const supa_client) -> Result<&'a supa_client
     p.as_ref()
         .ok_or_else(|| fail(supa_result::SUPA_NULL_ARGUMENT, "`client` is NULL"))
 }
-
-/// Wraps a C event callback as a core listener that owns `userdata`.
-pub(crate) fn event_listener(
-    cb: unsafe extern "C" fn(*mut c_void, *const supa_event),
-    userdata: UserData,
-) -> impl Fn(&Event) + Send + Sync + 'static {
-    move |e: &Event| deliver(cb, userdata.ptr(), Source::Event(e))
-}
-
-use super::event::supa_event;
 
 /// Creates a client from `options` (copied; free them whenever you like). Does not connect:
 /// call `supa_client_connect`, or subscribe a channel (which connects).

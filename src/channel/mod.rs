@@ -1,90 +1,27 @@
-//! [`RealtimeChannel`]: a handle to one topic. Its state machine lives in [`machine`] and runs
-//! inside the connection task; the handle only registers listeners and sends commands.
+//! [`RealtimeChannel`]: a handle to one topic. Its state machine runs in the engine; the
+//! handle only registers listeners, sends commands and reads what the engine publishes.
 
-pub(crate) mod machine;
+pub(crate) mod shared;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
-use crate::client::{ChannelSpec, ClientInner, Command, PushOp};
-use crate::dispatch::{ChannelId, Filter, ListenerId};
+use self::shared::ChannelShared;
+use crate::client::inner::ClientInner;
+use crate::command::Command;
+use crate::dispatch::{Filter, ListenerId};
+use crate::engine::channel::{ChannelConfig, PushOp};
+use crate::engine::snapshot::{StatusSnap, SHUTDOWN_REASON};
 use crate::error::{Error, ErrorKind};
 use crate::event::{
     Broadcast, ChannelState, Event, Payload, PostgresChange, PresenceEvent, SubscribeStatus,
 };
-use crate::options::{ChannelOptions, Vsn};
+use crate::options::Vsn;
 use crate::postgres::PostgresChangesFilter;
 use crate::protocol::MAX_HEADER_FIELD;
-
-/// The CLOSED reason given to channels when their client shuts down.
-pub(crate) const SHUTDOWN_REASON: &str = "client shut down";
-
-/// key → metas, as `presence_state()` returns it.
-pub(crate) type PresenceList = Vec<(String, Vec<Value>)>;
-
-/// The last subscribe status of a channel, for `subscribed()`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct StatusSnap {
-    pub status: SubscribeStatus,
-    pub reason: Option<String>,
-    pub kind: Option<ErrorKind>,
-}
-
-#[derive(Default)]
-struct Setup {
-    bindings: Vec<PostgresChangesFilter>,
-    presence_listener: bool,
-    subscribed: bool,
-}
-
-/// State shared by a channel's handles and its machine in the task.
-pub(crate) struct ChannelShared {
-    pub(crate) id: ChannelId,
-    pub(crate) topic: String,
-    pub(crate) options: ChannelOptions,
-    client: Weak<ClientInner>,
-    setup: Mutex<Setup>,
-    /// Written by the task only; read by `state()`/`presence_state()`.
-    pub(crate) snapshot: Mutex<(ChannelState, PresenceList)>,
-    pub(crate) status: watch::Sender<Option<StatusSnap>>,
-}
-
-impl ChannelShared {
-    pub(crate) fn new(
-        id: ChannelId,
-        topic: String,
-        options: ChannelOptions,
-        client: Weak<ClientInner>,
-    ) -> Self {
-        ChannelShared {
-            id,
-            topic,
-            options,
-            client,
-            setup: Mutex::new(Setup::default()),
-            snapshot: Mutex::new((ChannelState::Closed, Vec::new())),
-            status: watch::channel(None).0,
-        }
-    }
-
-    pub(crate) fn state(&self) -> ChannelState {
-        self.snapshot.lock().0
-    }
-
-    /// Subscribed once and closed since: `client.channel()` then makes a fresh channel.
-    pub(crate) fn is_finished(&self) -> bool {
-        self.setup.lock().subscribed && self.state() == ChannelState::Closed
-    }
-
-    /// Marks the channel closed for good (so a new `subscribe` may start over).
-    pub(crate) fn set_closed(&self) {
-        self.snapshot.lock().0 = ChannelState::Closed;
-    }
-}
 
 /// One channel (topic `realtime:<name>`): broadcast, presence and postgres changes.
 ///
@@ -105,12 +42,21 @@ impl ChannelShared {
 /// ```
 #[derive(Clone)]
 pub struct RealtimeChannel {
-    pub(crate) shared: Arc<ChannelShared>,
+    shared: Arc<ChannelShared>,
+    /// Weak: channel handles do not keep their client alive.
+    client: Weak<ClientInner>,
 }
 
 impl RealtimeChannel {
+    pub(crate) fn new(shared: Arc<ChannelShared>, client: &Arc<ClientInner>) -> Self {
+        RealtimeChannel {
+            shared,
+            client: Arc::downgrade(client),
+        }
+    }
+
     fn client(&self) -> Result<Arc<ClientInner>, Error> {
-        let client = self.shared.client.upgrade().ok_or(Error::Shutdown)?;
+        let client = self.client.upgrade().ok_or(Error::Shutdown)?;
         client.check()?;
         Ok(client)
     }
@@ -234,12 +180,13 @@ impl RealtimeChannel {
                 setup.presence_listener || self.shared.options.presence_enabled,
             )
         };
-        self.shared.status.send_replace(None);
-        self.shared.snapshot.lock().0 = ChannelState::Joining;
-        client.send(Command::Subscribe(ChannelSpec {
-            shared: self.shared.clone(),
+        client.send(Command::Subscribe(ChannelConfig {
+            id: self.shared.id,
+            topic: self.shared.topic.clone(),
+            options: self.shared.options.clone(),
             bindings,
             presence_enabled,
+            snapshot: self.shared.snapshot.clone(),
         }))
     }
 
@@ -247,7 +194,7 @@ impl RealtimeChannel {
     /// Recoverable errors are retried by the client, so it keeps waiting through them.
     pub async fn subscribed(&self) -> Result<(), Error> {
         self.client()?;
-        let mut rx = self.shared.status.subscribe();
+        let mut rx = self.shared.snapshot.watch_status();
         loop {
             let snap = rx.borrow_and_update().clone();
             match snap {
@@ -372,7 +319,10 @@ impl RealtimeChannel {
         if self.shared.options.private {
             url.push_str("?private=true");
         }
-        let token = client.token.lock().clone();
+        // Asked of the engine, which took any earlier `set_auth` first.
+        let (tx, rx) = oneshot::channel();
+        client.send(Command::Token(tx))?;
+        let token = rx.await.map_err(|_| Error::Shutdown)?;
         let mut headers: Vec<(String, String)> = client.options.headers.clone();
         if let Some(t) = token {
             headers.push(("Authorization".into(), format!("Bearer {t}")));
@@ -390,7 +340,7 @@ impl RealtimeChannel {
         let job = async move {
             tokio::time::timeout(
                 timeout,
-                crate::client::transport::http_post(&url, &headers, &body, tls),
+                crate::transport::http_post(&url, &headers, &body, tls),
             )
             .await
             .map_err(|_| Error::Timeout)?
@@ -462,7 +412,7 @@ impl RealtimeChannel {
 
     /// key → metas (each with `presence_ref`), as realtime-js' `presenceState()`.
     pub fn presence_state(&self) -> Vec<(String, Vec<Value>)> {
-        self.shared.snapshot.lock().1.clone()
+        self.shared.snapshot.presence()
     }
 
     /// Leaves the channel; resolves once the server confirmed (or the push timed out).

@@ -1,9 +1,8 @@
-//! [`RealtimeClient`]: the handle applications hold. Every method only sends a command to the
-//! connection task on the runtime thread (see [`task`]); nothing here waits on the network
-//! except the explicit `*_blocking` helpers and the async methods.
+//! [`RealtimeClient`]: the handle applications hold. Every method only sends a [`Command`] to
+//! the client's engine, which a driver task runs on the library's runtime thread; nothing here
+//! waits on the network except the explicit `*_blocking` helpers and the async methods.
 
-pub(crate) mod task;
-pub(crate) mod transport;
+pub(crate) mod inner;
 pub(crate) mod url;
 
 use std::collections::HashMap;
@@ -12,97 +11,20 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
-use crate::channel::{ChannelShared, RealtimeChannel};
-use crate::dispatch::{ChannelId, Dispatcher, Filter, ListenerId};
+pub(crate) use self::inner::ClientInner;
+use crate::channel::shared::ChannelShared;
+use crate::channel::RealtimeChannel;
+use crate::command::Command;
+use crate::dispatch::{Dispatcher, Filter, ListenerId};
+use crate::driver::Driver;
+use crate::engine::snapshot::Counters;
+use crate::engine::Engine;
 use crate::error::Error;
-use crate::event::{ChannelState, ConnectionState, Event, Payload};
+use crate::event::{ChannelState, ConnectionState, Event};
 use crate::options::{ChannelOptions, ClientOptions};
-use crate::postgres::PostgresChangesFilter;
-
-/// Commands from handles to the connection task.
-pub(crate) enum Command {
-    Connect,
-    Disconnect,
-    Shutdown,
-    SetAuth(Option<String>),
-    /// Heartbeat now; reconnect at once when waiting (network changed, app foregrounded).
-    CheckLink,
-    /// The app came back: check the link, and ask the token provider (the token may have
-    /// expired while the device slept).
-    Foregrounded,
-    Subscribe(ChannelSpec),
-    Unsubscribe(ChannelId, oneshot::Sender<Result<(), Error>>),
-    Push(ChannelId, PushOp, oneshot::Sender<Result<(), Error>>),
-}
-
-/// What the task needs to join a channel (a snapshot taken at `subscribe`).
-pub(crate) struct ChannelSpec {
-    pub shared: Arc<ChannelShared>,
-    pub bindings: Vec<PostgresChangesFilter>,
-    pub presence_enabled: bool,
-}
-
-/// A channel message that expects (or may expect) a reply.
-#[derive(Debug, Clone)]
-pub(crate) enum PushOp {
-    Broadcast { event: String, payload: Payload },
-    Track(serde_json::Value),
-    Untrack,
-}
-
-/// Heartbeat round trips kept for the percentiles.
-const RTT_SAMPLES: usize = 128;
-
-/// Counters shared between the task and handles.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub connects: AtomicU64,
-    pub reconnects: AtomicU64,
-    pub messages_in: AtomicU64,
-    pub messages_out: AtomicU64,
-    pub heartbeat_rtt_us: AtomicU64,
-    /// The last [`RTT_SAMPLES`] heartbeat round trips.
-    rtts: Mutex<std::collections::VecDeque<Duration>>,
-    /// Time spent wanting a connection without one: closed outages plus the open one.
-    outage: Mutex<(Duration, Option<std::time::Instant>)>,
-    /// Last join latency per channel topic (first join attempt to SUBSCRIBED).
-    join_latency: Mutex<HashMap<String, Duration>>,
-}
-
-impl Counters {
-    pub(crate) fn record_rtt(&self, rtt: Duration) {
-        self.heartbeat_rtt_us
-            .store(rtt.as_micros().max(1) as u64, Ordering::Relaxed);
-        let mut q = self.rtts.lock();
-        if q.len() == RTT_SAMPLES {
-            q.pop_front();
-        }
-        q.push_back(rtt);
-    }
-
-    /// The socket is wanted but not open (`true`), or open or not wanted (`false`).
-    pub(crate) fn set_outage(&self, down: bool) {
-        let mut o = self.outage.lock();
-        match (down, o.1) {
-            (true, None) => o.1 = Some(std::time::Instant::now()),
-            (false, Some(since)) => {
-                o.0 += since.elapsed();
-                o.1 = None;
-            }
-            _ => {}
-        }
-    }
-
-    pub(crate) fn record_join_latency(&self, topic: &str, d: Duration) {
-        self.join_latency.lock().insert(topic.to_owned(), d);
-    }
-
-    pub(crate) fn forget_channel(&self, topic: &str) {
-        self.join_latency.lock().remove(topic);
-    }
-}
+use crate::transport;
 
 /// A snapshot of the client's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -135,45 +57,6 @@ pub struct Metrics {
 /// Nearest-rank percentile `p` (1..=100) of sorted samples.
 fn percentile(sorted: &[Duration], p: usize) -> Option<Duration> {
     (!sorted.is_empty()).then(|| sorted[(sorted.len() * p).div_ceil(100).max(1) - 1])
-}
-
-pub(crate) struct ClientInner {
-    pub(crate) cmd: mpsc::UnboundedSender<Command>,
-    pub(crate) dispatcher: Arc<Dispatcher>,
-    pub(crate) options: Arc<ClientOptions>,
-    pub(crate) tls: Arc<rustls::ClientConfig>,
-    pub(crate) api_url: String,
-    /// The current access token, written by the task (set_auth, token provider).
-    pub(crate) token: Arc<Mutex<Option<String>>>,
-    state: watch::Receiver<ConnectionState>,
-    channels: Mutex<HashMap<String, Weak<ChannelShared>>>,
-    next_channel: AtomicU64,
-    counters: Arc<Counters>,
-    /// Set by `shutdown()`: from then on every call fails with `Error::Shutdown` at once.
-    shut_down: AtomicBool,
-}
-
-impl ClientInner {
-    pub(crate) fn send(&self, cmd: Command) -> Result<(), Error> {
-        self.check()?;
-        self.cmd.send(cmd).map_err(|_| Error::Shutdown)
-    }
-
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        if self.shut_down.load(Ordering::SeqCst) {
-            Err(Error::Shutdown)
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Drop for ClientInner {
-    fn drop(&mut self) {
-        // May run on the dispatcher thread (a callback dropped the last handle): only signal,
-        // never join.
-        let _ = self.cmd.send(Command::Shutdown);
-    }
 }
 
 /// A Supabase Realtime client: one WebSocket, many channels.
@@ -218,19 +101,22 @@ impl RealtimeClient {
         let dispatcher = Dispatcher::start(options.dispatch, options.queue_capacity);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(ConnectionState::Disconnected);
-        let token = Arc::new(Mutex::new(options.access_token.clone()));
         let counters = Arc::new(Counters::default());
-        let task = task::Task::new(
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9E37_79B9);
+        let engine = Engine::new(options.clone(), counters.clone(), state_tx, seed);
+        let driver = Driver::new(
+            engine,
             options.clone(),
             ws_url,
             tls.clone(),
             dispatcher.clone(),
-            state_tx,
-            token.clone(),
             counters.clone(),
             cmd_rx,
         );
-        crate::runtime::handle().spawn(task.run());
+        crate::runtime::handle().spawn(driver.run());
         Ok(RealtimeClient {
             inner: Arc::new(ClientInner {
                 cmd: cmd_tx,
@@ -238,11 +124,10 @@ impl RealtimeClient {
                 options,
                 tls,
                 api_url,
-                token,
                 state: state_rx,
+                counters,
                 channels: Mutex::new(HashMap::new()),
                 next_channel: AtomicU64::new(1),
-                counters,
                 shut_down: AtomicBool::new(false),
             }),
         })
@@ -270,7 +155,6 @@ impl RealtimeClient {
     /// Sets the access token: sent as `access_token` to every joined channel and used on every
     /// (re)join. `None` falls back to the API key.
     pub fn set_auth(&self, token: Option<String>) {
-        *self.inner.token.lock() = token.clone();
         let _ = self.inner.send(Command::SetAuth(token));
     }
 
@@ -281,19 +165,14 @@ impl RealtimeClient {
         let mut map = self.inner.channels.lock();
         if let Some(existing) = map.get(&topic).and_then(Weak::upgrade) {
             if !existing.is_finished() {
-                return RealtimeChannel { shared: existing };
+                return RealtimeChannel::new(existing, &self.inner);
             }
         }
         let id = self.inner.next_channel.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(ChannelShared::new(
-            id,
-            topic.clone(),
-            options,
-            Arc::downgrade(&self.inner),
-        ));
+        let shared = Arc::new(ChannelShared::new(id, topic.clone(), options));
         map.retain(|_, w| w.strong_count() > 0);
         map.insert(topic, Arc::downgrade(&shared));
-        RealtimeChannel { shared }
+        RealtimeChannel::new(shared, &self.inner)
     }
 
     /// Registers a callback for every event of this client (all channels included).
@@ -402,7 +281,7 @@ impl RealtimeClient {
             .lock()
             .values()
             .filter_map(Weak::upgrade)
-            .map(|c| (c.topic.clone(), c.state()))
+            .map(|c| (c.topic.to_string(), c.state()))
             .collect()
     }
 }
@@ -423,22 +302,5 @@ mod tests {
         let hundred = ms(&(1..=100).collect::<Vec<_>>());
         assert_eq!(percentile(&hundred, 50), Some(Duration::from_millis(50)));
         assert_eq!(percentile(&hundred, 99), Some(Duration::from_millis(99)));
-    }
-
-    #[test]
-    fn counters_keep_the_last_rtts_and_sum_outages() {
-        let c = Counters::default();
-        for i in 0..200u64 {
-            c.record_rtt(Duration::from_micros(i + 1));
-        }
-        assert_eq!(c.rtts.lock().len(), RTT_SAMPLES);
-        assert_eq!(c.rtts.lock()[0], Duration::from_micros(73));
-        c.set_outage(true);
-        c.set_outage(true); // still the same outage
-        c.set_outage(false);
-        let first = c.outage.lock().0;
-        c.set_outage(false);
-        assert_eq!(c.outage.lock().0, first);
-        assert!(c.outage.lock().1.is_none());
     }
 }

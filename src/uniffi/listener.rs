@@ -8,8 +8,10 @@
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+
+use once_cell::sync::Lazy;
 
 use super::error::RealtimeError;
 use super::types::{BroadcastMessage, PostgresChangePayload, PresenceEvent, RealtimeEvent};
@@ -122,7 +124,31 @@ impl<T: ?Sized + Send + Sync + 'static> Deref for Foreign<T> {
 impl<T: ?Sized + Send + Sync + 'static> Drop for Foreign<T> {
     fn drop(&mut self) {
         if let Some(obj) = self.0.take() {
-            super::relay::relay(move || drop(obj));
+            relay(move || drop(obj));
         }
     }
+}
+
+/// The `supa-wake` thread that runs foreign code the runtime thread must not run (see
+/// `super::relay`).
+type Job = Box<dyn FnOnce() + Send>;
+
+static RELAY: Lazy<mpsc::Sender<Job>> = Lazy::new(|| {
+    let (tx, rx) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("supa-wake".into())
+        .spawn(move || {
+            for job in rx {
+                // One failing job must not end the relay (every later await would hang).
+                let _ =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call_foreign(job)));
+            }
+        })
+        .expect("spawning the supa-wake thread");
+    tx
+});
+
+/// Runs `f` (foreign code) on the `supa-wake` thread, in order.
+pub(crate) fn relay(f: impl FnOnce() + Send + 'static) {
+    let _ = RELAY.send(Box::new(f));
 }

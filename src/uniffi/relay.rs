@@ -8,35 +8,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-
-use once_cell::sync::Lazy;
 
 use super::error::RealtimeError;
 
-type Job = Box<dyn FnOnce() + Send>;
-
-static RELAY: Lazy<mpsc::Sender<Job>> = Lazy::new(|| {
-    let (tx, rx) = mpsc::channel::<Job>();
-    std::thread::Builder::new()
-        .name("supa-wake".into())
-        .spawn(move || {
-            for job in rx {
-                // One failing job must not end the relay (every later await would hang).
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    super::listener::call_foreign(job)
-                }));
-            }
-        })
-        .expect("spawning the supa-wake thread");
-    tx
-});
-
-/// Runs `f` (foreign code) on the `supa-wake` thread, in order.
-pub(crate) fn relay(f: impl FnOnce() + Send + 'static) {
-    let _ = RELAY.send(Box::new(f));
-}
+pub(crate) use super::listener::relay;
 
 /// A waker that forwards to the foreign waker through the relay thread.
 struct RelayWaker(Waker);

@@ -1,0 +1,294 @@
+//! The driver: the tokio task that does a client's I/O and nothing else. It owns the socket,
+//! the writer task, the timer and the token provider calls; it feeds the [`Engine`] commands,
+//! frames, connect results, token answers and ticks, and carries out what the engine asks:
+//! frames to write, events to queue, [`Action`]s.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::stream::{SplitStream, StreamExt};
+use futures_util::{FutureExt, SinkExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::command::Command;
+use crate::dispatch::Dispatcher;
+use crate::engine::outbox::{Emit, Transmit};
+use crate::engine::snapshot::Counters;
+use crate::engine::{Action, Engine, TokenResult};
+use crate::error::Error;
+use crate::event::{ConnectionState, Event};
+use crate::options::ClientOptions;
+use crate::transport::{self, WsStream};
+
+/// A connect attempt's socket, plus the token provider's answer when it was asked.
+type ConnectOutcome = (Result<WsStream, Error>, Option<TokenResult>);
+
+/// Frames read in one go before the driver hands their events on and looks at its other
+/// inputs (commands, timers) again.
+const READ_BATCH: usize = 256;
+
+enum Link {
+    Idle,
+    Connecting(JoinHandle<Box<ConnectOutcome>>),
+    Open {
+        reader: SplitStream<WsStream>,
+        writer: mpsc::UnboundedSender<Message>,
+    },
+}
+
+enum LinkEvent {
+    Connected(Result<Box<ConnectOutcome>, tokio::task::JoinError>),
+    Message(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+}
+
+async fn link_event(link: &mut Link) -> LinkEvent {
+    match link {
+        Link::Connecting(handle) => LinkEvent::Connected(handle.await),
+        Link::Open { reader, .. } => LinkEvent::Message(reader.next().await),
+        Link::Idle => std::future::pending().await,
+    }
+}
+
+pub(crate) struct Driver {
+    engine: Engine,
+    opts: Arc<ClientOptions>,
+    ws_url: String,
+    tls: Arc<rustls::ClientConfig>,
+    dispatcher: Arc<Dispatcher>,
+    counters: Arc<Counters>,
+    cmd_rx: mpsc::UnboundedReceiver<Command>,
+    token_tx: mpsc::UnboundedSender<TokenResult>,
+    token_rx: mpsc::UnboundedReceiver<TokenResult>,
+    link: Link,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        engine: Engine,
+        opts: Arc<ClientOptions>,
+        ws_url: String,
+        tls: Arc<rustls::ClientConfig>,
+        dispatcher: Arc<Dispatcher>,
+        counters: Arc<Counters>,
+        cmd_rx: mpsc::UnboundedReceiver<Command>,
+    ) -> Driver {
+        let (token_tx, token_rx) = mpsc::unbounded_channel();
+        Driver {
+            engine,
+            opts,
+            ws_url,
+            tls,
+            dispatcher,
+            counters,
+            cmd_rx,
+            token_tx,
+            token_rx,
+            link: Link::Idle,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        // One timer for the task's lifetime, moved only when the next deadline changes: a
+        // fresh `sleep_until` per turn re-registers the timer (and wakes the time driver).
+        let timer = tokio::time::sleep_until(far_future());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
+        loop {
+            if self.flush() {
+                return;
+            }
+            let deadline = self.engine.next_deadline();
+            if deadline != armed {
+                let at = deadline.map(tokio::time::Instant::from_std);
+                timer.as_mut().reset(at.unwrap_or_else(far_future));
+                armed = deadline;
+            }
+            tokio::select! {
+                cmd = self.cmd_rx.recv() => {
+                    let cmd = cmd.unwrap_or(Command::Shutdown);
+                    cmd.apply(&mut self.engine, Instant::now());
+                }
+                ev = link_event(&mut self.link) => match ev {
+                    LinkEvent::Connected(res) => self.on_connected(res),
+                    LinkEvent::Message(msg) => self.on_message(msg),
+                },
+                Some(token) = self.token_rx.recv() => self.engine.on_token(token, Instant::now()),
+                _ = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    self.engine.on_tick(Instant::now());
+                }
+            }
+        }
+    }
+
+    fn on_connected(&mut self, res: Result<Box<ConnectOutcome>, tokio::task::JoinError>) {
+        let (ws, token) = match res {
+            Ok(r) => *r,
+            Err(e) => (Err(Error::Io(format!("connect task failed: {e}"))), None),
+        };
+        let result = ws.map(|ws| {
+            let (mut sink, reader) = ws.split();
+            let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+            // Writes go through their own task so that a stalled socket never blocks the
+            // engine's timing.
+            tokio::spawn(async move {
+                while let Some(msg) = rx.recv().await {
+                    let closing = matches!(msg, Message::Close(_));
+                    if sink.send(msg).await.is_err() || closing {
+                        break;
+                    }
+                }
+                let _ = sink.close().await;
+            });
+            self.link = Link::Open { reader, writer: tx };
+        });
+        if result.is_err() {
+            self.link = Link::Idle;
+        }
+        self.engine.on_connected(result, token, Instant::now());
+    }
+
+    /// Hands a frame to the engine, then any frames already read behind it (up to
+    /// [`READ_BATCH`]), so their events reach the dispatch queue in one go.
+    fn on_message(&mut self, msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) {
+        let mut next = msg;
+        for taken in 1.. {
+            let now = Instant::now();
+            let reason = match next {
+                Some(Ok(Message::Text(text))) => {
+                    self.engine.on_text(text.as_str(), now);
+                    None
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    self.engine.on_binary(&bytes, now);
+                    None
+                }
+                Some(Ok(Message::Close(frame))) => Some(match frame {
+                    Some(f) => format!("closed by server ({}): {}", u16::from(f.code), f.reason),
+                    None => "closed by server".to_owned(),
+                }),
+                Some(Ok(_)) => None, // ping/pong are handled by tungstenite
+                Some(Err(e)) => Some(format!("connection lost: {e}")),
+                None => Some("connection lost".to_owned()),
+            };
+            if let Some(reason) = reason {
+                self.engine.on_closed(&reason, now);
+                return;
+            }
+            let Link::Open { reader, .. } = &mut self.link else {
+                return;
+            };
+            if taken == READ_BATCH {
+                return;
+            }
+            match reader.next().now_or_never() {
+                Some(msg) => next = msg,
+                None => return,
+            }
+        }
+    }
+
+    /// Carries out what the engine produced; `true` once the client is shut down.
+    fn flush(&mut self) -> bool {
+        let out = self.engine.outbox();
+        if !out.transmits.is_empty() {
+            let transmits = std::mem::take(&mut out.transmits);
+            if let Link::Open { writer, .. } = &self.link {
+                for t in transmits {
+                    let msg = match t {
+                        Transmit::Text(s) => Message::text(s),
+                        Transmit::Binary(b) => Message::binary(b),
+                    };
+                    if writer.send(msg).is_ok() {
+                        self.counters.messages_out.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        let out = self.engine.outbox();
+        for e in out.emits.drain(..) {
+            match e {
+                Emit::Event(channel, event) => self.dispatcher.push(channel, event),
+                Emit::RemoveChannel(id) => self.dispatcher.push_remove_channel(id),
+            }
+        }
+        let mut done = false;
+        for action in self.engine.take_actions() {
+            match action {
+                Action::Connect { fetch_token } => self.connect(fetch_token),
+                Action::Close { reason, send_frame } => self.close(reason, send_frame),
+                Action::FetchToken => self.fetch_token(),
+                Action::Shutdown => {
+                    self.dispatcher.close(Some(Event::ConnectionStatus {
+                        state: ConnectionState::ShutDown,
+                        reason: None,
+                    }));
+                    done = true;
+                }
+            }
+        }
+        done
+    }
+
+    fn connect(&mut self, fetch_token: bool) {
+        if let Link::Connecting(h) = &self.link {
+            h.abort();
+        }
+        let url = self.ws_url.clone();
+        let headers = self.opts.headers.clone();
+        let tls = self.tls.clone();
+        let timeout = self.opts.push_timeout;
+        let provider = self.opts.token_provider.clone().filter(|_| fetch_token);
+        self.link = Link::Connecting(tokio::spawn(async move {
+            // The provider is user code: it runs on a blocking-pool thread, not here.
+            let token = match provider {
+                Some(p) => Some(
+                    tokio::task::spawn_blocking(move || p.token())
+                        .await
+                        .unwrap_or_else(|_| Err("token provider panicked".into())),
+                ),
+                None => None,
+            };
+            Box::new((
+                transport::connect_ws(&url, &headers, tls, timeout).await,
+                token,
+            ))
+        }));
+    }
+
+    fn close(&mut self, reason: String, send_frame: bool) {
+        match std::mem::replace(&mut self.link, Link::Idle) {
+            Link::Connecting(h) => h.abort(),
+            Link::Open { writer, .. } if send_frame => {
+                let _ = writer.send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: reason.into(),
+                })));
+            }
+            _ => {}
+        }
+    }
+
+    fn fetch_token(&mut self) {
+        let Some(provider) = self.opts.token_provider.clone() else {
+            return;
+        };
+        let tx = self.token_tx.clone();
+        tokio::spawn(async move {
+            let r = tokio::task::spawn_blocking(move || provider.token())
+                .await
+                .unwrap_or_else(|_| Err("token provider panicked".into()));
+            let _ = tx.send(r);
+        });
+    }
+}
+
+/// A deadline that never comes (the timer is disabled while nothing is due).
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365)
+}

@@ -1,0 +1,169 @@
+//! What the engine publishes for handles to read: each channel's state, presence and last
+//! subscribe status, and the client's counters. The engine is the only writer of all of it;
+//! handles only read (and derive, see `RealtimeChannel::state`).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::error::ErrorKind;
+use crate::event::{ChannelState, SubscribeStatus};
+
+/// The CLOSED reason given to channels when their client shuts down.
+pub(crate) const SHUTDOWN_REASON: &str = "client shut down";
+
+/// key → metas, as `presence_state()` returns it.
+pub(crate) type PresenceList = Vec<(String, Vec<Value>)>;
+
+/// The last subscribe status of a channel, for `subscribed()`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StatusSnap {
+    pub status: SubscribeStatus,
+    pub reason: Option<String>,
+    pub kind: Option<ErrorKind>,
+}
+
+struct ChannelView {
+    /// The engine took the channel's subscribe command: `state` is its answer from then on.
+    accepted: bool,
+    state: ChannelState,
+    presence: PresenceList,
+}
+
+/// One channel as the engine last published it.
+pub(crate) struct ChannelSnapshot {
+    view: Mutex<ChannelView>,
+    status: watch::Sender<Option<StatusSnap>>,
+}
+
+impl Default for ChannelSnapshot {
+    fn default() -> Self {
+        ChannelSnapshot {
+            view: Mutex::new(ChannelView {
+                accepted: false,
+                state: ChannelState::Closed,
+                presence: Vec::new(),
+            }),
+            status: watch::channel(None).0,
+        }
+    }
+}
+
+impl ChannelSnapshot {
+    /// The published state, or `None` before the engine took the subscribe command.
+    pub(crate) fn state(&self) -> Option<ChannelState> {
+        let v = self.view.lock();
+        v.accepted.then_some(v.state)
+    }
+
+    pub(crate) fn presence(&self) -> PresenceList {
+        self.view.lock().presence.clone()
+    }
+
+    pub(crate) fn watch_status(&self) -> watch::Receiver<Option<StatusSnap>> {
+        self.status.subscribe()
+    }
+
+    // The writers below are called by the engine only.
+
+    pub(crate) fn set_state(&self, state: ChannelState) {
+        let mut v = self.view.lock();
+        v.accepted = true;
+        v.state = state;
+    }
+
+    pub(crate) fn set_presence(&self, presence: PresenceList) {
+        self.view.lock().presence = presence;
+    }
+
+    pub(crate) fn set_status(&self, snap: StatusSnap) {
+        self.status.send_replace(Some(snap));
+    }
+}
+
+/// Heartbeat round trips kept for the percentiles.
+pub(crate) const RTT_SAMPLES: usize = 128;
+
+/// The client's counters, written by the engine and its driver, read by `metrics()`.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub connects: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub heartbeat_rtt_us: AtomicU64,
+    /// The last [`RTT_SAMPLES`] heartbeat round trips.
+    pub rtts: Mutex<VecDeque<Duration>>,
+    /// Time spent wanting a connection without one: closed outages plus the open one.
+    pub outage: Mutex<(Duration, Option<Instant>)>,
+    /// Last join latency per channel topic (first join attempt to SUBSCRIBED).
+    pub join_latency: Mutex<HashMap<String, Duration>>,
+}
+
+impl Counters {
+    pub(crate) fn record_rtt(&self, rtt: Duration) {
+        self.heartbeat_rtt_us
+            .store(rtt.as_micros().max(1) as u64, Ordering::Relaxed);
+        let mut q = self.rtts.lock();
+        if q.len() == RTT_SAMPLES {
+            q.pop_front();
+        }
+        q.push_back(rtt);
+    }
+
+    /// The socket is wanted but not open (`true`), or open or not wanted (`false`).
+    pub(crate) fn set_outage(&self, down: bool, now: Instant) {
+        let mut o = self.outage.lock();
+        match (down, o.1) {
+            (true, None) => o.1 = Some(now),
+            (false, Some(since)) => {
+                o.0 += now.saturating_duration_since(since);
+                o.1 = None;
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn record_join_latency(&self, topic: &str, d: Duration) {
+        self.join_latency.lock().insert(topic.to_owned(), d);
+    }
+
+    pub(crate) fn forget_channel(&self, topic: &str) {
+        self.join_latency.lock().remove(topic);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_keep_the_last_rtts_and_sum_outages() {
+        let c = Counters::default();
+        for i in 0..200u64 {
+            c.record_rtt(Duration::from_micros(i + 1));
+        }
+        assert_eq!(c.rtts.lock().len(), RTT_SAMPLES);
+        assert_eq!(c.rtts.lock()[0], Duration::from_micros(73));
+        let t0 = Instant::now();
+        c.set_outage(true, t0);
+        c.set_outage(true, t0 + Duration::from_secs(1)); // still the same outage
+        c.set_outage(false, t0 + Duration::from_secs(2));
+        assert_eq!(c.outage.lock().0, Duration::from_secs(2));
+        c.set_outage(false, t0 + Duration::from_secs(3));
+        assert_eq!(c.outage.lock().0, Duration::from_secs(2));
+        assert!(c.outage.lock().1.is_none());
+    }
+
+    #[test]
+    fn a_channel_is_unknown_until_the_engine_takes_it() {
+        let s = ChannelSnapshot::default();
+        assert_eq!(s.state(), None);
+        s.set_state(ChannelState::Joining);
+        assert_eq!(s.state(), Some(ChannelState::Joining));
+    }
+}
