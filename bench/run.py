@@ -487,7 +487,7 @@ def main():
     import report  # bench/report.py
 
     report.write(results, DOCS)
-    log(f"done in {results['machine']['duration_s']:.0f} s: docs/benchmarks.md")
+    log(f"done in {results['machine']['duration_s']:.0f} s: {DOCS / 'benchmarks.md'}")
 
 
 if __name__ == "__main__":
