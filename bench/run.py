@@ -14,6 +14,9 @@ Run through scripts/bench, which builds and installs everything first. Settings 
   BENCH_ONLY          comma-separated contestant keys to run (default: all)
   BENCH_SCENARIOS     comma-separated scenarios (throughput,latency,pg,memory,connect,size)
   BENCH_FAT_LTO=1     also build and size the library with fat LTO and one codegen unit
+  BENCH_DIST=1        also the C contestant on the `dist` profile's static library (`c_dist`) and
+                      the size of the released shared library (dist/*.whl, from scripts/dist)
+  BENCH_OUT           where the report goes (default docs/)
 Every contestant speaks the same command line: <scenario> <url> <key> <name> <n>; it prints
 READY when subscribed (latency, memory, pg) and one `RESULT <json>` line.
 """
@@ -40,7 +43,7 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 BIN = TARGET / "release" / "supa-bench"
 SERVER = TARGET / "release" / "supa-realtime-server"
 VENV_PY = str(ROOT / "bench" / ".venv" / "bin" / "python")
-DOCS = ROOT / "docs"
+DOCS = Path(os.environ.get("BENCH_OUT", ROOT / "docs"))
 
 
 def env_int(name, default):
@@ -64,6 +67,7 @@ CONTESTANTS = {
     "raw": ("raw limit (tokio-tungstenite + serde_json)", [str(BIN), "raw"], False),
     "ours": ("supa_realtime (Rust API)", [str(BIN), "ours"], False),
     "c": ("supa_realtime (C ABI)", [str(ROOT / "bench/c/build/contestant")], False),
+    "c_dist": ("supa_realtime (C ABI, dist profile)", [str(ROOT / "bench/c/build/contestant-dist")], False),
     "py": ("supa_realtime (Python binding)", [VENV_PY, str(ROOT / "bench/python/supa_py.py")], True),
     "js": ("@supabase/realtime-js (Node, ws)", ["node", str(ROOT / "bench/node/contestant.mjs")], False),
     "realtime_py": ("realtime (Python, PyPI)", [VENV_PY, str(ROOT / "bench/python/realtime_py.py")], True),
@@ -368,6 +372,12 @@ def run_size():
         shutil.copy(fat, tmp_fat)
         subprocess.run(["strip", str(tmp_fat)], check=True)
         res["stripped_fat_lto"] = tmp_fat.stat().st_size
+    wheels = sorted((ROOT / "dist").glob("*.whl"))
+    if os.environ.get("BENCH_DIST") == "1" and wheels:
+        import zipfile
+
+        with zipfile.ZipFile(wheels[-1]) as z:
+            res["dist_wheel_library"] = z.getinfo("supa_realtime/_native/libsupa_realtime.so").file_size
     js = ROOT / "bench/node/node_modules/@supabase/realtime-js/dist/main"
     if js.exists():
         res["realtime_js_dist_main"] = sum(f.stat().st_size for f in js.rglob("*.js"))
@@ -477,7 +487,7 @@ def main():
     import report  # bench/report.py
 
     report.write(results, DOCS)
-    log(f"done in {results['machine']['duration_s']:.0f} s: docs/benchmarks.md")
+    log(f"done in {results['machine']['duration_s']:.0f} s: {DOCS / 'benchmarks.md'}")
 
 
 if __name__ == "__main__":

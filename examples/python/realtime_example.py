@@ -1,12 +1,13 @@
 """Subscribe to a table, a broadcast event and presence on one channel; print what arrives.
 
-    pip install ./bindings/python
+    pip install supa_realtime-*.whl         # a released wheel (scripts/dist), or ./bindings/python
     python examples/python/realtime_example.py --url http://127.0.0.1:4000/realtime/v1 \
         --key <anon key> [--table todos] [--once]
 
 It tracks itself in presence and broadcasts one `message`, so something always arrives.
 With --table it also prints INSERT/UPDATE/DELETE on public.<table> (the server needs a
-database). --once exits after its own broadcast and presence join came back.
+database). --once exits once its own broadcast, its presence join and a presence sync came
+back (and, with --table, one change).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 import asyncio
 import os
 
-from supa_realtime import Broadcast, ChannelStatus, Client, PostgresChange, PresenceJoin
+from supa_realtime import Broadcast, ChannelStatus, Client, PostgresChange, PresenceJoin, PresenceSync
 
 
 async def main() -> None:
@@ -37,10 +38,11 @@ async def main() -> None:
             print("subscribed to", room.topic)
             await room.track({"user": "python"})
             await room.send("message", {"text": "hello from Python"})
+            want = {"broadcast", "presence", "sync"} | ({"change"} if args.table else set())
             seen = set()
             loop = asyncio.get_running_loop()
             end = loop.time() + args.seconds
-            while loop.time() < end and not (args.once and seen >= {"broadcast", "presence"}):
+            while loop.time() < end and not (args.once and seen >= want):
                 try:
                     e = await events.next(end - loop.time())
                 except asyncio.TimeoutError:
@@ -51,12 +53,16 @@ async def main() -> None:
                 elif isinstance(e, PresenceJoin):
                     print(f"presence join {e.key}: {e.new}")
                     seen.add("presence")
+                elif isinstance(e, PresenceSync):
+                    print("presence sync")
+                    seen.add("sync")
                 elif isinstance(e, PostgresChange):
                     print(f"{e.event_type} on {e.schema}.{e.table}: new={e.new} old={e.old}")
+                    seen.add("change")
                 elif isinstance(e, ChannelStatus):
                     print(f"status {e.status} {e.reason or ''}")
-            if args.once and not seen >= {"broadcast", "presence"}:
-                raise SystemExit(f"missing events: {sorted({'broadcast', 'presence'} - seen)}")
+            if args.once and not seen >= want:
+                raise SystemExit(f"missing events: {sorted(want - seen)}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 // Subscribe to a table, a broadcast event and presence on one channel; print what arrives.
 // Args: <url> <anon key> [table]. Tracks itself and broadcasts one `message`, so something
 // always arrives; with a table (server with a database) it also prints its changes.
-// Runs for 30 s, or until it saw its own broadcast and presence join with ONCE=1.
+// Runs for 30 s, or with ONCE=1 until its own broadcast and presence join came back (and, with a
+// table, one change); then exits 1 if one is missing.
 
 import io.supabase.realtime.PostgresAction
 import io.supabase.realtime.RealtimeClient
@@ -15,6 +16,7 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeoutOrNull
 import kotlinx.serialization.Serializable
+import kotlin.system.exitProcess
 
 @Serializable
 data class Message(val text: String)
@@ -40,7 +42,8 @@ fun main(args: Array<String>): Unit = runBlocking {
         val changes = table?.let { t -> room.postgresChangeFlow<PostgresAction>("public") { this.table = t } }
         val sawMessage = CompletableDeferred<Unit>()
         val sawPresence = CompletableDeferred<Unit>()
-        withTimeoutOrNull(30_000) {
+        val sawChange = CompletableDeferred<Unit>()
+        val complete = withTimeoutOrNull(30_000) {
             coroutineScope {
                 val jobs = listOfNotNull(
                     launch(start = CoroutineStart.UNDISPATCHED) {
@@ -49,7 +52,7 @@ fun main(args: Array<String>): Unit = runBlocking {
                     launch(start = CoroutineStart.UNDISPATCHED) {
                         presence.collect { println("presence joins: ${it.decodeJoinsAs<User>()}"); sawPresence.complete(Unit) }
                     },
-                    changes?.onEach { println("$it") }?.launchIn(this),
+                    changes?.onEach { println("$it"); sawChange.complete(Unit) }?.launchIn(this),
                     room.status.onEach { println("status $it") }.launchIn(this),
                 )
                 room.subscribe()
@@ -59,9 +62,14 @@ fun main(args: Array<String>): Unit = runBlocking {
                 if (once) {
                     sawMessage.await()
                     sawPresence.await()
+                    if (changes != null) sawChange.await()
                     jobs.forEach { it.cancel() }
                 }
             }
+        }
+        if (once && complete == null) {
+            System.err.println("missing events after 30 s")
+            exitProcess(1)
         }
     }
 }
