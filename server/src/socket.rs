@@ -35,6 +35,12 @@ const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 pub(crate) const NO_DATABASE: &str =
     "postgres_changes need a database: this server was started without --database-url";
 
+/// Refusals of broadcasts that would break subscribers (sent whether or not `ack` is on).
+pub(crate) const NOT_AN_OBJECT: &str = "broadcast payload must be an object";
+pub(crate) const EVENT_NOT_A_STRING: &str = "broadcast event must be a string";
+pub(crate) const INVALID_JSON_PAYLOAD: &str =
+    "broadcast payload is flagged JSON but is not valid JSON";
+
 /// A joined channel.
 struct Channel {
     sub: SubId,
@@ -277,6 +283,13 @@ impl Conn {
                 ));
             }
             return;
+        }
+        // Subscribers parse a payload flagged JSON (realtime-js throws on bad JSON and the
+        // subscriber dies), so only valid JSON is relayed, as on the REST path.
+        if let BroadcastPayload::Json(text) = &payload {
+            if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+                return self.push(reply_reason(&request, INVALID_JSON_PAYLOAD));
+            }
         }
         if !self.may_write(&request.topic, Extension::Broadcast).await {
             return;
@@ -563,9 +576,14 @@ impl Conn {
             return;
         };
         let ack = channel.ack;
-        // A broadcast is an object ({type, event, payload}); anything else is malformed.
+        // A broadcast is an object ({type, event, payload}) whose event is a string:
+        // subscribers dispatch on the event name (realtime-js throws on anything else and the
+        // subscriber dies), so nothing else is relayed.
         if !frame.payload.is_object() {
-            return;
+            return self.push(reply_reason(&frame, NOT_AN_OBJECT));
+        }
+        if !frame.payload.get("event").is_some_and(Value::is_string) {
+            return self.push(reply_reason(&frame, EVENT_NOT_A_STRING));
         }
         let max = self.shared.config.limits.max_payload_bytes;
         // The frame's length bounds the payload's; measure exactly only when it might matter.

@@ -196,6 +196,25 @@ impl Client {
     }
 }
 
+/// A kind-3 user broadcast push, as realtime-js sends it.
+pub fn kind3(
+    join_ref: &str,
+    r: &str,
+    topic: &str,
+    event: &str,
+    payload: supa_realtime_protocol::BroadcastPayload,
+) -> Message {
+    let frame = BinaryFrame::UserBroadcastPush {
+        join_ref: Some(join_ref.into()),
+        r#ref: Some(r.into()),
+        topic: topic.into(),
+        event: event.into(),
+        metadata: String::new(),
+        payload,
+    };
+    Message::binary(frame.encode().unwrap())
+}
+
 fn decode_server(vsn: Vsn, text: &str) -> Frame {
     Frame::decode(vsn, text)
         .unwrap_or_else(|e| panic!("server sent an undecodable frame {text}: {e}"))
