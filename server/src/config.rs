@@ -32,6 +32,15 @@ pub struct Config {
     pub limits: Limits,
     /// A socket that sends no frame for this long is dropped (Phoenix's 60 s).
     pub idle_timeout: Duration,
+    /// A socket without a joined channel (never joined, or left them all) for this long is
+    /// closed, heartbeats or not (upstream's `NO_CHANNEL_TIMEOUT_IN_MS`, 10 minutes).
+    pub no_channel_timeout: Duration,
+    /// A connection must deliver a complete request head within this time of opening (or of
+    /// its previous response); silent and slowloris connections are closed after it.
+    pub header_timeout: Duration,
+    /// An HTTP request must be answered within this time once its head arrived (a REST body
+    /// that trickles in gets 408); for a WebSocket it bounds the upgrade.
+    pub request_timeout: Duration,
     /// Delay before a join error reply. Hosted Realtime waits 5 s to slow down retry loops;
     /// the library default is 0 so tests run fast.
     pub join_error_delay: Duration,
@@ -50,6 +59,9 @@ impl Default for Config {
             database_url: None,
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(60),
+            no_channel_timeout: Duration::from_secs(600),
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
             join_error_delay: Duration::ZERO,
             connect_error_delay: Duration::ZERO,
             write_timeout: Duration::from_secs(10),
@@ -71,6 +83,9 @@ pub struct Limits {
     pub presence_max_calls: usize,
     /// The presence rate-limit window.
     pub presence_window: Duration,
+    /// Concurrent connections (HTTP and WebSocket); one more is answered with HTTP 503 and
+    /// closed. Lowered at start to fit the open-file limit.
+    pub max_connections: usize,
     /// Frames queued for one socket before it counts as too slow and is dropped. Fan-out never
     /// waits for a slow socket: it drops that socket instead of stalling the others.
     pub outbound_queue: usize,
@@ -85,6 +100,7 @@ impl Default for Limits {
             presence_max_calls: 5,
             presence_window: Duration::from_secs(30),
             outbound_queue: 4096,
+            max_connections: 10_000,
         }
     }
 }

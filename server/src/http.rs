@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,6 +14,7 @@ use serde_json::json;
 use supa_realtime_protocol::Vsn;
 
 use crate::jwt::JwtError;
+use crate::listener::Ticket;
 use crate::server::Shared;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -43,6 +44,7 @@ fn error(status: StatusCode, message: String) -> Response {
 async fn websocket(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<HashMap<String, String>>,
+    Extension(ticket): Extension<Ticket>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -74,7 +76,7 @@ async fn websocket(
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |ws| {
-            crate::socket::run(ws, vsn, token.trim().to_owned(), verified, shared)
+            crate::socket::run(ws, vsn, token.trim().to_owned(), verified, shared, ticket)
         })
 }
 

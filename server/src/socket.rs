@@ -23,6 +23,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::hub::{Access, Fanout, Routed, SocketHandle, SubId, TopicKey};
 use crate::ids;
 use crate::jwt::{now_secs, Verified};
+use crate::listener::Ticket;
 use crate::postgres::{Extension, PgEvent, PgSubscription, Subscriber};
 use crate::server::Shared;
 
@@ -93,8 +94,9 @@ pub(crate) async fn run(
     conn_token: String,
     _verified: Verified,
     shared: Arc<Shared>,
+    // The connection counts as open until this task ends.
+    _ticket: Ticket,
 ) {
-    let _open = shared.socket_opened();
     let (fan_tx, mut fan_rx) = mpsc::channel::<Routed>(shared.config.limits.outbound_queue.max(1));
     let (delayed_tx, mut delayed_rx) = mpsc::unbounded_channel();
     let (pg_tx, mut pg_rx) = mpsc::unbounded_channel();
@@ -104,6 +106,7 @@ pub(crate) async fn run(
     });
     let mut shutdown = shared.shutdown.clone();
     let idle = shared.config.idle_timeout;
+    let no_channel_timeout = shared.config.no_channel_timeout;
     let write_timeout = shared.config.write_timeout;
     let mut conn = Conn {
         vsn,
@@ -116,6 +119,8 @@ pub(crate) async fn run(
         pg_tx,
     };
     let mut idle_deadline = Instant::now() + idle;
+    // Set while the socket has no channel: heartbeats alone do not keep it open forever.
+    let mut no_channel_deadline = Some(Instant::now() + no_channel_timeout);
     let close = loop {
         let expiry = conn.next_expiry();
         // Unbiased on purpose: a flood in one direction must not starve the other.
@@ -127,6 +132,9 @@ pub(crate) async fn run(
                 break Some((CLOSE_TRY_AGAIN_LATER, "too slow: outbound queue overflow"))
             }
             _ = sleep_until(idle_deadline) => break Some((CLOSE_NORMAL, "idle timeout")),
+            _ = sleep_until(no_channel_deadline.unwrap_or(idle_deadline)), if no_channel_deadline.is_some() => {
+                break Some((CLOSE_NORMAL, "no channel joined"))
+            }
             _ = sleep_until(expiry.unwrap_or(idle_deadline)), if expiry.is_some() => conn.expire_tokens(),
             msg = ws.recv() => {
                 idle_deadline = Instant::now() + idle;
@@ -159,6 +167,11 @@ pub(crate) async fn run(
         }
         if !conn.out.is_empty() && !write_all(&mut ws, &mut conn.out, write_timeout).await {
             break None;
+        }
+        if !conn.channels.is_empty() {
+            no_channel_deadline = None;
+        } else if no_channel_deadline.is_none() {
+            no_channel_deadline = Some(Instant::now() + no_channel_timeout);
         }
     };
     conn.leave_all();

@@ -5,7 +5,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use supa_realtime_protocol::{BinaryFrame, BroadcastPayload, Vsn};
-use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn json_broadcast_reaches_others_and_respects_self_and_ack() {
