@@ -86,6 +86,13 @@ pub struct Limits {
     /// Concurrent connections (HTTP and WebSocket); one more is answered with HTTP 503 and
     /// closed. Lowered at start to fit the open-file limit.
     pub max_connections: usize,
+    /// Bytes queued for one socket and not yet taken by its peer; past this the socket is
+    /// closed (code 1013), as upstream drops a socket whose process outgrows its heap
+    /// (`WEBSOCKET_MAX_HEAP_SIZE`, 50 MB). Shared messages count once per socket.
+    pub max_socket_queue_bytes: usize,
+    /// Bytes queued for one channel of a socket (broadcasts, presence, postgres changes); past
+    /// this the channel is shut down (`system` error, then `phx_close`), the socket stays.
+    pub max_channel_queue_bytes: usize,
     /// Frames queued for one socket before it counts as too slow and is dropped. Fan-out never
     /// waits for a slow socket: it drops that socket instead of stalling the others.
     pub outbound_queue: usize,
@@ -99,7 +106,9 @@ impl Default for Limits {
             max_frame_bytes: 5_000_000,
             presence_max_calls: 5,
             presence_window: Duration::from_secs(30),
-            outbound_queue: 4096,
+            outbound_queue: 100_000,
+            max_socket_queue_bytes: 50_000_000,
+            max_channel_queue_bytes: 25_000_000,
             max_connections: 10_000,
         }
     }

@@ -22,6 +22,7 @@ mod hub;
 mod ids;
 mod jwt;
 mod listener;
+mod outbound;
 pub mod postgres;
 mod rest;
 mod server;

@@ -34,7 +34,12 @@ OPTIONS:
     --max-frame-bytes N            Largest WebSocket frame; bigger closes the socket [default: 5000000]
     --presence-max-calls N         Presence messages per channel per window [default: 5]
     --presence-window-ms MS        Presence rate-limit window [default: 30000]
-    --outbound-queue N             Frames queued per socket before it is dropped as too slow [default: 4096]
+    --outbound-queue N             Messages queued per socket before it is dropped as too slow
+                                   (the byte limits below usually act first) [default: 100000]
+    --max-socket-queue-bytes N     Bytes queued for one socket and not yet taken by its peer
+                                   before it is dropped as too slow (close 1013) [default: 50000000]
+    --max-channel-queue-bytes N    Bytes queued for one channel of a socket before that channel
+                                   is shut down [default: 25000000]
     --idle-timeout-ms MS           Drop a socket that sends nothing for this long [default: 60000]
     --no-channel-timeout-ms MS     Close a socket without a joined channel after this long [default: 600000]
     --max-connections N            Concurrent connections; more get HTTP 503 [default: 10000,
@@ -105,6 +110,12 @@ fn parse(args: Vec<String>) -> Result<Option<Config>, String> {
             "--presence-max-calls" => config.limits.presence_max_calls = number(value()?)? as usize,
             "--presence-window-ms" => config.limits.presence_window = ms(value()?)?,
             "--outbound-queue" => config.limits.outbound_queue = number(value()?)? as usize,
+            "--max-socket-queue-bytes" => {
+                config.limits.max_socket_queue_bytes = number(value()?)? as usize
+            }
+            "--max-channel-queue-bytes" => {
+                config.limits.max_channel_queue_bytes = number(value()?)? as usize
+            }
             "--idle-timeout-ms" => config.idle_timeout = ms(value()?)?,
             "--no-channel-timeout-ms" => config.no_channel_timeout = ms(value()?)?,
             "--max-connections" => config.limits.max_connections = number(value()?)? as usize,

@@ -98,6 +98,8 @@ fn bad_flags_are_clear_errors_and_help_lists_every_flag() {
         "--max-connections",
         "--header-timeout-ms",
         "--request-timeout-ms",
+        "--max-socket-queue-bytes",
+        "--max-channel-queue-bytes",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }

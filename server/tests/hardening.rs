@@ -220,3 +220,263 @@ async fn a_request_body_that_never_completes_times_out() {
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
 }
+
+/// The server's peak RSS may exceed its idle peak by this much with default limits while it
+/// is flooded: a few times the per-socket queue limit (50 MB), far below what buffering the
+/// flood costs (more than 600 MB for the flood below; over 3 GiB in the original report).
+const RSS_BUDGET: u64 = 200 << 20;
+/// A heartbeat round trip of a healthy client during the flood stays under this. Generous
+/// for a loaded 2-core machine: a regression guard, not a benchmark.
+const HEALTHY_RTT: Duration = Duration::from_secs(2);
+
+/// Reads until the server closes the connection; its close code, if a close frame made it.
+async fn drain_until_closed(client: &mut Client, within: Duration) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match client.recv_within(left).await {
+            Some(In::Closed(code)) => return code,
+            Some(_) => {}
+            None => panic!("the connection was not closed in time"),
+        }
+    }
+}
+
+/// Finding 7, and the memory bound: a client that never reads, on a topic flooded with 300
+/// binary broadcasts of 1 MB, loses that channel once its queue passes the per-channel byte
+/// limit (a `system` error, then `phx_close`); the server's RSS stays within budget and a
+/// healthy client's round trip stays short meanwhile.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_loses_the_channel_and_memory_stays_bounded() {
+    // Default limits; only the write timeout is long, so that the byte limits decide.
+    let server = common::binary::Binary::start(&["--write-timeout-ms", "120000"]);
+    let connect = || Client::connect_url(&server.realtime_url, &server.anon_key, Vsn::V2);
+    let mut slow = connect().await;
+    slow.join_ok("realtime:flood", json!({})).await;
+    let mut healthy = connect().await;
+    healthy.join_ok("realtime:quiet", json!({})).await;
+    let mut sender = connect().await;
+    let js = sender.join_ok("realtime:flood", json!({})).await;
+    let idle_peak = server.peak_rss();
+
+    let flood = tokio::spawn(async move {
+        let payload = vec![7u8; 1 << 20];
+        for _ in 0..300 {
+            let frame = kind3(
+                &js,
+                "",
+                "realtime:flood",
+                "blob",
+                BroadcastPayload::Binary(payload.clone()),
+            );
+            sender.send_raw(frame).await;
+        }
+        // Everything sent before it has been handled once this returns.
+        sender.heartbeat().await;
+    });
+    let mut worst = Duration::ZERO;
+    while !flood.is_finished() {
+        let started = tokio::time::Instant::now();
+        healthy.heartbeat().await;
+        worst = worst.max(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    flood.await.unwrap();
+    let grown = server.peak_rss().saturating_sub(idle_peak);
+    assert!(
+        grown < RSS_BUDGET,
+        "the server grew by {} MB while flooding a reader that never reads",
+        grown >> 20
+    );
+    assert!(worst < HEALTHY_RTT, "a healthy round trip took {worst:?}");
+    // What the kernel buffered arrives, then the channel's end.
+    let system = slow.recv_until(|f| f.event == "system").await;
+    assert_eq!(system.payload["status"], "error");
+    assert_eq!(
+        system.payload["message"],
+        "Too slow: more than 25000000 bytes queued for this channel; the client does not read them fast enough"
+    );
+    slow.recv_until(|f| f.event == "phx_close").await;
+    slow.heartbeat().await;
+    healthy.heartbeat().await;
+}
+
+/// Finding 7: past the per-socket byte limit the whole socket is dropped with a clear close
+/// (1013 when the close frame fits in what the peer still takes), not buffered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_past_its_byte_limit_is_closed() {
+    let server = Server::start(Config {
+        limits: Limits {
+            max_socket_queue_bytes: 4 << 20,
+            max_channel_queue_bytes: usize::MAX,
+            ..Limits::default()
+        },
+        // Only the byte limit may end this socket (not a stalled write).
+        write_timeout: Duration::from_secs(120),
+        ..Config::default()
+    })
+    .unwrap();
+    let mut slow = Client::connect(&server, Vsn::V2).await;
+    slow.join_ok("realtime:a", json!({})).await;
+    slow.join_ok("realtime:b", json!({})).await;
+    let mut sender = Client::connect(&server, Vsn::V2).await;
+    let ja = sender.join_ok("realtime:a", json!({})).await;
+    let jb = sender.join_ok("realtime:b", json!({})).await;
+    let payload = vec![1u8; 256 << 10];
+    // 2 x 40 MB: more than the kernel buffers on both ends plus the limit.
+    for _ in 0..160 {
+        for (jr, topic) in [(&ja, "realtime:a"), (&jb, "realtime:b")] {
+            let frame = kind3(
+                jr,
+                "",
+                topic,
+                "e",
+                BroadcastPayload::Binary(payload.clone()),
+            );
+            sender.send_raw(frame).await;
+        }
+    }
+    sender.heartbeat().await;
+    let code = drain_until_closed(&mut slow, Duration::from_secs(30)).await;
+    assert_eq!(code, Some(1013));
+    sender.heartbeat().await;
+}
+
+/// Finding 8: 20 presences of 1 MB each and 60 joiners that never read their 20 MB presence
+/// state: the state is built once and shared, so the server stays within budget.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_state_is_shared_by_joiners_not_copied() {
+    let server = common::binary::Binary::start(&[]);
+    let connect = || Client::connect_url(&server.realtime_url, &server.anon_key, Vsn::V2);
+    let presence = json!({"presence": {"enabled": true}});
+    let blob = "x".repeat(1 << 20);
+    let mut trackers = Vec::new();
+    for i in 0..20 {
+        let mut c = connect().await;
+        let jr = c.join_ok("realtime:crowd", presence.clone()).await;
+        let r = c
+            .push(
+                Some(&jr),
+                "realtime:crowd",
+                "presence",
+                json!({"type": "presence", "event": "track", "payload": {"i": i, "blob": blob}}),
+            )
+            .await;
+        c.recv_until(|f| f.event == "phx_reply" && f.r#ref.as_deref() == Some(r.as_str()))
+            .await;
+        trackers.push(c);
+    }
+    let idle_peak = server.peak_rss();
+    let mut joiners = Vec::new();
+    for _ in 0..60 {
+        let mut c = connect().await;
+        // Read the join reply (the server handled the join), then nothing more.
+        c.join_ok("realtime:crowd", presence.clone()).await;
+        joiners.push(c);
+    }
+    // A reading joiner gets the whole state, so the server got through every join before.
+    let mut reader = connect().await;
+    reader.join_ok("realtime:crowd", presence.clone()).await;
+    let state = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match reader.recv_within(Duration::from_secs(30)).await {
+                Some(In::Text(f)) if f.event == "presence_state" => break f,
+                Some(In::Closed(code)) => panic!("closed ({code:?})"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the presence state in time");
+    assert_eq!(state.payload.as_object().map(|o| o.len()), Some(20));
+    let grown = server.peak_rss().saturating_sub(idle_peak);
+    assert!(
+        grown < RSS_BUDGET,
+        "the server grew by {} MB for 60 joiners of a 20 MB presence state",
+        grown >> 20
+    );
+    drop(joiners);
+}
+
+/// Finding 7: a postgres-changes subscriber that reads a frame every 200 ms while 120 MB of
+/// changes are committed loses that channel once it has 25 MB queued (the per-channel queue
+/// was unbounded), and the server's memory stays within budget.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_postgres_changes_subscriber_loses_the_channel_not_memory() {
+    // Default limits; only the write timeout is long, so that the byte limits decide.
+    let server = common::binary::Binary::start(&[
+        "--database-url",
+        common::pg::database_url(),
+        "--write-timeout-ms",
+        "120000",
+    ]);
+    let db = common::pg::sql().await;
+    db.batch_execute(
+        "drop table if exists slow_rows;
+         create table slow_rows (id bigserial primary key, body text);
+         grant select on slow_rows to anon;
+         alter publication supabase_realtime add table slow_rows;",
+    )
+    .await
+    .unwrap();
+    let mut slow = Client::connect_url(&server.realtime_url, &server.anon_key, Vsn::V2).await;
+    let binding = json!([{"event": "INSERT", "schema": "public", "table": "slow_rows"}]);
+    slow.join_ok("realtime:slow-pg", json!({"postgres_changes": binding}))
+        .await;
+    let system = slow.recv_until(|f| f.event == "system").await;
+    assert_eq!(system.payload["message"], "Subscribed to PostgreSQL");
+    let idle_peak = server.peak_rss();
+
+    // 60 transactions of 1,000 rows of 2 KB.
+    let writer = tokio::spawn(async move {
+        for _ in 0..60 {
+            db.execute(
+                "insert into slow_rows (body) select repeat('x', 2000) from generate_series(1, 1000)",
+                &[],
+            )
+            .await
+            .unwrap();
+        }
+    });
+    let mut read = 0;
+    while !writer.is_finished() || read < 15 {
+        match slow.recv_within(Duration::from_secs(5)).await {
+            Some(In::Text(f)) if f.event == "system" => panic!("early {f:?}"),
+            Some(In::Closed(code)) => panic!("closed ({code:?})"),
+            _ => read += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    writer.await.unwrap();
+    // Now read fast: what was written before the shutdown, then the shutdown itself.
+    let system = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match slow.recv_within(Duration::from_secs(60)).await {
+                Some(In::Text(f)) if f.event == "system" => break f,
+                Some(In::Closed(code)) => panic!("closed ({code:?})"),
+                None => panic!("no system message"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the channel's shutdown in time");
+    assert_eq!(system.payload["status"], "error");
+    assert!(
+        system.payload["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Too slow: more than 25000000 bytes queued for this channel"),
+        "{system:?}"
+    );
+    slow.recv_until(|f| f.event == "phx_close").await;
+    let grown = server.peak_rss().saturating_sub(idle_peak);
+    assert!(
+        grown < RSS_BUDGET,
+        "the server grew by {} MB for a slow postgres-changes subscriber",
+        grown >> 20
+    );
+}

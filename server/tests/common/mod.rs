@@ -1,6 +1,9 @@
 //! A small WebSocket/HTTP client for driving the server over real sockets.
 #![allow(dead_code)]
 
+pub mod binary;
+pub mod pg;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -53,10 +56,13 @@ impl Client {
     }
 
     pub async fn connect(server: &Server, vsn: Vsn) -> Client {
+        Client::connect_url(&server.realtime_url(), &server.anon_key(), vsn).await
+    }
+
+    /// Connects to `ws://HOST:PORT/realtime/v1` with `apikey`.
+    pub async fn connect_url(realtime_url: &str, apikey: &str, vsn: Vsn) -> Client {
         let url = format!(
-            "{}/websocket?apikey={}&vsn={}",
-            server.realtime_url(),
-            server.anon_key(),
+            "{realtime_url}/websocket?apikey={apikey}&vsn={}",
             vsn.as_str()
         );
         let (ws, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(url))
