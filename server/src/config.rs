@@ -78,7 +78,8 @@ pub struct Limits {
     pub max_payload_bytes: usize,
     /// Largest WebSocket frame/message; a bigger one closes the connection.
     pub max_frame_bytes: usize,
-    /// Presence messages one channel may send per window before it is shut down
+    /// Presence messages per window, per socket and topic and per topic and presence key (across
+    /// leaving and joining again), before the channel is shut down
     /// (`Client presence rate limit exceeded`).
     pub presence_max_calls: usize,
     /// The presence rate-limit window.

@@ -7,14 +7,17 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use supa_realtime_protocol::{event, BinaryFrame, BroadcastPayload, Frame, Vsn};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Bytes;
 
 use crate::ids;
 use crate::outbound::{ChannelBudget, Item, Outbox, Outgoing};
+use crate::ratelimit::Windows;
 
 /// A topic as the server keys it: public and private rooms of one name are distinct.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -304,9 +307,25 @@ fn single(key: &str, meta: &Map<String, Value>) -> Value {
 #[derive(Default)]
 pub(crate) struct Hub {
     topics: Mutex<HashMap<TopicKey, Topic>>,
+    /// Presence calls per topic and presence key, across sockets and rejoins.
+    presence_calls: Mutex<Windows<(TopicKey, String)>>,
 }
 
 impl Hub {
+    /// Records a presence call under `presence_key` on `key`; returns the calls within
+    /// `window`, this one included.
+    pub(crate) fn presence_call(
+        &self,
+        key: &TopicKey,
+        presence_key: &str,
+        now: Instant,
+        window: Duration,
+    ) -> usize {
+        self.presence_calls
+            .lock()
+            .record((key.clone(), presence_key.to_owned()), now, window)
+    }
+
     /// Subscribes; returns the current presence state (JSON text, shared) when `presence` is
     /// on. Snapshot and subscription happen atomically, so every later diff reaches the socket
     /// after it.

@@ -24,6 +24,7 @@ mod jwt;
 mod listener;
 mod outbound;
 pub mod postgres;
+mod ratelimit;
 mod rest;
 mod server;
 mod socket;

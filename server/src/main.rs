@@ -32,7 +32,8 @@ OPTIONS:
     --max-channels-per-client N    Channels one socket may join [default: 100]
     --max-payload-bytes N          Largest broadcast/presence payload [default: 3000500]
     --max-frame-bytes N            Largest WebSocket frame; bigger closes the socket [default: 5000000]
-    --presence-max-calls N         Presence messages per channel per window [default: 5]
+    --presence-max-calls N         Presence messages per window, per socket and topic and per
+                                   presence key, across rejoins [default: 5]
     --presence-window-ms MS        Presence rate-limit window [default: 30000]
     --outbound-queue N             Messages queued per socket before it is dropped as too slow
                                    (the byte limits below usually act first) [default: 100000]

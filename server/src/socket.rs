@@ -6,7 +6,7 @@
 //! shutdown. Outputs are collected per step and written with a deadline per frame, so a peer
 //! that stops reading is dropped instead of holding the task forever.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ use crate::jwt::{now_secs, Verified};
 use crate::listener::Ticket;
 use crate::outbound::{self, ChannelBudget, Charge, Delivery, Item, Outbox, Outgoing};
 use crate::postgres::{Extension, PgEvent, PgSubscription, Subscriber};
+use crate::ratelimit::Windows;
 use crate::server::Shared;
 
 /// An upgraded connection.
@@ -72,7 +73,6 @@ struct Channel {
     pg: Option<PgLink>,
     /// What this channel has queued on the socket, against the per-channel byte limit.
     budget: Arc<ChannelBudget>,
-    presence_calls: VecDeque<Instant>,
     /// Cached write permission per extension (private channels).
     can_write_broadcast: Option<bool>,
     can_write_presence: Option<bool>,
@@ -97,6 +97,8 @@ struct Conn {
     outbox: Arc<Outbox>,
     conn_token: String,
     channels: HashMap<String, Channel>,
+    /// Presence calls per topic, kept across leaving and joining again.
+    presence_calls: Windows<String>,
     /// Messages to write at the end of the current step, each with the bytes it releases.
     out: Vec<(Outgoing, Option<Charge>)>,
     delayed_tx: mpsc::UnboundedSender<Outgoing>,
@@ -125,6 +127,7 @@ pub(crate) async fn run(
         outbox: Arc::clone(&outbox),
         conn_token,
         channels: HashMap::new(),
+        presence_calls: Windows::default(),
         out: Vec::new(),
         delayed_tx,
     };
@@ -493,7 +496,6 @@ impl Conn {
             bindings,
             pg: None,
             budget,
-            presence_calls: VecDeque::new(),
             can_write_broadcast: None,
             can_write_presence: None,
         };
@@ -686,19 +688,19 @@ impl Conn {
             return self.push(reply_ok(&frame));
         }
         let limits = self.shared.config.limits.clone();
-        let Some(channel) = self.channels.get_mut(&frame.topic) else {
+        let Some(channel) = self.channels.get(&frame.topic) else {
             return;
         };
+        // Counted per socket and topic, and per topic and presence key across sockets, so
+        // neither leaving and joining again nor a second socket resets the count.
         let now = Instant::now();
-        while channel
-            .presence_calls
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= limits.presence_window)
-        {
-            channel.presence_calls.pop_front();
-        }
-        channel.presence_calls.push_back(now);
-        if channel.presence_calls.len() > limits.presence_max_calls {
+        let window = limits.presence_window;
+        let on_socket = self.presence_calls.record(frame.topic.clone(), now, window);
+        let on_key =
+            self.shared
+                .hub
+                .presence_call(&channel.key, &channel.presence_key, now, window);
+        if on_socket.max(on_key) > limits.presence_max_calls {
             let topic = frame.topic.clone();
             return self.shutdown_channel(&topic, "Client presence rate limit exceeded");
         }

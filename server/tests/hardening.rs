@@ -480,3 +480,59 @@ async fn a_slow_postgres_changes_subscriber_loses_the_channel_not_memory() {
         grown >> 20
     );
 }
+
+/// Finding 8: leaving and joining again, or tracking the same key from a second socket, does
+/// not reset the presence rate limit (5 calls per 30 s): the sixth call shuts the channel.
+#[tokio::test]
+async fn the_presence_rate_limit_survives_leave_and_rejoin() {
+    let server = server();
+    let config = json!({"presence": {"enabled": true, "key": "k"}});
+    let track = |n: u32| json!({"type": "presence", "event": "track", "payload": {"n": n}});
+    let mut a = Client::connect(&server, Vsn::V2).await;
+    let mut calls = 0;
+    for round in 0..2 {
+        let jr = a.join_ok("realtime:limited", config.clone()).await;
+        for _ in 0..2 {
+            calls += 1;
+            let r = a
+                .push(Some(&jr), "realtime:limited", "presence", track(calls))
+                .await;
+            let reply = a
+                .recv_until(|f| f.event == "phx_reply" && f.r#ref.as_deref() == Some(r.as_str()))
+                .await;
+            assert_eq!(reply.reply_status(), Some("ok"), "call {calls}");
+        }
+        if round == 0 {
+            a.push(Some(&jr), "realtime:limited", "phx_leave", json!({}))
+                .await;
+            a.recv_until(|f| f.event == "phx_close").await;
+        }
+    }
+    // The same key from another socket: the fifth call is allowed, the sixth is not.
+    let mut b = Client::connect(&server, Vsn::V2).await;
+    let jb = b.join_ok("realtime:limited", config.clone()).await;
+    let r = b
+        .push(Some(&jb), "realtime:limited", "presence", track(5))
+        .await;
+    let reply = b
+        .recv_until(|f| f.event == "phx_reply" && f.r#ref.as_deref() == Some(r.as_str()))
+        .await;
+    assert_eq!(reply.reply_status(), Some("ok"));
+    b.push(Some(&jb), "realtime:limited", "presence", track(6))
+        .await;
+    let system = b.recv_until(|f| f.event == "system").await;
+    assert_eq!(
+        system.payload["message"],
+        "Client presence rate limit exceeded"
+    );
+    b.recv_until(|f| f.event == "phx_close").await;
+    // Socket a, whose own count is 4, is over the limit for this key too.
+    let jr = a.join_ok("realtime:limited", config).await;
+    a.push(Some(&jr), "realtime:limited", "presence", track(7))
+        .await;
+    let system = a.recv_until(|f| f.event == "system").await;
+    assert_eq!(
+        system.payload["message"],
+        "Client presence rate limit exceeded"
+    );
+}
