@@ -581,6 +581,11 @@ impl Conn {
         // channel's and the socket's byte limits bound postgres changes too.
         let forward = tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
+                // Past a limit the channel (or socket) is being closed: stop taking events,
+                // which ends the subscription's hand-off queue too.
+                if budget.overflowed() || outbox.overflowed() {
+                    break;
+                }
                 let frame = match ev {
                     PgEvent::System { status, message } => Frame::new(
                         join_ref.clone(),

@@ -163,7 +163,13 @@ impl Client {
 
     /// Waits until the server closes the connection.
     pub async fn expect_closed(&mut self) -> Option<u16> {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
+        self.expect_closed_within(DEADLINE).await
+    }
+
+    /// Reads (and drops) frames until the server closes the connection; its close code, if a
+    /// close frame made it.
+    pub async fn expect_closed_within(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.recv_within(left).await {
