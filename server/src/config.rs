@@ -34,6 +34,15 @@ pub struct Config {
     pub limits: Limits,
     /// A socket that sends no frame for this long is dropped (Phoenix's 60 s).
     pub idle_timeout: Duration,
+    /// A socket without a joined channel (never joined, or left them all) for this long is
+    /// closed, heartbeats or not (upstream's `NO_CHANNEL_TIMEOUT_IN_MS`, 10 minutes).
+    pub no_channel_timeout: Duration,
+    /// A connection must deliver a complete request head within this time of opening (or of
+    /// its previous response); silent and slowloris connections are closed after it.
+    pub header_timeout: Duration,
+    /// An HTTP request must be answered within this time once its head arrived (a REST body
+    /// that trickles in gets 408); for a WebSocket it bounds the upgrade.
+    pub request_timeout: Duration,
     /// Delay before a join error reply. Hosted Realtime waits 5 s to slow down retry loops;
     /// the library default is 0 so tests run fast.
     pub join_error_delay: Duration,
@@ -53,6 +62,9 @@ impl Default for Config {
             postgres: crate::postgres::Options::default(),
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(60),
+            no_channel_timeout: Duration::from_secs(600),
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
             join_error_delay: Duration::ZERO,
             connect_error_delay: Duration::ZERO,
             write_timeout: Duration::from_secs(10),
@@ -69,11 +81,22 @@ pub struct Limits {
     pub max_payload_bytes: usize,
     /// Largest WebSocket frame/message; a bigger one closes the connection.
     pub max_frame_bytes: usize,
-    /// Presence messages one channel may send per window before it is shut down
+    /// Presence messages per window, per socket and topic and per topic and presence key (across
+    /// leaving and joining again), before the channel is shut down
     /// (`Client presence rate limit exceeded`).
     pub presence_max_calls: usize,
     /// The presence rate-limit window.
     pub presence_window: Duration,
+    /// Concurrent connections (HTTP and WebSocket); one more is answered with HTTP 503 and
+    /// closed. Lowered at start to fit the open-file limit.
+    pub max_connections: usize,
+    /// Bytes queued for one socket and not yet taken by its peer; past this the socket is
+    /// closed (code 1013), as upstream drops a socket whose process outgrows its heap
+    /// (`WEBSOCKET_MAX_HEAP_SIZE`, 50 MB). Shared messages count once per socket.
+    pub max_socket_queue_bytes: usize,
+    /// Bytes queued for one channel of a socket (broadcasts, presence, postgres changes); past
+    /// this the channel is shut down (`system` error, then `phx_close`), the socket stays.
+    pub max_channel_queue_bytes: usize,
     /// Frames queued for one socket before it counts as too slow and is dropped. Fan-out never
     /// waits for a slow socket: it drops that socket instead of stalling the others.
     pub outbound_queue: usize,
@@ -87,7 +110,10 @@ impl Default for Limits {
             max_frame_bytes: 5_000_000,
             presence_max_calls: 5,
             presence_window: Duration::from_secs(30),
-            outbound_queue: 4096,
+            outbound_queue: 100_000,
+            max_socket_queue_bytes: 50_000_000,
+            max_channel_queue_bytes: 25_000_000,
+            max_connections: 10_000,
         }
     }
 }

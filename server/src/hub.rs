@@ -1,20 +1,23 @@
 //! The pubsub hub: who is subscribed to which topic, presence state per topic, and fan-out.
 //!
 //! A message is encoded at most once per wire form (V1 text, V2 text, V2 binary) and the
-//! encoded frame is shared by every recipient. Delivery never waits: each socket has a bounded
-//! queue, and a socket whose queue is full is told to close (it is too slow to keep up) rather
-//! than stalling the sender or the other subscribers.
+//! encoded bytes are shared by every recipient. Delivery never waits: each socket has an
+//! [`Outbox`] bounded in bytes, and a socket (or channel) past its limit is told to close
+//! rather than stalling the sender or the other subscribers.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use axum::extract::ws::Message;
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use supa_realtime_protocol::{event, BinaryFrame, BroadcastPayload, Frame, Vsn};
-use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Bytes;
 
 use crate::ids;
+use crate::outbound::{ChannelBudget, Item, Outbox, Outgoing};
+use crate::ratelimit::Windows;
 
 /// A topic as the server keys it: public and private rooms of one name are distinct.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -33,26 +36,14 @@ impl TopicKey {
 /// One channel subscription of one socket (unique per server).
 pub(crate) type SubId = u64;
 
-/// What the hub sends to a socket: a fan-out frame for one of its subscriptions. The socket
-/// drops it when that subscription has ended meanwhile (left, or replaced by a new join).
-pub(crate) struct Routed {
-    pub sub: SubId,
-    pub msg: Arc<Fanout>,
-}
-
-/// The hub's handle on a socket task.
-pub(crate) struct SocketHandle {
-    pub tx: mpsc::Sender<Routed>,
-    /// Notified when the socket's queue overflowed; the socket then closes itself.
-    pub overflow: Notify,
-}
-
 /// A fan-out message (both refs null on the wire), encoded lazily once per wire form.
 pub(crate) struct Fanout {
     topic: String,
     body: Body,
-    v1: OnceLock<Option<Message>>,
-    v2: OnceLock<Option<Message>>,
+    /// About the encoded size, for the byte limits of the queues it waits in.
+    size: usize,
+    v1: OnceLock<Option<Outgoing>>,
+    v2: OnceLock<Option<Outgoing>>,
 }
 
 enum Body {
@@ -67,15 +58,37 @@ enum Body {
     },
 }
 
+/// The length of `value` as JSON text, without building the text.
+pub(crate) fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+/// Envelope bytes beyond topic, event and payload (refs, brackets, V1 field names).
+const ENVELOPE: usize = 48;
+
 impl Fanout {
     /// A text frame `[null,null,topic,event,payload]`.
     pub(crate) fn json(topic: String, event: &str, payload: Value) -> Arc<Fanout> {
+        let size = json_len(&payload) + topic.len() + event.len() + ENVELOPE;
         Fanout::new(
             topic,
             Body::Json {
                 event: event.to_owned(),
                 payload,
             },
+            size,
         )
     }
 
@@ -86,6 +99,11 @@ impl Fanout {
         metadata: String,
         payload: BroadcastPayload,
     ) -> Arc<Fanout> {
+        let payload_len = match &payload {
+            BroadcastPayload::Json(text) => text.len(),
+            BroadcastPayload::Binary(bytes) => bytes.len(),
+        };
+        let size = payload_len + topic.len() + event.len() + metadata.len() + ENVELOPE;
         Fanout::new(
             topic,
             Body::User {
@@ -93,21 +111,28 @@ impl Fanout {
                 metadata,
                 payload,
             },
+            size,
         )
     }
 
-    fn new(topic: String, body: Body) -> Arc<Fanout> {
+    fn new(topic: String, body: Body, size: usize) -> Arc<Fanout> {
         Arc::new(Fanout {
             topic,
             body,
+            size,
             v1: OnceLock::new(),
             v2: OnceLock::new(),
         })
     }
 
-    /// The frame for a socket of this version, or `None` when it cannot be represented
+    /// About the encoded size in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The message for a socket of this version, or `None` when it cannot be represented
     /// (binary payload to V1, header field over 255 bytes).
-    pub(crate) fn encoded(&self, vsn: Vsn) -> Option<Message> {
+    pub(crate) fn encoded(&self, vsn: Vsn) -> Option<Outgoing> {
         let cell = match vsn {
             Vsn::V1 => &self.v1,
             Vsn::V2 => &self.v2,
@@ -115,7 +140,7 @@ impl Fanout {
         cell.get_or_init(|| self.encode(vsn)).clone()
     }
 
-    fn encode(&self, vsn: Vsn) -> Option<Message> {
+    fn encode(&self, vsn: Vsn) -> Option<Outgoing> {
         match (&self.body, vsn) {
             (Body::Json { event, payload }, _) => {
                 let frame = Frame::new(
@@ -125,7 +150,7 @@ impl Fanout {
                     event.clone(),
                     payload.clone(),
                 );
-                Some(Message::Text(frame.encode_server(vsn).into()))
+                Some(Outgoing::text(frame.encode_server(vsn)))
             }
             (
                 Body::User {
@@ -142,7 +167,7 @@ impl Fanout {
             }
             .encode()
             .ok()
-            .map(|bytes| Message::Binary(bytes.into())),
+            .map(Outgoing::binary),
             (
                 Body::User {
                     event: user_event,
@@ -171,14 +196,15 @@ impl Fanout {
                     event::BROADCAST,
                     Value::Object(obj),
                 );
-                Some(Message::Text(frame.encode_server(Vsn::V1).into()))
+                Some(Outgoing::text(frame.encode_server(Vsn::V1)))
             }
         }
     }
 }
 
 struct Member {
-    socket: Arc<SocketHandle>,
+    outbox: Arc<Outbox>,
+    budget: Arc<ChannelBudget>,
     /// Receives presence diffs (presence enabled at join, or turned on by a track).
     presence: bool,
     access: Access,
@@ -221,15 +247,23 @@ struct Topic {
     members: HashMap<SubId, Member>,
     /// One entry per tracking subscription.
     presences: HashMap<SubId, PresenceEntry>,
+    /// The presence state as JSON text, built once and shared by every joiner until the
+    /// presences change.
+    state: Option<Bytes>,
 }
 
 impl Topic {
-    fn presence_state(&self) -> Value {
-        let mut state = Map::new();
-        for entry in self.presences.values() {
-            push_meta(&mut state, &entry.key, &entry.meta);
-        }
-        Value::Object(state)
+    fn presence_state(&mut self) -> Bytes {
+        let presences = &self.presences;
+        self.state
+            .get_or_insert_with(|| {
+                let mut state = Map::new();
+                for entry in presences.values() {
+                    push_meta(&mut state, &entry.key, &entry.meta);
+                }
+                Bytes::from(Value::Object(state).to_string())
+            })
+            .clone()
     }
 
     fn deliver(&self, msg: &Arc<Fanout>, except: Option<SubId>, audience: Audience) {
@@ -241,17 +275,13 @@ impl Topic {
             if Some(sub) == except || !wanted {
                 continue;
             }
-            let routed = Routed {
-                sub,
-                msg: Arc::clone(msg),
-            };
-            if let Err(mpsc::error::TrySendError::Full(_)) = member.socket.tx.try_send(routed) {
-                member.socket.overflow.notify_one();
-            }
+            let item = Item::Fanout(Arc::clone(msg));
+            member.outbox.offer(&member.budget, sub, item, msg.size());
         }
     }
 
-    fn diff(&self, key: &TopicKey, joins: Value, leaves: Value) {
+    fn diff(&mut self, key: &TopicKey, joins: Value, leaves: Value) {
+        self.state = None;
         let payload = json!({"joins": joins, "leaves": leaves});
         let msg = Fanout::json(key.wire_topic(), event::PRESENCE_DIFF, payload);
         self.deliver(&msg, None, Audience::Presence);
@@ -277,25 +307,44 @@ fn single(key: &str, meta: &Map<String, Value>) -> Value {
 #[derive(Default)]
 pub(crate) struct Hub {
     topics: Mutex<HashMap<TopicKey, Topic>>,
+    /// Presence calls per topic and presence key, across sockets and rejoins.
+    presence_calls: Mutex<Windows<(TopicKey, String)>>,
 }
 
 impl Hub {
-    /// Subscribes; returns the current presence state when `presence` is on. Snapshot and
-    /// subscription happen atomically, so every later diff reaches the socket after it.
+    /// Records a presence call under `presence_key` on `key`; returns the calls within
+    /// `window`, this one included.
+    pub(crate) fn presence_call(
+        &self,
+        key: &TopicKey,
+        presence_key: &str,
+        now: Instant,
+        window: Duration,
+    ) -> usize {
+        self.presence_calls
+            .lock()
+            .record((key.clone(), presence_key.to_owned()), now, window)
+    }
+
+    /// Subscribes; returns the current presence state (JSON text, shared) when `presence` is
+    /// on. Snapshot and subscription happen atomically, so every later diff reaches the socket
+    /// after it.
     pub(crate) fn join(
         &self,
         key: &TopicKey,
         sub: SubId,
-        socket: &Arc<SocketHandle>,
+        outbox: &Arc<Outbox>,
+        budget: &Arc<ChannelBudget>,
         presence: bool,
         access: Access,
-    ) -> Option<Value> {
+    ) -> Option<Bytes> {
         let mut topics = self.topics.lock();
         let topic = topics.entry(key.clone()).or_default();
         topic.members.insert(
             sub,
             Member {
-                socket: Arc::clone(socket),
+                outbox: Arc::clone(outbox),
+                budget: Arc::clone(budget),
                 presence,
                 access,
             },

@@ -16,14 +16,19 @@
 //! ```
 
 mod config;
+mod fdlimit;
 mod http;
 mod hub;
 mod ids;
 mod jwt;
+mod listener;
+mod outbound;
 pub mod postgres;
+mod ratelimit;
 mod rest;
 mod server;
 mod socket;
 
 pub use config::{Config, Limits, DEFAULT_JWT_SECRET};
+pub use fdlimit::{raise_open_file_limit, OpenFileLimit};
 pub use server::{Error, Server};

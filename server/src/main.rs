@@ -20,6 +20,7 @@ Once listening it prints three lines and flushes stdout:
     service_role key: <jwt>
 Clients connect to ws://HOST:PORT/realtime/v1/websocket (or /socket/websocket);
 REST broadcast is at http://HOST:PORT/realtime/v1/api/broadcast. Stops on Ctrl-C or SIGTERM.
+At start it raises its open-file soft limit to the hard limit and says on stderr what it got.
 
 OPTIONS:
     --listen ADDR                  Address to bind [default: 127.0.0.1:4000]; port 0 picks a free port
@@ -44,10 +45,23 @@ OPTIONS:
     --max-channels-per-client N    Channels one socket may join [default: 100]
     --max-payload-bytes N          Largest broadcast/presence payload [default: 3000500]
     --max-frame-bytes N            Largest WebSocket frame; bigger closes the socket [default: 5000000]
-    --presence-max-calls N         Presence messages per channel per window [default: 5]
+    --presence-max-calls N         Presence messages per window, per socket and topic and per
+                                   presence key, across rejoins [default: 5]
     --presence-window-ms MS        Presence rate-limit window [default: 30000]
-    --outbound-queue N             Frames queued per socket before it is dropped as too slow [default: 4096]
+    --outbound-queue N             Messages queued per socket before it is dropped as too slow
+                                   (the byte limits below usually act first) [default: 100000]
+    --max-socket-queue-bytes N     Bytes queued for one socket and not yet taken by its peer
+                                   before it is dropped as too slow (close 1013) [default: 50000000]
+    --max-channel-queue-bytes N    Bytes queued for one channel of a socket before that channel
+                                   is shut down [default: 25000000]
     --idle-timeout-ms MS           Drop a socket that sends nothing for this long [default: 60000]
+    --no-channel-timeout-ms MS     Close a socket without a joined channel after this long [default: 600000]
+    --max-connections N            Concurrent connections; more get HTTP 503 [default: 10000,
+                                   lowered to fit the open-file limit]
+    --header-timeout-ms MS         A connection must send its complete request head within this
+                                   time, or it is closed [default: 10000]
+    --request-timeout-ms MS        An HTTP request (body included) or WebSocket upgrade must
+                                   complete within this time [default: 30000]
     --join-error-delay-ms MS       Delay join error replies (hosted Realtime: 5000) [default: 0]
     --connect-error-delay-ms MS    Delay refused upgrades (hosted Realtime: 2000) [default: 0]
     --write-timeout-ms MS          Drop a socket that does not take a frame for this long [default: 10000]
@@ -114,7 +128,17 @@ fn parse(args: Vec<String>) -> Result<Option<Config>, String> {
             "--presence-max-calls" => config.limits.presence_max_calls = number(value()?)? as usize,
             "--presence-window-ms" => config.limits.presence_window = ms(value()?)?,
             "--outbound-queue" => config.limits.outbound_queue = number(value()?)? as usize,
+            "--max-socket-queue-bytes" => {
+                config.limits.max_socket_queue_bytes = number(value()?)? as usize
+            }
+            "--max-channel-queue-bytes" => {
+                config.limits.max_channel_queue_bytes = number(value()?)? as usize
+            }
             "--idle-timeout-ms" => config.idle_timeout = ms(value()?)?,
+            "--no-channel-timeout-ms" => config.no_channel_timeout = ms(value()?)?,
+            "--max-connections" => config.limits.max_connections = number(value()?)? as usize,
+            "--header-timeout-ms" => config.header_timeout = ms(value()?)?,
+            "--request-timeout-ms" => config.request_timeout = ms(value()?)?,
             "--join-error-delay-ms" => config.join_error_delay = ms(value()?)?,
             "--connect-error-delay-ms" => config.connect_error_delay = ms(value()?)?,
             "--write-timeout-ms" => config.write_timeout = ms(value()?)?,
@@ -180,6 +204,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let fds = supa_realtime_server::raise_open_file_limit();
     let server = match Server::start(config) {
         Ok(server) => server,
         Err(e) => {
@@ -193,6 +218,20 @@ fn main() -> ExitCode {
     let _ = writeln!(stdout, "service_role key: {}", server.service_role_key());
     let _ = stdout.flush();
     drop(stdout);
+    match fds {
+        Ok(l) if l.now > l.before => eprintln!(
+            "supa-realtime-server: open-file limit raised from {} to {} (hard limit {}); at most {} connections",
+            l.before, l.now, l.hard, server.max_connections()
+        ),
+        Ok(l) => eprintln!(
+            "supa-realtime-server: open-file limit {} (hard limit {}); at most {} connections",
+            l.now, l.hard, server.max_connections()
+        ),
+        Err(e) => eprintln!(
+            "supa-realtime-server: cannot raise the open-file limit ({e}); at most {} connections",
+            server.max_connections()
+        ),
+    }
     signals.wait();
     server.shutdown();
     ExitCode::SUCCESS

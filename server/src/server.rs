@@ -37,28 +37,17 @@ pub(crate) struct Shared {
     pub pg: Option<Arc<PgChanges>>,
     pub shutdown: watch::Receiver<bool>,
     next_sub: AtomicU64,
-    /// Open sockets, so shutdown can wait for their close frames to go out.
-    sockets: watch::Sender<usize>,
+    /// Open connections (HTTP and WebSocket), so shutdown can wait for them and the
+    /// listener can enforce the cap.
+    pub connections: Arc<watch::Sender<usize>>,
+    /// The cap on concurrent connections in force (the configured one, lowered to fit the
+    /// process's descriptor limit).
+    pub max_connections: usize,
 }
 
 impl Shared {
     pub(crate) fn next_sub(&self) -> SubId {
         self.next_sub.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Counts a socket as open until the returned guard drops.
-    pub(crate) fn socket_opened(self: &Arc<Self>) -> SocketGuard {
-        self.sockets.send_modify(|n| *n += 1);
-        SocketGuard(Arc::clone(self))
-    }
-}
-
-/// Counts one open socket (see [`Shared::socket_opened`]).
-pub(crate) struct SocketGuard(Arc<Shared>);
-
-impl Drop for SocketGuard {
-    fn drop(&mut self) {
-        self.0.sockets.send_modify(|n| *n -= 1);
     }
 }
 
@@ -76,6 +65,7 @@ const KEY_EXP: i64 = 1_983_812_996;
 /// ```
 pub struct Server {
     addr: SocketAddr,
+    max_connections: usize,
     jwt: Jwt,
     anon_key: String,
     service_role_key: String,
@@ -108,8 +98,8 @@ impl Server {
                 };
                 runtime.block_on(async move {
                     match bind(config, stop_rx.clone()).await {
-                        Ok((addr, serve)) => {
-                            let _ = ready_tx.send(Ok(addr));
+                        Ok((addr, serve, max_connections)) => {
+                            let _ = ready_tx.send(Ok((addr, max_connections)));
                             serve.await;
                         }
                         Err(e) => {
@@ -120,8 +110,8 @@ impl Server {
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })
             .map_err(|e| Error(format!("cannot spawn the server thread: {e}")))?;
-        let addr = match ready_rx.recv() {
-            Ok(Ok(addr)) => addr,
+        let (addr, max_connections) = match ready_rx.recv() {
+            Ok(Ok(bound)) => bound,
             Ok(Err(e)) => {
                 let _ = thread.join();
                 return Err(e);
@@ -136,6 +126,7 @@ impl Server {
             jwt.sign(&json!({"iss": "supabase-demo", "role": "service_role", "exp": KEY_EXP}));
         Ok(Server {
             addr,
+            max_connections,
             jwt,
             anon_key,
             service_role_key,
@@ -169,6 +160,15 @@ impl Server {
     /// The bound address (the real port when port 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The cap on concurrent connections in force: [`Limits::max_connections`], lowered when
+    /// the process's open-file limit could not hold that many (see
+    /// [`raise_open_file_limit`](crate::raise_open_file_limit)).
+    ///
+    /// [`Limits::max_connections`]: crate::Limits::max_connections
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 
     /// `http://HOST:PORT`.
@@ -227,7 +227,7 @@ impl fmt::Debug for Server {
 async fn bind(
     config: Config,
     stop: watch::Receiver<bool>,
-) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), Error> {
+) -> Result<(SocketAddr, impl std::future::Future<Output = ()>, usize), Error> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -258,6 +258,7 @@ async fn bind(
         });
         closing_rx
     };
+    let max_connections = crate::fdlimit::connection_cap(config.limits.max_connections);
     let shared = Arc::new(Shared {
         jwt: Jwt::new(&config.jwt_secret),
         config,
@@ -265,32 +266,19 @@ async fn bind(
         pg,
         shutdown: stop.clone(),
         next_sub: AtomicU64::new(1),
-        sockets: watch::Sender::new(0),
+        connections: Arc::new(watch::Sender::new(0)),
+        max_connections,
     });
     tokio::spawn(relay_db_broadcasts(Arc::clone(&shared), db_rx));
     let app = crate::http::router(Arc::clone(&shared));
-    let mut stop_signal = stop.clone();
     let serve = async move {
-        let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop_signal.wait_for(|s| *s).await;
-        });
-        // Sockets close themselves (code 1001) on the same signal; wait for them and for
-        // in-flight HTTP requests, but never longer than the bound.
-        let mut sockets = shared.sockets.subscribe();
-        let mut stop_deadline = stop;
-        let drained = async {
-            let _ = graceful.await;
-            let _ = sockets.wait_for(|n| *n == 0).await;
-        };
-        tokio::select! {
-            _ = drained => {}
-            _ = async {
-                let _ = stop_deadline.wait_for(|s| *s).await;
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            } => {}
-        }
+        crate::listener::serve(listener, app, Arc::clone(&shared), stop).await;
+        // Sockets close themselves (code 1001) on the same signal and HTTP connections finish
+        // their exchange; wait for them, but never longer than the bound.
+        let mut open = shared.connections.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(2), open.wait_for(|n| *n == 0)).await;
     };
-    Ok((addr, serve))
+    Ok((addr, serve, max_connections))
 }
 
 /// Relays messages created in the database to the topic's subscribers (kind 4 with

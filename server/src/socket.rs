@@ -1,17 +1,18 @@
 //! One task per WebSocket: it owns the socket's channels (an explicit state machine per
 //! topic), answers frames, and writes everything the socket receives.
 //!
-//! Inputs are selected in one loop: client frames, fan-out from the hub (bounded queue),
-//! delayed join errors, database events, token expiry, idle timeout, overflow and server
-//! shutdown. Outputs are collected per step and written with a deadline, so a peer that
-//! stops reading is dropped instead of holding the task forever.
+//! Inputs are selected in one loop: client frames, deliveries from its [`Outbox`] (bounded in
+//! bytes), delayed join errors, token expiry, idle and no-channel timeouts, overflow and server
+//! shutdown. Outputs are collected per step and written with a deadline per frame, so a peer
+//! that stops reading is dropped instead of holding the task forever.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use supa_realtime_protocol::{
     event, BinaryFrame, BroadcastPayload, Frame, Vsn, PHOENIX_TOPIC, TOPIC_PREFIX,
@@ -19,21 +20,41 @@ use supa_realtime_protocol::{
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
-use crate::hub::{Access, Fanout, Routed, SocketHandle, SubId, TopicKey};
+use crate::hub::{Access, Fanout, SubId, TopicKey};
 use crate::ids;
 use crate::jwt::{now_secs, Verified};
+use crate::listener::Ticket;
+use crate::outbound::{self, ChannelBudget, Charge, Delivery, Item, Outbox, Outgoing};
 use crate::postgres::{Extension, PgEvent, PgSubscription, Subscriber};
+use crate::ratelimit::Windows;
 use crate::server::Shared;
+
+/// An upgraded connection.
+pub(crate) type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
 /// Close codes the server uses.
 const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 
+/// Queued deliveries moved into one write, at most (a burst is flushed by one write).
+const BATCH_FRAMES: usize = 256;
+const BATCH_BYTES: usize = 1 << 20;
+
 /// The text of the `system` error for postgres_changes bindings when there is no database.
 pub(crate) const NO_DATABASE: &str =
     "postgres_changes need a database: this server was started without --database-url";
+
+/// Refusals of broadcasts that would break subscribers (sent whether or not `ack` is on).
+pub(crate) const NOT_AN_OBJECT: &str = "broadcast payload must be an object";
+pub(crate) const EVENT_NOT_A_STRING: &str = "broadcast event must be a string";
+pub(crate) const INVALID_JSON_PAYLOAD: &str =
+    "broadcast payload is flagged JSON but is not valid JSON";
 
 /// A joined channel.
 struct Channel {
@@ -50,13 +71,15 @@ struct Channel {
     exp: f64,
     bindings: Vec<(u32, Map<String, Value>)>,
     pg: Option<PgLink>,
-    presence_calls: VecDeque<Instant>,
+    /// What this channel has queued on the socket, against the per-channel byte limit.
+    budget: Arc<ChannelBudget>,
     /// Cached write permission per extension (private channels).
     can_write_broadcast: Option<bool>,
     can_write_presence: Option<bool>,
 }
 
-/// A database subscription plus the task that tags its events with the channel's id.
+/// A database subscription plus the task that encodes its events for this socket and queues
+/// them in the socket's outbox (under the channel's byte limit, like every other delivery).
 struct PgLink {
     _subscription: PgSubscription,
     forward: JoinHandle<()>,
@@ -71,63 +94,70 @@ impl Drop for PgLink {
 struct Conn {
     vsn: Vsn,
     shared: Arc<Shared>,
-    handle: Arc<SocketHandle>,
+    outbox: Arc<Outbox>,
     conn_token: String,
     channels: HashMap<String, Channel>,
-    /// Frames to write at the end of the current step.
-    out: Vec<Message>,
-    delayed_tx: mpsc::UnboundedSender<Message>,
-    pg_tx: mpsc::UnboundedSender<(SubId, PgEvent)>,
+    /// Presence calls per topic, kept across leaving and joining again.
+    presence_calls: Windows<String>,
+    /// Messages to write at the end of the current step, each with the bytes it releases.
+    out: Vec<(Outgoing, Option<Charge>)>,
+    delayed_tx: mpsc::UnboundedSender<Outgoing>,
 }
 
 /// Runs one upgraded socket until it closes.
 pub(crate) async fn run(
-    mut ws: WebSocket,
+    mut ws: Ws,
     vsn: Vsn,
     conn_token: String,
     _verified: Verified,
     shared: Arc<Shared>,
+    // The connection counts as open until this task ends.
+    _ticket: Ticket,
 ) {
-    let _open = shared.socket_opened();
-    let (fan_tx, mut fan_rx) = mpsc::channel::<Routed>(shared.config.limits.outbound_queue.max(1));
+    let limits = &shared.config.limits;
+    let (outbox, mut queue) = Outbox::new(limits.outbound_queue, limits.max_socket_queue_bytes);
     let (delayed_tx, mut delayed_rx) = mpsc::unbounded_channel();
-    let (pg_tx, mut pg_rx) = mpsc::unbounded_channel();
-    let handle = Arc::new(SocketHandle {
-        tx: fan_tx,
-        overflow: tokio::sync::Notify::new(),
-    });
     let mut shutdown = shared.shutdown.clone();
     let idle = shared.config.idle_timeout;
+    let no_channel_timeout = shared.config.no_channel_timeout;
     let write_timeout = shared.config.write_timeout;
     let mut conn = Conn {
         vsn,
         shared,
-        handle: Arc::clone(&handle),
+        outbox: Arc::clone(&outbox),
         conn_token,
         channels: HashMap::new(),
+        presence_calls: Windows::default(),
         out: Vec::new(),
         delayed_tx,
-        pg_tx,
     };
     let mut idle_deadline = Instant::now() + idle;
+    // Set while the socket has no channel: heartbeats alone do not keep it open forever.
+    let mut no_channel_deadline = Some(Instant::now() + no_channel_timeout);
     let close = loop {
         let expiry = conn.next_expiry();
         // Unbiased on purpose: a flood in one direction must not starve the other.
         tokio::select! {
             _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
-                break Some((CLOSE_GOING_AWAY, "server shutting down"))
+                break Some((CLOSE_GOING_AWAY, "server shutting down".to_owned()))
             }
-            _ = handle.overflow.notified() => {
-                break Some((CLOSE_TRY_AGAIN_LATER, "too slow: outbound queue overflow"))
+            _ = outbox.attention.notified() => {
+                if outbox.overflowed() {
+                    break Some((CLOSE_TRY_AGAIN_LATER, conn.too_slow()));
+                }
+                conn.close_overflowed_channels();
             }
-            _ = sleep_until(idle_deadline) => break Some((CLOSE_NORMAL, "idle timeout")),
+            _ = sleep_until(idle_deadline) => break Some((CLOSE_NORMAL, "idle timeout".to_owned())),
+            _ = sleep_until(no_channel_deadline.unwrap_or(idle_deadline)), if no_channel_deadline.is_some() => {
+                break Some((CLOSE_NORMAL, "no channel joined".to_owned()))
+            }
             _ = sleep_until(expiry.unwrap_or(idle_deadline)), if expiry.is_some() => conn.expire_tokens(),
-            msg = ws.recv() => {
+            msg = ws.next() => {
                 idle_deadline = Instant::now() + idle;
                 match msg {
                     Some(Ok(Message::Text(text))) => conn.on_text(text.as_str()).await,
                     Some(Ok(Message::Binary(bytes))) => conn.on_binary(&bytes).await,
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Ok(Message::Close(_))) => {
                         // Complete the closing handshake: the library queued the echo.
                         let _ = tokio::time::timeout(write_timeout, ws.flush()).await;
@@ -138,43 +168,39 @@ pub(crate) async fn run(
                     Some(Err(_)) => break None,
                 }
             }
-            Some(routed) = fan_rx.recv() => {
-                conn.on_fanout(routed);
-                // Drain what is already queued so one write flushes a burst.
-                while conn.out.len() < 256 {
-                    match fan_rx.try_recv() {
-                        Ok(routed) => conn.on_fanout(routed),
+            Some(delivery) = queue.recv() => {
+                let mut bytes = conn.on_delivery(delivery);
+                // Take what is already queued so one write flushes a burst.
+                while conn.out.len() < BATCH_FRAMES && bytes < BATCH_BYTES {
+                    match queue.try_recv() {
+                        Ok(delivery) => bytes += conn.on_delivery(delivery),
                         Err(_) => break,
                     }
                 }
             }
-            Some(msg) = delayed_rx.recv() => conn.out.push(msg),
-            Some((sub, ev)) = pg_rx.recv() => conn.on_pg(sub, ev),
+            Some(msg) = delayed_rx.recv() => conn.out.push((msg, None)),
         }
-        if !conn.out.is_empty() && !write_all(&mut ws, &mut conn.out, write_timeout).await {
+        if !conn.out.is_empty() && !outbound::write_all(&mut ws, &mut conn.out, write_timeout).await
+        {
             break None;
+        }
+        if !conn.channels.is_empty() {
+            no_channel_deadline = None;
+        } else if no_channel_deadline.is_none() {
+            no_channel_deadline = Some(Instant::now() + no_channel_timeout);
         }
     };
     conn.leave_all();
+    // What is still queued is released with the queue (and its charges) here.
+    drop(queue);
     if let Some((code, reason)) = close {
         let frame = CloseFrame {
-            code,
+            code: CloseCode::from(code),
             reason: reason.into(),
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(Message::Close(Some(frame))))
             .await;
     }
-}
-
-/// Writes and flushes `out` within `timeout`; false when the socket is gone or too slow.
-async fn write_all(ws: &mut WebSocket, out: &mut Vec<Message>, timeout: Duration) -> bool {
-    let write = async {
-        for msg in out.drain(..) {
-            ws.feed(msg).await?;
-        }
-        ws.flush().await
-    };
-    matches!(tokio::time::timeout(timeout, write).await, Ok(Ok(())))
 }
 
 /// A boolean as the server casts it: `true`/`false`, or those strings in any case.
@@ -198,7 +224,7 @@ fn reply_reason(frame: &Frame, reason: &str) -> Frame {
 impl Conn {
     fn push(&mut self, frame: Frame) {
         self.out
-            .push(Message::Text(frame.encode_server(self.vsn).into()));
+            .push((Outgoing::text(frame.encode_server(self.vsn)), None));
     }
 
     /// `{"status":"error","response":{"reason":"unmatched topic"}}` with a null join_ref.
@@ -278,6 +304,13 @@ impl Conn {
             }
             return;
         }
+        // Subscribers parse a payload flagged JSON (realtime-js throws on bad JSON and the
+        // subscriber dies), so only valid JSON is relayed, as on the REST path.
+        if let BroadcastPayload::Json(text) = &payload {
+            if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+                return self.push(reply_reason(&request, INVALID_JSON_PAYLOAD));
+            }
+        }
         if !self.may_write(&request.topic, Extension::Broadcast).await {
             return;
         }
@@ -293,37 +326,54 @@ impl Conn {
         }
     }
 
-    fn on_fanout(&mut self, routed: Routed) {
-        // Frames for a subscription that ended meanwhile (left, or replaced) are stale.
-        let current = self.channels.values().any(|c| c.sub == routed.sub);
-        if current {
-            if let Some(msg) = routed.msg.encoded(self.vsn) {
-                self.out.push(msg);
-            }
+    /// Moves a queued delivery into this step's output; returns its size in bytes.
+    fn on_delivery(&mut self, delivery: Delivery) -> usize {
+        // Deliveries for a subscription that ended meanwhile (left, or replaced) are stale;
+        // dropping one releases its bytes.
+        if !self.channels.values().any(|c| c.sub == delivery.sub) {
+            return 0;
+        }
+        let msg = match delivery.item {
+            Item::Fanout(msg) => msg.encoded(self.vsn),
+            Item::Encoded(msg) => Some(msg),
+        };
+        let Some(msg) = msg else { return 0 };
+        let len = msg.len();
+        self.out.push((msg, Some(delivery.charge)));
+        len
+    }
+
+    /// Why the socket is dropped when its outbox overflowed.
+    fn too_slow(&self) -> String {
+        let limits = &self.shared.config.limits;
+        if self.outbox.queued() > self.outbox.max() {
+            format!(
+                "too slow: more than {} bytes queued for this socket",
+                self.outbox.max()
+            )
+        } else {
+            format!(
+                "too slow: more than {} messages queued for this socket",
+                limits.outbound_queue
+            )
         }
     }
 
-    fn on_pg(&mut self, sub: SubId, ev: PgEvent) {
-        let Some(channel) = self.channels.values().find(|c| c.sub == sub) else {
-            return;
-        };
-        let frame = match ev {
-            PgEvent::System { status, message } => Frame::new(
-                channel.join_ref.clone(),
-                None,
-                channel.topic.clone(),
-                event::SYSTEM,
-                json!({"extension": "postgres_changes", "status": status, "message": message, "channel": channel.key.name}),
-            ),
-            PgEvent::Change(payload) => Frame::new(
-                None,
-                None,
-                channel.topic.clone(),
-                event::POSTGRES_CHANGES,
-                (*payload).clone(),
-            ),
-        };
-        self.push(frame);
+    /// Shuts down every channel that crossed its own byte limit (the socket stays).
+    fn close_overflowed_channels(&mut self) {
+        let overflowed: Vec<String> = self
+            .channels
+            .values()
+            .filter(|c| c.budget.overflowed())
+            .map(|c| c.topic.clone())
+            .collect();
+        let max = self.shared.config.limits.max_channel_queue_bytes;
+        for topic in overflowed {
+            let message = format!(
+                "Too slow: more than {max} bytes queued for this channel; the client does not read them fast enough"
+            );
+            self.shutdown_channel(&topic, &message);
+        }
     }
 
     async fn join(&mut self, frame: Frame) {
@@ -338,10 +388,10 @@ impl Conn {
             Ok(()) => {}
             Err(reason) => {
                 let reply = reply_reason(&frame, &reason);
-                let msg = Message::Text(reply.encode_server(self.vsn).into());
+                let msg = Outgoing::text(reply.encode_server(self.vsn));
                 let delay = self.shared.config.join_error_delay;
                 if delay.is_zero() {
-                    self.out.push(msg);
+                    self.out.push((msg, None));
                 } else {
                     // Upstream delays join errors to slow down rejoin loops; the socket
                     // keeps serving its other channels meanwhile.
@@ -427,10 +477,11 @@ impl Conn {
             name: name.to_owned(),
         };
         let sub = self.shared.next_sub();
-        let state = self
-            .shared
-            .hub
-            .join(&key, sub, &self.handle, presence_enabled, access);
+        let budget = ChannelBudget::new(self.shared.config.limits.max_channel_queue_bytes);
+        let state =
+            self.shared
+                .hub
+                .join(&key, sub, &self.outbox, &budget, presence_enabled, access);
         let mut channel = Channel {
             sub,
             key,
@@ -444,7 +495,7 @@ impl Conn {
             exp: verified.exp,
             bindings,
             pg: None,
-            presence_calls: VecDeque::new(),
+            budget,
             can_write_broadcast: None,
             can_write_presence: None,
         };
@@ -454,13 +505,16 @@ impl Conn {
             json!({ "postgres_changes": echoed }),
         ));
         if let Some(state) = state {
-            self.push(Frame::new(
-                channel.join_ref.clone(),
-                None,
-                channel.topic.clone(),
+            // The state's text is the topic's, shared by every joiner; only the envelope
+            // (with this join's ref) is this socket's own.
+            let msg = Outgoing::push(
+                self.vsn,
+                channel.join_ref.as_deref(),
+                &channel.topic,
                 event::PRESENCE_STATE,
                 state,
-            ));
+            );
+            self.out.push((msg, None));
         }
         if !channel.bindings.is_empty() {
             if self.shared.pg.is_some() {
@@ -512,13 +566,46 @@ impl Conn {
             },
             tx,
         );
-        let forward_tx = self.pg_tx.clone();
-        let sub = channel.sub;
+        let (outbox, budget, sub, vsn) = (
+            Arc::clone(&self.outbox),
+            Arc::clone(&channel.budget),
+            channel.sub,
+            self.vsn,
+        );
+        let (topic, join_ref, name) = (
+            channel.topic.clone(),
+            channel.join_ref.clone(),
+            channel.key.name.clone(),
+        );
+        // Encodes each event for this socket and queues it like any other delivery, so the
+        // channel's and the socket's byte limits bound postgres changes too.
         let forward = tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
-                if forward_tx.send((sub, ev)).is_err() {
+                // Past a limit the channel (or socket) is being closed: stop taking events,
+                // which ends the subscription's hand-off queue too.
+                if budget.overflowed() || outbox.overflowed() {
                     break;
                 }
+                let frame = match ev {
+                    PgEvent::System { status, message } => Frame::new(
+                        join_ref.clone(),
+                        None,
+                        topic.clone(),
+                        event::SYSTEM,
+                        json!({"extension": "postgres_changes", "status": status, "message": message, "channel": name}),
+                    ),
+                    PgEvent::Change(payload) => Frame::new(
+                        None,
+                        None,
+                        topic.clone(),
+                        event::POSTGRES_CHANGES,
+                        // Each subscriber gets its own payload, so this rarely copies.
+                        Arc::try_unwrap(payload).unwrap_or_else(|shared| (*shared).clone()),
+                    ),
+                };
+                let msg = Outgoing::text(frame.encode_server(vsn));
+                let len = msg.len();
+                outbox.offer(&budget, sub, Item::Encoded(msg), len);
             }
         });
         Some(PgLink {
@@ -563,9 +650,14 @@ impl Conn {
             return;
         };
         let ack = channel.ack;
-        // A broadcast is an object ({type, event, payload}); anything else is malformed.
+        // A broadcast is an object ({type, event, payload}) whose event is a string:
+        // subscribers dispatch on the event name (realtime-js throws on anything else and the
+        // subscriber dies), so nothing else is relayed.
         if !frame.payload.is_object() {
-            return;
+            return self.push(reply_reason(&frame, NOT_AN_OBJECT));
+        }
+        if !frame.payload.get("event").is_some_and(Value::is_string) {
+            return self.push(reply_reason(&frame, EVENT_NOT_A_STRING));
         }
         let max = self.shared.config.limits.max_payload_bytes;
         // The frame's length bounds the payload's; measure exactly only when it might matter.
@@ -601,19 +693,19 @@ impl Conn {
             return self.push(reply_ok(&frame));
         }
         let limits = self.shared.config.limits.clone();
-        let Some(channel) = self.channels.get_mut(&frame.topic) else {
+        let Some(channel) = self.channels.get(&frame.topic) else {
             return;
         };
+        // Counted per socket and topic, and per topic and presence key across sockets, so
+        // neither leaving and joining again nor a second socket resets the count.
         let now = Instant::now();
-        while channel
-            .presence_calls
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= limits.presence_window)
-        {
-            channel.presence_calls.pop_front();
-        }
-        channel.presence_calls.push_back(now);
-        if channel.presence_calls.len() > limits.presence_max_calls {
+        let window = limits.presence_window;
+        let on_socket = self.presence_calls.record(frame.topic.clone(), now, window);
+        let on_key =
+            self.shared
+                .hub
+                .presence_call(&channel.key, &channel.presence_key, now, window);
+        if on_socket.max(on_key) > limits.presence_max_calls {
             let topic = frame.topic.clone();
             return self.shutdown_channel(&topic, "Client presence rate limit exceeded");
         }

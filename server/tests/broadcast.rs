@@ -5,19 +5,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use supa_realtime_protocol::{BinaryFrame, BroadcastPayload, Vsn};
-use tokio_tungstenite::tungstenite::Message;
-
-fn kind3(join_ref: &str, r: &str, topic: &str, event: &str, payload: BroadcastPayload) -> Message {
-    let frame = BinaryFrame::UserBroadcastPush {
-        join_ref: Some(join_ref.into()),
-        r#ref: Some(r.into()),
-        topic: topic.into(),
-        event: event.into(),
-        metadata: String::new(),
-        payload,
-    };
-    Message::binary(frame.encode().unwrap())
-}
 
 #[tokio::test]
 async fn json_broadcast_reaches_others_and_respects_self_and_ack() {

@@ -94,7 +94,68 @@ fn bad_flags_are_clear_errors_and_help_lists_every_flag() {
         "--join-error-delay-ms",
         "--connect-error-delay-ms",
         "--write-timeout-ms",
+        "--no-channel-timeout-ms",
+        "--max-connections",
+        "--header-timeout-ms",
+        "--request-timeout-ms",
+        "--max-socket-queue-bytes",
+        "--max-channel-queue-bytes",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}
+
+/// Finding 6 of issue 16: under a low soft open-file limit the server raises it to the hard
+/// limit at start, says so on stderr, and caps connections to fit what it got.
+#[cfg(unix)]
+#[test]
+fn raises_the_open_file_limit_and_says_what_it_got() {
+    let run = |limits: &str| {
+        let script = format!("ulimit {limits} && exec \"$0\" --listen 127.0.0.1:0");
+        let mut child = Command::new("sh")
+            .args(["-c", &script, BIN])
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30));
+        let _ = child.kill();
+        let _ = child.wait();
+        line.expect("a line on stderr in time")
+    };
+    let hard: u64 = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "ulimit -Hn"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap_or(0); // "unlimited": the raise is capped by the kernel, skip the exact check
+    if hard > 300 {
+        let line = run("-Sn 256");
+        let cap = (hard - 64).min(10_000);
+        assert_eq!(
+            line,
+            format!(
+                "supa-realtime-server: open-file limit raised from 256 to {hard} (hard limit {hard}); at most {cap} connections"
+            )
+        );
+        // A hard limit that cannot hold the default cap lowers the cap.
+        let line = run("-n 300");
+        assert_eq!(
+            line,
+            "supa-realtime-server: open-file limit 300 (hard limit 300); at most 236 connections"
+        );
     }
 }

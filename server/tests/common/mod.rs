@@ -1,6 +1,9 @@
 //! A small WebSocket/HTTP client for driving the server over real sockets.
 #![allow(dead_code)]
 
+pub mod binary;
+pub mod pg;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -53,10 +56,13 @@ impl Client {
     }
 
     pub async fn connect(server: &Server, vsn: Vsn) -> Client {
+        Client::connect_url(&server.realtime_url(), &server.anon_key(), vsn).await
+    }
+
+    /// Connects to `ws://HOST:PORT/realtime/v1` with `apikey`.
+    pub async fn connect_url(realtime_url: &str, apikey: &str, vsn: Vsn) -> Client {
         let url = format!(
-            "{}/websocket?apikey={}&vsn={}",
-            server.realtime_url(),
-            server.anon_key(),
+            "{realtime_url}/websocket?apikey={apikey}&vsn={}",
             vsn.as_str()
         );
         let (ws, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(url))
@@ -157,7 +163,13 @@ impl Client {
 
     /// Waits until the server closes the connection.
     pub async fn expect_closed(&mut self) -> Option<u16> {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
+        self.expect_closed_within(DEADLINE).await
+    }
+
+    /// Reads (and drops) frames until the server closes the connection; its close code, if a
+    /// close frame made it.
+    pub async fn expect_closed_within(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.recv_within(left).await {
@@ -194,6 +206,25 @@ impl Client {
         assert_eq!(reply.reply_status(), Some("ok"), "join reply {reply:?}");
         jr
     }
+}
+
+/// A kind-3 user broadcast push, as realtime-js sends it.
+pub fn kind3(
+    join_ref: &str,
+    r: &str,
+    topic: &str,
+    event: &str,
+    payload: supa_realtime_protocol::BroadcastPayload,
+) -> Message {
+    let frame = BinaryFrame::UserBroadcastPush {
+        join_ref: Some(join_ref.into()),
+        r#ref: Some(r.into()),
+        topic: topic.into(),
+        event: event.into(),
+        metadata: String::new(),
+        payload,
+    };
+    Message::binary(frame.encode().unwrap())
 }
 
 fn decode_server(vsn: Vsn, text: &str) -> Frame {

@@ -1,8 +1,9 @@
 // Broadcast between realtime-js clients: JSON and binary payloads, self/ack, REST.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import WebSocket from 'ws'
 import {
-  HTTP_URL, ANON_KEY, newClient, uniqueName, subscribed, collect, eventually,
+  HTTP_URL, WS_URL, ANON_KEY, newClient, uniqueName, subscribed, collect, eventually, within,
 } from './helpers.js'
 
 test('broadcast with self and ack reaches sender and peer', async (t) => {
@@ -104,4 +105,48 @@ test('REST: httpSend, the batch endpoint and the send() fallback', async (t) => 
   assert.equal(bad.status, 401)
   const priv = a.channel(uniqueName('rest-private'), { config: { private: true } })
   await assert.rejects(priv.httpSend('x', {}), /Unauthorized/)
+})
+
+// A raw sender (the `ws` package, not realtime-js) sends what realtime-js never would: a
+// broadcast whose event is a number, and a kind-3 frame flagged JSON whose payload is not
+// JSON. Relayed, either throws inside a realtime-js subscriber in Node and kills the process
+// running this suite; the server refuses both with an error reply instead.
+test('broadcasts that would crash realtime-js subscribers are refused, not relayed', async (t) => {
+  const sub = newClient()
+  const raw = new WebSocket(`${WS_URL}/websocket?apikey=${ANON_KEY}&vsn=2.0.0`)
+  t.after(() => { sub.disconnect(); raw.close() })
+  const name = uniqueName('hostile')
+  const topic = `realtime:${name}`
+  const ch = sub.channel(name)
+  const got = collect(ch, '*')
+  await subscribed(ch)
+
+  const replies = new Map()
+  raw.on('message', (data, isBinary) => {
+    if (isBinary) return
+    const [, ref, , event, payload] = JSON.parse(data.toString())
+    if (event === 'phx_reply') replies.set(ref, payload)
+  })
+  if (raw.readyState !== WebSocket.OPEN) {
+    await within(new Promise((resolve, reject) => { raw.once('open', resolve); raw.once('error', reject) }), 'raw socket open')
+  }
+  raw.send(JSON.stringify(['1', '1', topic, 'phx_join', { config: {} }]))
+  await eventually(() => replies.get('1')?.status === 'ok', 'raw join')
+
+  raw.send(JSON.stringify(['1', '2', topic, 'broadcast', { type: 'broadcast', event: 7, payload: {} }]))
+  const enc = new TextEncoder()
+  const [jr, ref, tp, ev, body] = ['1', '3', topic, 'boom', '{not json'].map((x) => enc.encode(x))
+  const header = [3, jr.length, ref.length, tp.length, ev.length, 0, 1]
+  raw.send(Buffer.concat([Buffer.from(header), jr, ref, tp, ev, body]))
+  raw.send(JSON.stringify(['1', '4', topic, 'broadcast', { type: 'broadcast', event: 'fine', payload: { ok: true } }]))
+
+  await eventually(() => replies.has('2') && replies.has('3'), 'replies to the refused frames')
+  assert.deepEqual(replies.get('2'), { status: 'error', response: { reason: 'broadcast event must be a string' } })
+  assert.deepEqual(replies.get('3'), {
+    status: 'error',
+    response: { reason: 'broadcast payload is flagged JSON but is not valid JSON' },
+  })
+  await eventually(() => got.length === 1, 'the valid broadcast')
+  assert.equal(got[0].event, 'fine')
+  assert.deepEqual(got[0].payload, { ok: true })
 })

@@ -1,0 +1,56 @@
+//! A real PostgreSQL for tests: DATABASE_URL, or a throwaway cluster from scripts/dev-postgres
+//! that lives as long as this test process (the wrapper shell stops it when our end of its
+//! stdin closes, at exit, however we exit).
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use tokio_postgres::{Client, NoTls};
+
+pub fn database_url() -> &'static str {
+    static URL: OnceLock<(String, Option<Child>)> = OnceLock::new();
+    &URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            return (url, None);
+        }
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let dir = std::env::temp_dir().join(format!("supa-pg-common-{}", std::process::id()));
+        let script = format!(
+            "scripts/dev-postgres start '{d}' || exit 1; cat >/dev/null; scripts/dev-postgres stop '{d}'",
+            d = dir.display()
+        );
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .current_dir(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run scripts/dev-postgres");
+        let mut out = child.stdout.take().unwrap();
+        let mut text = String::new();
+        let mut buf = [0u8; 256];
+        while !text.contains('\n') {
+            let n = out.read(&mut buf).expect("read dev-postgres output");
+            assert!(n > 0, "scripts/dev-postgres failed: {text}");
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let url = text
+            .trim()
+            .strip_prefix("DATABASE_URL=")
+            .expect("DATABASE_URL line")
+            .to_string();
+        (url, Some(child))
+    })
+    .0
+}
+
+/// A connection for the test's own SQL.
+pub async fn sql() -> Client {
+    let (client, conn) = tokio_postgres::connect(database_url(), NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
