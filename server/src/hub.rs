@@ -44,6 +44,9 @@ pub(crate) struct Fanout {
     size: usize,
     v1: OnceLock<Option<Outgoing>>,
     v2: OnceLock<Option<Outgoing>>,
+    /// The `realtime.messages` id of a stored broadcast (also in its `meta`), so a channel that
+    /// replayed it on join can skip the live copy.
+    message_id: Option<String>,
 }
 
 enum Body {
@@ -115,6 +118,30 @@ impl Fanout {
         )
     }
 
+    /// A stored user broadcast: `meta: {"id": id}` on the wire, and [`Fanout::message_id`].
+    pub(crate) fn stored_user(
+        topic: String,
+        event: String,
+        id: String,
+        payload: BroadcastPayload,
+    ) -> Arc<Fanout> {
+        let metadata = json!({ "id": id }).to_string();
+        let mut fanout = Fanout::user(topic, event, metadata, payload);
+        if let Some(f) = Arc::get_mut(&mut fanout) {
+            f.message_id = Some(id);
+        }
+        fanout
+    }
+
+    /// A stored broadcast pushed as JSON (`payload` already carries `meta.id`).
+    pub(crate) fn stored_json(topic: String, payload: Value, id: String) -> Arc<Fanout> {
+        let mut fanout = Fanout::json(topic, event::BROADCAST, payload);
+        if let Some(f) = Arc::get_mut(&mut fanout) {
+            f.message_id = Some(id);
+        }
+        fanout
+    }
+
     fn new(topic: String, body: Body, size: usize) -> Arc<Fanout> {
         Arc::new(Fanout {
             topic,
@@ -122,7 +149,13 @@ impl Fanout {
             size,
             v1: OnceLock::new(),
             v2: OnceLock::new(),
+            message_id: None,
         })
+    }
+
+    /// The stored message's id, for broadcasts kept in `realtime.messages`.
+    pub(crate) fn message_id(&self) -> Option<&str> {
+        self.message_id.as_deref()
     }
 
     /// About the encoded size in bytes.

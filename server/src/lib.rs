@@ -28,6 +28,7 @@ mod ratelimit;
 mod rest;
 mod server;
 mod socket;
+mod stored;
 
 pub use config::{Config, Limits, DEFAULT_JWT_SECRET};
 pub use fdlimit::{raise_open_file_limit, OpenFileLimit};

@@ -99,6 +99,12 @@ impl Outgoing {
         self.head.len() + self.body.len() + self.tail.len()
     }
 
+    /// The whole message in one buffer (tests).
+    #[cfg(test)]
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
+        [&self.head[..], &self.body[..], &self.tail[..]].concat()
+    }
+
     /// The WebSocket frames of this message: one when it fits a [`CHUNK`], otherwise
     /// fragments of at most a chunk (slices of the shared bytes, not copies).
     fn frames(&self) -> Vec<WsFrame> {

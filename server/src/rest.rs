@@ -15,7 +15,7 @@ use supa_realtime_protocol::{event, BroadcastPayload};
 use crate::http::header as header_value;
 use crate::hub::{Fanout, TopicKey};
 use crate::jwt::Verified;
-use crate::postgres::Extension;
+use crate::postgres::{Extension, StoredPayload};
 use crate::server::Shared;
 
 fn message(status: StatusCode, text: &str) -> Response {
@@ -177,6 +177,16 @@ pub(crate) async fn single(
     let private = query
         .get("private")
         .is_some_and(|p| p.eq_ignore_ascii_case("true"));
+    let persist = match crate::stored::persist_query(
+        query.get("persist").map(String::as_str),
+        query.get("persist[ttl]").map(String::as_str),
+    ) {
+        Ok(p) => p,
+        Err(e) => return unprocessable(json!({ "persist": [e] })),
+    };
+    if persist.is_some() && !private {
+        return unprocessable(json!({ "persist": [crate::stored::PERSIST_PUBLIC] }));
+    }
     if private && !may_write(&shared, &verified.claims, &topic).await {
         return message(StatusCode::FORBIDDEN, "Unauthorized");
     }
@@ -184,6 +194,24 @@ pub(crate) async fn single(
         private,
         name: topic,
     };
+    if let Some(ttl) = persist {
+        let payload = StoredPayload::from(payload);
+        let msg = crate::stored::ToStore {
+            key: &key,
+            event: &user_event,
+            payload,
+            ttl,
+            except: None,
+        };
+        return match crate::stored::store_and_fan_out(&shared, msg, None).await {
+            Ok(_) => StatusCode::ACCEPTED.into_response(),
+            Err(e) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": e })),
+            )
+                .into_response(),
+        };
+    }
     let fanout = Fanout::user(key.wire_topic(), user_event, String::new(), payload);
     shared.hub.broadcast(&key, fanout, None);
     StatusCode::ACCEPTED.into_response()

@@ -1,5 +1,6 @@
 //! Starting and stopping a server on a runtime it owns.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,11 +44,28 @@ pub(crate) struct Shared {
     /// The cap on concurrent connections in force (the configured one, lowered to fit the
     /// process's descriptor limit).
     pub max_connections: usize,
+    /// Ids of broadcasts this server stored (`persist`) and already fanned out, so that the
+    /// same row read back from the replication stream is not delivered twice.
+    pub stored: parking_lot::Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// How long a stored id waits for its row to come back from the replication stream.
+const STORED_ECHO_WINDOW: Duration = Duration::from_secs(60);
 
 impl Shared {
     pub(crate) fn next_sub(&self) -> SubId {
         self.next_sub.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Notes a stored broadcast's id before its row is written (see [`Shared::stored`]);
+    /// ids whose row never came back (no publication, poll mode) are forgotten after a while.
+    pub(crate) fn remember_stored(&self, id: &str) {
+        let now = std::time::Instant::now();
+        let mut stored = self.stored.lock();
+        if stored.len() >= 1024 {
+            stored.retain(|_, at| now.duration_since(*at) < STORED_ECHO_WINDOW);
+        }
+        stored.insert(id.to_owned(), now);
     }
 }
 
@@ -268,6 +286,7 @@ async fn bind(
         next_sub: AtomicU64::new(1),
         connections: Arc::new(watch::Sender::new(0)),
         max_connections,
+        stored: Default::default(),
     });
     tokio::spawn(relay_db_broadcasts(Arc::clone(&shared), db_rx));
     let app = crate::http::router(Arc::clone(&shared));
@@ -289,11 +308,14 @@ async fn relay_db_broadcasts(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceive
             private: msg.private,
             name: msg.topic,
         };
-        let metadata = json!({"id": msg.id}).to_string();
-        let fanout = Fanout::user(
+        // A broadcast this server stored itself (`persist`) went out when it was sent.
+        if shared.stored.lock().remove(&msg.id).is_some() {
+            continue;
+        }
+        let fanout = Fanout::stored_user(
             key.wire_topic(),
             msg.event,
-            metadata,
+            msg.id,
             BroadcastPayload::Json(msg.payload.to_string()),
         );
         shared.hub.broadcast(&key, fanout, None);

@@ -6,7 +6,7 @@
 //! shutdown. Outputs are collected per step and written with a deadline per frame, so a peer
 //! that stops reading is dropped instead of holding the task forever.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,9 +30,10 @@ use crate::ids;
 use crate::jwt::{now_secs, Verified};
 use crate::listener::Ticket;
 use crate::outbound::{self, ChannelBudget, Charge, Delivery, Item, Outbox, Outgoing};
-use crate::postgres::{Extension, PgEvent, PgSubscription, Subscriber};
+use crate::postgres::{Extension, PgEvent, PgSubscription, StoredPayload, Subscriber};
 use crate::ratelimit::Windows;
 use crate::server::Shared;
+use crate::stored::{self, ToStore};
 
 /// An upgraded connection.
 pub(crate) type Ws = WebSocketStream<TokioIo<Upgraded>>;
@@ -51,6 +52,9 @@ pub(crate) const NO_DATABASE: &str =
     "postgres_changes need a database: this server was started without --database-url";
 
 /// Refusals of broadcasts that would break subscribers (sent whether or not `ack` is on).
+/// Upstream's `system` texts for `config.broadcast.replication_ready`.
+const REPLICATION_READY: &str = "Replication connection established";
+const REPLICATION_NOT_READY: &str = "Replication connection was not established in time";
 pub(crate) const NOT_AN_OBJECT: &str = "broadcast payload must be an object";
 pub(crate) const EVENT_NOT_A_STRING: &str = "broadcast event must be a string";
 pub(crate) const INVALID_JSON_PAYLOAD: &str =
@@ -76,6 +80,9 @@ struct Channel {
     /// Cached write permission per extension (private channels).
     can_write_broadcast: Option<bool>,
     can_write_presence: Option<bool>,
+    /// Ids of the stored messages replayed on join: their live copies, if any arrive after
+    /// the join, are skipped.
+    replayed: HashSet<String>,
 }
 
 /// A database subscription plus the task that encodes its events for this socket and queues
@@ -279,7 +286,7 @@ impl Conn {
             r#ref,
             topic,
             event: user_event,
-            metadata: _,
+            metadata,
             payload,
         }) = BinaryFrame::decode_from_client(bytes)
         else {
@@ -311,13 +318,39 @@ impl Conn {
                 return self.push(reply_reason(&request, INVALID_JSON_PAYLOAD));
             }
         }
+        // The metadata's only key in use is `persist` (realtime-js sends nothing else).
+        let persist = match serde_json::from_str::<Value>(&metadata) {
+            Ok(meta) => stored::persist_option(meta.get("persist")),
+            Err(_) => Ok(None),
+        };
+        let persist = match persist {
+            Ok(p) => p,
+            Err(e) => return self.push(Frame::reply_to(&request, "error", json!({ "error": e }))),
+        };
         if !self.may_write(&request.topic, Extension::Broadcast).await {
             return;
         }
         let Some(channel) = self.channels.get(&request.topic) else {
             return;
         };
-        // Client metadata is not relayed (upstream does not use it either).
+        if let Some(ttl) = persist {
+            let payload = StoredPayload::from(payload);
+            let except = (!channel.broadcast_self).then_some(channel.sub);
+            let key = channel.key.clone();
+            let msg = ToStore {
+                key: &key,
+                event: &user_event,
+                payload,
+                ttl,
+                except,
+            };
+            return match stored::store_and_fan_out(&self.shared, msg, None).await {
+                Ok(_) if ack => self.push(reply_ok(&request)),
+                Ok(_) => {}
+                Err(e) => self.push(Frame::reply_to(&request, "error", json!({ "error": e }))),
+            };
+        }
+        // Other client metadata is not relayed (upstream does not relay it either).
         let msg = Fanout::user(request.topic.clone(), user_event, String::new(), payload);
         let except = (!channel.broadcast_self).then_some(channel.sub);
         self.shared.hub.broadcast(&channel.key, msg, except);
@@ -330,10 +363,19 @@ impl Conn {
     fn on_delivery(&mut self, delivery: Delivery) -> usize {
         // Deliveries for a subscription that ended meanwhile (left, or replaced) are stale;
         // dropping one releases its bytes.
-        if !self.channels.values().any(|c| c.sub == delivery.sub) {
+        let Some(channel) = self.channels.values_mut().find(|c| c.sub == delivery.sub) else {
             return 0;
-        }
+        };
         let msg = match delivery.item {
+            // A stored message this channel already got by replay.
+            Item::Fanout(msg)
+                if !channel.replayed.is_empty()
+                    && msg
+                        .message_id()
+                        .is_some_and(|id| channel.replayed.remove(id)) =>
+            {
+                return 0
+            }
             Item::Fanout(msg) => msg.encoded(self.vsn),
             Item::Encoded(msg) => Some(msg),
         };
@@ -436,18 +478,27 @@ impl Conn {
             .map_err(|e| e.join_reason())?;
         let private = truthy(config.get("private")).unwrap_or(false);
         let broadcast = config.get("broadcast");
-        if !private
-            && broadcast
-                .and_then(|b| b.get("replay"))
-                .is_some_and(|r| !r.is_null())
-        {
-            return Err("UnableToReplayMessages: Replay is not allowed for public channels".into());
+        let replay = stored::replay_params(broadcast)?;
+        if !private && replay.is_some() {
+            return Err(stored::REPLAY_PUBLIC.into());
         }
         let access = if private {
             self.check_read(&verified.claims, name).await?
         } else {
             Access::ALL
         };
+        let replayed = match (replay, &self.shared.pg) {
+            (Some(_), _) if !access.broadcast => return Err(format!(
+                "Unauthorized: You do not have permissions to read from this Channel topic: {name}"
+            )),
+            (Some((since, limit)), Some(pg)) => pg
+                .replay(name, since, limit)
+                .await
+                .map_err(|_| stored::REPLAY_FAILED.to_owned())?,
+            _ => Vec::new(),
+        };
+        let replication_ready =
+            truthy(broadcast.and_then(|b| b.get("replication_ready"))).unwrap_or(false);
         let broadcast_self = truthy(broadcast.and_then(|b| b.get("self"))).unwrap_or(false);
         let ack = truthy(broadcast.and_then(|b| b.get("ack"))).unwrap_or(false);
         let presence = config.get("presence");
@@ -498,12 +549,21 @@ impl Conn {
             budget,
             can_write_broadcast: None,
             can_write_presence: None,
+            replayed: replayed.iter().map(|m| m.id.clone()).collect(),
         };
         self.push(Frame::reply_to(
             frame,
             "ok",
             json!({ "postgres_changes": echoed }),
         ));
+        // Stored messages first, oldest first, before anything live.
+        for msg in &replayed {
+            if let Some(out) =
+                stored::replayed_frame(self.vsn, channel.join_ref.as_deref(), &channel.topic, msg)
+            {
+                self.out.push((out, None));
+            }
+        }
         if let Some(state) = state {
             // The state's text is the topic's, shared by every joiner; only the envelope
             // (with this join's ref) is this socket's own.
@@ -530,7 +590,23 @@ impl Conn {
                 self.push(system);
             }
         }
-        self.channels.insert(channel.topic.clone(), channel);
+        let topic = channel.topic.clone();
+        self.channels.insert(topic.clone(), channel);
+        if replication_ready {
+            // The server reads changes from the moment it has a database (the stream is
+            // running before it accepts connections), so readiness is known at join time.
+            if self.shared.pg.is_some() {
+                self.push(Frame::new(
+                    frame.join_ref.clone(),
+                    None,
+                    topic,
+                    event::SYSTEM,
+                    json!({"extension": "system", "status": "ok", "message": REPLICATION_READY, "channel": name}),
+                ));
+            } else {
+                self.shutdown_channel(&topic, REPLICATION_NOT_READY);
+            }
+        }
         Ok(())
     }
 
@@ -678,6 +754,33 @@ impl Conn {
         let Some(channel) = self.channels.get(&frame.topic) else {
             return;
         };
+        match stored::persist_option(frame.payload.get("persist")) {
+            Ok(None) => {}
+            Ok(Some(ttl)) => {
+                let push = frame.payload.as_object().cloned().unwrap_or_default();
+                let user_event = push
+                    .get("event")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let inner = push.get("payload").cloned().unwrap_or(Value::Null);
+                let except = (!channel.broadcast_self).then_some(channel.sub);
+                let key = channel.key.clone();
+                let msg = ToStore {
+                    key: &key,
+                    event: user_event,
+                    payload: StoredPayload::Json(inner.to_string()),
+                    ttl,
+                    except,
+                };
+                return match stored::store_and_fan_out(&self.shared, msg, Some(push.clone())).await
+                {
+                    Ok(_) if ack => self.push(reply_ok(&frame)),
+                    Ok(_) => {}
+                    Err(e) => self.push(Frame::reply_to(&frame, "error", json!({ "error": e }))),
+                };
+            }
+            Err(e) => return self.push(Frame::reply_to(&frame, "error", json!({ "error": e }))),
+        }
         // The whole push payload is relayed unchanged (extra keys survive).
         let msg = Fanout::json(frame.topic.clone(), event::BROADCAST, frame.payload.clone());
         let except = (!channel.broadcast_self).then_some(channel.sub);

@@ -38,6 +38,7 @@ mod db;
 mod fanout;
 mod feed;
 mod filter;
+mod messages;
 mod pgoutput;
 mod poller;
 mod private;
@@ -57,6 +58,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
 
+pub use messages::{Stored, StoredPayload, MAX_REPLAY};
 use subscriptions::Registry;
 
 /// The publications the stream reads: the tables clients may subscribe to, and
@@ -102,6 +104,12 @@ pub struct Options {
     /// The roles RLS may be evaluated as, besides `NOLOGIN` roles granted to the server's
     /// login role. Default `anon`, `authenticated`, `service_role`.
     pub roles: Vec<String>,
+    /// How long stored broadcasts (`persist`) are kept: older rows of `realtime.messages`
+    /// are deleted by a periodic sweep. Default 72 hours, as upstream drops its partitions.
+    pub retention: Duration,
+    /// How often the sweep runs (it deletes at most a bounded number of rows per run).
+    /// Default 60 s.
+    pub sweep_interval: Duration,
 }
 
 impl Default for Options {
@@ -112,6 +120,8 @@ impl Default for Options {
             statement_timeout: Duration::from_secs(1),
             resume_window: Duration::from_secs(5),
             roles: roles::DEFAULT_ROLES.iter().map(|r| r.to_string()).collect(),
+            retention: Duration::from_secs(72 * 3600),
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }
@@ -260,6 +270,12 @@ impl PgChanges {
                 tokio::spawn(poller.run(feed, stop_rx))
             }
         };
+        tokio::spawn(sweep(
+            config.clone(),
+            options.retention,
+            options.sweep_interval,
+            stop.subscribe(),
+        ));
         Ok(Arc::new(PgChanges {
             registry,
             pool: db::Pool::new(config, options.statement_timeout),
@@ -324,6 +340,33 @@ impl PgChanges {
         }
     }
 
+    /// The broadcasts stored for private `topic` since `since_ms` (Unix ms), at most `limit`
+    /// (clamped to 1..=[`MAX_REPLAY`]), oldest first.
+    pub async fn replay(
+        &self,
+        topic: &str,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Stored>, String> {
+        let client = self.pool.get().await?;
+        messages::replay(&client, topic, since_ms, limit).await
+    }
+
+    /// Stores a broadcast under `id` (the id its live delivery carries as `meta.id`), to
+    /// expire after `ttl` when given.
+    pub async fn store(
+        &self,
+        id: &str,
+        topic: &str,
+        private: bool,
+        event: &str,
+        payload: &StoredPayload,
+        ttl: Option<Duration>,
+    ) -> Result<(), String> {
+        let mut client = self.pool.get().await?;
+        messages::store(&mut client, id, topic, private, event, payload, ttl).await
+    }
+
     /// Evaluates read access to a private channel for these claims.
     pub async fn private_access(
         &self,
@@ -360,5 +403,32 @@ impl PgChanges {
         }
         let tx = client.transaction().await.map_err(|e| db::message(&e))?;
         private::write_access(tx, claims, topic, extension).await
+    }
+}
+
+/// Deletes expired and old stored broadcasts every `interval` on a connection of its own,
+/// until the server stops. Failures are reported and retried at the next round.
+async fn sweep(
+    config: tokio_postgres::Config,
+    retention: Duration,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut client = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if client
+            .as_ref()
+            .is_none_or(|c: &tokio_postgres::Client| c.is_closed())
+        {
+            client = db::open(&config, Some(Duration::from_secs(30))).await.ok();
+        }
+        let Some(c) = &client else { continue };
+        if let Err(e) = messages::sweep(c, retention).await {
+            eprintln!("supa-realtime-server: sweeping stored broadcasts: {e}");
+        }
     }
 }

@@ -108,6 +108,17 @@ begin
 end
 $$;
 grant select, insert, update, delete on realtime.messages to anon, authenticated, service_role;
+-- Binary broadcasts are stored as bytes (upstream's column, added the same way).
+alter table realtime.messages add column if not exists binary_payload bytea;
+-- Expiry of messages stored with a TTL (`persist[ttl]`); a table of its own so that
+-- realtime.messages keeps upstream's shape. Only the server reads and writes it.
+create table if not exists realtime.messages_expiry (
+  id uuid primary key,
+  expires_at timestamptz not null
+);
+create index if not exists messages_expiry_expires_at_index on realtime.messages_expiry (expires_at);
+-- Replay reads a topic's newest rows first.
+create index if not exists messages_topic_inserted_at_index on realtime.messages (topic, inserted_at desc);
 
 -- The stream reads realtime.send() broadcasts through this publication (Supabase's name).
 do $$

@@ -214,3 +214,54 @@ test('realtime.send reaches a private subscriber', async (t) => {
   assert.ok(m.meta?.id, 'meta.id from the database')
   assert.equal(m.payload.id, m.meta.id)
 })
+
+test('persist with send() and httpSend(), replay on join, replication_ready (realtime-js 2.119)', async (t) => {
+  const a = 'aaaaaaaa-6666-4666-8666-666666666666'
+  sql(`drop policy if exists js_replay_read on realtime.messages;
+       drop policy if exists js_replay_write on realtime.messages;
+       create policy js_replay_read on realtime.messages for select to authenticated
+         using (realtime.topic() like 'js-replay-%');
+       create policy js_replay_write on realtime.messages for insert to authenticated
+         with check (realtime.topic() like 'js-replay-%');`)
+  const topic = uniqueName('js-replay')
+  const since = Date.now() - 1000
+  const sender = client()
+  t.after(() => sender.disconnect())
+  await sender.setAuth(user(a))
+  const out = sender.channel(topic, { config: { private: true, broadcast: { ack: true } } })
+  const ready = deferred()
+  out.subscribe((status, err) => (status === 'SUBSCRIBED' ? ready.resolve() : ready.reject(err ?? new Error(status))))
+  await within(ready.promise, 'sender join')
+  assert.equal(await out.send({ type: 'broadcast', event: 'note', payload: { n: 1 }, persist: true }), 'ok')
+  assert.equal(await out.send({ type: 'broadcast', event: 'note', payload: { n: 2 }, persist: { ttl: 3600 } }), 'ok')
+  assert.deepEqual(await out.httpSend('note', { n: 3 }, { persist: true }), { success: true })
+
+  // A late joiner with replay gets the three, oldest first, marked replayed, then live ones.
+  const late = client()
+  t.after(() => late.disconnect())
+  await late.setAuth(user(a))
+  const ch = late.channel(topic, {
+    config: { private: true, broadcast: { replay: { since, limit: 10 }, replication_ready: true } },
+  })
+  const got = []
+  ch.on('broadcast', { event: 'note' }, (m) => got.push(m))
+  const system = deferred()
+  ch.on('system', {}, (p) => { if (p.extension === 'system') system.resolve(p) })
+  const joined = deferred()
+  ch.subscribe((status, err) => (status === 'SUBSCRIBED' ? joined.resolve() : joined.reject(err ?? new Error(status))))
+  await within(joined.promise, 'replaying join')
+  await eventually(() => got.length === 3, 'three replayed messages')
+  assert.deepEqual(got.map((m) => m.payload.n), [1, 2, 3])
+  for (const m of got) {
+    assert.equal(m.meta?.replayed, true)
+    assert.match(m.meta?.id ?? '', /^[0-9a-f-]{36}$/)
+  }
+  const p = await within(system.promise, 'replication_ready system event')
+  assert.equal(p.status, 'ok')
+  assert.equal(p.message, 'Replication connection established')
+  assert.equal(await out.send({ type: 'broadcast', event: 'note', payload: { n: 4 }, persist: true }), 'ok')
+  await eventually(() => got.length === 4, 'the live stored message')
+  assert.equal(got[3].payload.n, 4)
+  assert.ok(got[3].meta?.id, 'a live stored message carries meta.id')
+  assert.notEqual(got[3].meta?.replayed, true)
+})
