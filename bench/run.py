@@ -206,6 +206,17 @@ def agg(values):
 # ---------------------------------------------------------------- scenarios
 
 
+def receive_run(argv, errors):
+    """One receiving run: its RESULT, or None (with the reason in `errors`) when it failed."""
+    p = Proc(argv)
+    r = p.result(400)
+    p.stop()
+    if not r or r.get("n", 0) <= 0 or r.get("secs", 0) <= 0:
+        errors.append(p.why())
+        return None
+    return r
+
+
 def run_throughput(keys, source_url):
     out = {}
     for key in keys:
@@ -213,11 +224,8 @@ def run_throughput(keys, source_url):
         n = MSGS_PY if slow else MSGS
         rates, cpus, drops, errors = [], [], [], []
         for rep in range(REPS):
-            p = Proc(argv + ["throughput", source_url, "bench-key", f"tp-{n}", str(n)])
-            r = p.result(400)
-            p.stop()
-            if not r or r.get("n", 0) <= 0 or r.get("secs", 0) <= 0:
-                errors.append(p.why())
+            r = receive_run(argv + ["throughput", source_url, "bench-key", f"tp-{n}", str(n)], errors)
+            if not r:
                 continue
             rates.append(r["n"] / r["secs"])
             cpus.append(r["cpu_s"] / r["n"] * 100000)
@@ -352,11 +360,9 @@ def run_channels(keys, source_url):
         for size in CH_SIZES:
             rates, rss, drops = [], [], []
             for rep in range(REPS_SLOW):
-                p = Proc(argv + ["channels", source_url, "bench-key", f"tp-{CH_MSGS}-c{size}", str(size)])
-                r = p.result(400)
-                p.stop()
-                if not r or r.get("n", 0) <= 0 or r.get("secs", 0) <= 0:
-                    errors.append(p.why())
+                r = receive_run(argv + ["channels", source_url, "bench-key", f"tp-{CH_MSGS}-c{size}", str(size)],
+                                errors)
+                if not r:
                     continue
                 rates.append(r["n"] / r["secs"])
                 rss.append(r.get("rss"))
