@@ -18,6 +18,10 @@ T_X_JS = 10.0
 T_OF_RAW = 0.70
 T_P99_RAW = 1.2
 T_BYTES_PER_CH = 4096
+# Targets of issue 13 (channels scenario): throughput to one busy channel with 1,000 and
+# 10,000 joined channels against the one-channel figure, and memory per joined channel.
+T_CH_KEEP = {1000: 0.90, 10000: 0.80}
+T_CH_BYTES = 2500
 
 
 def med(a):
@@ -149,6 +153,10 @@ def write(results, docs: Path):
       f"{le[0]:.2f}/{le[1]:.2f}/{le[2]:.2f} — the machine was shared with other builds when the first figure is high")
     if m.get("note"):
         w(f"* {m['note']}")
+    if m.get("merged", {}).get("kept"):
+        mg = m["merged"]
+        w(f"* Partial run (`BENCH_MERGE=1`): these sections are kept from the run of {mg['from']}: "
+          + ", ".join(mg["kept"]))
     w(f"* {m['rustc']}; Node {m['node']}; {m['python']}; commit `{m['commit']}`{' (with uncommitted changes)' if m['dirty'] else ''}")
     w("* Packages: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
     w(f"* Settings: {s['reps']} repetitions (postgres, memory, connect: {s['reps_slow']}); "
@@ -210,6 +218,12 @@ def write(results, docs: Path):
         ours = med(tp.get("ours", {}).get("msgs_per_s"))
         targets.append(("Inbound throughput ≥ 10× realtime-js", ratio(ours, js), ours is not None and js and ours / js >= T_X_JS))
         targets.append(("Inbound throughput ≥ 70 % of the raw limit", pct(ours, raw), ours is not None and raw and ours / raw >= T_OF_RAW))
+        targets.append(("Inbound throughput ≥ 100 % of the raw limit (issue 13)", pct(ours, raw),
+                        ours is not None and raw and ours / raw >= 1.0))
+        cabi = med(tp.get("c", {}).get("msgs_per_s"))
+        if cabi is not None:
+            targets.append(("C ABI throughput ≥ 95 % of the Rust API's (issue 13)", pct(cabi, ours),
+                            ours is not None and cabi / ours >= 0.95))
 
     # ------------------------------------------------------------ latency
     lat = results.get("latency")
@@ -297,6 +311,44 @@ def write(results, docs: Path):
         ob = mem.get("ours", {}).get("bytes_per_channel")
         targets.append(("≤ 4 KB per joined channel", f"{fmt(ob)} B", ob is not None and ob <= T_BYTES_PER_CH))
 
+    # ------------------------------------------------------------ channels
+    chs = results.get("channels")
+    if chs:
+        sizes = s.get("ch_sizes", [])
+        w("## 4b. Joined channels: throughput to one busy channel\n")
+        w(f"One connection to the replay source with N joined channels: N − 1 idle ones, then the busy one, "
+          f"joined last, which receives {s.get('ch_msgs', 0):,} broadcasts as in section 1. "
+          "The cost per message must not grow with the idle channels. RSS is read by the client itself "
+          f"with all idle channels joined, just before the busy one; bytes per channel = (RSS at {max(sizes)} "
+          f"− RSS at {min(sizes)}) / {max(sizes) - min(sizes)}. Medians of {s['reps_slow']} runs; "
+          "*% of 1 ch* compares each client with itself.\n")
+        w("| Client | " + " | ".join(f"msgs/s, {x:,} ch" for x in sizes)
+          + " | " + " | ".join(f"% of 1 ch at {x:,}" for x in sizes[1:]) + " | bytes per channel |")
+        w("|---|" + "---|" * (2 * len(sizes) - 1) + "---|")
+        for k in keys_of(chs, labels):
+            r = chs[k]
+            one = med(r["sizes"].get(str(sizes[0]), {}).get("msgs_per_s"))
+            cells = [spread(r["sizes"].get(str(x), {}).get("msgs_per_s")) for x in sizes]
+            keep = [pct(med(r["sizes"].get(str(x), {}).get("msgs_per_s")), one) for x in sizes[1:]]
+            drops = [med(v.get("dropped_frac")) for v in r["sizes"].values()]
+            note = " (drops)" if any(d for d in drops if d) else ""
+            w(f"| {labels[k]}{note} | " + " | ".join(cells) + " | " + " | ".join(keep)
+              + f" | {fmt(r.get('bytes_per_channel'))} |")
+            for e in r.get("errors", []):
+                w(f"|  ↳ failed run: {e} |" + " |" * (2 * len(sizes)))
+        w("")
+        o = chs.get("ours")
+        if o:
+            one = med(o["sizes"].get(str(sizes[0]), {}).get("msgs_per_s"))
+            for x, t in T_CH_KEEP.items():
+                v = med(o["sizes"].get(str(x), {}).get("msgs_per_s"))
+                if v is not None and one:
+                    targets.append((f"Throughput to one channel with {x:,} joined ≥ {100 * t:.0f} % of 1 channel",
+                                    pct(v, one), v / one >= t))
+            b = o.get("bytes_per_channel")
+            targets.append((f"Memory ≤ {T_CH_BYTES / 1000:.1f} KB per joined channel (channels scenario)",
+                            f"{fmt(b)} B", b is not None and b <= T_CH_BYTES))
+
     # ------------------------------------------------------------ connect
     con = results.get("connect")
     if con:
@@ -341,7 +393,7 @@ def write(results, docs: Path):
                             size["stripped"] <= 4_000_000))
 
     if targets:
-        w("## Targets (issue 8)\n")
+        w("## Targets (issues 8 and 13)\n")
         w("| Target | Measured (ours, Rust API) | Reached |")
         w("|---|---|---|")
         for name, val, ok in targets:

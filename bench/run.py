@@ -10,9 +10,13 @@ Run through scripts/bench, which builds and installs everything first. Settings 
   BENCH_PG_SERVER_ARGS extra server flags for the postgres runs, e.g. `--changes-source poll`
                       to measure the polling source the stream replaced
   BENCH_MEM_SIZES     channel counts for the memory scenario (1,100,1000)
+  BENCH_CH_SIZES      joined-channel counts for the channels scenario (1,100,1000,10000)
+  BENCH_CH_MSGS       broadcasts to the one busy channel per channels run (100000)
   BENCH_CONNECT_ITERS connect+join iterations per run (10)
   BENCH_ONLY          comma-separated contestant keys to run (default: all)
-  BENCH_SCENARIOS     comma-separated scenarios (throughput,latency,pg,memory,connect,size)
+  BENCH_SCENARIOS     comma-separated scenarios (throughput,latency,pg,memory,connect,size,channels)
+  BENCH_MERGE=1       keep the sections of the existing benchmarks.json that this run does not
+                      measure (to refresh some scenarios without rerunning all of them)
   BENCH_FAT_LTO=1     also build and size the library with fat LTO and one codegen unit
   BENCH_DIST=1        also the C contestant on the `dist` profile's static library (`c_dist`) and
                       the size of the released shared library (dist/*.whl, from scripts/dist)
@@ -60,7 +64,10 @@ PG_ROWS = env_int("BENCH_PG_ROWS", 400)
 PG_RATE = env_int("BENCH_PG_RATE", 100)
 MEM_SIZES = [int(x) for x in os.environ.get("BENCH_MEM_SIZES", "1,100,1000").split(",")]
 CONNECT_ITERS = env_int("BENCH_CONNECT_ITERS", 10)
-SCENARIOS = os.environ.get("BENCH_SCENARIOS", "throughput,latency,pg,memory,connect,size").split(",")
+CH_SIZES = [int(x) for x in os.environ.get("BENCH_CH_SIZES", "1,100,1000,10000").split(",")]
+CH_MSGS = env_int("BENCH_CH_MSGS", 100000)
+SCENARIOS = os.environ.get("BENCH_SCENARIOS", "throughput,latency,pg,memory,connect,size,channels").split(",")
+MERGE = os.environ.get("BENCH_MERGE") == "1"
 
 # key -> (label, argv prefix, slow?)
 CONTESTANTS = {
@@ -78,6 +85,7 @@ CONTESTANTS = {
 }
 ONLY = os.environ.get("BENCH_ONLY")
 PG_CONTESTANTS = ["raw", "ours", "c", "py", "js"]
+CH_CONTESTANTS = ["ours", "js", "phoenix"]
 
 
 def log(*a):
@@ -198,6 +206,17 @@ def agg(values):
 # ---------------------------------------------------------------- scenarios
 
 
+def receive_run(argv, errors):
+    """One receiving run: its RESULT, or None (with the reason in `errors`) when it failed."""
+    p = Proc(argv)
+    r = p.result(400)
+    p.stop()
+    if not r or r.get("n", 0) <= 0 or r.get("secs", 0) <= 0:
+        errors.append(p.why())
+        return None
+    return r
+
+
 def run_throughput(keys, source_url):
     out = {}
     for key in keys:
@@ -205,11 +224,8 @@ def run_throughput(keys, source_url):
         n = MSGS_PY if slow else MSGS
         rates, cpus, drops, errors = [], [], [], []
         for rep in range(REPS):
-            p = Proc(argv + ["throughput", source_url, "bench-key", f"tp-{n}", str(n)])
-            r = p.result(400)
-            p.stop()
-            if not r or r.get("n", 0) <= 0 or r.get("secs", 0) <= 0:
-                errors.append(p.why())
+            r = receive_run(argv + ["throughput", source_url, "bench-key", f"tp-{n}", str(n)], errors)
+            if not r:
                 continue
             rates.append(r["n"] / r["secs"])
             cpus.append(r["cpu_s"] / r["n"] * 100000)
@@ -335,6 +351,33 @@ def run_memory(keys, url, key_):
     return out
 
 
+def run_channels(keys, source_url):
+    """Throughput to one busy channel and RSS with 1..10,000 joined channels (the rest idle)."""
+    out = {}
+    for key in keys:
+        argv = CONTESTANTS[key][1]
+        per_size, errors = {}, []
+        for size in CH_SIZES:
+            rates, rss, drops = [], [], []
+            for rep in range(REPS_SLOW):
+                r = receive_run(argv + ["channels", source_url, "bench-key", f"tp-{CH_MSGS}-c{size}", str(size)],
+                                errors)
+                if not r:
+                    continue
+                rates.append(r["n"] / r["secs"])
+                rss.append(r.get("rss"))
+                drops.append(r.get("dropped", 0) / CH_MSGS)
+            per_size[str(size)] = {"msgs_per_s": agg(rates), "rss": agg(rss), "dropped_frac": agg(drops)}
+        lo, hi = str(min(CH_SIZES)), str(max(CH_SIZES))
+        bpc = None
+        if per_size[lo]["rss"] and per_size[hi]["rss"] and hi != lo:
+            bpc = (per_size[hi]["rss"]["median"] - per_size[lo]["rss"]["median"]) / (int(hi) - int(lo))
+        out[key] = {"sizes": per_size, "bytes_per_channel": bpc, "errors": errors[:2]}
+        log("channels", key, {k: (v["msgs_per_s"] or {}).get("median") for k, v in per_size.items()},
+            "B/ch", bpc)
+    return out
+
+
 def run_connect(keys, url, key_):
     out = {}
     for key in keys:
@@ -451,13 +494,19 @@ def main():
     log("contestants:", keys, "missing:", list(missing))
     results = {"settings": {"reps": REPS, "reps_slow": REPS_SLOW, "msgs": MSGS, "msgs_py": MSGS_PY,
                             "lat_msgs": LAT_MSGS, "lat_rate": LAT_RATE, "pg_rows": PG_ROWS, "pg_rate": PG_RATE,
-                            "mem_sizes": MEM_SIZES, "connect_iters": CONNECT_ITERS},
+                            "mem_sizes": MEM_SIZES, "connect_iters": CONNECT_ITERS,
+                            "ch_sizes": CH_SIZES, "ch_msgs": CH_MSGS},
                "labels": {k: CONTESTANTS[k][0] for k in CONTESTANTS}, "missing": missing}
     source = server = None
     try:
         if "throughput" in SCENARIOS:
             source, src_url = start_source()
             results["throughput"] = run_throughput(keys, src_url)
+            source.stop()
+            source = None
+        if "channels" in SCENARIOS:
+            source, src_url = start_source()
+            results["channels"] = run_channels([k for k in CH_CONTESTANTS if k in keys], src_url)
             source.stop()
             source = None
         if {"latency", "memory", "connect"} & set(SCENARIOS):
@@ -483,6 +532,25 @@ def main():
     results["machine"]["load_end"] = os.getloadavg()
     results["machine"]["duration_s"] = time.monotonic() - t_start
     DOCS.mkdir(exist_ok=True)
+    saved = DOCS / "benchmarks.json"
+    if MERGE and saved.exists():
+        # Sections this run did not measure come from the saved run, which says when it ran.
+        old = json.loads(saved.read_text())
+        kept = []
+        for k in ("throughput", "latency", "pg", "memory", "connect", "size", "channels"):
+            if k not in old:
+                continue
+            if k not in results:
+                results[k] = old[k]
+                kept.append(k)
+            elif k != "size":
+                # Contestants this run left out keep their saved figures.
+                extra = [c for c in old[k] if c not in results[k]]
+                results[k].update({c: old[k][c] for c in extra})
+                if extra:
+                    kept.append(f"{k} ({', '.join(extra)})")
+        results["settings"] = {**old.get("settings", {}), **results["settings"]}
+        results["machine"]["merged"] = {"kept": kept, "from": old.get("machine", {}).get("date")}
     (DOCS / "benchmarks.json").write_text(json.dumps(results, indent=1) + "\n")
     import report  # bench/report.py
 

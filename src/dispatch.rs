@@ -5,30 +5,47 @@
 //! ([`DispatchMode::AppPumped`]). The queue is bounded for data events: on overflow they are
 //! dropped and a single `Lagged{dropped}` marker at that position counts them. Lifecycle events
 //! are always queued. No lock is held while a callback runs, so callbacks may call any API.
+//!
+//! Per event the work does not grow with the number of channels: listeners are indexed by
+//! channel, the runtime thread hands over all events of a socket read under one lock, and the
+//! dispatcher thread takes them in batches. Broadcasts arrive as raw text
+//! ([`Incoming::Broadcast`]) and are parsed here, once, just before the first Rust callback
+//! that wants them; raw listeners (the C ABI) get the text itself.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::event::{ChannelId, Event};
+use crate::incoming::{BroadcastRef, Emit, Incoming, RawBroadcast};
 use crate::options::DispatchMode;
 
 /// How long an idle dispatcher thread keeps polling (yielding its core) before it parks.
 const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
 /// The runtime thread collects delivered events in batches of this many.
 const SPENT_BATCH: usize = 64;
+/// The dispatcher thread takes up to this many queued items per lock.
+const TAKE_BATCH: usize = 256;
 
 /// Identifies a registered listener, for `remove_listener`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenerId(pub u64);
 
-pub(crate) type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
 pub(crate) type Wakeup = Arc<dyn Fn() + Send + Sync>;
+
+/// What a listener is called with.
+#[derive(Clone)]
+pub(crate) enum Callback {
+    /// Every matching event, as the Rust API shows it (broadcasts parsed).
+    Event(Arc<dyn Fn(&Event) + Send + Sync>),
+    /// Matching broadcasts only, unparsed when they arrived raw.
+    Broadcast(Arc<dyn Fn(BroadcastRef<'_>) + Send + Sync>),
+}
 
 /// Which events a listener receives.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +59,18 @@ pub(crate) enum Filter {
 }
 
 impl Filter {
+    /// The channel whose events it wants; `None` for every event of the client.
+    fn channel(&self) -> Option<ChannelId> {
+        match self {
+            Filter::All => None,
+            Filter::Channel(c)
+            | Filter::Presence(c)
+            | Filter::System(c)
+            | Filter::Broadcast { channel: c, .. }
+            | Filter::Postgres { channel: c, .. } => Some(*c),
+        }
+    }
+
     fn matches(&self, channel: Option<ChannelId>, event: &Event) -> bool {
         match self {
             Filter::All => true,
@@ -64,6 +93,19 @@ impl Filter {
             Filter::System(c) => channel == Some(*c) && matches!(event, Event::System { .. }),
         }
     }
+
+    /// [`matches`](Self::matches) for a broadcast that is still raw text.
+    fn matches_raw(&self, channel: Option<ChannelId>, raw: &RawBroadcast) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Channel(c) => channel == Some(*c),
+            Filter::Broadcast {
+                channel: c,
+                event: e,
+            } => channel == Some(*c) && (e == "*" || raw.event.as_str().eq_ignore_ascii_case(e)),
+            _ => false,
+        }
+    }
 }
 
 struct Listener {
@@ -72,11 +114,38 @@ struct Listener {
     callback: Callback,
 }
 
+/// Listeners in registration order (ids ascend), shared with deliveries in progress.
+type List = Arc<Vec<Arc<Listener>>>;
+
+/// The listeners, indexed so that an event looks at its channel's listeners only.
+#[derive(Default)]
+struct Table {
+    global: List,
+    by_channel: HashMap<ChannelId, List>,
+    /// Where each listener is: `None` for global.
+    place: HashMap<u64, Option<ChannelId>>,
+}
+
+impl Table {
+    fn list_mut(&mut self, channel: Option<ChannelId>) -> &mut List {
+        match channel {
+            None => &mut self.global,
+            Some(c) => self.by_channel.entry(c).or_default(),
+        }
+    }
+}
+
 enum Item {
-    Event(Option<ChannelId>, Event),
+    Event(Option<ChannelId>, Incoming),
     Lagged(u64),
     /// Drop a finished channel's listeners, in order (after its final status is delivered).
     RemoveChannel(ChannelId),
+}
+
+impl Item {
+    fn is_data(&self) -> bool {
+        matches!(self, Item::Event(_, i) if !i.is_lifecycle())
+    }
 }
 
 #[derive(Default)]
@@ -88,7 +157,7 @@ struct Queue {
     /// Delivered events on their way back to the runtime thread, which frees them: glibc's
     /// malloc makes every free of another thread's allocation contend on that thread's arena
     /// lock, which made freeing events the dispatcher thread's largest cost.
-    spent: Vec<Event>,
+    spent: Vec<Incoming>,
 }
 
 thread_local! {
@@ -105,7 +174,12 @@ pub(crate) struct Dispatcher {
     queue: Mutex<Queue>,
     ready: Condvar,
     capacity: usize,
-    listeners: Mutex<Vec<Listener>>,
+    /// Data events the dispatcher thread has taken into its batch and not started yet: they
+    /// still count against `capacity`, so batching does not enlarge the queue.
+    batched: AtomicUsize,
+    /// Set by [`close`](Self::close): what is left of a taken batch is discarded too.
+    closing: AtomicBool,
+    listeners: Mutex<Table>,
     next_listener: AtomicU64,
     wakeup: Mutex<Option<Wakeup>>,
     pub(crate) dropped_total: AtomicU64,
@@ -120,7 +194,9 @@ impl Dispatcher {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
             capacity: capacity.max(1),
-            listeners: Mutex::new(Vec::new()),
+            batched: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+            listeners: Mutex::new(Table::default()),
             next_listener: AtomicU64::new(1),
             wakeup: Mutex::new(None),
             dropped_total: AtomicU64::new(0),
@@ -138,29 +214,40 @@ impl Dispatcher {
 
     fn run_thread(self: Arc<Self>) {
         IN_DISPATCH.with(|f| f.set(true));
-        let mut spent: Option<Event> = None;
+        let mut batch: VecDeque<Item> = VecDeque::with_capacity(TAKE_BATCH);
+        let mut spent: Vec<Incoming> = Vec::with_capacity(TAKE_BATCH);
         loop {
-            let mut overflow = None;
-            let item = {
+            let mut overflow = Vec::new();
+            // Whether the batch was taken before `close`: then `close` discards its rest.
+            let taken_open;
+            {
                 let mut q = self.queue.lock();
-                if let Some(e) = spent.take() {
-                    if q.spent.len() < SPENT_BATCH * 4 {
-                        q.spent.push(e);
-                    } else {
-                        overflow = Some(e);
-                    }
+                // Hand delivered events back (into the buffer the runtime thread allocated;
+                // what does not fit is freed here).
+                let room = (SPENT_BATCH * 4).saturating_sub(q.spent.len());
+                if spent.len() > room {
+                    overflow = spent.split_off(room);
                 }
+                q.spent.append(&mut spent);
                 let mut idle_since: Option<Instant> = None;
                 loop {
-                    if let Some(item) = self.pop_locked(&mut q) {
-                        break Some(item);
+                    while batch.len() < TAKE_BATCH {
+                        match self.pop_locked(&mut q) {
+                            Some(item) => {
+                                if item.is_data() {
+                                    self.batched.fetch_add(1, Ordering::Relaxed);
+                                }
+                                batch.push_back(item)
+                            }
+                            None => break,
+                        }
                     }
-                    if q.closed {
-                        break None;
+                    if !batch.is_empty() || q.closed {
+                        break;
                     }
                     // Events come in bursts (one socket read holds many frames). Parking at
                     // once would cost the network thread a futex wake-up, and often a context
-                    // switch, per event; poll the queue briefly first.
+                    // switch, per burst; poll the queue briefly first.
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() < SPIN_BEFORE_PARK {
                         MutexGuard::unlocked(&mut q, std::thread::yield_now);
@@ -176,11 +263,26 @@ impl Dispatcher {
                     self.ready.wait(&mut q);
                     idle_since = None;
                 }
-            };
+                taken_open = !q.closed;
+            }
             drop(overflow);
-            match item {
-                Some(item) => spent = self.deliver(item),
-                None => break,
+            if batch.is_empty() {
+                break; // closed and drained
+            }
+            while let Some(item) = batch.pop_front() {
+                if item.is_data() {
+                    self.batched.fetch_sub(1, Ordering::Relaxed);
+                }
+                if taken_open && self.closing.load(Ordering::Relaxed) {
+                    // Discarded as `close` discards the queue (its final event is still queued).
+                    if let Item::Event(_, incoming) = item {
+                        spent.push(incoming);
+                    }
+                    continue;
+                }
+                if let Some(done) = self.deliver(item) {
+                    spent.push(done);
+                }
             }
         }
         self.drop_listeners();
@@ -188,19 +290,24 @@ impl Dispatcher {
 
     fn pop_locked(&self, q: &mut Queue) -> Option<Item> {
         let item = q.items.pop_front()?;
-        if matches!(&item, Item::Event(_, e) if !e.is_lifecycle()) {
+        if item.is_data() {
             q.data_len -= 1;
         }
         Some(item)
     }
 
-    /// Queues an event (from the runtime thread). Never blocks on user code.
-    pub(crate) fn push(&self, channel: Option<ChannelId>, event: Event) {
+    /// Queues everything in `emits`, in order, under one lock (from the runtime thread).
+    pub(crate) fn push_all(&self, emits: &mut Vec<Emit>) {
+        if emits.is_empty() {
+            return;
+        }
         let was_empty;
         let mut spent = Vec::new();
         {
             let mut q = self.queue.lock();
             if q.closed {
+                drop(q);
+                emits.clear();
                 return;
             }
             if q.spent.len() >= SPENT_BATCH {
@@ -209,20 +316,31 @@ impl Dispatcher {
                 spent = std::mem::replace(&mut q.spent, Vec::with_capacity(SPENT_BATCH * 4));
             }
             was_empty = q.items.is_empty();
-            if !event.is_lifecycle() && q.data_len >= self.capacity {
-                self.dropped_total.fetch_add(1, Ordering::Relaxed);
-                match q.items.back_mut() {
-                    Some(Item::Lagged(n)) => *n += 1,
-                    _ => {
-                        self.lagged_total.fetch_add(1, Ordering::Relaxed);
-                        q.items.push_back(Item::Lagged(1))
+            for emit in emits.drain(..) {
+                let item = match emit {
+                    Emit::Event(channel, incoming) => Item::Event(channel, incoming),
+                    Emit::RemoveChannel(c) => Item::RemoveChannel(c),
+                };
+                let waiting = q.data_len + self.batched.load(Ordering::Relaxed);
+                if item.is_data() && waiting >= self.capacity {
+                    self.dropped_total.fetch_add(1, Ordering::Relaxed);
+                    match q.items.back_mut() {
+                        Some(Item::Lagged(n)) => *n += 1,
+                        _ => {
+                            self.lagged_total.fetch_add(1, Ordering::Relaxed);
+                            q.items.push_back(Item::Lagged(1))
+                        }
                     }
+                    // Freed with the rest of the batch below, outside the lock.
+                    if let Item::Event(_, incoming) = item {
+                        spent.push(incoming);
+                    }
+                    continue;
                 }
-            } else {
-                if !event.is_lifecycle() {
+                if item.is_data() {
                     q.data_len += 1;
                 }
-                q.items.push_back(Item::Event(channel, event));
+                q.items.push_back(item);
             }
         }
         self.ready.notify_one();
@@ -235,18 +353,6 @@ impl Dispatcher {
         }
         // Freed here, on the thread that allocated them, outside the lock.
         drop(spent);
-    }
-
-    /// Queues the removal of a channel's listeners behind the events already queued.
-    pub(crate) fn push_remove_channel(&self, channel: ChannelId) {
-        {
-            let mut q = self.queue.lock();
-            if q.closed {
-                return;
-            }
-            q.items.push_back(Item::RemoveChannel(channel));
-        }
-        self.ready.notify_one();
     }
 
     /// App-pumped mode: delivers up to `max` queued events on the calling thread.
@@ -277,50 +383,65 @@ impl Dispatcher {
     }
 
     pub(crate) fn queue_depth(&self) -> usize {
-        self.queue.lock().items.len()
+        self.queue.lock().items.len() + self.batched.load(Ordering::Relaxed)
     }
 
     /// Runs the item's callbacks; returns the delivered event for the caller to dispose of.
-    fn deliver(&self, item: Item) -> Option<Event> {
-        let (channel, event) = match item {
+    fn deliver(&self, item: Item) -> Option<Incoming> {
+        let (channel, incoming) = match item {
             Item::Event(c, e) => (c, e),
-            Item::Lagged(dropped) => (None, Event::Lagged { dropped }),
+            Item::Lagged(dropped) => (None, Incoming::Event(Event::Lagged { dropped })),
             Item::RemoveChannel(c) => {
                 self.remove_channel_listeners(c);
                 return None;
             }
         };
-        let callbacks: Vec<Callback> = self
-            .listeners
-            .lock()
-            .iter()
-            .filter(|l| l.filter.matches(channel, &event))
-            .map(|l| l.callback.clone())
-            .collect();
-        for cb in callbacks {
+        let lagged = matches!(incoming, Incoming::Event(Event::Lagged { .. }));
+        let lists: Vec<List> = {
+            let t = self.listeners.lock();
+            let mut lists = vec![t.global.clone()];
+            if lagged {
+                // Channel listeners hear about drops too.
+                lists.extend(t.by_channel.values().cloned());
+            } else if let Some(list) = channel.and_then(|c| t.by_channel.get(&c)) {
+                lists.push(list.clone());
+            }
+            lists
+        };
+        // A raw broadcast is parsed once, for the first Rust callback that wants it.
+        let mut parsed: Option<Event> = None;
+        for l in in_registration_order(&lists) {
             // A panicking callback must not kill the dispatcher (or cross an FFI boundary).
-            let _ = catch_unwind(AssertUnwindSafe(|| cb(&event)));
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                call(l, channel, &incoming, &mut parsed)
+            }));
         }
-        Some(event)
+        drop(lists);
+        Some(incoming)
     }
 
     pub(crate) fn add_listener(&self, filter: Filter, callback: Callback) -> ListenerId {
         let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
-        self.listeners.lock().push(Listener {
+        let channel = filter.channel();
+        let mut t = self.listeners.lock();
+        t.place.insert(id, channel);
+        Arc::make_mut(t.list_mut(channel)).push(Arc::new(Listener {
             id,
             filter,
             callback,
-        });
+        }));
         ListenerId(id)
     }
 
     pub(crate) fn remove_listener(&self, id: ListenerId) {
-        let removed: Vec<Listener> = {
-            let mut ls = self.listeners.lock();
-            let (gone, keep) = std::mem::take(&mut *ls)
-                .into_iter()
-                .partition(|l| l.id == id.0);
-            *ls = keep;
+        let removed: Vec<Arc<Listener>> = {
+            let mut t = self.listeners.lock();
+            let Some(channel) = t.place.remove(&id.0) else {
+                return;
+            };
+            let list = Arc::make_mut(t.list_mut(channel));
+            let (gone, keep) = std::mem::take(list).into_iter().partition(|l| l.id == id.0);
+            *list = keep;
             gone
         };
         drop(removed); // outside the lock: a closure may own the last client handle
@@ -328,16 +449,15 @@ impl Dispatcher {
 
     /// Removes every listener of a channel.
     pub(crate) fn remove_channel_listeners(&self, channel: ChannelId) {
-        let removed: Vec<Listener> = {
-            let mut ls = self.listeners.lock();
-            let (gone, keep) = std::mem::take(&mut *ls).into_iter().partition(|l| {
-                matches!(l.filter,
-                    Filter::Channel(c) | Filter::Presence(c) | Filter::System(c)
-                    | Filter::Broadcast { channel: c, .. } | Filter::Postgres { channel: c, .. }
-                    if c == channel)
-            });
-            *ls = keep;
-            gone
+        let removed = {
+            let mut t = self.listeners.lock();
+            let removed = t.by_channel.remove(&channel);
+            if let Some(list) = &removed {
+                for l in list.iter() {
+                    t.place.remove(&l.id);
+                }
+            }
+            removed
         };
         drop(removed);
     }
@@ -351,8 +471,9 @@ impl Dispatcher {
             }
             let items = std::mem::take(&mut q.items);
             q.data_len = 0;
+            self.closing.store(true, Ordering::Relaxed);
             if let Some(e) = last {
-                q.items.push_back(Item::Event(None, e));
+                q.items.push_back(Item::Event(None, Incoming::Event(e)));
             }
             q.closed = true;
             items
@@ -373,9 +494,58 @@ impl Dispatcher {
     }
 }
 
+/// The listeners of several registration-ordered lists, merged into one registration order.
+fn in_registration_order(lists: &[List]) -> impl Iterator<Item = &Arc<Listener>> {
+    let mut at = vec![0usize; lists.len()];
+    std::iter::from_fn(move || {
+        let (i, l) = lists
+            .iter()
+            .enumerate()
+            .filter_map(|(i, list)| list.get(at[i]).map(|l| (i, l)))
+            .min_by_key(|(_, l)| l.id)?;
+        at[i] += 1;
+        Some(l)
+    })
+}
+
+/// Calls one listener if the event is for it. `parsed` caches the Rust view of a raw
+/// broadcast: a broadcast whose payload does not parse reaches the client-wide listeners as
+/// the `Event::Error` that reports it (and no channel listener), as it always did.
+fn call(l: &Listener, channel: Option<ChannelId>, incoming: &Incoming, parsed: &mut Option<Event>) {
+    match (&l.callback, incoming) {
+        (Callback::Event(f), Incoming::Event(e)) => {
+            if l.filter.matches(channel, e) {
+                f(e)
+            }
+        }
+        (Callback::Event(f), Incoming::Broadcast(raw)) => {
+            if !l.filter.matches_raw(channel, raw) {
+                return;
+            }
+            let e = parsed.get_or_insert_with(|| incoming.to_event());
+            if matches!(e, Event::Broadcast(_)) || l.filter == Filter::All {
+                f(e)
+            }
+        }
+        (Callback::Broadcast(f), Incoming::Event(e @ Event::Broadcast(b))) => {
+            if l.filter.matches(channel, e) {
+                f(BroadcastRef::Parsed(b))
+            }
+        }
+        (Callback::Broadcast(f), Incoming::Broadcast(raw)) => {
+            if l.filter.matches_raw(channel, raw) {
+                f(BroadcastRef::Raw(raw))
+            }
+        }
+        (Callback::Broadcast(_), Incoming::Event(_)) => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Payload;
+    use crate::incoming::{RawPayload, SharedStr};
 
     fn data(n: u64) -> Event {
         Event::System {
@@ -384,15 +554,31 @@ mod tests {
         }
     }
 
+    fn record(seen: &Arc<Mutex<Vec<Event>>>) -> Callback {
+        let s = seen.clone();
+        Callback::Event(Arc::new(move |e: &Event| s.lock().push(e.clone())))
+    }
+
+    impl Dispatcher {
+        fn push(&self, channel: Option<ChannelId>, event: Event) {
+            self.push_all(&mut vec![Emit::Event(channel, Incoming::Event(event))]);
+        }
+    }
+
+    fn raw(event: &str, payload: &str) -> Incoming {
+        Incoming::Broadcast(RawBroadcast {
+            topic: "realtime:a".into(),
+            event: SharedStr::from(event.to_owned()),
+            payload: RawPayload::Json(SharedStr::from(payload.to_owned())),
+            meta: None,
+        })
+    }
+
     #[test]
     fn overflow_drops_data_and_reports_lag_in_place() {
         let d = Dispatcher::start(DispatchMode::AppPumped, 2);
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let s = seen.clone();
-        d.add_listener(
-            Filter::All,
-            Arc::new(move |e: &Event| s.lock().push(e.clone())),
-        );
+        d.add_listener(Filter::All, record(&seen));
         for i in 0..5 {
             d.push(None, data(i));
         }
@@ -416,14 +602,87 @@ mod tests {
         let d2 = d.clone();
         d.add_listener(
             Filter::All,
-            Arc::new(move |_e: &Event| {
+            Callback::Event(Arc::new(move |_e: &Event| {
                 // Re-entering: registering and queueing from inside a callback must not deadlock.
-                d2.add_listener(Filter::All, Arc::new(|_e: &Event| {}));
+                d2.add_listener(Filter::All, Callback::Event(Arc::new(|_e: &Event| {})));
                 assert!(on_dispatcher_thread());
-            }),
+            })),
         );
         d.push(None, data(1));
         assert_eq!(d.dispatch(10), 1);
         assert!(!on_dispatcher_thread());
+    }
+
+    /// Global and per-channel listeners run in registration order; channel listeners see
+    /// only their channel (and lag markers); removal works on both.
+    #[test]
+    fn listeners_are_indexed_by_channel_in_registration_order() {
+        let d = Dispatcher::start(DispatchMode::AppPumped, 10);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let tag = |name: &'static str| {
+            let o = order.clone();
+            Callback::Event(Arc::new(move |_e: &Event| o.lock().push(name)))
+        };
+        d.add_listener(Filter::Channel(1), tag("c1-a"));
+        let all = d.add_listener(Filter::All, tag("all"));
+        d.add_listener(Filter::Channel(2), tag("c2"));
+        d.add_listener(Filter::System(1), tag("c1-system"));
+        d.push(Some(1), data(1));
+        d.dispatch(10);
+        assert_eq!(*order.lock(), vec!["c1-a", "all", "c1-system"]);
+        order.lock().clear();
+        d.remove_listener(all);
+        d.remove_channel_listeners(1);
+        d.push(Some(1), data(2));
+        d.push_all(&mut vec![Emit::Event(
+            None,
+            Incoming::Event(Event::Lagged { dropped: 1 }),
+        )]);
+        d.dispatch(10);
+        assert_eq!(*order.lock(), vec!["c2"], "only the lag marker reached c2");
+    }
+
+    #[test]
+    fn raw_broadcasts_are_parsed_once_for_rust_and_handed_on_raw() {
+        let d = Dispatcher::start(DispatchMode::AppPumped, 10);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let texts = Arc::new(Mutex::new(Vec::new()));
+        d.add_listener(
+            Filter::Broadcast {
+                channel: 1,
+                event: "E".into(),
+            },
+            record(&seen),
+        );
+        let t = texts.clone();
+        d.add_listener(
+            Filter::Broadcast {
+                channel: 1,
+                event: "*".into(),
+            },
+            Callback::Broadcast(Arc::new(move |b: BroadcastRef<'_>| {
+                if let BroadcastRef::Raw(r) = b {
+                    t.lock()
+                        .push(r.payload_json().unwrap_or_default().to_owned());
+                }
+            })),
+        );
+        let all = Arc::new(Mutex::new(Vec::new()));
+        d.add_listener(Filter::All, record(&all));
+        d.push_all(&mut vec![
+            Emit::Event(Some(1), raw("e", r#"{"n" : 1}"#)),
+            Emit::Event(Some(1), raw("other", "2")),
+            Emit::Event(Some(1), raw("e", r#""\ud800""#)),
+        ]);
+        assert_eq!(d.dispatch(10), 3);
+        match &seen.lock()[..] {
+            [Event::Broadcast(b)] => {
+                assert_eq!(b.payload, Payload::Json(serde_json::json!({"n": 1})))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(*texts.lock(), vec![r#"{"n" : 1}"#, "2", r#""\ud800""#]);
+        let all = all.lock();
+        assert!(matches!(all[2], Event::Error { .. }), "{all:?}");
     }
 }

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::command::Command;
 use crate::dispatch::Dispatcher;
-use crate::engine::outbox::{Emit, Transmit};
+use crate::engine::outbox::Transmit;
 use crate::engine::snapshot::Counters;
 use crate::engine::{Action, Engine, TokenResult};
 use crate::error::Error;
@@ -161,11 +161,11 @@ impl Driver {
             let now = Instant::now();
             let reason = match next {
                 Some(Ok(Message::Text(text))) => {
-                    self.engine.on_text(text.as_str(), now);
+                    self.engine.on_text(text, now);
                     None
                 }
                 Some(Ok(Message::Binary(bytes))) => {
-                    self.engine.on_binary(&bytes, now);
+                    self.engine.on_binary(bytes, now);
                     None
                 }
                 Some(Ok(Message::Close(frame))) => Some(match frame {
@@ -210,13 +210,7 @@ impl Driver {
                 }
             }
         }
-        let out = self.engine.outbox();
-        for e in out.emits.drain(..) {
-            match e {
-                Emit::Event(channel, event) => self.dispatcher.push(channel, event),
-                Emit::RemoveChannel(id) => self.dispatcher.push_remove_channel(id),
-            }
-        }
+        self.dispatcher.push_all(&mut self.engine.outbox().emits);
         let mut done = false;
         for action in self.engine.take_actions() {
             match action {

@@ -44,6 +44,7 @@ mod driver;
 mod engine;
 mod error;
 mod event;
+mod incoming;
 mod options;
 pub mod postgres;
 pub mod presence;

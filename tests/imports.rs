@@ -14,6 +14,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "error",
             "event",
+            "incoming",
             "options",
             "token",
             "presence",

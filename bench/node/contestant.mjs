@@ -36,27 +36,43 @@ const stdinClosed = () =>
     process.stdin.resume()
   })
 
+// Receives `n` broadcasts (event `e`) on channel `name` from the replay source; the figures
+// cover messages 2..=n (the clock starts at the first delivery).
+async function throughput(client, name, n) {
+  const ch = client.channel(name)
+  let count = 0
+  let t0 = 0
+  let c0 = 0
+  const done = new Promise((resolve) => {
+    ch.on('broadcast', { event: 'e' }, (msg) => {
+      void msg.payload.i
+      count += 1
+      if (count === 1) {
+        t0 = performance.now()
+        c0 = cpuS()
+      }
+      if (count === n) resolve()
+    })
+  })
+  await subscribed(ch)
+  await done
+  return { n: n - 1, secs: (performance.now() - t0) / 1000, cpu_s: cpuS() - c0, received: count }
+}
+
 async function main() {
   if (scenario === 'throughput') {
     const client = newClient()
-    const ch = client.channel(name)
-    let count = 0
-    let t0 = 0
-    let c0 = 0
-    const done = new Promise((resolve) => {
-      ch.on('broadcast', { event: 'e' }, (msg) => {
-        void msg.payload.i
-        count += 1
-        if (count === 1) {
-          t0 = performance.now()
-          c0 = cpuS()
-        }
-        if (count === n) resolve()
-      })
-    })
-    await subscribed(ch)
-    await done
-    result({ n: n - 1, secs: (performance.now() - t0) / 1000, cpu_s: cpuS() - c0, received: count })
+    result(await throughput(client, name, n))
+    process.exit(0)
+  } else if (scenario === 'channels') {
+    // n joined channels: n - 1 idle ones, then the busy one (its join starts the replay).
+    const client = newClient()
+    const idle = []
+    for (let i = 1; i < n; i++) idle.push(client.channel(`idle-${i}`))
+    await Promise.all(idle.map(subscribed))
+    const rss = process.memoryUsage().rss
+    const msgs = Number(name.split('-')[1])
+    result({ ...(await throughput(client, name, msgs)), rss, channels: n })
     process.exit(0)
   } else if (scenario === 'latency' || scenario === 'pg') {
     const pg = scenario === 'pg'

@@ -8,7 +8,9 @@
 //! supa-bench pg-setup <database url>
 //! supa-bench pg-insert <database url> <count> <rate>
 //! ```
-//! Scenarios: `throughput`, `latency`, `memory`, `connect`, `pg`. Contestants print
+//! Scenarios: `throughput`, `latency`, `memory`, `connect`, `pg`, and `channels` (n joined
+//! channels, n - 1 idle and the busy `tp-<msgs>-…` joined last; RSS read before the busy
+//! one, then throughput as in `throughput`). Contestants print
 //! `READY` when subscribed (latency, memory, pg) and one `RESULT <json>` line.
 
 mod drivers;

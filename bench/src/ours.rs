@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use supa_realtime::{
-    ChannelOptions, ClientOptions, Event, Payload, PostgresChangesFilter, RealtimeClient,
-    SubscribeStatus,
+    ChannelOptions, ClientOptions, Event, Payload, PostgresChangesFilter, RealtimeChannel,
+    RealtimeClient, SubscribeStatus,
 };
 
 use crate::util::{self, Args};
@@ -30,61 +30,104 @@ fn wait(rx: &mpsc::Receiver<()>, deadline: Duration) -> bool {
     rx.recv_timeout(deadline).is_ok()
 }
 
+/// Receives `n` broadcasts (event `e`) on channel `name` from the replay source; the figures
+/// cover messages 2..=n (the clock starts at the first delivery).
+fn throughput(c: &RealtimeClient, name: &str, n: usize) -> Res<serde_json::Value> {
+    let ch = c.channel(name, ChannelOptions::default());
+    let (tx, rx) = mpsc::sync_channel(1);
+    let base = Instant::now();
+    // Delivered count, and the times (ns after `base`) of the first and the last delivery.
+    let count = Arc::new(AtomicUsize::new(0));
+    let first_ns = Arc::new(AtomicU64::new(0));
+    let last_ns = Arc::new(AtomicU64::new(0));
+    let cpu0 = Arc::new(Mutex::new(0.0));
+    let (cnt, f, l, c0) = (
+        count.clone(),
+        first_ns.clone(),
+        last_ns.clone(),
+        cpu0.clone(),
+    );
+    ch.on_broadcast("e", move |b| {
+        // The user's callback: look at the payload as an application would.
+        if let Payload::Json(v) = &b.payload {
+            std::hint::black_box(v.get("i"));
+        }
+        let now = base.elapsed().as_nanos() as u64;
+        let k = cnt.fetch_add(1, Ordering::Relaxed) + 1;
+        if k == 1 {
+            f.store(now, Ordering::Relaxed);
+            *c0.lock().unwrap() = util::cpu_secs();
+        }
+        l.store(now, Ordering::Relaxed);
+        if k == n {
+            let _ = tx.try_send(util::cpu_secs());
+        }
+    });
+    ch.subscribe_blocking(JOIN_TIMEOUT)?;
+    // Done when all arrived, or when the arrived plus the dropped account for all.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let cpu1 = loop {
+        if let Ok(cpu) = rx.recv_timeout(Duration::from_millis(200)) {
+            break cpu;
+        }
+        let got = count.load(Ordering::Relaxed) as u64;
+        if got + c.metrics().dropped_events >= n as u64 || Instant::now() > deadline {
+            break util::cpu_secs();
+        }
+    };
+    let got = count.load(Ordering::Relaxed);
+    let secs = (last_ns.load(Ordering::Relaxed) - first_ns.load(Ordering::Relaxed)) as f64 / 1e9;
+    let cpu0 = *cpu0.lock().unwrap();
+    Ok(json!({
+        "n": got.saturating_sub(1), "secs": secs, "cpu_s": cpu1 - cpu0,
+        "received": got, "dropped": c.metrics().dropped_events,
+    }))
+}
+
+/// Subscribes every channel and waits until all are joined.
+fn join_all(c: &RealtimeClient, channels: &[RealtimeChannel]) -> Res<()> {
+    let (tx, rx) = mpsc::channel();
+    let listener = c.on_event(move |e| {
+        if let Event::ChannelStatus { status, .. } = e {
+            let _ = tx.send(*status == SubscribeStatus::Subscribed);
+        }
+    });
+    for ch in channels {
+        ch.subscribe()?;
+    }
+    for _ in channels {
+        if !rx.recv_timeout(JOIN_TIMEOUT)? {
+            return Err("a channel failed to join".into());
+        }
+    }
+    c.remove_listener(listener);
+    Ok(())
+}
+
 pub fn run(args: Args) -> Res<()> {
     match args.scenario.as_str() {
         "throughput" => {
             let c = client(&args)?;
-            let ch = c.channel(&args.name, ChannelOptions::default());
-            let n = args.n;
-            let (tx, rx) = mpsc::sync_channel(1);
-            let base = Instant::now();
-            // Delivered count, and the times (ns after `base`) of the first and the last delivery.
-            let count = Arc::new(AtomicUsize::new(0));
-            let first_ns = Arc::new(AtomicU64::new(0));
-            let last_ns = Arc::new(AtomicU64::new(0));
-            let cpu0 = Arc::new(Mutex::new(0.0));
-            let (cnt, f, l, c0) = (
-                count.clone(),
-                first_ns.clone(),
-                last_ns.clone(),
-                cpu0.clone(),
-            );
-            ch.on_broadcast("e", move |b| {
-                // The user's callback: look at the payload as an application would.
-                if let Payload::Json(v) = &b.payload {
-                    std::hint::black_box(v.get("i"));
-                }
-                let now = base.elapsed().as_nanos() as u64;
-                let k = cnt.fetch_add(1, Ordering::Relaxed) + 1;
-                if k == 1 {
-                    f.store(now, Ordering::Relaxed);
-                    *c0.lock().unwrap() = util::cpu_secs();
-                }
-                l.store(now, Ordering::Relaxed);
-                if k == n {
-                    let _ = tx.try_send(util::cpu_secs());
-                }
-            });
-            ch.subscribe_blocking(JOIN_TIMEOUT)?;
-            // Done when all arrived, or when the arrived plus the dropped account for all.
-            let deadline = Instant::now() + Duration::from_secs(120);
-            let cpu1 = loop {
-                if let Ok(cpu) = rx.recv_timeout(Duration::from_millis(200)) {
-                    break cpu;
-                }
-                let got = count.load(Ordering::Relaxed) as u64;
-                if got + c.metrics().dropped_events >= n as u64 || Instant::now() > deadline {
-                    break util::cpu_secs();
-                }
-            };
-            let got = count.load(Ordering::Relaxed);
-            let secs =
-                (last_ns.load(Ordering::Relaxed) - first_ns.load(Ordering::Relaxed)) as f64 / 1e9;
-            let cpu0 = *cpu0.lock().unwrap();
-            util::result(json!({
-                "n": got.saturating_sub(1), "secs": secs, "cpu_s": cpu1 - cpu0,
-                "received": got, "dropped": c.metrics().dropped_events,
-            }));
+            let r = throughput(&c, &args.name, args.n)?;
+            util::result(r);
+            c.shutdown();
+        }
+        "channels" => {
+            // n joined channels: n - 1 idle ones, then the busy one, whose join starts the
+            // source's replay. Memory is read with all but the busy one joined.
+            let c = client(&args)?;
+            let idle: Vec<_> = (1..args.n)
+                .map(|i| c.channel(&format!("idle-{i}"), ChannelOptions::default()))
+                .collect();
+            join_all(&c, &idle)?;
+            let rss = util::rss_bytes();
+            let msgs =
+                util::replay_count(&args.name).ok_or("channels: name must be tp-<msgs>-…")?;
+            let mut r = throughput(&c, &args.name, msgs)?;
+            r["rss"] = json!(rss);
+            r["channels"] = json!(args.n);
+            util::result(r);
+            drop(idle);
             c.shutdown();
         }
         "latency" | "pg" => {
@@ -128,23 +171,10 @@ pub fn run(args: Args) -> Res<()> {
         }
         "memory" => {
             let c = client(&args)?;
-            let (tx, rx) = mpsc::channel();
-            c.on_event(move |e| {
-                if let Event::ChannelStatus { status, .. } = e {
-                    let _ = tx.send(*status == SubscribeStatus::Subscribed);
-                }
-            });
             let channels: Vec<_> = (0..args.n)
                 .map(|i| c.channel(&format!("{}-{i}", args.name), ChannelOptions::default()))
                 .collect();
-            for ch in &channels {
-                ch.subscribe()?;
-            }
-            for _ in 0..args.n {
-                if !rx.recv_timeout(JOIN_TIMEOUT)? {
-                    return Err("a channel failed to join".into());
-                }
-            }
+            join_all(&c, &channels)?;
             util::ready();
             util::wait_stdin_closed();
             drop(channels);

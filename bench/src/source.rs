@@ -95,12 +95,7 @@ pub fn encode_stream(topic: &str, v2: bool, n: usize) -> Vec<u8> {
 }
 
 fn replay_count(topic: &str) -> Option<usize> {
-    topic
-        .strip_prefix("realtime:tp-")?
-        .split('-')
-        .next()?
-        .parse()
-        .ok()
+    crate::util::replay_count(topic.strip_prefix("realtime:")?)
 }
 
 async fn serve(stream: TcpStream, cache: Cache) -> Result<(), Box<dyn Error + Send + Sync>> {

@@ -51,6 +51,21 @@ pub fn cpu_secs() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// Resident memory of this process in bytes (`VmRSS`), 0 where /proc does not have it.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The number of broadcasts the replay source sends on channel `tp-<N>-…`.
+pub fn replay_count(name: &str) -> Option<usize> {
+    name.strip_prefix("tp-")?.split('-').next()?.parse().ok()
+}
+
 /// Prints the one `RESULT <json>` line the orchestrator reads.
 pub fn result(v: serde_json::Value) {
     let mut out = std::io::stdout().lock();
@@ -111,6 +126,13 @@ impl Window {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reads_the_replay_count_and_rss() {
+        assert_eq!(super::replay_count("tp-500-c100"), Some(500));
+        assert_eq!(super::replay_count("idle-3"), None);
+        assert!(super::rss_bytes() > 0);
+    }
+
     #[test]
     fn payload_is_100_bytes() {
         for v in [0, 7, 123456, u64::MAX / 3] {

@@ -223,9 +223,10 @@ pub unsafe extern "C" fn supa_channel_on_broadcast(
         let event = tri!(str_arg(event, "event"));
         let cb = callback_arg!(cb);
         let (ud, arming) = UserData::pending(userdata, destroy);
+        // Raw: the callback reads the payload's JSON text as the frame carried it.
         let id = ch
             .inner
-            .on_broadcast(event, move |b| deliver(cb, ud.ptr(), Source::Broadcast(b)));
+            .on_broadcast_raw(event, move |b| deliver(cb, ud.ptr(), Source::from(b)));
         registered(Ok(id), arming, userdata, destroy, listener_id)
     })
 }

@@ -16,6 +16,7 @@ use crate::event::{
     Broadcast, ConnectionState, Event, HeartbeatStatus, Payload, PostgresChange, PresenceEvent,
     SubscribeStatus,
 };
+use crate::incoming::{BroadcastRef, Incoming, RawBroadcast, RawPayload};
 
 /// What an event is. Values are stable.
 #[repr(u32)]
@@ -112,15 +113,28 @@ pub(crate) fn connection_state(s: ConnectionState) -> supa_connection_state {
 pub(crate) enum Source {
     Event(*const Event),
     Broadcast(*const Broadcast),
+    /// A broadcast whose payload is still the frame's JSON text: handed out as is.
+    Raw(*const RawBroadcast),
     Presence(*const PresenceEvent),
     Change(*const PostgresChange),
     System(*const str, *const Value),
     Owned(Box<Event>),
+    OwnedRaw(Box<RawBroadcast>),
+}
+
+impl From<BroadcastRef<'_>> for Source {
+    fn from(b: BroadcastRef<'_>) -> Self {
+        match b {
+            BroadcastRef::Parsed(b) => Source::Broadcast(b),
+            BroadcastRef::Raw(r) => Source::Raw(r),
+        }
+    }
 }
 
 /// Borrowed views of the same data, whatever the source.
 enum View<'a> {
     Broadcast(&'a Broadcast),
+    Raw(&'a RawBroadcast),
     Presence(&'a PresenceEvent),
     Change(&'a PostgresChange),
     System(&'a str, &'a Value),
@@ -222,6 +236,8 @@ impl supa_event {
         let event: &Event = unsafe {
             match &self.source {
                 Source::Broadcast(b) => return View::Broadcast(&**b),
+                Source::Raw(r) => return View::Raw(&**r),
+                Source::OwnedRaw(r) => return View::Raw(r),
                 Source::Presence(p) => return View::Presence(&**p),
                 Source::Change(c) => return View::Change(&**c),
                 Source::System(t, v) => return View::System(&**t, &**v),
@@ -238,9 +254,18 @@ impl supa_event {
         }
     }
 
+    /// An owned copy of the data (`supa_event_copy`); a raw broadcast stays raw.
+    fn to_owned_source(&self) -> Source {
+        match self.view() {
+            View::Raw(r) => Source::OwnedRaw(Box::new(r.clone())),
+            _ => Source::Owned(Box::new(self.to_owned_event())),
+        }
+    }
+
     fn to_owned_event(&self) -> Event {
         match self.view() {
             View::Broadcast(b) => Event::Broadcast(b.clone()),
+            View::Raw(r) => Incoming::Broadcast(r.clone()).to_event(),
             View::Presence(p) => Event::Presence(p.clone()),
             View::Change(c) => Event::PostgresChange(Box::new(c.clone())),
             View::System(t, v) => Event::System {
@@ -254,7 +279,7 @@ impl supa_event {
     fn kind(&self) -> supa_event_kind {
         use supa_event_kind::*;
         match self.view() {
-            View::Broadcast(_) => SUPA_EVENT_BROADCAST,
+            View::Broadcast(_) | View::Raw(_) => SUPA_EVENT_BROADCAST,
             View::Presence(PresenceEvent::Sync { .. }) => SUPA_EVENT_PRESENCE_SYNC,
             View::Presence(PresenceEvent::Join { .. }) => SUPA_EVENT_PRESENCE_JOIN,
             View::Presence(PresenceEvent::Leave { .. }) => SUPA_EVENT_PRESENCE_LEAVE,
@@ -326,6 +351,7 @@ pub unsafe extern "C" fn supa_event_topic(
             &e.topic,
             || match e.view() {
                 View::Broadcast(b) => Some(text(&b.topic)),
+                View::Raw(r) => Some(text(&r.topic)),
                 View::Presence(p) => Some(text(p.topic())),
                 View::Change(c) => Some(text(&c.topic)),
                 View::System(t, _) => Some(text(t)),
@@ -348,6 +374,7 @@ pub unsafe extern "C" fn supa_event_name(
             &e.name,
             || match e.view() {
                 View::Broadcast(b) => Some(text(&b.event)),
+                View::Raw(r) => Some(text(r.event.as_str())),
                 View::Change(c) => Some(text(&c.event_type)),
                 _ => None,
             },
@@ -373,6 +400,8 @@ pub unsafe extern "C" fn supa_event_payload_json(
                     Payload::Json(v) => Some(json_text(v)),
                     Payload::Binary(_) => None,
                 },
+                // The frame's own text: copied (for the NUL), never re-serialized.
+                View::Raw(r) => r.payload_json().map(text),
                 View::System(_, v) => Some(json_text(v)),
                 View::Change(c) => Some(json_text(&change_json(c))),
                 View::Presence(p @ (PresenceEvent::Join { .. } | PresenceEvent::Leave { .. })) => {
@@ -392,25 +421,35 @@ pub unsafe extern "C" fn supa_event_payload_binary(
     event: *const supa_event,
     len: *mut usize,
 ) -> *const u8 {
-    with(event, std::ptr::null(), |e| match e.view() {
-        View::Broadcast(Broadcast {
-            payload: Payload::Binary(bytes),
-            ..
-        }) => {
-            if !len.is_null() {
-                *len = bytes.len();
+    with(event, std::ptr::null(), |e| {
+        let bytes: Option<&[u8]> = match e.view() {
+            View::Broadcast(Broadcast {
+                payload: Payload::Binary(bytes),
+                ..
+            }) => Some(bytes),
+            View::Raw(RawBroadcast {
+                payload: RawPayload::Binary(bytes),
+                ..
+            }) => Some(bytes),
+            _ => None,
+        };
+        match bytes {
+            Some(bytes) => {
+                if !len.is_null() {
+                    *len = bytes.len();
+                }
+                if bytes.is_empty() {
+                    std::ptr::NonNull::<u8>::dangling().as_ptr()
+                } else {
+                    bytes.as_ptr()
+                }
             }
-            if bytes.is_empty() {
-                std::ptr::NonNull::<u8>::dangling().as_ptr()
-            } else {
-                bytes.as_ptr()
+            None => {
+                if !len.is_null() {
+                    *len = 0;
+                }
+                std::ptr::null()
             }
-        }
-        _ => {
-            if !len.is_null() {
-                *len = 0;
-            }
-            std::ptr::null()
         }
     })
 }
@@ -427,6 +466,13 @@ pub unsafe extern "C" fn supa_event_meta_json(
             &e.meta,
             || match e.view() {
                 View::Broadcast(b) => b.meta.as_ref().map(json_text),
+                // As the Rust API: metadata that is not JSON is left out.
+                View::Raw(r) => r
+                    .meta
+                    .as_ref()
+                    .map(|m| m.as_str())
+                    .filter(|m| serde_json::from_str::<serde::de::IgnoredAny>(m).is_ok())
+                    .map(text),
                 _ => None,
             },
             len,
@@ -735,9 +781,7 @@ pub unsafe extern "C" fn supa_event_change_columns_json(
 #[no_mangle]
 pub unsafe extern "C" fn supa_event_copy(event: *const supa_event) -> *mut supa_event {
     with(event, std::ptr::null_mut(), |e| {
-        Box::into_raw(Box::new(supa_event::new(Source::Owned(Box::new(
-            e.to_owned_event(),
-        )))))
+        Box::into_raw(Box::new(supa_event::new(e.to_owned_source())))
     })
 }
 

@@ -12,13 +12,14 @@ use tokio::sync::oneshot;
 use self::shared::ChannelShared;
 use crate::client::inner::ClientInner;
 use crate::command::Command;
-use crate::dispatch::{Filter, ListenerId};
+use crate::dispatch::{Callback, Filter, ListenerId};
 use crate::engine::channel::{ChannelConfig, PushOp};
 use crate::engine::snapshot::{StatusSnap, SHUTDOWN_REASON};
 use crate::error::{Error, ErrorKind};
 use crate::event::{
     Broadcast, ChannelState, Event, Payload, PostgresChange, PresenceEvent, SubscribeStatus,
 };
+use crate::incoming::BroadcastRef;
 use crate::options::Vsn;
 use crate::postgres::PostgresChangesFilter;
 use crate::protocol::MAX_HEADER_FIELD;
@@ -71,8 +72,12 @@ impl RealtimeChannel {
     }
 
     fn listen(&self, filter: Filter, f: Arc<dyn Fn(&Event) + Send + Sync>) -> ListenerId {
+        self.listen_with(filter, Callback::Event(f))
+    }
+
+    fn listen_with(&self, filter: Filter, callback: Callback) -> ListenerId {
         match self.client() {
-            Ok(c) => c.dispatcher.add_listener(filter, f),
+            Ok(c) => c.dispatcher.add_listener(filter, callback),
             Err(_) => ListenerId(0),
         }
     }
@@ -100,6 +105,20 @@ impl RealtimeChannel {
                 }
             }),
         )
+    }
+
+    /// Broadcasts as [`on_broadcast`](Self::on_broadcast), without parsing a payload that
+    /// arrived as text: for bindings that hand the JSON text on (the C ABI).
+    pub(crate) fn on_broadcast_raw(
+        &self,
+        event: &str,
+        f: impl Fn(BroadcastRef<'_>) + Send + Sync + 'static,
+    ) -> ListenerId {
+        let filter = Filter::Broadcast {
+            channel: self.shared.id,
+            event: event.to_owned(),
+        };
+        self.listen_with(filter, Callback::Broadcast(Arc::new(f)))
     }
 
     /// Presence sync/join/leave. Registering one turns presence on in the join config.

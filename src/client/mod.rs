@@ -17,7 +17,7 @@ pub(crate) use self::inner::ClientInner;
 use crate::channel::shared::ChannelShared;
 use crate::channel::RealtimeChannel;
 use crate::command::Command;
-use crate::dispatch::{Dispatcher, Filter, ListenerId};
+use crate::dispatch::{Callback, Dispatcher, Filter, ListenerId};
 use crate::driver::Driver;
 use crate::engine::snapshot::Counters;
 use crate::engine::Engine;
@@ -177,7 +177,9 @@ impl RealtimeClient {
 
     /// Registers a callback for every event of this client (all channels included).
     pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) -> ListenerId {
-        self.inner.dispatcher.add_listener(Filter::All, Arc::new(f))
+        self.inner
+            .dispatcher
+            .add_listener(Filter::All, Callback::Event(Arc::new(f)))
     }
 
     /// Removes a listener registered on this client or any of its channels.

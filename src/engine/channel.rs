@@ -21,6 +21,7 @@ use crate::error::{is_token_rejection, reason_kind, Error, ErrorKind};
 use crate::event::{
     Broadcast, ChannelId, ChannelState, Event, Payload, PresenceEvent, SubscribeStatus,
 };
+use crate::incoming::{RawBroadcast, RawPayload, SharedStr};
 use crate::options::ChannelOptions;
 use crate::postgres::{self, PostgresChangesFilter};
 use crate::presence::{Change, Presence};
@@ -647,7 +648,54 @@ impl ChannelMachine {
         }
     }
 
-    /// A JSON broadcast for this topic (from a `broadcast` frame, or the fan-out fast path).
+    /// A broadcast for this topic whose payload is still text (the fan-out fast path): it
+    /// goes to the dispatch queue as is, to be parsed there (see `crate::incoming`).
+    pub(crate) fn on_raw_broadcast(
+        &mut self,
+        ctx: &mut Ctx,
+        event: SharedStr,
+        payload: RawPayload,
+        meta: Option<SharedStr>,
+    ) -> After {
+        let b = RawBroadcast {
+            topic: self.config.topic.clone(),
+            event,
+            payload,
+            meta,
+        };
+        ctx.emit(Some(self.id()), b);
+        After::Keep
+    }
+
+    /// A kind-4 user broadcast: a JSON payload must be JSON (checked without building it), and
+    /// empty metadata is none.
+    pub(crate) fn on_user_broadcast(
+        &mut self,
+        ctx: &mut Ctx,
+        event: SharedStr,
+        payload: RawPayload,
+        metadata: SharedStr,
+    ) -> After {
+        if let RawPayload::Json(text) = &payload {
+            if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text.as_str()) {
+                ctx.emit(
+                    None,
+                    Event::Error {
+                        message: format!(
+                            "broadcast {:?} on {}: invalid JSON payload: {e}",
+                            event.as_str(),
+                            self.topic()
+                        ),
+                    },
+                );
+                return After::Keep;
+            }
+        }
+        let meta = (!metadata.as_str().is_empty()).then_some(metadata);
+        self.on_raw_broadcast(ctx, event, payload, meta)
+    }
+
+    /// A JSON broadcast for this topic, already parsed (from a frame of the general path).
     pub(crate) fn on_broadcast(
         &mut self,
         ctx: &mut Ctx,
@@ -962,36 +1010,10 @@ impl ChannelMachine {
                 ..
             } => {
                 let payload = match payload {
-                    BroadcastPayload::Json(text) => match serde_json::from_str(&text) {
-                        Ok(v) => Payload::Json(v),
-                        Err(e) => {
-                            ctx.emit(
-                                None,
-                                Event::Error {
-                                    message: format!(
-                                        "broadcast {ev:?} on {}: invalid JSON payload: {e}",
-                                        self.topic()
-                                    ),
-                                },
-                            );
-                            return After::Keep;
-                        }
-                    },
-                    BroadcastPayload::Binary(b) => Payload::Binary(b),
+                    BroadcastPayload::Json(text) => RawPayload::Json(text.into()),
+                    BroadcastPayload::Binary(b) => RawPayload::Binary(b.into()),
                 };
-                let meta = if metadata.is_empty() {
-                    None
-                } else {
-                    serde_json::from_str(&metadata).ok()
-                };
-                let b = Broadcast {
-                    topic: self.topic().to_owned(),
-                    event: ev,
-                    payload,
-                    meta,
-                };
-                ctx.emit(Some(self.id()), Event::Broadcast(b));
-                After::Keep
+                self.on_user_broadcast(ctx, ev.into(), payload, metadata.into())
             }
             // Kinds 0-2 (phoenix.js' binary serializer): JSON payloads become ordinary frames.
             BinaryFrame::Push {

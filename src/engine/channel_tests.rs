@@ -7,10 +7,11 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use super::channel::{After, ChannelConfig, ChannelMachine, PushOp, PUSH_BUFFER};
-use super::outbox::{Ctx, Emit, Outbox, Refs, Transmit};
+use super::outbox::{Ctx, Outbox, Refs, Transmit};
 use super::snapshot::{ChannelSnapshot, Counters};
 use crate::error::{Error, ErrorKind};
 use crate::event::{ChannelState, Event, Payload, PresenceEvent, SubscribeStatus};
+use crate::incoming::Emit;
 use crate::options::{ChannelOptions, ClientOptions};
 use crate::postgres::PostgresChangesFilter;
 use crate::protocol::{BinaryFrame, BroadcastPayload, Frame, Vsn};
@@ -127,7 +128,7 @@ impl H {
             .emits
             .drain(..)
             .map(|e| match e {
-                Emit::Event(_, e) => e,
+                Emit::Event(_, e) => e.to_event(),
                 Emit::RemoveChannel(id) => panic!("the machine never removes itself ({id})"),
             })
             .collect()

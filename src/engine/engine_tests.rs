@@ -8,11 +8,12 @@ use serde_json::json;
 use tokio::sync::{oneshot, watch};
 
 use super::channel::{ChannelConfig, PushOp};
-use super::outbox::{Emit, Transmit};
+use super::outbox::Transmit;
 use super::snapshot::{ChannelSnapshot, Counters};
 use super::{Action, Engine};
 use crate::error::Error;
 use crate::event::{ChannelId, ChannelState, ConnectionState, Event, HeartbeatStatus, Payload};
+use crate::incoming::Emit;
 use crate::options::{ChannelOptions, ClientOptions};
 
 struct E {
@@ -65,7 +66,7 @@ impl E {
         self.emits()
             .into_iter()
             .filter_map(|e| match e {
-                Emit::Event(_, e) => Some(e),
+                Emit::Event(_, e) => Some(e.to_event()),
                 Emit::RemoveChannel(_) => None,
             })
             .collect()
@@ -96,7 +97,7 @@ impl E {
     }
 
     fn text(&mut self, text: &str, ms: u64) {
-        self.engine.on_text(text, self.at(ms));
+        self.engine.on_text(text.to_owned().into(), self.at(ms));
     }
 
     fn tick(&mut self, ms: u64) {
@@ -322,7 +323,10 @@ fn routes_each_frame_to_exactly_its_channel_among_a_thousand() {
     for (k, emit) in emits.iter().enumerate() {
         let id = N - 1 - k as u64;
         match emit {
-            Emit::Event(Some(ch), Event::Broadcast(b)) => {
+            Emit::Event(Some(ch), e) => {
+                let Event::Broadcast(b) = e.to_event() else {
+                    panic!("{e:?}")
+                };
                 assert_eq!(*ch, id);
                 assert_eq!(b.topic, format!("realtime:room-{id}"));
                 assert_eq!(b.payload, Payload::Json(json!({ "ch": id })));
@@ -437,7 +441,7 @@ fn malformed_frames_are_reported_and_change_nothing() {
     ] {
         e.text(bad, 1);
     }
-    e.engine.on_binary(&[9, 9, 9], e.at(1));
+    e.engine.on_binary(vec![9, 9, 9].into(), e.at(1));
     let events = e.events();
     assert_eq!(events.len(), 5);
     assert!(events.iter().all(|ev| matches!(ev, Event::Error { .. })));

@@ -89,7 +89,7 @@ impl FuzzEngine {
                 "ok",
                 serde_json::json!({ "postgres_changes": echoed }),
             );
-            engine.on_text(&reply.encode(vsn), now);
+            engine.on_text(reply.encode(vsn).into(), now);
         }
         let mut e = FuzzEngine {
             engine,
@@ -107,12 +107,12 @@ impl FuzzEngine {
 
     /// A text frame as it came off the socket.
     pub fn text(&mut self, frame: &str) {
-        self.engine.on_text(frame, self.now);
+        self.engine.on_text(frame.to_owned().into(), self.now);
     }
 
     /// A binary frame as it came off the socket.
     pub fn binary(&mut self, frame: &[u8]) {
-        self.engine.on_binary(frame, self.now);
+        self.engine.on_binary(frame.to_vec().into(), self.now);
     }
 
     /// Moves time forward and runs what fell due (heartbeats, timeouts, rejoins).

@@ -22,23 +22,27 @@ mod channel_tests;
 #[cfg(test)]
 mod engine_tests;
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use self::channel::{After, ChannelConfig, ChannelMachine, PushOp};
-use self::outbox::{Ctx, Emit, Outbox, Refs, Reply};
+use self::outbox::{Ctx, Outbox, Refs, Reply};
 use self::router::Router;
 use self::snapshot::Counters;
 use self::timers::Timers;
 use crate::error::Error;
 use crate::event::{ChannelId, ConnectionState, Event, HeartbeatStatus};
+use crate::incoming::{Emit, RawPayload, SharedStr};
 use crate::options::{ClientOptions, Vsn};
-use crate::protocol::{event, BinaryFrame, FanoutBroadcast, Frame, PHOENIX_TOPIC};
+use crate::protocol::{
+    event, BinaryFrame, FanoutBroadcast, Frame, UserBroadcastRef, UserPayloadRef, PHOENIX_TOPIC,
+};
 
 /// How long a link check (network change, foreground) waits for its heartbeat reply.
 const PROBE: Duration = Duration::from_secs(5);
@@ -499,17 +503,13 @@ impl Engine {
 
     // ---- inbound frames
 
-    /// A text frame from the socket.
-    pub(crate) fn on_text(&mut self, text: &str, now: Instant) {
+    /// A text frame from the socket. Broadcasts keep pointing into it: it is not copied.
+    pub(crate) fn on_text(&mut self, text: Utf8Bytes, now: Instant) {
         self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
-        if self.opts.vsn == Vsn::V2 {
-            if let Some(b) = FanoutBroadcast::decode(text) {
-                if self.fanout_broadcast(b) {
-                    return;
-                }
-            }
+        if self.opts.vsn == Vsn::V2 && self.fanout_broadcast(&text) {
+            return;
         }
-        match Frame::decode(self.opts.vsn, text) {
+        match Frame::decode(self.opts.vsn, text.as_str()) {
             Ok(frame) => self.on_frame(frame, now),
             Err(e) => {
                 log::debug!("dropped a frame: {e}");
@@ -520,21 +520,36 @@ impl Engine {
         }
     }
 
-    /// Delivers a fan-out broadcast decoded by the fast path; `false` when its payload does
-    /// not parse (the general path then reports the frame).
-    fn fanout_broadcast(&mut self, b: FanoutBroadcast<'_>) -> bool {
-        let parse = |raw: Option<&serde_json::value::RawValue>| {
-            raw.map(|r| serde_json::from_str::<Value>(r.get()))
-                .transpose()
-        };
-        let (Ok(payload), Ok(meta)) = (parse(b.payload), parse(b.meta)) else {
+    /// The fast path for fan-out broadcasts (the bulk of inbound traffic): routed with the
+    /// user payload left as text. `false` for any other frame.
+    fn fanout_broadcast(&mut self, text: &Utf8Bytes) -> bool {
+        let Some(b) = FanoutBroadcast::decode(text.as_str()) else {
             return false;
         };
-        let event = b.event.map(|e| e.into_owned()).unwrap_or_default();
+        let shared = |s: &str| SharedStr::within(text, s);
+        let event = match b.event {
+            Some(Cow::Borrowed(e)) => shared(e),
+            Some(Cow::Owned(e)) => Some(e.into()),
+            None => Some(String::new().into()),
+        };
+        let payload = match b.payload {
+            Some(p) => shared(p.get()).map(RawPayload::Json),
+            None => Some(RawPayload::Absent),
+        };
+        let meta = match b.meta {
+            Some(m) => match shared(m.get()) {
+                Some(m) => Some(m),
+                None => return false,
+            },
+            None => None,
+        };
+        let (Some(event), Some(payload)) = (event, payload) else {
+            return false;
+        };
         self.route(
             &b.topic,
-            (event, payload.unwrap_or_default(), meta),
-            |m, ctx, (event, payload, meta)| m.on_broadcast(ctx, event, payload, meta),
+            (event, payload, meta),
+            |m, ctx, (event, payload, meta)| m.on_raw_broadcast(ctx, event, payload, meta),
         );
         true
     }
@@ -552,10 +567,16 @@ impl Engine {
         self.route(&topic, frame, |m, ctx, f| m.on_frame(ctx, f, now));
     }
 
-    /// A binary frame from the socket.
-    pub(crate) fn on_binary(&mut self, bytes: &[u8], now: Instant) {
+    /// A binary frame from the socket. Kind 4 (user broadcasts, what servers send) keeps
+    /// pointing into it; the other kinds are decoded into owned frames.
+    pub(crate) fn on_binary(&mut self, bytes: Bytes, now: Instant) {
         self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
-        let frame = match BinaryFrame::decode_from_server(bytes) {
+        let frame = match UserBroadcastRef::decode(&bytes) {
+            Some(Ok(b)) => return self.user_broadcast(&bytes, b),
+            Some(Err(e)) => Err(e),
+            None => BinaryFrame::decode_from_server(&bytes),
+        };
+        let frame = match frame {
             Ok(frame) => frame,
             Err(e) => {
                 log::debug!("dropped a binary frame: {e}");
@@ -572,6 +593,32 @@ impl Engine {
             | BinaryFrame::UserBroadcast { topic, .. } => topic.clone(),
         };
         self.route(&topic, frame, |m, ctx, f| m.on_binary(ctx, f, now));
+    }
+
+    fn user_broadcast(&mut self, bytes: &Bytes, b: UserBroadcastRef<'_>) {
+        if self.router.get(b.topic).is_empty() {
+            return;
+        }
+        let range = |part: &[u8]| {
+            let start = part.as_ptr() as usize - bytes.as_ptr() as usize;
+            start..start + part.len()
+        };
+        let text = |part: &str| SharedStr::from_bytes(bytes, range(part.as_bytes()));
+        let payload = match b.payload {
+            UserPayloadRef::Json(json) => text(json).map(RawPayload::Json),
+            UserPayloadRef::Binary(bin) => Some(RawPayload::Binary(bytes.slice(range(bin)))),
+        };
+        // The decoder checked that the fields are UTF-8 slices of `bytes`.
+        let (Some(event), Some(metadata), Some(payload)) =
+            (text(b.event), text(b.metadata), payload)
+        else {
+            return;
+        };
+        self.route(
+            b.topic,
+            (event, payload, metadata),
+            |m, ctx, (event, payload, metadata)| m.on_user_broadcast(ctx, event, payload, metadata),
+        );
     }
 
     fn on_heartbeat_reply(&mut self, frame: &Frame, now: Instant) {

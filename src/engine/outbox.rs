@@ -10,7 +10,8 @@ use tokio::sync::oneshot;
 
 use super::snapshot::Counters;
 use crate::error::Error;
-use crate::event::{ChannelId, Event};
+use crate::event::ChannelId;
+use crate::incoming::{Emit, Incoming};
 use crate::options::ClientOptions;
 use crate::protocol::{Frame, Vsn};
 
@@ -24,14 +25,6 @@ pub(crate) enum Transmit {
     Binary(Vec<u8>),
 }
 
-/// One entry of the dispatch queue, in order.
-#[derive(Debug)]
-pub(crate) enum Emit {
-    Event(Option<ChannelId>, Event),
-    /// Drop a finished channel's listeners (after its final events).
-    RemoveChannel(ChannelId),
-}
-
 /// What the engine produced since the last drain.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
@@ -40,8 +33,8 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    pub(crate) fn emit(&mut self, channel: Option<ChannelId>, event: Event) {
-        self.emits.push(Emit::Event(channel, event));
+    pub(crate) fn emit(&mut self, channel: Option<ChannelId>, event: impl Into<Incoming>) {
+        self.emits.push(Emit::Event(channel, event.into()));
     }
 }
 
@@ -94,7 +87,7 @@ impl Ctx<'_> {
         self.open
     }
 
-    pub(crate) fn emit(&mut self, channel: Option<ChannelId>, event: Event) {
+    pub(crate) fn emit(&mut self, channel: Option<ChannelId>, event: impl Into<Incoming>) {
         self.out.emit(channel, event);
     }
 }

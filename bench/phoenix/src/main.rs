@@ -47,6 +47,55 @@ fn field(p: &Payload, name: &str) -> Option<u64> {
     }
 }
 
+/// Receives `n` broadcasts on `topic` from the replay source. This client relays broadcasts
+/// through a tokio broadcast channel of 50 and skips what lags behind, silently: the run ends
+/// at N, or 1 s after the last delivery.
+async fn throughput(c: &Client, topic: &str, n: usize) -> Res<serde_json::Value> {
+    let ch = c.join(topic, Some(JOIN_TIMEOUT)).await?;
+    type Stamp = Option<(Instant, f64, Instant, usize)>;
+    let state: Arc<Mutex<Stamp>> = Arc::new(Mutex::new(None));
+    let s = state.clone();
+    ch.on("broadcast", move |_, p| {
+        std::hint::black_box(field(p, "i"));
+        let mut s = s.lock().unwrap();
+        let now = Instant::now();
+        match &mut *s {
+            None => *s = Some((now, cpu_secs(), now, 1)),
+            Some((_, _, last, k)) => {
+                *last = now;
+                *k += 1;
+            }
+        }
+    })
+    .await?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let done = match &*state.lock().unwrap() {
+            Some((_, _, last, k)) => *k >= n || last.elapsed() > Duration::from_secs(1),
+            None => false,
+        };
+        if done || Instant::now() > deadline {
+            break;
+        }
+    }
+    let (t0, c0, last, k) = state.lock().unwrap().ok_or("no broadcast arrived")?;
+    Ok(
+        json!({"n": k - 1, "secs": (last - t0).as_secs_f64(), "cpu_s": cpu_secs() - c0,
+              "received": k, "dropped": n - k}),
+    )
+}
+
+/// The resident memory of this process in bytes (`VmRSS`).
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Res<()> {
     let a: Vec<String> = std::env::args().skip(1).collect();
@@ -58,42 +107,26 @@ async fn main() -> Res<()> {
     let topic = format!("realtime:{name}");
     match scenario {
         "throughput" => {
-            // This client relays broadcasts through a tokio broadcast channel of 50 and skips
-            // what lags behind, silently: the run ends at N, or 1 s after the last delivery.
             let c = client(url, key).await?;
-            let ch = c.join(&topic, Some(JOIN_TIMEOUT)).await?;
-            type Stamp = Option<(Instant, f64, Instant, usize)>;
-            let state: Arc<Mutex<Stamp>> = Arc::new(Mutex::new(None));
-            let s = state.clone();
-            ch.on("broadcast", move |_, p| {
-                std::hint::black_box(field(p, "i"));
-                let mut s = s.lock().unwrap();
-                let now = Instant::now();
-                match &mut *s {
-                    None => *s = Some((now, cpu_secs(), now, 1)),
-                    Some((_, _, last, k)) => {
-                        *last = now;
-                        *k += 1;
-                    }
-                }
-            })
-            .await?;
-            let deadline = Instant::now() + Duration::from_secs(300);
-            loop {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                let done = match &*state.lock().unwrap() {
-                    Some((_, _, last, k)) => *k >= n || last.elapsed() > Duration::from_secs(1),
-                    None => false,
-                };
-                if done || Instant::now() > deadline {
-                    break;
-                }
+            result(throughput(&c, &topic, n).await?);
+        }
+        "channels" => {
+            // n joined channels: n - 1 idle ones, then the busy one (its join starts the replay).
+            let c = client(url, key).await?;
+            let mut idle = Vec::new();
+            for i in 1..n {
+                idle.push(
+                    c.join(&format!("realtime:idle-{i}"), Some(JOIN_TIMEOUT))
+                        .await?,
+                );
             }
-            let (t0, c0, last, k) = state.lock().unwrap().ok_or("no broadcast arrived")?;
-            result(
-                json!({"n": k - 1, "secs": (last - t0).as_secs_f64(), "cpu_s": cpu_secs() - c0,
-                          "received": k, "dropped": n - k}),
-            );
+            let rss = rss_bytes();
+            let msgs: usize = name.split('-').nth(1).ok_or("name: tp-<msgs>-…")?.parse()?;
+            let mut r = throughput(&c, &topic, msgs).await?;
+            r["rss"] = json!(rss);
+            r["channels"] = json!(n);
+            result(r);
+            drop(idle);
         }
         "latency" => {
             let c = client(url, key).await?;
