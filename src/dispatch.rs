@@ -5,6 +5,12 @@
 //! ([`DispatchMode::AppPumped`]). The queue is bounded for data events: on overflow they are
 //! dropped and a single `Lagged{dropped}` marker at that position counts them. Lifecycle events
 //! are always queued. No lock is held while a callback runs, so callbacks may call any API.
+//!
+//! Deliveries come in runs: a run ends when the queue is momentarily empty (a run never waits
+//! for more events), after [`MAX_RUN`] events, and at the end of each `dispatch` call. A
+//! listener may carry a run-end hook, called then on the delivering thread: the bindings'
+//! batching listeners collect events in their callback and hand the batch to foreign code
+//! there, one foreign call per run instead of one per event.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -22,6 +28,9 @@ use crate::options::DispatchMode;
 const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
 /// The runtime thread collects delivered events in batches of this many.
 const SPENT_BATCH: usize = 64;
+/// A run of deliveries ends after this many items even if more are queued, which bounds the
+/// batches of batching listeners (and how long the first event of a batch waits for the rest).
+pub(crate) const MAX_RUN: usize = 256;
 
 /// Identifies a registered listener, for `remove_listener`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,6 +38,8 @@ pub struct ListenerId(pub u64);
 
 pub(crate) type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
 pub(crate) type Wakeup = Arc<dyn Fn() + Send + Sync>;
+/// Called after each run of deliveries (see the module docs).
+pub(crate) type RunEnd = Arc<dyn Fn() + Send + Sync>;
 
 /// Which events a listener receives.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +81,7 @@ struct Listener {
     id: u64,
     filter: Filter,
     callback: Callback,
+    run_end: Option<RunEnd>,
 }
 
 enum Item {
@@ -108,6 +120,9 @@ pub(crate) struct Dispatcher {
     listeners: Mutex<Vec<Listener>>,
     next_listener: AtomicU64,
     wakeup: Mutex<Option<Wakeup>>,
+    /// Run-end hooks of the listeners that received events in the current run (kept even if
+    /// the listener is removed during the run: its callback may hold events to hand on).
+    touched: Mutex<Vec<RunEnd>>,
     pub(crate) dropped_total: AtomicU64,
     /// `Lagged` markers queued.
     pub(crate) lagged_total: AtomicU64,
@@ -123,6 +138,7 @@ impl Dispatcher {
             listeners: Mutex::new(Vec::new()),
             next_listener: AtomicU64::new(1),
             wakeup: Mutex::new(None),
+            touched: Mutex::new(Vec::new()),
             dropped_total: AtomicU64::new(0),
             lagged_total: AtomicU64::new(0),
         });
@@ -139,6 +155,7 @@ impl Dispatcher {
     fn run_thread(self: Arc<Self>) {
         IN_DISPATCH.with(|f| f.set(true));
         let mut spent: Option<Event> = None;
+        let mut run_len = 0;
         loop {
             let mut overflow = None;
             let item = {
@@ -154,6 +171,12 @@ impl Dispatcher {
                 loop {
                     if let Some(item) = self.pop_locked(&mut q) {
                         break Some(item);
+                    }
+                    if run_len > 0 {
+                        // The queue ran empty: end the run rather than wait for more.
+                        run_len = 0;
+                        MutexGuard::unlocked(&mut q, || self.end_run());
+                        continue;
                     }
                     if q.closed {
                         break None;
@@ -181,6 +204,11 @@ impl Dispatcher {
             match item {
                 Some(item) => spent = self.deliver(item),
                 None => break,
+            }
+            run_len += 1;
+            if run_len >= MAX_RUN {
+                run_len = 0;
+                self.end_run();
             }
         }
         self.drop_listeners();
@@ -254,12 +282,21 @@ impl Dispatcher {
         let was = on_dispatcher_thread();
         IN_DISPATCH.with(|f| f.set(true));
         let mut n = 0;
+        let mut run_len = 0;
         while n < max {
             let item = self.pop_locked(&mut self.queue.lock());
             let Some(item) = item else { break };
             let counted = matches!(item, Item::Event(..) | Item::Lagged(_));
             self.deliver(item);
             n += usize::from(counted);
+            run_len += 1;
+            if run_len >= MAX_RUN {
+                run_len = 0;
+                self.end_run();
+            }
+        }
+        if run_len > 0 {
+            self.end_run();
         }
         IN_DISPATCH.with(|f| f.set(was));
         let finished = {
@@ -290,13 +327,20 @@ impl Dispatcher {
                 return None;
             }
         };
-        let callbacks: Vec<Callback> = self
-            .listeners
-            .lock()
-            .iter()
-            .filter(|l| l.filter.matches(channel, &event))
-            .map(|l| l.callback.clone())
-            .collect();
+        let callbacks: Vec<Callback> = {
+            let listeners = self.listeners.lock();
+            let matching = listeners
+                .iter()
+                .filter(|l| l.filter.matches(channel, &event));
+            let mut touched = None;
+            for hook in matching.clone().filter_map(|l| l.run_end.as_ref()) {
+                let touched = touched.get_or_insert_with(|| self.touched.lock());
+                if !touched.iter().any(|h| Arc::ptr_eq(h, hook)) {
+                    touched.push(hook.clone());
+                }
+            }
+            matching.map(|l| l.callback.clone()).collect()
+        };
         for cb in callbacks {
             // A panicking callback must not kill the dispatcher (or cross an FFI boundary).
             let _ = catch_unwind(AssertUnwindSafe(|| cb(&event)));
@@ -305,13 +349,33 @@ impl Dispatcher {
     }
 
     pub(crate) fn add_listener(&self, filter: Filter, callback: Callback) -> ListenerId {
+        self.add_batching_listener(filter, callback, None)
+    }
+
+    /// A listener whose `run_end` hook is called, on the delivering thread, at the end of each
+    /// run in which its callback was called.
+    pub(crate) fn add_batching_listener(
+        &self,
+        filter: Filter,
+        callback: Callback,
+        run_end: Option<RunEnd>,
+    ) -> ListenerId {
         let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
         self.listeners.lock().push(Listener {
             id,
             filter,
             callback,
+            run_end,
         });
         ListenerId(id)
+    }
+
+    /// Ends a run: calls the run-end hooks of the listeners that received events in it.
+    fn end_run(&self) {
+        let hooks = std::mem::take(&mut *self.touched.lock());
+        for hook in hooks {
+            let _ = catch_unwind(AssertUnwindSafe(|| hook()));
+        }
     }
 
     pub(crate) fn remove_listener(&self, id: ListenerId) {
@@ -368,8 +432,9 @@ impl Dispatcher {
     /// Drops all listeners (and what their closures own) outside any lock.
     pub(crate) fn drop_listeners(&self) {
         let all = std::mem::take(&mut *self.listeners.lock());
+        let touched = std::mem::take(&mut *self.touched.lock());
         *self.wakeup.lock() = None;
-        drop(all);
+        drop((all, touched));
     }
 }
 
@@ -408,6 +473,65 @@ mod tests {
         assert_eq!(seen[1], data(1));
         assert_eq!(seen[2], Event::Lagged { dropped: 3 });
         assert!(matches!(seen[3], Event::Error { .. }));
+    }
+
+    /// A batching listener: its callback collects, its run-end hook records the batch sizes.
+    fn batching(d: &Dispatcher, filter: Filter) -> Arc<Mutex<(usize, Vec<usize>)>> {
+        let state = Arc::new(Mutex::new((0, Vec::new())));
+        let (s1, s2) = (state.clone(), state.clone());
+        d.add_batching_listener(
+            filter,
+            Arc::new(move |_e: &Event| s1.lock().0 += 1),
+            Some(Arc::new(move || {
+                let mut s = s2.lock();
+                let n = std::mem::take(&mut s.0);
+                s.1.push(n);
+            })),
+        );
+        state
+    }
+
+    #[test]
+    fn runs_end_when_the_queue_is_empty_and_after_max_run() {
+        let d = Dispatcher::start(DispatchMode::AppPumped, 10_000);
+        let batches = batching(&d, Filter::All);
+        let idle = batching(&d, Filter::Channel(7)); // never matches: never called
+        for i in 0..3 {
+            d.push(None, data(i));
+        }
+        assert_eq!(d.dispatch(100), 3);
+        for i in 0..(MAX_RUN as u64 + 4) {
+            d.push(None, data(i));
+        }
+        assert_eq!(d.dispatch(10_000), MAX_RUN + 4);
+        assert_eq!(batches.lock().1, vec![3, MAX_RUN, 4]);
+        assert!(idle.lock().1.is_empty());
+    }
+
+    #[test]
+    fn a_listener_removed_during_a_run_still_ends_it() {
+        let d = Dispatcher::start(DispatchMode::AppPumped, 100);
+        let batches = batching(&d, Filter::Channel(1));
+        d.push(Some(1), data(1));
+        d.push(Some(1), data(2));
+        d.push_remove_channel(1); // the channel's listeners go, behind its last events
+        d.push(Some(1), data(3));
+        assert_eq!(d.dispatch(100), 3);
+        assert_eq!(batches.lock().1, vec![2]);
+    }
+
+    #[test]
+    fn thread_mode_ends_runs_by_itself() {
+        let d = Dispatcher::start(DispatchMode::Thread, 100);
+        let batches = batching(&d, Filter::All);
+        d.push(None, data(1));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while batches.lock().1.is_empty() {
+            assert!(Instant::now() < deadline, "no run end");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(batches.lock().1, vec![1]);
+        d.close(None);
     }
 
     #[test]
