@@ -22,6 +22,7 @@ import atexit
 import collections
 import json
 import logging
+import threading
 import weakref
 from typing import (
     Any,
@@ -46,6 +47,8 @@ from .events import (
     event_from_dict,
     payload_to_ffi,
 )
+from .errors import RealtimeError, shutdown, with_message
+from .errors import timeout as timeout_error
 from .types import (
     BroadcastPayload,
     Json,
@@ -63,12 +66,11 @@ log = logging.getLogger("supa_realtime")
 # aborts the process: stop (and drain) all calls into Python before finalization starts.
 atexit.register(_ffi.stop_callbacks, 2000)
 
-RealtimeError = _ffi.RealtimeError
-"""Raised by failing calls; subclasses: ``RealtimeError.ChannelError`` (``.reason``, the
-server's text, and ``.recoverable``), ``.Timeout``, ``.InvalidArgument``, ``.Shutdown``, ..."""
-
 Payload = Union[Json, bytes]
 SubscribeCallback = Callable[[RealtimeSubscribeStates, Optional[Exception]], Any]
+
+DEFAULT_JOIN_TIMEOUT = 10.0
+"""Seconds ``subscribe()`` waits by default (``push_timeout`` when given), as realtime-js."""
 
 DEFAULT_QUEUE_CAPACITY = 100_000
 """The events the library may queue for this client's callbacks before it drops data events
@@ -206,8 +208,12 @@ class EventStream(AsyncIterator[Event]):
         return item  # type: ignore[no-any-return]
 
     async def next(self, timeout: Optional[float] = None) -> Event:
-        """The next event, waiting at most ``timeout`` seconds (``asyncio.TimeoutError``)."""
-        return await asyncio.wait_for(self.__anext__(), timeout)
+        """The next event, waiting at most ``timeout`` seconds (then ``RealtimeError.Timeout``,
+        which is also an ``asyncio.TimeoutError``)."""
+        try:
+            return await asyncio.wait_for(self.__anext__(), timeout)
+        except asyncio.TimeoutError:
+            raise timeout_error(f"no event within {timeout:g} s") from None
 
     def _unregister(self) -> None:
         if self._id is not None:
@@ -219,6 +225,13 @@ class EventStream(AsyncIterator[Event]):
         self._unregister()
         if not self._done:
             self._put([_END])
+
+    def _end(self) -> None:
+        """From any thread (client shutdown): ends the stream after what was handed over."""
+        try:
+            self._loop.call_soon_threadsafe(self._put, [_END])
+        except RuntimeError:  # the loop was closed
+            pass
 
     async def __aenter__(self) -> "EventStream":
         return self
@@ -288,25 +301,49 @@ class RealtimeClient:
         provider = _TokenProvider(token_provider) if token_provider is not None else None
         self._ffi = _ffi.RealtimeClient(options, provider)
         self._channels: Dict[str, RealtimeChannel] = {}
+        self._join_timeout = DEFAULT_JOIN_TIMEOUT if push_timeout is None else push_timeout
+        self._closed = False
+        self._streams: "weakref.WeakSet[EventStream]" = weakref.WeakSet()
+        # One connection watch while any subscribe() waits (see _watch_connection).
+        self._watch_lock = threading.Lock()
+        self._watch: Optional[_ConnectionWatch] = None
+        self._watch_id = 0
+        self._watchers = 0
+
+    def _check(self, what: str) -> None:
+        if self._closed:
+            raise shutdown(what)
 
     # lifecycle
 
     def connect(self) -> Awaitable[None]:
         """Starts connecting (and keeps reconnecting until :meth:`disconnect`); ``await`` it
         to wait until the socket is open."""
+        self._check("connect()")
         self._ffi.connect()
         return _Lazy(self._ffi.connected)
 
     async def connected(self) -> None:
         """Connects if needed and returns once the socket is open."""
+        self._check("connected()")
         await self._ffi.connected()
 
     def disconnect(self) -> None:
         """Closes the socket; channels rejoin on the next :meth:`connect`."""
+        self._check("disconnect()")
         self._ffi.disconnect()
 
     def shutdown(self) -> None:
-        """Closes everything for good; later calls raise ``RealtimeError.Shutdown``."""
+        """Closes everything for good; later calls raise ``RealtimeError.Shutdown`` and every
+        ``events()`` stream ends (after the events it already received). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        streams = [s for s in self._streams if not s._done]
+        if streams:
+            # Ended by the final SHUT_DOWN event: the dispatcher delivers it after every event
+            # queued before, so each stream still gets those first.
+            self._ffi.on_events(_Batches(_EndOnShutdown(streams), weak=False))
         self._ffi.shutdown()
 
     def __enter__(self) -> "RealtimeClient":
@@ -324,12 +361,16 @@ class RealtimeClient:
     def set_auth(self, token: Optional[str]) -> Awaitable[None]:
         """Sets the user JWT, pushed to every joined channel; ``None`` falls back to the API
         key. Takes effect at once (awaiting the result, as with realtime, is harmless)."""
+        self._check("set_auth()")
         self._ffi.set_auth(token)
         return _Done()
 
     @property
     def connection_state(self) -> str:
-        """``DISCONNECTED``, ``CONNECTING``, ``CONNECTED`` or ``SHUT_DOWN``."""
+        """``DISCONNECTED``, ``CONNECTING``, ``CONNECTED`` or ``SHUT_DOWN`` (at once after
+        :meth:`shutdown`, while the library closes the socket)."""
+        if self._closed:
+            return "SHUT_DOWN"
         return self._ffi.connection_state().name  # type: ignore[no-any-return]
 
     @property
@@ -357,13 +398,16 @@ class RealtimeClient:
 
     def app_foregrounded(self) -> None:
         """The app came back to the foreground: checks the link at once."""
+        self._check("app_foregrounded()")
         self._ffi.app_foregrounded()
 
     def app_backgrounded(self) -> None:
+        self._check("app_backgrounded()")
         self._ffi.app_backgrounded()
 
     def network_changed(self) -> None:
         """The network changed: checks the link at once (reconnects if it is gone)."""
+        self._check("network_changed()")
         self._ffi.network_changed()
 
     # channels
@@ -387,6 +431,7 @@ class RealtimeClient:
         ``params`` takes realtime's ``{"config": {"broadcast": {"self", "ack"}, "presence":
         {"key", "enabled"}, "private"}}``; the keyword arguments say the same and win over it.
         """
+        self._check(f"channel({topic!r})")
         existing = self._channels.get("realtime:" + topic)
         if existing is not None and not existing._finished:
             return existing
@@ -417,6 +462,7 @@ class RealtimeClient:
 
     def get_channels(self) -> List["RealtimeChannel"]:
         """The channels of this client that are not removed or closed for good."""
+        self._check("get_channels()")
         live = [c for c in self._channels.values() if not c._finished]
         if len(live) != len(self._channels):
             self._channels = {c.topic: c for c in live}
@@ -425,6 +471,7 @@ class RealtimeClient:
     async def remove_channel(self, channel: "RealtimeChannel") -> None:
         """Unsubscribes ``channel`` and forgets it; when no channel is left, disconnects (as
         realtime does)."""
+        self._check("remove_channel()")
         if self._channels.get(channel.topic) is channel:
             del self._channels[channel.topic]
         if channel._subscribed and not channel._finished:
@@ -435,6 +482,7 @@ class RealtimeClient:
     async def remove_all_channels(self) -> None:
         """Unsubscribes every channel, forgets them and disconnects. Raises the first failure
         after all were tried."""
+        self._check("remove_all_channels()")
         channels = list(self._channels.values())
         self._channels.clear()
         results = await asyncio.gather(
@@ -451,19 +499,47 @@ class RealtimeClient:
     def on_event(self, callback: Callable[[Event], Any]) -> int:
         """Calls ``callback`` with every event of this client (typed, see
         :mod:`supa_realtime.events`); returns an id for :meth:`remove_listener`."""
+        self._check("on_event()")
         listener = _Batches(_EventCallback(callback), weak=False)
         return self._ffi.on_events(listener)  # type: ignore[no-any-return]
 
     def remove_listener(self, listener_id: int) -> None:
+        self._check("remove_listener()")
         self._ffi.remove_listener(listener_id)
 
     def events(self) -> EventStream:
-        """Every event of this client as an async iterator (call it inside a running loop)."""
-        return EventStream(
-            self._ffi.on_events,
-            self._remove_listener_weakly(),
-            lambda e: isinstance(e, ConnectionStatus) and e.state == "SHUT_DOWN",
+        """Every event of this client as an async iterator (call it inside a running loop);
+        it ends when the client shuts down."""
+        self._check("events()")
+        return self._stream(
+            EventStream(
+                self._ffi.on_events,
+                self._remove_listener_weakly(),
+                lambda e: isinstance(e, ConnectionStatus) and e.state == "SHUT_DOWN",
+            )
         )
+
+    def _watch_connection(self) -> "_ConnectionWatch":
+        """While a join is awaited, the client's connection events say why it cannot happen:
+        one client listener for all waiting joins, registered only while any waits."""
+        with self._watch_lock:
+            if self._watch is None:
+                self._watch = _ConnectionWatch()
+                self._watch_id = self._ffi.on_events(_Batches(self._watch, weak=False))
+            self._watchers += 1
+            return self._watch
+
+    def _unwatch_connection(self) -> None:
+        with self._watch_lock:
+            self._watchers -= 1
+            if self._watchers == 0 and self._watch is not None:
+                self._watch = None
+                if not self._closed:
+                    self._ffi.remove_listener(self._watch_id)
+
+    def _stream(self, stream: EventStream) -> EventStream:
+        self._streams.add(stream)
+        return stream
 
     def _remove_listener_weakly(self) -> Callable[[int], None]:
         ref = weakref.ref(self._ffi)
@@ -479,11 +555,24 @@ class RealtimeClient:
 
     def set_wakeup(self, callback: Callable[[], Any]) -> None:
         """``app_pumped=True``: ``callback`` (any thread) says events wait for :meth:`dispatch`."""
+        self._check("set_wakeup()")
         self._ffi.set_wakeup(_Wakeup(callback))
 
     def dispatch(self, max_events: int = 1000) -> int:
         """``app_pumped=True``: runs up to ``max_events`` queued callbacks on this thread."""
+        self._check("dispatch()")
         return self._ffi.dispatch(max_events)  # type: ignore[no-any-return]
+
+
+class _EndOnShutdown:
+    def __init__(self, streams: List[EventStream]):
+        self._streams = streams
+
+    def _on_batch(self, batch: List[Dict[str, Any]]) -> None:
+        if any(d["type"] == "connection" and d["state"] == "SHUT_DOWN" for d in batch):
+            for stream in self._streams:
+                stream._end()
+            self._streams = []
 
 
 class _EventCallback:
@@ -495,6 +584,30 @@ class _EventCallback:
     def _on_batch(self, batch: List[Dict[str, Any]]) -> None:
         for d in batch:
             _call(self._callback, event_from_dict(d))
+
+
+class _ConnectionWatch:
+    """Remembers why the connection last failed (a client listener while ``subscribe``
+    waits): a connect failure arrives as an ``error`` event, a lost socket as the reason of
+    a ``connection`` event."""
+
+    def __init__(self) -> None:
+        self.reason: Optional[str] = None
+
+    def _on_batch(self, batch: List[Dict[str, Any]]) -> None:
+        for d in batch:
+            kind = d["type"]
+            if kind == "error":
+                self.reason = d["message"]
+            elif kind == "connection" and d["reason"]:
+                self.reason = d["reason"]
+
+    def describe(self, state: str) -> str:
+        if state == "CONNECTED":
+            return "the socket is open but the server did not answer the join"
+        if self.reason:
+            return f"connection {state}, last failure: {self.reason}"
+        return f"connection {state}: no reply from the server"
 
 
 class RealtimeChannel:
@@ -531,6 +644,9 @@ class RealtimeChannel:
     def is_joined(self) -> bool:
         return self.state == "JOINED"
 
+    def _check(self, what: str) -> None:
+        self.client._check(f"{self.topic}: {what}")
+
     @property
     def _finished(self) -> bool:
         """Subscribed once and closed since (the client then makes a new channel)."""
@@ -544,6 +660,7 @@ class RealtimeChannel:
         """Broadcasts named ``event`` (case-insensitive), or all with ``"*"``. ``callback``
         gets realtime's dict: ``{"type": "broadcast", "event", "payload", "meta"?}`` (plus
         ``"topic"``); ``payload`` is ``bytes`` for a binary broadcast."""
+        self._check("on_broadcast()")
         if event == "*":
             self._broadcast_all.append(callback)
         else:
@@ -564,6 +681,7 @@ class RealtimeChannel:
         means every table), narrowed by ``filter`` (e.g. ``"room_id=eq.1"``) and ``select``
         (the columns to receive). ``callback`` gets realtime's ``{"data": {"type", "record",
         "old_record", ...}, "ids": [...]}``. Must come before :meth:`subscribe`."""
+        self._check("on_postgres_changes()")
         event = getattr(event, "value", event)  # realtime's RealtimePostgresChangesListenEvent
         if event not in ("*", "INSERT", "UPDATE", "DELETE"):
             raise ValueError(f"event must be '*', 'INSERT', 'UPDATE' or 'DELETE', not {event!r}")
@@ -576,6 +694,7 @@ class RealtimeChannel:
 
     def on_presence_sync(self, callback: Callable[[], Any]) -> "RealtimeChannel":
         """Called after every presence update; read :meth:`presence_state`."""
+        self._check("on_presence_sync()")
         self._enable_presence()
         self._presence_sync.append(callback)
         return self
@@ -584,6 +703,7 @@ class RealtimeChannel:
         self, callback: Callable[[str, List[Presence], List[Presence]], Any]
     ) -> "RealtimeChannel":
         """``callback(key, current_presences, new_presences)``."""
+        self._check("on_presence_join()")
         self._enable_presence()
         self._presence_join.append(callback)
         return self
@@ -592,6 +712,7 @@ class RealtimeChannel:
         self, callback: Callable[[str, List[Presence], List[Presence]], Any]
     ) -> "RealtimeChannel":
         """``callback(key, current_presences, left_presences)``."""
+        self._check("on_presence_leave()")
         self._enable_presence()
         self._presence_leave.append(callback)
         return self
@@ -603,21 +724,27 @@ class RealtimeChannel:
 
     def on_system(self, callback: Callable[[Dict[str, Json]], Any]) -> "RealtimeChannel":
         """``system`` messages, e.g. ``{"message": "Subscribed to PostgreSQL", ...}``."""
+        self._check("on_system()")
         self._system.append(callback)
         return self
 
     def on_event(self, callback: Callable[[Event], Any]) -> "RealtimeChannel":
         """Every event of this channel, typed (see :mod:`supa_realtime.events`)."""
+        self._check("on_event()")
         self._every.append(callback)
         return self
 
     def events(self) -> EventStream:
-        """This channel's events as an async iterator; it ends after the final ``CLOSED``."""
+        """This channel's events as an async iterator; it ends after the final ``CLOSED``
+        or when the client shuts down."""
+        self._check("events()")
         topic = self.topic
-        return EventStream(
-            self._ffi.on_events,
-            self.client._remove_listener_weakly(),
-            lambda e: isinstance(e, ChannelStatus) and e.topic == topic and e.status == "CLOSED",
+        return self.client._stream(
+            EventStream(
+                self._ffi.on_events,
+                self.client._remove_listener_weakly(),
+                lambda e: isinstance(e, ChannelStatus) and e.topic == topic and e.status == "CLOSED",
+            )
         )
 
     def _on_batch(self, batch: List[Dict[str, Any]]) -> None:
@@ -684,17 +811,34 @@ class RealtimeChannel:
         (:class:`RealtimeSubscribeStates`; ``error`` is a ``RealtimeError.ChannelError`` with
         the server's reason for ``CHANNEL_ERROR``, else ``None``), as in realtime. Unlike
         realtime, a failed join also raises: ``RealtimeError.ChannelError`` on a terminal
-        refusal, ``RealtimeError.Timeout`` on ``TIMED_OUT``, ``asyncio.TimeoutError`` after
-        ``timeout`` seconds."""
+        refusal, ``RealtimeError.Timeout`` on ``TIMED_OUT`` or when not joined within
+        ``timeout`` seconds (default: the join timeout, ``push_timeout`` or 10 s), with what
+        the connection last reported (e.g. the server's refusal of the key). That timeout is
+        also a ``TimeoutError``. After it the client keeps trying underneath (``callback``
+        then sees ``SUBSCRIBED``); :meth:`unsubscribe` stops it."""
+        self._check("subscribe()")
         if callback is not None:
             self._status.append(callback)
         self._subscribed = True
-        await asyncio.wait_for(self._ffi.subscribe(), timeout)
+        limit = self.client._join_timeout if timeout is None else timeout
+        watch = self.client._watch_connection()
+        try:
+            await asyncio.wait_for(self._ffi.subscribe(), limit)
+        except asyncio.TimeoutError:
+            raise timeout_error(
+                f"{self.topic}: subscribe() not joined within {limit:g} s; "
+                f"{watch.describe(self.client.connection_state)}"
+            ) from None
+        except RealtimeError as e:
+            raise with_message(e, f"{self.topic}: subscribe() failed: {e}") from None
+        finally:
+            self.client._unwatch_connection()
         return self
 
     def subscribe_nowait(self, callback: Optional[SubscribeCallback] = None) -> None:
         """Starts joining; ``callback`` gets the statuses. Usable inside callbacks and from
         synchronous code."""
+        self._check("subscribe_nowait()")
         if callback is not None:
             self._status.append(callback)
         self._subscribed = True
@@ -703,10 +847,12 @@ class RealtimeChannel:
     async def send_broadcast(self, event: str, payload: Payload) -> None:
         """Broadcasts ``payload`` (JSON-serializable, or bytes); with ``broadcast_ack`` it
         returns once the server acknowledged."""
+        self._check("send_broadcast()")
         await self._ffi.send_broadcast(event, payload_to_ffi(payload))
 
     def send_broadcast_nowait(self, event: str, payload: Payload) -> None:
         """Queues a broadcast without waiting. Usable inside callbacks."""
+        self._check("send_broadcast_nowait()")
         self._ffi.send_broadcast_nowait(event, payload_to_ffi(payload))
 
     send = send_broadcast
@@ -716,25 +862,32 @@ class RealtimeChannel:
 
     async def http_send(self, event: str, payload: Payload) -> None:
         """Broadcasts over REST (no join needed)."""
+        self._check("http_send()")
         await self._ffi.http_send(event, payload_to_ffi(payload))
 
     async def track(self, user_status: Dict[str, Json]) -> None:
         """Tracks this client's presence with ``user_status``."""
+        self._check("track()")
         await self._ffi.track(json.dumps(user_status))
 
     async def untrack(self) -> None:
+        """Stops tracking this client's presence."""
+        self._check("untrack()")
         await self._ffi.untrack()
 
     def presence_state(self) -> RealtimePresenceState:
         """key -> presences (each with ``presence_ref``), as realtime's ``presence_state()``."""
+        self._check("presence_state()")
         return json.loads(self._ffi.presence_state_json())  # type: ignore[no-any-return]
 
     async def unsubscribe(self) -> None:
         """Leaves; returns once the server confirmed."""
+        self._check("unsubscribe()")
         await self._ffi.unsubscribe()
 
     def unsubscribe_nowait(self) -> None:
         """Leaves without waiting. Usable inside callbacks."""
+        self._check("unsubscribe_nowait()")
         self._ffi.unsubscribe_nowait()
 
     def __repr__(self) -> str:
