@@ -11,6 +11,12 @@
 //! dispatcher thread takes them in batches. Broadcasts arrive as raw text
 //! ([`Incoming::Broadcast`]) and are parsed here, once, just before the first Rust callback
 //! that wants them; raw listeners (the C ABI) get the text itself.
+//!
+//! Deliveries come in runs: a run is what the dispatcher takes from the queue under one lock
+//! (at most [`MAX_RUN`] items, never waiting for more), or one `dispatch` call in app-pumped
+//! mode (cut every [`MAX_RUN`] items). A listener may carry a run-end hook, called then on the
+//! delivering thread: the bindings' batching listeners collect events in their callback and
+//! hand the batch to foreign code there, one foreign call per run instead of one per event.
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
@@ -29,14 +35,18 @@ use crate::options::DispatchMode;
 const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
 /// The runtime thread collects delivered events in batches of this many.
 const SPENT_BATCH: usize = 64;
-/// The dispatcher thread takes up to this many queued items per lock.
-const TAKE_BATCH: usize = 256;
+/// The dispatcher thread takes up to this many queued items per lock; a run of deliveries
+/// is at most this long, which bounds the batches of batching listeners (and how long the
+/// first event of a batch waits for the rest).
+pub(crate) const MAX_RUN: usize = 256;
 
 /// Identifies a registered listener, for `remove_listener`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenerId(pub u64);
 
 pub(crate) type Wakeup = Arc<dyn Fn() + Send + Sync>;
+/// Called after each run of deliveries (see the module docs).
+pub(crate) type RunEnd = Arc<dyn Fn() + Send + Sync>;
 
 /// What a listener is called with.
 #[derive(Clone)]
@@ -112,6 +122,7 @@ struct Listener {
     id: u64,
     filter: Filter,
     callback: Callback,
+    run_end: Option<RunEnd>,
 }
 
 /// Listeners in registration order (ids ascend), shared with deliveries in progress.
@@ -182,6 +193,9 @@ pub(crate) struct Dispatcher {
     listeners: Mutex<Table>,
     next_listener: AtomicU64,
     wakeup: Mutex<Option<Wakeup>>,
+    /// Run-end hooks of the listeners that received events in the current run (kept even if
+    /// the listener is removed during the run: its callback may hold events to hand on).
+    touched: Mutex<Vec<RunEnd>>,
     pub(crate) dropped_total: AtomicU64,
     /// `Lagged` markers queued.
     pub(crate) lagged_total: AtomicU64,
@@ -199,6 +213,7 @@ impl Dispatcher {
             listeners: Mutex::new(Table::default()),
             next_listener: AtomicU64::new(1),
             wakeup: Mutex::new(None),
+            touched: Mutex::new(Vec::new()),
             dropped_total: AtomicU64::new(0),
             lagged_total: AtomicU64::new(0),
         });
@@ -214,8 +229,8 @@ impl Dispatcher {
 
     fn run_thread(self: Arc<Self>) {
         IN_DISPATCH.with(|f| f.set(true));
-        let mut batch: VecDeque<Item> = VecDeque::with_capacity(TAKE_BATCH);
-        let mut spent: Vec<Incoming> = Vec::with_capacity(TAKE_BATCH);
+        let mut batch: VecDeque<Item> = VecDeque::with_capacity(MAX_RUN);
+        let mut spent: Vec<Incoming> = Vec::with_capacity(MAX_RUN);
         loop {
             let mut overflow = Vec::new();
             // Whether the batch was taken before `close`: then `close` discards its rest.
@@ -231,7 +246,7 @@ impl Dispatcher {
                 q.spent.append(&mut spent);
                 let mut idle_since: Option<Instant> = None;
                 loop {
-                    while batch.len() < TAKE_BATCH {
+                    while batch.len() < MAX_RUN {
                         match self.pop_locked(&mut q) {
                             Some(item) => {
                                 if item.is_data() {
@@ -284,6 +299,7 @@ impl Dispatcher {
                     spent.push(done);
                 }
             }
+            self.end_run();
         }
         self.drop_listeners();
     }
@@ -360,12 +376,21 @@ impl Dispatcher {
         let was = on_dispatcher_thread();
         IN_DISPATCH.with(|f| f.set(true));
         let mut n = 0;
+        let mut run_len = 0;
         while n < max {
             let item = self.pop_locked(&mut self.queue.lock());
             let Some(item) = item else { break };
             let counted = matches!(item, Item::Event(..) | Item::Lagged(_));
             self.deliver(item);
             n += usize::from(counted);
+            run_len += 1;
+            if run_len >= MAX_RUN {
+                run_len = 0;
+                self.end_run();
+            }
+        }
+        if run_len > 0 {
+            self.end_run();
         }
         IN_DISPATCH.with(|f| f.set(was));
         let finished = {
@@ -412,15 +437,33 @@ impl Dispatcher {
         let mut parsed: Option<Event> = None;
         for l in in_registration_order(&lists) {
             // A panicking callback must not kill the dispatcher (or cross an FFI boundary).
-            let _ = catch_unwind(AssertUnwindSafe(|| {
+            let called = catch_unwind(AssertUnwindSafe(|| {
                 call(l, channel, &incoming, &mut parsed)
-            }));
+            }))
+            .unwrap_or(true);
+            if let (true, Some(hook)) = (called, &l.run_end) {
+                let mut touched = self.touched.lock();
+                if !touched.iter().any(|h| Arc::ptr_eq(h, hook)) {
+                    touched.push(hook.clone());
+                }
+            }
         }
         drop(lists);
         Some(incoming)
     }
 
     pub(crate) fn add_listener(&self, filter: Filter, callback: Callback) -> ListenerId {
+        self.add_batching_listener(filter, callback, None)
+    }
+
+    /// A listener whose `run_end` hook is called, on the delivering thread, at the end of each
+    /// run in which its callback was called.
+    pub(crate) fn add_batching_listener(
+        &self,
+        filter: Filter,
+        callback: Callback,
+        run_end: Option<RunEnd>,
+    ) -> ListenerId {
         let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
         let channel = filter.channel();
         let mut t = self.listeners.lock();
@@ -429,8 +472,17 @@ impl Dispatcher {
             id,
             filter,
             callback,
+            run_end,
         }));
         ListenerId(id)
+    }
+
+    /// Ends a run: calls the run-end hooks of the listeners that received events in it.
+    fn end_run(&self) {
+        let hooks = std::mem::take(&mut *self.touched.lock());
+        for hook in hooks {
+            let _ = catch_unwind(AssertUnwindSafe(|| hook()));
+        }
     }
 
     pub(crate) fn remove_listener(&self, id: ListenerId) {
@@ -489,8 +541,9 @@ impl Dispatcher {
     /// Drops all listeners (and what their closures own) outside any lock.
     pub(crate) fn drop_listeners(&self) {
         let all = std::mem::take(&mut *self.listeners.lock());
+        let touched = std::mem::take(&mut *self.touched.lock());
         *self.wakeup.lock() = None;
-        drop(all);
+        drop((all, touched));
     }
 }
 
@@ -508,36 +561,49 @@ fn in_registration_order(lists: &[List]) -> impl Iterator<Item = &Arc<Listener>>
     })
 }
 
-/// Calls one listener if the event is for it. `parsed` caches the Rust view of a raw
+/// Calls one listener if the event is for it (returns whether it did). `parsed` caches the Rust view of a raw
 /// broadcast: a broadcast whose payload does not parse reaches the client-wide listeners as
 /// the `Event::Error` that reports it (and no channel listener), as it always did.
-fn call(l: &Listener, channel: Option<ChannelId>, incoming: &Incoming, parsed: &mut Option<Event>) {
+fn call(
+    l: &Listener,
+    channel: Option<ChannelId>,
+    incoming: &Incoming,
+    parsed: &mut Option<Event>,
+) -> bool {
     match (&l.callback, incoming) {
         (Callback::Event(f), Incoming::Event(e)) => {
-            if l.filter.matches(channel, e) {
+            let wanted = l.filter.matches(channel, e);
+            if wanted {
                 f(e)
             }
+            wanted
         }
         (Callback::Event(f), Incoming::Broadcast(raw)) => {
             if !l.filter.matches_raw(channel, raw) {
-                return;
+                return false;
             }
             let e = parsed.get_or_insert_with(|| incoming.to_event());
-            if matches!(e, Event::Broadcast(_)) || l.filter == Filter::All {
+            let wanted = matches!(e, Event::Broadcast(_)) || l.filter == Filter::All;
+            if wanted {
                 f(e)
             }
+            wanted
         }
         (Callback::Broadcast(f), Incoming::Event(e @ Event::Broadcast(b))) => {
-            if l.filter.matches(channel, e) {
+            let wanted = l.filter.matches(channel, e);
+            if wanted {
                 f(BroadcastRef::Parsed(b))
             }
+            wanted
         }
         (Callback::Broadcast(f), Incoming::Broadcast(raw)) => {
-            if l.filter.matches_raw(channel, raw) {
+            let wanted = l.filter.matches_raw(channel, raw);
+            if wanted {
                 f(BroadcastRef::Raw(raw))
             }
+            wanted
         }
-        (Callback::Broadcast(_), Incoming::Event(_)) => {}
+        (Callback::Broadcast(_), Incoming::Event(_)) => false,
     }
 }
 
@@ -594,6 +660,65 @@ mod tests {
         assert_eq!(seen[1], data(1));
         assert_eq!(seen[2], Event::Lagged { dropped: 3 });
         assert!(matches!(seen[3], Event::Error { .. }));
+    }
+
+    /// A batching listener: its callback collects, its run-end hook records the batch sizes.
+    fn batching(d: &Dispatcher, filter: Filter) -> Arc<Mutex<(usize, Vec<usize>)>> {
+        let state = Arc::new(Mutex::new((0, Vec::new())));
+        let (s1, s2) = (state.clone(), state.clone());
+        d.add_batching_listener(
+            filter,
+            Callback::Event(Arc::new(move |_e: &Event| s1.lock().0 += 1)),
+            Some(Arc::new(move || {
+                let mut s = s2.lock();
+                let n = std::mem::take(&mut s.0);
+                s.1.push(n);
+            })),
+        );
+        state
+    }
+
+    #[test]
+    fn runs_end_after_each_dispatch_and_after_max_run() {
+        let d = Dispatcher::start(DispatchMode::AppPumped, 10_000);
+        let batches = batching(&d, Filter::All);
+        let idle = batching(&d, Filter::Channel(7)); // never matches: never called
+        for i in 0..3 {
+            d.push(None, data(i));
+        }
+        assert_eq!(d.dispatch(100), 3);
+        for i in 0..(MAX_RUN as u64 + 4) {
+            d.push(None, data(i));
+        }
+        assert_eq!(d.dispatch(10_000), MAX_RUN + 4);
+        assert_eq!(batches.lock().1, vec![3, MAX_RUN, 4]);
+        assert!(idle.lock().1.is_empty());
+    }
+
+    #[test]
+    fn a_listener_removed_during_a_run_still_ends_it() {
+        let d = Dispatcher::start(DispatchMode::AppPumped, 100);
+        let batches = batching(&d, Filter::Channel(1));
+        d.push(Some(1), data(1));
+        d.push(Some(1), data(2));
+        d.push_all(&mut vec![Emit::RemoveChannel(1)]); // behind the channel's last events
+        d.push(Some(1), data(3));
+        assert_eq!(d.dispatch(100), 3);
+        assert_eq!(batches.lock().1, vec![2]);
+    }
+
+    #[test]
+    fn thread_mode_ends_runs_by_itself() {
+        let d = Dispatcher::start(DispatchMode::Thread, 100);
+        let batches = batching(&d, Filter::All);
+        d.push(None, data(1));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while batches.lock().1.is_empty() {
+            assert!(Instant::now() < deadline, "no run end");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(batches.lock().1, vec![1]);
+        d.close(None);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 """Benchmark contestant: our client through the Python binding (`supa_realtime`, uniffi).
 
 Usage: supa_py.py <scenario> <url> <key> <name> <n>   (see bench/src/main.rs)
-Callbacks run on the library's dispatch thread; default options (queue of 10,000 events,
-drops read from ``metrics()["dropped_events"]``).
+Callbacks run on the library's dispatch thread and receive realtime's dicts, in batches; default
+options (the binding's queue capacity, drops read from ``metrics()["dropped_events"]``).
 """
 
 import asyncio
@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from supa_realtime import Client
+from supa_realtime import RealtimeClient
 
 
 def result(v):
@@ -24,13 +24,13 @@ def ready():
 
 async def main(scenario, url, key, name, n):
     if scenario == "throughput":
-        client = Client(url, key)
+        client = RealtimeClient(url, key)
         ch = client.channel(name)
         st = {"count": 0, "t0": 0.0, "c0": 0.0, "t1": 0.0, "c1": 0.0}
         done = threading.Event()
 
         def on_broadcast(msg):
-            msg.payload["i"]
+            msg["payload"]["i"]
             st["count"] += 1
             now = time.perf_counter()
             if st["count"] == 1:
@@ -41,7 +41,7 @@ async def main(scenario, url, key, name, n):
                 done.set()
 
         ch.on_broadcast("e", on_broadcast)
-        await ch.subscribe(30)
+        await ch.subscribe(timeout=30)
         deadline = time.monotonic() + 300
         while not done.is_set() and time.monotonic() < deadline:
             await asyncio.to_thread(done.wait, 0.5)
@@ -55,7 +55,7 @@ async def main(scenario, url, key, name, n):
         client.shutdown()
     elif scenario in ("latency", "pg"):
         pg = scenario == "pg"
-        client = Client(url, key)
+        client = RealtimeClient(url, key)
         ch = client.channel("pg" if pg else name)
         lat = []
         done = threading.Event()
@@ -66,18 +66,19 @@ async def main(scenario, url, key, name, n):
                 done.set()
 
         if pg:
-            ch.on_postgres_changes(lambda c: record(int(c.new["t_us"])), event="INSERT", table="bench_rows")
+            ch.on_postgres_changes("INSERT", lambda c: record(int(c["data"]["record"]["t_us"])),
+                                   table="bench_rows")
         else:
-            ch.on_broadcast("e", lambda m: record(m.payload["t"]))
-        await ch.subscribe(30)
+            ch.on_broadcast("e", lambda m: record(m["payload"]["t"]))
+        await ch.subscribe(timeout=30)
         ready()
         await asyncio.to_thread(done.wait, 120)
         result({"lat_us": list(lat)})
         client.shutdown()
     elif scenario == "memory":
-        client = Client(url, key)
+        client = RealtimeClient(url, key)
         chans = [client.channel(f"{name}-{i}") for i in range(n)]
-        await asyncio.gather(*(c.subscribe(30) for c in chans))
+        await asyncio.gather(*(c.subscribe(timeout=30) for c in chans))
         ready()
         await asyncio.to_thread(sys.stdin.read)
         client.shutdown()
@@ -85,9 +86,9 @@ async def main(scenario, url, key, name, n):
         ms = []
         for i in range(n):
             t0 = time.perf_counter()
-            client = Client(url, key)
+            client = RealtimeClient(url, key)
             ch = client.channel(f"{name}-{i}")
-            await ch.subscribe(30)
+            await ch.subscribe(timeout=30)
             ms.append((time.perf_counter() - t0) * 1e3)
             client.shutdown()
         result({"ms": ms})

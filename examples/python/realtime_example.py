@@ -8,6 +8,9 @@ It tracks itself in presence and broadcasts one `message`, so something always a
 With --table it also prints INSERT/UPDATE/DELETE on public.<table> (the server needs a
 database). --once exits once its own broadcast, its presence join and a presence sync came
 back (and, with --table, one change).
+
+The callbacks are written as for the official `realtime` package (supabase-py); they run on
+the client's dispatch thread, so they hand what they see to the event loop.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import argparse
 import asyncio
 import os
 
-from supa_realtime import Broadcast, ChannelStatus, Client, PostgresChange, PresenceJoin, PresenceSync
+from supa_realtime import RealtimeClient
 
 
 async def main() -> None:
@@ -28,41 +31,44 @@ async def main() -> None:
     p.add_argument("--once", action="store_true")
     args = p.parse_args()
 
-    with Client(args.url, args.key) as client:
-        room = client.channel("example", broadcast_self=True, presence_key="python")
-        room.on_presence(lambda e: None)  # presence on
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+
+    def say(kind: str, text: str) -> None:  # from the dispatch thread to the loop
+        loop.call_soon_threadsafe(lines.put_nowait, (kind, text))
+
+    with RealtimeClient(args.url, args.key) as client:
+        room = client.channel("example", {"config": {"broadcast": {"self": True},
+                                                      "presence": {"key": "python"}}})
+        room.on_broadcast("message", lambda m: say("broadcast", f"broadcast {m['event']}: {m['payload']}"))
+        room.on_presence_join(lambda key, current, new: say("presence", f"presence join {key}: {new}"))
+        room.on_presence_sync(lambda: say("sync", "presence sync"))
         if args.table:
-            room.on_postgres_changes(lambda c: None, table=args.table)
-        async with room.events() as events:
-            await room.subscribe(timeout=30)
-            print("subscribed to", room.topic)
-            await room.track({"user": "python"})
-            await room.send("message", {"text": "hello from Python"})
-            want = {"broadcast", "presence", "sync"} | ({"change"} if args.table else set())
-            seen = set()
-            loop = asyncio.get_running_loop()
-            end = loop.time() + args.seconds
-            while loop.time() < end and not (args.once and seen >= want):
-                try:
-                    e = await events.next(end - loop.time())
-                except asyncio.TimeoutError:
-                    break
-                if isinstance(e, Broadcast):
-                    print(f"broadcast {e.event}: {e.payload}")
-                    seen.add("broadcast")
-                elif isinstance(e, PresenceJoin):
-                    print(f"presence join {e.key}: {e.new}")
-                    seen.add("presence")
-                elif isinstance(e, PresenceSync):
-                    print("presence sync")
-                    seen.add("sync")
-                elif isinstance(e, PostgresChange):
-                    print(f"{e.event_type} on {e.schema}.{e.table}: new={e.new} old={e.old}")
-                    seen.add("change")
-                elif isinstance(e, ChannelStatus):
-                    print(f"status {e.status} {e.reason or ''}")
-            if args.once and not seen >= want:
-                raise SystemExit(f"missing events: {sorted(want - seen)}")
+            room.on_postgres_changes(
+                "*",
+                lambda c: say("change", f"{c['data']['type']} on {c['data']['schema']}.{c['data']['table']}:"
+                                        f" record={c['data']['record']} old={c['data']['old_record']}"),
+                table=args.table,
+            )
+
+        await room.subscribe(lambda status, err: say("status", f"status {status.value} {err or ''}"),
+                             timeout=30)
+        print("subscribed to", room.topic)
+        await room.track({"user": "python"})
+        await room.send_broadcast("message", {"text": "hello from Python"})
+
+        want = {"broadcast", "presence", "sync"} | ({"change"} if args.table else set())
+        seen = set()
+        end = loop.time() + args.seconds
+        while loop.time() < end and not (args.once and seen >= want):
+            try:
+                kind, text = await asyncio.wait_for(lines.get(), end - loop.time())
+            except asyncio.TimeoutError:
+                break
+            print(text)
+            seen.add(kind)
+        if args.once and not seen >= want:
+            raise SystemExit(f"missing events: {sorted(want - seen)}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ use std::sync::{Arc, Weak};
 
 use serde_json::{Map, Value};
 
+use super::batch::{batching, EventBatchListener};
 use super::error::{parse_json, RealtimeError};
 use super::listener::{call_foreign, Foreign};
 use super::listener::{
@@ -19,13 +20,25 @@ pub struct RealtimeChannel {
     inner: crate::RealtimeChannel,
     /// For `remove_listener`; weak, as core channels do not keep their client alive.
     client: Weak<crate::client::ClientInner>,
+    /// The core channel's id, for the dispatcher filter of batching listeners (`on_events`).
+    id: Option<crate::event::ChannelId>,
 }
 
 impl RealtimeChannel {
+    /// `inner` was just returned by `client.channel()`, so the client's registry maps its
+    /// topic to it (a live channel is never replaced there).
     pub(crate) fn wrap(client: &crate::RealtimeClient, inner: crate::RealtimeChannel) -> Self {
+        let id = client
+            .inner
+            .channels
+            .lock()
+            .get(inner.topic())
+            .and_then(Weak::upgrade)
+            .map(|shared| shared.id);
         RealtimeChannel {
             inner,
             client: Arc::downgrade(&client.inner),
+            id,
         }
     }
 }
@@ -51,6 +64,37 @@ impl RealtimeChannel {
                 });
             })
             .0
+    }
+
+    /// Every event of this channel, delivered in batches (one call per run of the queue, see
+    /// [`EventBatchListener`]); returns its id. With [`add_postgres_changes`](Self::add_postgres_changes)
+    /// and [`enable_presence`](Self::enable_presence) it is all a binding needs.
+    pub fn on_events(&self, listener: Arc<dyn EventBatchListener>) -> u64 {
+        let (Some(client), Some(id)) = (self.client.upgrade(), self.id) else {
+            return 0;
+        };
+        let (callback, run_end) = batching(listener);
+        let filter = crate::dispatch::Filter::Channel(id);
+        client
+            .dispatcher
+            .add_batching_listener(filter, callback, Some(run_end))
+            .0
+    }
+
+    /// Adds a postgres-changes binding without a listener of its own: its changes reach the
+    /// channel's event listeners, whose `bindings` (`ids` in a batch) hold its index — the
+    /// number of bindings added to this channel before it. Must come before `subscribe()`.
+    pub fn add_postgres_changes(&self, filter: PostgresChangesFilter) -> Result<(), RealtimeError> {
+        let id = self.inner.on_postgres_changes(filter.into(), |_| {})?;
+        self.remove_listener(id.0);
+        Ok(())
+    }
+
+    /// Turns presence on for this channel, as a presence listener does, for bindings that
+    /// receive presence through `on_events`. Must come before `subscribe()`.
+    pub fn enable_presence(&self) {
+        let id = self.inner.on_presence(|_| {});
+        self.remove_listener(id.0);
     }
 
     /// Broadcasts named `event` (case-insensitive), or all of them with `"*"`.

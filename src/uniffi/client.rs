@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::batch::{batching, EventBatchListener};
 use super::channel::RealtimeChannel;
 use super::error::RealtimeError;
 use super::listener::{call_foreign, Foreign};
@@ -88,6 +89,17 @@ impl RealtimeClient {
                     let _ = listener.on_event(e.into());
                 });
             })
+            .0
+    }
+
+    /// Registers a listener for every event of this client, delivered in batches (one call per
+    /// run of the queue, see [`EventBatchListener`]); returns its id.
+    pub fn on_events(&self, listener: Arc<dyn EventBatchListener>) -> u64 {
+        let (callback, run_end) = batching(listener);
+        self.inner
+            .inner
+            .dispatcher
+            .add_batching_listener(crate::dispatch::Filter::All, callback, Some(run_end))
             .0
     }
 

@@ -6,6 +6,8 @@
 //!
 //! * listener traits ([`EventListener`], [`BroadcastListener`], ...) are called on the client's
 //!   dispatch thread (or inside `dispatch()` in app-pumped mode), never on the runtime thread;
+//!   an [`EventBatchListener`] gets the same events in batches, one call per run of the queue
+//!   (the fast path the Python and Kotlin layers use);
 //! * async methods run on the library runtime and complete by waking the foreign executor
 //!   from a small relay thread (`supa-wake`), so foreign code (Python's GIL, the JVM) never runs
 //!   on the runtime thread either. No second runtime is started.
@@ -21,6 +23,7 @@
 //! await room.send_broadcast("hello", rt.Payload.JSON('{"n": 1}'))
 //! ```
 
+mod batch;
 mod channel;
 mod client;
 mod error;
@@ -28,6 +31,7 @@ mod listener;
 mod relay;
 mod types;
 
+pub use batch::EventBatchListener;
 pub use channel::RealtimeChannel;
 pub use client::RealtimeClient;
 pub use error::RealtimeError;

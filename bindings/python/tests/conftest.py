@@ -69,15 +69,15 @@ class LineReader:
                 return line
 
 
-@pytest.fixture(scope="session")
-def server() -> Server:
+def serve(*extra: str) -> Any:
+    """Runs a server (with the extra command-line options) until the generator is closed."""
     binary = os.environ.get("SUPA_REALTIME_SERVER") or str(
         ROOT / "target" / "debug" / "supa-realtime-server"
     )
     if not Path(binary).exists():
         pytest.fail(f"{binary} not found: run `cargo build -p supa-realtime-server`")
     db = os.environ.get("DATABASE_URL") or None
-    args = [binary, "--listen", "127.0.0.1:0"]
+    args = [binary, "--listen", "127.0.0.1:0", *extra]
     if db:
         # A temporary replication slot: test servers leave nothing behind in the database.
         args += ["--database-url", db, "--temporary-slot"]
@@ -97,6 +97,20 @@ def server() -> Server:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server() -> Server:
+    yield from serve()
+
+
+@pytest.fixture(scope="module")
+def roomy_server() -> Server:
+    """A server that queues up to 100,000 frames per socket before it drops the socket as
+    too slow (default 4,096): for bursts into a client whose debug-built network thread,
+    sharing the machine's cores with the sender, may read slower than the sender writes.
+    What such a test is about is the client's own queue, not the server's slow-consumer limit."""
+    yield from serve("--outbound-queue", "100000")
 
 
 def _b64(data: bytes) -> str:
@@ -135,6 +149,34 @@ async def until(pred: Callable[[], bool], what: str, timeout: float = DEADLINE) 
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+class Peer:
+    """The official Python client in a child process (realtime_py_peer.py), on one channel."""
+
+    def __init__(self, server: Server, name: str, command: str, n: int = 0):
+        import sys
+
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("realtime_py_peer.py")),
+             server.url, server.anon_key, name, command, str(n)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.out = LineReader(self.proc)
+
+    def __enter__(self) -> "Peer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def psql(database_url: str, sql: str) -> None:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from supa_realtime import ChannelStatus, Client, PostgresChange, RealtimeError
+from supa_realtime import ChannelStatus, PostgresChange, RealtimeClient, RealtimeError
 
 from conftest import DEADLINE, psql, run, sign_token, unique, user_token
 
@@ -49,11 +49,11 @@ def test_changes_follow_rls_per_user(server, rls_table):
             streams = {}
             seen = {ALICE: [], BOB: []}
             for user in (ALICE, BOB):
-                c = Client(server.url, server.anon_key)
+                c = RealtimeClient(server.url, server.anon_key)
                 clients.append(c)
                 c.set_auth(user_token(user))
                 ch = c.channel(unique("db"))
-                ch.on_postgres_changes(seen[user].append, event="INSERT", table=rls_table)
+                ch.on_postgres_changes("INSERT", seen[user].append, table=rls_table)
                 streams[user] = ch.events()
                 await ch.subscribe(timeout=DEADLINE)  # SUBSCRIBED once changes flow
             psql(
@@ -70,7 +70,9 @@ def test_changes_follow_rls_per_user(server, rls_table):
                     assert c.new["owner"] == user
                     assert "secret" not in c.new  # column privileges apply
                     assert c.errors is None
-                assert [c.new["id"] for c in seen[user]] == ids  # the binding's callback too
+                # The binding's callback got realtime's payload.
+                assert [c["data"]["record"]["id"] for c in seen[user]] == ids
+                assert all(c["data"]["type"] == "INSERT" and c["ids"] == [0] for c in seen[user])
             for s in streams.values():
                 s.close()
         finally:
@@ -82,7 +84,7 @@ def test_changes_follow_rls_per_user(server, rls_table):
 
 def test_set_auth_with_expired_token_is_refused_with_the_servers_reason(server):
     async def main():
-        with Client(server.url, server.anon_key) as c:
+        with RealtimeClient(server.url, server.anon_key) as c:
             expired = sign_token(
                 {"role": "authenticated", "sub": ALICE, "exp": int(time.time()) - 120}
             )
@@ -104,3 +106,46 @@ def test_set_auth_with_expired_token_is_refused_with_the_servers_reason(server):
             await c.channel(unique("auth")).subscribe(timeout=DEADLINE)
 
     run(main())
+
+
+def test_changes_reach_the_binding_they_matched(server):
+    """Two bindings on one channel: each callback gets the changes of its own binding, in
+    realtime's shape (``data.type``, ``data.record``, ``data.old_record``)."""
+    if not server.database_url:
+        pytest.skip("no DATABASE_URL")
+    table = unique("py_items").replace("-", "_")
+    psql(
+        server.database_url,
+        f"""
+        create table {table} (id int primary key, body text);
+        alter table {table} replica identity full;
+        alter publication supabase_realtime add table {table};
+        """,
+    )
+
+    async def main():
+        inserts, second = [], []
+        with RealtimeClient(server.url, server.anon_key) as c:
+            ch = (c.channel(unique("db"))
+                  .on_postgres_changes("INSERT", inserts.append, table=table)
+                  .on_postgres_changes("*", second.append, table=table, schema="public",
+                                       filter="id=eq.2"))
+            async with ch.events() as events:
+                await ch.subscribe(timeout=DEADLINE)
+                psql(server.database_url,
+                     f"insert into {table} values (1, 'one'), (2, 'two');"
+                     f" update {table} set body = 'zwei' where id = 2;")
+                changes = [await next_change(events) for _ in range(3)]
+            assert [(x.event_type, x.new["id"]) for x in changes] == [
+                ("INSERT", 1), ("INSERT", 2), ("UPDATE", 2)]
+            assert [x["data"]["record"]["id"] for x in inserts] == [1, 2]
+            assert [x["data"]["type"] for x in second] == ["INSERT", "UPDATE"]
+            update = second[1]["data"]
+            assert update["record"] == {"id": 2, "body": "zwei"}
+            assert update["old_record"] == {"id": 2, "body": "two"}
+            assert update["table"] == table and update["schema"] == "public"
+
+    try:
+        run(main())
+    finally:
+        psql(server.database_url, f"drop table if exists {table}")

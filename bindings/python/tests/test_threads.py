@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from supa_realtime import Broadcast, ChannelStatus, Client, RealtimeError
+from supa_realtime import Broadcast, ChannelStatus, RealtimeClient, RealtimeError
 
 from conftest import DEADLINE, run, unique
 
@@ -24,17 +24,17 @@ def test_callbacks_run_on_the_dispatch_thread(server):
         names = set()
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
-        with Client(server.url, server.anon_key) as c:
+        with RealtimeClient(server.url, server.anon_key) as c:
             ch = c.channel(unique("room"), broadcast_self=True)
 
-            def on_broadcast(msg: Broadcast) -> None:
+            def on_broadcast(msg) -> None:
                 names.add(native_thread_name())
                 loop.call_soon_threadsafe(done.set)
 
             ch.on_broadcast("*", on_broadcast)
-            ch.on_status(lambda s: names.add(native_thread_name()))
-            await ch.subscribe(timeout=DEADLINE)
-            await ch.send("x", {})
+            await ch.subscribe(lambda status, err: names.add(native_thread_name()),
+                               timeout=DEADLINE)
+            await ch.send_broadcast("x", {})
             await asyncio.wait_for(done.wait(), DEADLINE)
         assert names == {"supa-dispatch"}, names
 
@@ -47,12 +47,13 @@ def test_reentrant_calls_from_a_callback(server):
 
     async def main():
         name = unique("echo")
-        with Client(server.url, server.anon_key) as a, Client(server.url, server.anon_key) as b:
+        with RealtimeClient(server.url, server.anon_key) as a, \
+                RealtimeClient(server.url, server.anon_key) as b:
             echo = a.channel(name)
             later = {}
 
-            def on_ping(msg: Broadcast) -> None:
-                echo.send_nowait("pong", {"n": msg.payload["n"] + 1})
+            def on_ping(msg) -> None:
+                echo.send_broadcast_nowait("pong", {"n": msg["payload"]["n"] + 1})
                 side = a.channel(name + "-side")
                 side.subscribe_nowait()
                 later["side"] = side
@@ -63,7 +64,7 @@ def test_reentrant_calls_from_a_callback(server):
             async with peer.events() as peer_events, echo.events() as echo_events:
                 await echo.subscribe(timeout=DEADLINE)
                 await peer.subscribe(timeout=DEADLINE)
-                await peer.send("ping", {"n": 1})
+                await peer.send_broadcast("ping", {"n": 1})
                 while True:
                     e = await peer_events.next(DEADLINE)
                     if isinstance(e, Broadcast) and e.event == "pong":
@@ -87,7 +88,7 @@ def test_callback_exceptions_are_logged_and_delivery_continues(server, caplog):
     async def main():
         got = asyncio.Event()
         loop = asyncio.get_running_loop()
-        with Client(server.url, server.anon_key) as c:
+        with RealtimeClient(server.url, server.anon_key) as c:
             ch = c.channel(unique("room"), broadcast_self=True)
 
             def boom(msg):
@@ -96,7 +97,7 @@ def test_callback_exceptions_are_logged_and_delivery_continues(server, caplog):
             ch.on_broadcast("*", boom)
             ch.on_broadcast("*", lambda m: loop.call_soon_threadsafe(got.set))
             await ch.subscribe(timeout=DEADLINE)
-            await ch.send("x", {"n": 1})
+            await ch.send_broadcast("x", {"n": 1})
             await asyncio.wait_for(got.wait(), DEADLINE)
         assert any("listener bug" in r.getMessage() or r.exc_info for r in caplog.records)
 
@@ -114,12 +115,12 @@ def test_app_pumped_dispatch(server):
                 wakers.add(native_thread_name())
             loop.call_soon_threadsafe(woken.set)
 
-        with Client(server.url, server.anon_key, app_pumped=True) as c:
+        with RealtimeClient(server.url, server.anon_key, app_pumped=True) as c:
             c.set_wakeup(wake)
             where = []
             ch = c.channel(unique("room"))
-            ch.on_status(lambda s: where.append((s.status, threading.get_ident())))
-            await ch.subscribe(timeout=DEADLINE)
+            await ch.subscribe(lambda status, err: where.append((status, threading.get_ident())),
+                               timeout=DEADLINE)
             while not where:
                 await asyncio.wait_for(woken.wait(), DEADLINE)
                 woken.clear()
@@ -131,7 +132,7 @@ def test_app_pumped_dispatch(server):
 
 def test_shutdown_then_calls_fail_cleanly(server):
     async def main():
-        c = Client(server.url, server.anon_key)
+        c = RealtimeClient(server.url, server.anon_key)
         ch = c.channel(unique("room"))
         await ch.subscribe(timeout=DEADLINE)
         async with c.events() as events:
@@ -139,7 +140,7 @@ def test_shutdown_then_calls_fail_cleanly(server):
             states = [e.state async for e in events if hasattr(e, "state")]
         assert states[-1] == "SHUT_DOWN"
         with pytest.raises(RealtimeError.Shutdown):
-            await ch.send("x", {})
+            await ch.send_broadcast("x", {})
 
     run(main())
 
@@ -157,7 +158,7 @@ def test_token_provider_is_asked_off_the_network_thread(server):
                 threads.append("?")
             return user_token("33333333-3333-3333-3333-333333333333")
 
-        with Client(server.url, server.anon_key, token_provider=provide) as c:
+        with RealtimeClient(server.url, server.anon_key, token_provider=provide) as c:
             await c.channel(unique("tok")).subscribe(timeout=DEADLINE)
         assert threads, "the provider was asked before connecting"
         assert "supa-rt" not in threads and "supa-dispatch" not in threads, threads
@@ -170,7 +171,7 @@ def test_failing_token_provider_is_reported(server):
         def provide():
             raise RuntimeError("refresh failed")
 
-        with Client(server.url, server.anon_key, token_provider=provide) as c:
+        with RealtimeClient(server.url, server.anon_key, token_provider=provide) as c:
             async with c.events() as events:
                 c.connect()
                 while True:
@@ -188,11 +189,11 @@ def test_cancelled_await_leaves_the_client_usable(server):
 
     async def main():
         dead = "http://127.0.0.1:9/realtime/v1"  # discard port: nothing listens
-        with Client(dead, server.anon_key, reconnect_delays=[0.05]) as c:
+        with RealtimeClient(dead, server.anon_key, reconnect_delays=[0.05]) as c:
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(c.connected(), 0.3)
             assert c.connection_state in ("CONNECTING", "DISCONNECTED")
-        with Client(server.url, server.anon_key) as c:
+        with RealtimeClient(server.url, server.anon_key) as c:
             task = asyncio.ensure_future(c.channel(unique("room")).subscribe())
             await asyncio.sleep(0)
             task.cancel()
@@ -205,15 +206,32 @@ def test_cancelled_await_leaves_the_client_usable(server):
 
 def test_shutdown_from_a_callback(server):
     async def main():
-        c = Client(server.url, server.anon_key)
+        c = RealtimeClient(server.url, server.anon_key)
         ch = c.channel(unique("room"), broadcast_self=True)
         ch.on_broadcast("bye", lambda m: c.shutdown())
         async with c.events() as events:
             await ch.subscribe(timeout=DEADLINE)
-            await ch.send("bye", {})
+            await ch.send_broadcast("bye", {})
             last = None
             async for e in events:  # ends on SHUT_DOWN
                 last = e
         assert last.state == "SHUT_DOWN"
 
     run(main())
+
+
+def test_synchronous_use_without_asyncio(server):
+    """No event loop anywhere: callbacks, the nowait methods, and asyncio.run for a blocking
+    call."""
+    subscribed, got = threading.Event(), threading.Event()
+    received = []
+    with RealtimeClient(server.url, server.anon_key) as c:
+        ch = c.channel(unique("sync"), broadcast_self=True)
+        ch.on_broadcast("note", lambda m: (received.append(m["payload"]), got.set()))
+        ch.subscribe_nowait(lambda status, err: status == "SUBSCRIBED" and subscribed.set())
+        assert subscribed.wait(DEADLINE)
+        ch.send_broadcast_nowait("note", {"sync": True})
+        assert got.wait(DEADLINE)
+        assert received == [{"sync": True}]
+        asyncio.run(ch.unsubscribe())  # any coroutine method, from synchronous code
+        assert ch.state == "CLOSED"

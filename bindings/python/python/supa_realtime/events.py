@@ -1,18 +1,17 @@
-"""Events as plain Python objects: JSON payloads become dicts/lists, statuses become strings.
+"""Typed events, as ``events()`` streams and ``on_event`` callbacks receive them.
 
-Every event carries the channel ``topic`` (``realtime:<name>``) where one applies.
+Every event carries the channel ``topic`` (``realtime:<name>``) where one applies. They are
+built from the batches the library delivers (see ``src/uniffi/batch.rs`` for the format).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from ._native import supa_realtime as _ffi
-
-Json = Any
-"""A decoded JSON value (dict, list, str, int, float, bool or None)."""
+from .types import Json, RealtimeSubscribeStates
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,8 @@ class Heartbeat:
 
 @dataclass(frozen=True)
 class ChannelStatus:
-    """A subscribe status: ``SUBSCRIBED``, ``TIMED_OUT``, ``CLOSED`` or ``CHANNEL_ERROR``.
+    """A subscribe status: ``SUBSCRIBED``, ``TIMED_OUT``, ``CLOSED`` or ``CHANNEL_ERROR``
+    (a :class:`RealtimeSubscribeStates`, which compares equal to those strings).
 
     ``reason`` is the server's text unchanged; ``error_kind`` is ``RECOVERABLE`` (the client
     retries) or ``TERMINAL``. ``token_rejected``: the access token was refused for good; call
@@ -41,7 +41,7 @@ class ChannelStatus:
     """
 
     topic: str
-    status: str
+    status: RealtimeSubscribeStates
     reason: Optional[str] = None
     error_kind: Optional[str] = None
     token_rejected: bool = False
@@ -149,88 +149,75 @@ Event = Union[
 ]
 
 
-def _name(e: Any) -> str:
-    return e.name
-
-
-def payload_from_ffi(p: Any) -> Union[Json, bytes]:
-    if p.is_binary():
-        return bytes(p.data)
-    return json.loads(p.json)
-
-
 def payload_to_ffi(payload: Union[Json, bytes, bytearray, memoryview]) -> Any:
     if isinstance(payload, (bytes, bytearray, memoryview)):
         return _ffi.Payload.BINARY(bytes(payload))
     return _ffi.Payload.JSON(json.dumps(payload))
 
 
-def broadcast_from_ffi(m: Any) -> Broadcast:
-    return Broadcast(
-        topic=m.topic,
-        event=m.event,
-        payload=payload_from_ffi(m.payload),
-        meta=json.loads(m.meta_json) if m.meta_json is not None else None,
-    )
+def _broadcast(d: Dict[str, Any]) -> Broadcast:
+    return Broadcast(d["topic"], d["event"], d["payload"], d.get("meta"))
 
 
-def presence_from_ffi(p: Any) -> PresenceEvent:
-    if p.is_sync():
-        return PresenceSync(topic=p.topic)
-    if p.is_join():
-        return PresenceJoin(
-            topic=p.topic,
-            key=p.key,
-            current=json.loads(p.current_json),
-            new=json.loads(p.new_json),
-        )
-    return PresenceLeave(
-        topic=p.topic,
-        key=p.key,
-        current=json.loads(p.current_json),
-        left=json.loads(p.left_json),
-    )
-
-
-def change_from_ffi(c: Any) -> PostgresChange:
+def _change(d: Dict[str, Any]) -> PostgresChange:
+    c = d["data"]
     return PostgresChange(
-        topic=c.topic,
-        schema=c.schema,
-        table=c.table,
-        commit_timestamp=c.commit_timestamp,
-        event_type=c.event_type,
-        new=json.loads(c.new_json),
-        old=json.loads(c.old_json),
-        errors=json.loads(c.errors_json),
-        columns=json.loads(c.columns_json),
-        bindings=list(c.bindings),
+        topic=d["topic"],
+        schema=c["schema"],
+        table=c["table"],
+        commit_timestamp=c["commit_timestamp"],
+        event_type=c["type"],
+        new=c["record"],
+        old=c["old_record"],
+        errors=c["errors"],
+        columns=c["columns"],
+        bindings=d["ids"],
     )
 
 
-def event_from_ffi(e: Any) -> Event:
-    """Converts a generated ``RealtimeEvent`` into one of the dataclasses above."""
-    if e.is_broadcast():
-        return broadcast_from_ffi(e.message)
-    if e.is_presence():
-        return presence_from_ffi(e.event)
-    if e.is_postgres_change():
-        return change_from_ffi(e.change)
-    if e.is_channel_status():
-        return ChannelStatus(
-            topic=e.topic,
-            status=_name(e.status),
-            reason=e.reason,
-            error_kind=_name(e.error_kind) if e.error_kind is not None else None,
-            token_rejected=e.token_rejected,
-        )
-    if e.is_connection_status():
-        return ConnectionStatus(state=_name(e.state), reason=e.reason)
-    if e.is_heartbeat():
-        return Heartbeat(status=_name(e.status), rtt_ms=e.rtt_ms)
-    if e.is_system():
-        return System(topic=e.topic, payload=json.loads(e.payload_json))
-    if e.is_resumed():
-        return Resumed(topic=e.topic, gap_ms=e.gap_ms)
-    if e.is_lagged():
-        return Lagged(dropped=e.dropped)
-    return ClientError(message=e.message)
+def _presence(d: Dict[str, Any]) -> Event:
+    kind = d["event"]
+    if kind == "join":
+        return PresenceJoin(d["topic"], d["key"], d["current_presences"], d["new_presences"])
+    if kind == "leave":
+        return PresenceLeave(d["topic"], d["key"], d["current_presences"], d["left_presences"])
+    return PresenceSync(d["topic"])
+
+
+def _status(d: Dict[str, Any]) -> ChannelStatus:
+    return ChannelStatus(
+        topic=d["topic"],
+        status=RealtimeSubscribeStates(d["status"]),
+        reason=d["reason"],
+        error_kind=d["error_kind"],
+        token_rejected=d["token_rejected"],
+    )
+
+
+_DECODERS: Dict[str, Callable[[Dict[str, Any]], Event]] = {
+    "broadcast": _broadcast,
+    "postgres_changes": _change,
+    "presence": _presence,
+    "status": _status,
+    "connection": lambda d: ConnectionStatus(d["state"], d["reason"]),
+    "heartbeat": lambda d: Heartbeat(d["status"], d["rtt_ms"]),
+    "system": lambda d: System(d["topic"], d["payload"]),
+    "resumed": lambda d: Resumed(d["topic"], d["gap_ms"]),
+    "lagged": lambda d: Lagged(d["dropped"]),
+    "error": lambda d: ClientError(d["message"]),
+}
+
+
+def event_from_dict(d: Dict[str, Any]) -> Event:
+    """The typed event for one element of a delivered batch."""
+    return _DECODERS[d["type"]](d)
+
+
+def decode_batch(events_json: str, binaries: List[bytes]) -> List[Dict[str, Any]]:
+    """One delivered batch as dicts (binary broadcast payloads put in place)."""
+    events: List[Dict[str, Any]] = json.loads(events_json)
+    if binaries:
+        for d in events:
+            if "binary" in d:
+                d["payload"] = binaries[d.pop("binary")]
+    return events

@@ -829,6 +829,226 @@ public func FfiConverterTypeBroadcastListener_lower(_ value: BroadcastListener) 
 
 
 /**
+ * Receives events in batches: every event delivered in one run of the dispatcher, in order,
+ * as one JSON array (format in the module docs). Called on the dispatch thread (or inside
+ * `dispatch()`), like the per-event listeners.
+ */
+public protocol EventBatchListener: AnyObject, Sendable {
+    
+    /**
+     * `events_json` is a JSON array of events; `binaries` holds the payloads of binary
+     * broadcasts, which refer to them by index (`"binary": 0`).
+     */
+    func onEvents(eventsJson: String, binaries: [Data]) throws 
+    
+}
+/**
+ * Receives events in batches: every event delivered in one run of the dispatcher, in order,
+ * as one JSON array (format in the module docs). Called on the dispatch thread (or inside
+ * `dispatch()`), like the per-event listeners.
+ */
+open class EventBatchListenerImpl: EventBatchListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_supa_realtime_fn_clone_eventbatchlistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_supa_realtime_fn_free_eventbatchlistener(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * `events_json` is a JSON array of events; `binaries` holds the payloads of binary
+     * broadcasts, which refer to them by index (`"binary": 0`).
+     */
+open func onEvents(eventsJson: String, binaries: [Data])throws   {try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
+        uniffiCallStatus in
+    uniffi_supa_realtime_fn_method_eventbatchlistener_on_events(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(eventsJson),
+        FfiConverterSequenceData.lower(binaries),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceEventBatchListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceEventBatchListener = UniffiVTableCallbackInterfaceEventBatchListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeEventBatchListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface EventBatchListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeEventBatchListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface EventBatchListener: handle missing in uniffiClone")
+            }
+        },
+        onEvents: { (
+            uniffiHandle: UInt64,
+            eventsJson: RustBuffer,
+            binaries: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeEventBatchListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onEvents(
+                     eventsJson: try FfiConverterString.lift(eventsJson),
+                     binaries: try FfiConverterSequenceData.lift(binaries)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeRealtimeError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceEventBatchListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceEventBatchListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitEventBatchListener() {
+    uniffi_supa_realtime_fn_init_callback_vtable_eventbatchlistener(UniffiCallbackInterfaceEventBatchListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEventBatchListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<EventBatchListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = EventBatchListener
+
+    public static func lift(_ handle: UInt64) throws -> EventBatchListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return EventBatchListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: EventBatchListener) -> UInt64 {
+         if let rustImpl = value as? EventBatchListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EventBatchListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: EventBatchListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEventBatchListener_lift(_ handle: UInt64) throws -> EventBatchListener {
+    return try FfiConverterTypeEventBatchListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEventBatchListener_lower(_ value: EventBatchListener) -> UInt64 {
+    return FfiConverterTypeEventBatchListener.lower(value)
+}
+
+
+
+
+
+
+/**
  * Receives every event of a client, or of one channel.
  */
 public protocol EventListener: AnyObject, Sendable {
@@ -1450,6 +1670,19 @@ public func FfiConverterTypePresenceListener_lower(_ value: PresenceListener) ->
 public protocol RealtimeChannelProtocol: AnyObject, Sendable {
     
     /**
+     * Adds a postgres-changes binding without a listener of its own: its changes reach the
+     * channel's event listeners, whose `bindings` (`ids` in a batch) hold its index — the
+     * number of bindings added to this channel before it. Must come before `subscribe()`.
+     */
+    func addPostgresChanges(filter: PostgresChangesFilter) throws 
+    
+    /**
+     * Turns presence on for this channel, as a presence listener does, for bindings that
+     * receive presence through `on_events`. Must come before `subscribe()`.
+     */
+    func enablePresence() 
+    
+    /**
      * Broadcasts over REST (works without joining).
      */
     func httpSend(event: String, payload: Payload) async throws 
@@ -1463,6 +1696,13 @@ public protocol RealtimeChannelProtocol: AnyObject, Sendable {
      * Every event of this channel (statuses, broadcasts, presence, changes, system).
      */
     func onEvent(listener: EventListener)  -> UInt64
+    
+    /**
+     * Every event of this channel, delivered in batches (one call per run of the queue, see
+     * [`EventBatchListener`]); returns its id. With [`add_postgres_changes`](Self::add_postgres_changes)
+     * and [`enable_presence`](Self::enable_presence) it is all a binding needs.
+     */
+    func onEvents(listener: EventBatchListener)  -> UInt64
     
     /**
      * Adds a postgres-changes binding; must come before `subscribe()`.
@@ -1597,6 +1837,32 @@ open class RealtimeChannel: RealtimeChannelProtocol, @unchecked Sendable {
 
     
     /**
+     * Adds a postgres-changes binding without a listener of its own: its changes reach the
+     * channel's event listeners, whose `bindings` (`ids` in a batch) hold its index — the
+     * number of bindings added to this channel before it. Must come before `subscribe()`.
+     */
+open func addPostgresChanges(filter: PostgresChangesFilter)throws   {try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
+        uniffiCallStatus in
+    uniffi_supa_realtime_fn_method_realtimechannel_add_postgres_changes(
+            self.uniffiCloneHandle(),
+        FfiConverterTypePostgresChangesFilter_lower(filter),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Turns presence on for this channel, as a presence listener does, for bindings that
+     * receive presence through `on_events`. Must come before `subscribe()`.
+     */
+open func enablePresence()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_supa_realtime_fn_method_realtimechannel_enable_presence(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * Broadcasts over REST (works without joining).
      */
 open func httpSend(event: String, payload: Payload)async throws   {
@@ -1638,6 +1904,21 @@ open func onEvent(listener: EventListener) -> UInt64  {
     uniffi_supa_realtime_fn_method_realtimechannel_on_event(
             self.uniffiCloneHandle(),
         FfiConverterTypeEventListener_lower(listener),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Every event of this channel, delivered in batches (one call per run of the queue, see
+     * [`EventBatchListener`]); returns its id. With [`add_postgres_changes`](Self::add_postgres_changes)
+     * and [`enable_presence`](Self::enable_presence) it is all a binding needs.
+     */
+open func onEvents(listener: EventBatchListener) -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_supa_realtime_fn_method_realtimechannel_on_events(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeEventBatchListener_lower(listener),uniffiCallStatus
     )
 })
 }
@@ -1965,6 +2246,12 @@ public protocol RealtimeClientProtocol: AnyObject, Sendable {
     func onEvent(listener: EventListener)  -> UInt64
     
     /**
+     * Registers a listener for every event of this client, delivered in batches (one call per
+     * run of the queue, see [`EventBatchListener`]); returns its id.
+     */
+    func onEvents(listener: EventBatchListener)  -> UInt64
+    
+    /**
      * Removes a listener registered on this client or any of its channels.
      */
     func removeListener(id: UInt64) 
@@ -2191,6 +2478,20 @@ open func onEvent(listener: EventListener) -> UInt64  {
     uniffi_supa_realtime_fn_method_realtimeclient_on_event(
             self.uniffiCloneHandle(),
         FfiConverterTypeEventListener_lower(listener),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Registers a listener for every event of this client, delivered in batches (one call per
+     * run of the queue, see [`EventBatchListener`]); returns its id.
+     */
+open func onEvents(listener: EventBatchListener) -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_supa_realtime_fn_method_realtimeclient_on_events(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeEventBatchListener_lower(listener),uniffiCallStatus
     )
 })
 }
@@ -5131,6 +5432,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
+    typealias SwiftType = [Data]
+
+    public static func write(_ value: [Data], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterData.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Data] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Data]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterData.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeChannelStateEntry: FfiConverterRustBuffer {
     typealias SwiftType = [ChannelStateEntry]
 
@@ -5285,6 +5611,15 @@ private let initializationResult: InitializationResult = {
     if (uniffi_supa_realtime_checksum_func_stop_callbacks() != 61756) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_supa_realtime_checksum_method_eventbatchlistener_on_events() != 45412) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_supa_realtime_checksum_method_realtimechannel_add_postgres_changes() != 52346) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_supa_realtime_checksum_method_realtimechannel_enable_presence() != 3265) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_supa_realtime_checksum_method_realtimechannel_http_send() != 36831) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5292,6 +5627,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimechannel_on_event() != 12664) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_supa_realtime_checksum_method_realtimechannel_on_events() != 187) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimechannel_on_postgres_changes() != 34805) {
@@ -5375,6 +5713,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_supa_realtime_checksum_method_realtimeclient_on_event() != 26632) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_on_events() != 38220) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_supa_realtime_checksum_method_realtimeclient_remove_listener() != 46305) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5413,6 +5754,7 @@ private let initializationResult: InitializationResult = {
     }
 
     uniffiCallbackInitBroadcastListener()
+    uniffiCallbackInitEventBatchListener()
     uniffiCallbackInitEventListener()
     uniffiCallbackInitPostgresChangeListener()
     uniffiCallbackInitPresenceListener()

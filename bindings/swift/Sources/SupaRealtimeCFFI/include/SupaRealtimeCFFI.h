@@ -243,6 +243,13 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_EVENT_BATCH_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_EVENT_BATCH_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceEventBatchListenerMethod0)(uint64_t, RustBuffer, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_BROADCAST_LISTENER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_BROADCAST_LISTENER_METHOD0
 typedef void (*UniffiCallbackInterfaceBroadcastListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
@@ -290,6 +297,15 @@ typedef void (*UniffiCallbackInterfaceTokenProviderMethod0)(uint64_t, RustBuffer
 typedef void (*UniffiCallbackInterfaceWakeupListenerMethod0)(uint64_t, void* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_BATCH_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_BATCH_LISTENER
+typedef struct UniffiVTableCallbackInterfaceEventBatchListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceEventBatchListenerMethod0 _Nonnull onEvents;
+} UniffiVTableCallbackInterfaceEventBatchListener;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_BROADCAST_LISTENER
@@ -355,6 +371,26 @@ typedef struct UniffiVTableCallbackInterfaceWakeupListener {
 } UniffiVTableCallbackInterfaceWakeupListener;
 
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_CLONE_EVENTBATCHLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_CLONE_EVENTBATCHLISTENER
+uint64_t uniffi_supa_realtime_fn_clone_eventbatchlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_FREE_EVENTBATCHLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_FREE_EVENTBATCHLISTENER
+void uniffi_supa_realtime_fn_free_eventbatchlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_INIT_CALLBACK_VTABLE_EVENTBATCHLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_INIT_CALLBACK_VTABLE_EVENTBATCHLISTENER
+void uniffi_supa_realtime_fn_init_callback_vtable_eventbatchlistener(const UniffiVTableCallbackInterfaceEventBatchListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_EVENTBATCHLISTENER_ON_EVENTS
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_EVENTBATCHLISTENER_ON_EVENTS
+void uniffi_supa_realtime_fn_method_eventbatchlistener_on_events(uint64_t ptr, RustBuffer events_json, RustBuffer binaries, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_CLONE_REALTIMECHANNEL
 #define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_CLONE_REALTIMECHANNEL
 uint64_t uniffi_supa_realtime_fn_clone_realtimechannel(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -363,6 +399,16 @@ uint64_t uniffi_supa_realtime_fn_clone_realtimechannel(uint64_t handle, RustCall
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_FREE_REALTIMECHANNEL
 #define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_FREE_REALTIMECHANNEL
 void uniffi_supa_realtime_fn_free_realtimechannel(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECHANNEL_ADD_POSTGRES_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECHANNEL_ADD_POSTGRES_CHANGES
+void uniffi_supa_realtime_fn_method_realtimechannel_add_postgres_changes(uint64_t ptr, RustBuffer filter, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECHANNEL_ENABLE_PRESENCE
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECHANNEL_ENABLE_PRESENCE
+void uniffi_supa_realtime_fn_method_realtimechannel_enable_presence(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECHANNEL_HTTP_SEND
@@ -378,6 +424,11 @@ uint64_t uniffi_supa_realtime_fn_method_realtimechannel_on_broadcast(uint64_t pt
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECHANNEL_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECHANNEL_ON_EVENT
 uint64_t uniffi_supa_realtime_fn_method_realtimechannel_on_event(uint64_t ptr, uint64_t listener, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECHANNEL_ON_EVENTS
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECHANNEL_ON_EVENTS
+uint64_t uniffi_supa_realtime_fn_method_realtimechannel_on_events(uint64_t ptr, uint64_t listener, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECHANNEL_ON_POSTGRES_CHANGES
@@ -528,6 +579,11 @@ void uniffi_supa_realtime_fn_method_realtimeclient_network_changed(uint64_t ptr,
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_ON_EVENT
 uint64_t uniffi_supa_realtime_fn_method_realtimeclient_on_event(uint64_t ptr, uint64_t listener, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_ON_EVENTS
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_ON_EVENTS
+uint64_t uniffi_supa_realtime_fn_method_realtimeclient_on_events(uint64_t ptr, uint64_t listener, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_REMOVE_LISTENER
@@ -961,6 +1017,24 @@ uint16_t uniffi_supa_realtime_checksum_func_stop_callbacks(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_EVENTBATCHLISTENER_ON_EVENTS
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_EVENTBATCHLISTENER_ON_EVENTS
+uint16_t uniffi_supa_realtime_checksum_method_eventbatchlistener_on_events(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECHANNEL_ADD_POSTGRES_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECHANNEL_ADD_POSTGRES_CHANGES
+uint16_t uniffi_supa_realtime_checksum_method_realtimechannel_add_postgres_changes(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECHANNEL_ENABLE_PRESENCE
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECHANNEL_ENABLE_PRESENCE
+uint16_t uniffi_supa_realtime_checksum_method_realtimechannel_enable_presence(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECHANNEL_HTTP_SEND
 #define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECHANNEL_HTTP_SEND
 uint16_t uniffi_supa_realtime_checksum_method_realtimechannel_http_send(void
@@ -976,6 +1050,12 @@ uint16_t uniffi_supa_realtime_checksum_method_realtimechannel_on_broadcast(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECHANNEL_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECHANNEL_ON_EVENT
 uint16_t uniffi_supa_realtime_checksum_method_realtimechannel_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECHANNEL_ON_EVENTS
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECHANNEL_ON_EVENTS
+uint16_t uniffi_supa_realtime_checksum_method_realtimechannel_on_events(void
     
 );
 #endif
@@ -1138,6 +1218,12 @@ uint16_t uniffi_supa_realtime_checksum_method_realtimeclient_network_changed(voi
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECLIENT_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECLIENT_ON_EVENT
 uint16_t uniffi_supa_realtime_checksum_method_realtimeclient_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECLIENT_ON_EVENTS
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECLIENT_ON_EVENTS
+uint16_t uniffi_supa_realtime_checksum_method_realtimeclient_on_events(void
     
 );
 #endif

@@ -4,6 +4,7 @@ import com.sun.jna.Callback
 import com.sun.jna.CallbackThreadInitializer
 import com.sun.jna.Native
 import io.supabase.realtime.ffi.uniffiCallbackInterfaceBroadcastListener
+import io.supabase.realtime.ffi.uniffiCallbackInterfaceEventBatchListener
 import io.supabase.realtime.ffi.uniffiCallbackInterfaceEventListener
 import io.supabase.realtime.ffi.uniffiCallbackInterfacePostgresChangeListener
 import io.supabase.realtime.ffi.uniffiCallbackInterfacePresenceListener
@@ -23,6 +24,9 @@ internal object CallbackThreads {
 
     init {
         val callbacks: List<Callback> = listOf(
+            uniffiCallbackInterfaceEventBatchListener.onEvents,
+            uniffiCallbackInterfaceEventBatchListener.uniffiFree,
+            uniffiCallbackInterfaceEventBatchListener.uniffiClone,
             uniffiCallbackInterfaceEventListener.onEvent,
             uniffiCallbackInterfaceEventListener.uniffiFree,
             uniffiCallbackInterfaceEventListener.uniffiClone,

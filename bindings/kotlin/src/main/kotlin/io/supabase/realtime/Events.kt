@@ -1,20 +1,20 @@
 package io.supabase.realtime
 
 import kotlinx.serialization.json.Json
+import kotlinx.serialization.json.JsonArray
 import kotlinx.serialization.json.JsonElement
 import kotlinx.serialization.json.JsonObject
+import kotlinx.serialization.json.booleanOrNull
 import kotlinx.serialization.json.contentOrNull
 import kotlinx.serialization.json.decodeFromJsonElement
+import kotlinx.serialization.json.doubleOrNull
+import kotlinx.serialization.json.int
 import kotlinx.serialization.json.jsonArray
 import kotlinx.serialization.json.jsonObject
 import kotlinx.serialization.json.jsonPrimitive
+import kotlinx.serialization.json.long
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.milliseconds
-import io.supabase.realtime.ffi.BroadcastMessage as FfiBroadcast
-import io.supabase.realtime.ffi.Payload as FfiPayload
-import io.supabase.realtime.ffi.PostgresChangePayload as FfiChange
-import io.supabase.realtime.ffi.PresenceEvent as FfiPresence
-import io.supabase.realtime.ffi.RealtimeEvent as FfiEvent
 
 /**
  * Everything a client reports ([RealtimeClient.events], [RealtimeChannel.events]), in order.
@@ -63,23 +63,23 @@ sealed interface RealtimeEvent {
 class BroadcastMessage internal constructor(
     override val topic: String,
     val event: String,
-    /** The payload's JSON text; null for a binary broadcast. */
-    val json: String?,
+    /** The JSON payload; null for a binary broadcast. */
+    val payload: JsonElement?,
     val binary: ByteArray?,
-    private val metaJson: String?,
+    /** `meta` (e.g. `{"id": ...}` for database-originated messages), when present. */
+    val meta: JsonObject?,
     @PublishedApi internal val serializer: Json,
 ) : RealtimeEvent {
-    val payload: JsonElement? by lazy { json?.let(Json::parseToJsonElement) }
-
-    /** `meta` (e.g. `{"id": ...}` for database-originated messages), when present. */
-    val meta: JsonObject? by lazy { metaJson?.let { Json.parseToJsonElement(it).jsonObject } }
+    /** The payload's JSON text; null for a binary broadcast. */
+    val json: String? by lazy { payload?.toString() }
 
     /** The JSON payload decoded as [T] with the client's serializer; throws for a binary one. */
-    inline fun <reified T> decodeAs(): T =
-        serializer.decodeFromString(json ?: throw IllegalStateException("binary broadcast '$event' has no JSON payload"))
+    inline fun <reified T> decodeAs(): T = serializer.decodeFromJsonElement(
+        payload ?: throw IllegalStateException("binary broadcast '$event' has no JSON payload"),
+    )
 
     override fun toString() =
-        "BroadcastMessage(topic=$topic, event=$event, " + (json?.let { "payload=$it" } ?: "binary=${binary?.size} bytes") + ")"
+        "BroadcastMessage(topic=$topic, event=$event, " + (payload?.let { "payload=$it" } ?: "binary=${binary?.size} bytes") + ")"
 }
 
 /** A column of a changed row. */
@@ -107,40 +107,43 @@ inline fun <reified T> HasOldRecord.decodeOldRecordOrNull(): T? = runCatching { 
  * type itself in [RealtimeChannel.postgresChangeFlow] for all three. Values are converted by
  * column type, as realtime-js does.
  */
-sealed class PostgresAction private constructor(private val change: FfiChange, val serializer: Json) : RealtimeEvent {
-    override val topic: String get() = change.topic
-    val schema: String get() = change.schema
-    val table: String get() = change.table
+sealed class PostgresAction private constructor(
+    override val topic: String,
+    /** The change's `data` object of a delivered batch (see src/uniffi/batch.rs). */
+    private val data: JsonObject,
+    val serializer: Json,
+) : RealtimeEvent {
+    val schema: String get() = data.string("schema")
+    val table: String get() = data.string("table")
 
     /** ISO 8601 commit time, as the server sends it. */
-    val commitTimestamp: String get() = change.commitTimestamp
+    val commitTimestamp: String get() = data.string("commit_timestamp")
     val columns: List<Column> by lazy {
-        Json.parseToJsonElement(change.columnsJson).jsonArray.map {
+        (data["columns"] as? JsonArray ?: JsonArray(emptyList())).map {
             val o = it.jsonObject
-            Column(o["name"]!!.jsonPrimitive.content, o["type"]!!.jsonPrimitive.content)
+            Column(o.string("name"), o.string("type"))
         }
     }
 
     /** Errors the server reported for this change (e.g. `Error 413: Payload Too Large`), if any. */
     val errors: List<String> by lazy {
-        (Json.parseToJsonElement(change.errorsJson) as? kotlinx.serialization.json.JsonArray)
-            ?.mapNotNull { it.jsonPrimitive.contentOrNull } ?: emptyList()
+        (data["errors"] as? JsonArray)?.mapNotNull { it.jsonPrimitive.contentOrNull } ?: emptyList()
     }
-    protected val newRow: JsonObject by lazy { Json.parseToJsonElement(change.newJson).jsonObject }
-    protected val oldRow: JsonObject by lazy { Json.parseToJsonElement(change.oldJson).jsonObject }
+    protected val newRow: JsonObject get() = data["record"] as? JsonObject ?: JsonObject(emptyMap())
+    protected val oldRow: JsonObject get() = data["old_record"] as? JsonObject ?: JsonObject(emptyMap())
 
-    class Insert internal constructor(c: FfiChange, s: Json) : PostgresAction(c, s), HasRecord {
+    class Insert internal constructor(t: String, d: JsonObject, s: Json) : PostgresAction(t, d, s), HasRecord {
         override val record get() = newRow
         override fun toString() = "Insert($schema.$table, record=$record)"
     }
 
-    class Update internal constructor(c: FfiChange, s: Json) : PostgresAction(c, s), HasRecord, HasOldRecord {
+    class Update internal constructor(t: String, d: JsonObject, s: Json) : PostgresAction(t, d, s), HasRecord, HasOldRecord {
         override val record get() = newRow
         override val oldRecord get() = oldRow
         override fun toString() = "Update($schema.$table, record=$record, oldRecord=$oldRecord)"
     }
 
-    class Delete internal constructor(c: FfiChange, s: Json) : PostgresAction(c, s), HasOldRecord {
+    class Delete internal constructor(t: String, d: JsonObject, s: Json) : PostgresAction(t, d, s), HasOldRecord {
         override val oldRecord get() = oldRow
         override fun toString() = "Delete($schema.$table, oldRecord=$oldRecord)"
     }
@@ -172,39 +175,92 @@ internal inline fun <reified T> PresenceAction.decodeStates(m: Map<String, List<
         else serializer.decodeFromJsonElement<T>(it.state)
     }
 
-internal fun presences(json: String): List<Presence> = Json.parseToJsonElement(json).jsonArray.map {
+internal fun presences(metas: JsonElement?): List<Presence> = (metas as? JsonArray ?: JsonArray(emptyList())).map {
     val meta = it.jsonObject
     Presence(meta["presence_ref"]?.jsonPrimitive?.content ?: "", JsonObject(meta - "presence_ref"))
 }
 
-internal fun FfiBroadcast.toPublic(json: Json) = when (val p = payload) {
-    is FfiPayload.Json -> BroadcastMessage(topic, event, p.json, null, metaJson, json)
-    is FfiPayload.Binary -> BroadcastMessage(topic, event, null, p.data, metaJson, json)
+private fun JsonObject.string(key: String): String = this[key]?.jsonPrimitive?.contentOrNull ?: ""
+
+private fun JsonObject.stringOrNull(key: String): String? = this[key]?.jsonPrimitive?.contentOrNull
+
+/**
+ * Receives the library's batches (one JNA upcall per batch, not per event) and hands them on
+ * decoded; a failure is logged with [what] and does not stop delivery. With [onlyIf], batches
+ * whose text lacks it are skipped undecoded (a cheap pre-filter, e.g. `"type":"connection"`).
+ */
+internal class BatchListener(
+    private val json: Json,
+    private val what: String,
+    private val onlyIf: String? = null,
+    private val onBatch: (List<Pair<JsonObject, RealtimeEvent>>) -> Unit,
+) : io.supabase.realtime.ffi.EventBatchListener {
+    override fun onEvents(eventsJson: String, binaries: List<ByteArray>) {
+        if (onlyIf != null && !eventsJson.contains(onlyIf)) return
+        try {
+            onBatch(decodeBatch(eventsJson, binaries, json))
+        } catch (e: Throwable) {
+            log.log(java.util.logging.Level.WARNING, what, e)
+        }
+    }
 }
 
-internal fun FfiChange.toPublic(json: Json): PostgresAction = when (eventType) {
-    "INSERT" -> PostgresAction.Insert(this, json)
-    "UPDATE" -> PostgresAction.Update(this, json)
-    else -> PostgresAction.Delete(this, json)
-}
+/**
+ * The events of one delivered batch (a JSON array, format in src/uniffi/batch.rs), with binary
+ * broadcast payloads taken from [binaries]. Each element also comes back as raw JSON (its
+ * `ids` say which postgres bindings matched).
+ */
+internal fun decodeBatch(eventsJson: String, binaries: List<ByteArray>, json: Json): List<Pair<JsonObject, RealtimeEvent>> =
+    Json.parseToJsonElement(eventsJson).jsonArray.map {
+        val o = it.jsonObject
+        o to o.toPublic(binaries, json)
+    }
 
-/** Join/leave as a [RealtimeEvent.PresenceChange]; sync as [RealtimeEvent.PresenceSync]. */
-internal fun FfiPresence.toPublic(json: Json): RealtimeEvent = when (this) {
-    is FfiPresence.Sync -> RealtimeEvent.PresenceSync(topic)
-    is FfiPresence.Join -> RealtimeEvent.PresenceChange(topic, PresenceAction(mapOf(key to presences(newJson)), emptyMap(), json))
-    is FfiPresence.Leave -> RealtimeEvent.PresenceChange(topic, PresenceAction(emptyMap(), mapOf(key to presences(leftJson)), json))
-}
-
-internal fun FfiEvent.toPublic(json: Json): RealtimeEvent = when (this) {
-    is FfiEvent.ConnectionStatus -> RealtimeEvent.ConnectionChange(state.toPublic(), reason)
-    is FfiEvent.Heartbeat -> RealtimeEvent.Heartbeat(status.toPublic(), rttMs?.let(::msDuration))
-    is FfiEvent.ChannelStatus ->
-        RealtimeEvent.SubscribeStatusChange(topic, status.toPublic(), reason, errorKind?.toPublic(), tokenRejected)
-    is FfiEvent.Broadcast -> message.toPublic(json)
-    is FfiEvent.Presence -> event.toPublic(json)
-    is FfiEvent.PostgresChange -> change.toPublic(json)
-    is FfiEvent.System -> RealtimeEvent.System(topic, Json.parseToJsonElement(payloadJson).jsonObject)
-    is FfiEvent.Resumed -> RealtimeEvent.Resumed(topic, gapMs.toLong().milliseconds)
-    is FfiEvent.Lagged -> RealtimeEvent.Lagged(dropped.toLong())
-    is FfiEvent.ClientError -> RealtimeEvent.ClientError(message)
+private fun JsonObject.toPublic(binaries: List<ByteArray>, json: Json): RealtimeEvent {
+    val topic = string("topic")
+    return when (string("type")) {
+        "broadcast" -> BroadcastMessage(
+            topic,
+            string("event"),
+            this["payload"],
+            this["binary"]?.jsonPrimitive?.int?.let(binaries::get),
+            this["meta"] as? JsonObject,
+            json,
+        )
+        "postgres_changes" -> {
+            val data = getValue("data").jsonObject
+            when (data.string("type")) {
+                "INSERT" -> PostgresAction.Insert(topic, data, json)
+                "UPDATE" -> PostgresAction.Update(topic, data, json)
+                else -> PostgresAction.Delete(topic, data, json)
+            }
+        }
+        "presence" -> when (string("event")) {
+            "join" -> RealtimeEvent.PresenceChange(
+                topic,
+                PresenceAction(mapOf(string("key") to presences(this["new_presences"])), emptyMap(), json),
+            )
+            "leave" -> RealtimeEvent.PresenceChange(
+                topic,
+                PresenceAction(emptyMap(), mapOf(string("key") to presences(this["left_presences"])), json),
+            )
+            else -> RealtimeEvent.PresenceSync(topic)
+        }
+        "status" -> RealtimeEvent.SubscribeStatusChange(
+            topic,
+            SubscribeStatus.valueOf(string("status")),
+            stringOrNull("reason"),
+            stringOrNull("error_kind")?.let(ErrorKind::valueOf),
+            this["token_rejected"]?.jsonPrimitive?.booleanOrNull ?: false,
+        )
+        "connection" -> RealtimeEvent.ConnectionChange(ConnectionState.valueOf(string("state")), stringOrNull("reason"))
+        "heartbeat" -> RealtimeEvent.Heartbeat(
+            HeartbeatStatus.valueOf(string("status")),
+            this["rtt_ms"]?.jsonPrimitive?.doubleOrNull?.let(::msDuration),
+        )
+        "system" -> RealtimeEvent.System(topic, this["payload"] as? JsonObject ?: JsonObject(emptyMap()))
+        "resumed" -> RealtimeEvent.Resumed(topic, getValue("gap_ms").jsonPrimitive.long.milliseconds)
+        "lagged" -> RealtimeEvent.Lagged(getValue("dropped").jsonPrimitive.long)
+        else -> RealtimeEvent.ClientError(string("message"))
+    }
 }

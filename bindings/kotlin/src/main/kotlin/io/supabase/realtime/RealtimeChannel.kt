@@ -11,21 +11,15 @@ import kotlinx.serialization.json.Json
 import kotlinx.serialization.json.JsonElement
 import kotlinx.serialization.json.JsonObject
 import kotlinx.serialization.json.encodeToJsonElement
+import kotlinx.serialization.json.int
 import kotlinx.serialization.json.jsonArray
 import kotlinx.serialization.json.jsonObject
+import kotlinx.serialization.json.jsonPrimitive
 import kotlinx.serialization.serializer
-import java.util.logging.Level
 import java.util.logging.Logger
 import kotlin.reflect.KClass
-import io.supabase.realtime.ffi.EventListener as FfiEventListener
 import io.supabase.realtime.ffi.Payload as FfiPayload
-import io.supabase.realtime.ffi.PostgresChangeListener as FfiChangeListener
-import io.supabase.realtime.ffi.PostgresChangePayload as FfiChange
-import io.supabase.realtime.ffi.PresenceEvent as FfiPresence
-import io.supabase.realtime.ffi.PresenceListener as FfiPresenceListener
 import io.supabase.realtime.ffi.RealtimeChannel as FfiChannel
-import io.supabase.realtime.ffi.RealtimeEvent as FfiEvent
-import io.supabase.realtime.ffi.SubscribeStatus as FfiSubscribeStatus
 
 internal val log: Logger = Logger.getLogger("io.supabase.realtime")
 
@@ -61,40 +55,34 @@ class RealtimeChannel internal constructor(
     private val events = Fanout<RealtimeEvent>()
     private val broadcasts = Fanout<BroadcastMessage>()
     private val presence = Fanout<PresenceAction>()
+
+    /** One per postgres binding, at the binding's index (the `ids` of a change). */
     private val changes = java.util.concurrent.CopyOnWriteArrayList<Fanout<PostgresAction>>()
 
     @Volatile
-    private var presenceRegistered = false
+    private var presenceEnabled = false
 
     /** True once the channel closed for good (the client then hands out a new one for its name). */
     @Volatile
     internal var finished = false
         private set
 
-    // One listener per channel feeds the status, events() and broadcast flows, so an event
-    // crosses from the library once however many flows collect it.
+    // One listener per channel feeds every flow, so an event crosses from the library once
+    // however many flows collect it, and events cross in batches (one call per batch).
     init {
-        ffi.onEvent(object : FfiEventListener {
-        override fun onEvent(event: FfiEvent) {
-            try {
-                route(event)
-            } catch (e: Throwable) {
-                log.log(Level.WARNING, "$topic: event delivery failed", e)
-            }
-        }
-    })
+        ffi.onEvents(BatchListener(serializer, "$topic: event delivery failed") { batch ->
+            for ((raw, e) in batch) route(raw, e)
+        })
     }
 
-    private fun route(event: FfiEvent) {
-        when (event) {
-            is FfiEvent.Broadcast -> if (broadcasts.isEmpty && events.isEmpty) return
-            is FfiEvent.ChannelStatus -> updateStatus(event)
-            // delivered by their own listeners (which also carry the binding's identity)
-            is FfiEvent.PostgresChange, is FfiEvent.Presence -> if (events.isEmpty) return
-            else -> if (events.isEmpty) return
+    private fun route(raw: JsonObject, e: RealtimeEvent) {
+        when (e) {
+            is BroadcastMessage -> broadcasts.emit(e)
+            is RealtimeEvent.SubscribeStatusChange -> updateStatus(e)
+            is PostgresAction -> raw["ids"]?.jsonArray?.forEach { changes.getOrNull(it.jsonPrimitive.int)?.emit(e) }
+            is RealtimeEvent.PresenceChange -> presence.emit(e.action)
+            else -> {}
         }
-        val e = event.toPublic(serializer)
-        if (e is BroadcastMessage) broadcasts.emit(e)
         events.emit(e)
         if (finished) closeFlows()
     }
@@ -109,11 +97,10 @@ class RealtimeChannel internal constructor(
         changes.forEach { it.close() }
     }
 
-    private fun updateStatus(e: FfiEvent.ChannelStatus) {
-        val terminal = e.status == FfiSubscribeStatus.CLOSED ||
-            e.errorKind == io.supabase.realtime.ffi.ErrorKind.TERMINAL || e.tokenRejected
+    private fun updateStatus(e: RealtimeEvent.SubscribeStatusChange) {
+        val terminal = e.status == SubscribeStatus.CLOSED || e.errorKind == ErrorKind.TERMINAL || e.tokenRejected
         _status.value = when {
-            e.status == FfiSubscribeStatus.SUBSCRIBED -> ChannelStatus.SUBSCRIBED
+            e.status == SubscribeStatus.SUBSCRIBED -> ChannelStatus.SUBSCRIBED
             terminal -> ChannelStatus.UNSUBSCRIBED
             else -> ChannelStatus.SUBSCRIBING // recoverable: the client rejoins by itself
         }
@@ -164,7 +151,7 @@ class RealtimeChannel internal constructor(
 
     /** The current presence state: key → the presences tracked under it. */
     fun presenceState(): Map<String, List<Presence>> =
-        Json.parseToJsonElement(ffi.presenceStateJson()).jsonObject.mapValues { (_, v) -> presences(v.jsonArray.toString()) }
+        Json.parseToJsonElement(ffi.presenceStateJson()).jsonObject.mapValues { (_, v) -> presences(v) }
 
     /** Every event of this channel (statuses, broadcasts, presence, changes, system), cold. */
     fun events(): Flow<RealtimeEvent> = events.flow()
@@ -183,9 +170,9 @@ class RealtimeChannel internal constructor(
 
     fun <T> broadcastFlow(event: String, deserializer: DeserializationStrategy<T>): Flow<T> =
         broadcastFlow(event).mapNotNull { m ->
-            val json = m.json ?: return@mapNotNull null
+            val payload = m.payload ?: return@mapNotNull null
             try {
-                serializer.decodeFromString(deserializer, json)
+                serializer.decodeFromJsonElement(deserializer, payload)
             } catch (e: IllegalArgumentException) {
                 log.warning("$topic: broadcast '${m.event}' skipped, not a ${deserializer.descriptor.serialName}: ${e.message}")
                 null
@@ -217,12 +204,11 @@ class RealtimeChannel internal constructor(
         }
         val fanout = Fanout<PostgresAction>()
         val binding = PostgresChangeFilter(event, schema).apply(filter).toFfi()
-        ffiCall {
-            ffi.onPostgresChanges(binding, object : FfiChangeListener {
-                override fun onChange(change: FfiChange) = fanout.emit(change.toPublic(serializer))
-            })
+        synchronized(changes) {
+            // The binding's index is the number of bindings added before it.
+            ffiCall { ffi.addPostgresChanges(binding) }
+            changes += fanout
         }
-        changes += fanout
         return fanout.flow().filterIsInstance(action)
     }
 
@@ -233,14 +219,9 @@ class RealtimeChannel internal constructor(
      */
     fun presenceChangeFlow(): Flow<PresenceAction> {
         synchronized(this) {
-            if (!presenceRegistered) {
-                ffi.onPresence(object : FfiPresenceListener {
-                    override fun onPresence(event: FfiPresence) {
-                        val e = event.toPublic(serializer)
-                        if (e is RealtimeEvent.PresenceChange) presence.emit(e.action)
-                    }
-                })
-                presenceRegistered = true
+            if (!presenceEnabled) {
+                ffi.enablePresence()
+                presenceEnabled = true
             }
         }
         return presence.flow()

@@ -8,9 +8,7 @@ import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.runBlocking
 import kotlinx.serialization.json.Json
 import java.util.concurrent.ConcurrentHashMap
-import io.supabase.realtime.ffi.EventListener as FfiEventListener
 import io.supabase.realtime.ffi.RealtimeClient as FfiClient
-import io.supabase.realtime.ffi.RealtimeEvent as FfiEvent
 import io.supabase.realtime.ffi.TokenProvider as FfiTokenProvider
 
 /**
@@ -47,15 +45,14 @@ class RealtimeClient(url: String, apiKey: String, configure: RealtimeConfig.() -
     private val channels = ConcurrentHashMap<String, RealtimeChannel>()
 
     /**
-     * The socket's state. Registered on first use: from then on every event of this client
-     * also passes through this listener.
+     * The socket's state. Registered on first use: from then on every batch of this client's
+     * events also passes through this listener (decoded only when it holds a connection event).
      */
     val status: StateFlow<ConnectionState> by lazy {
         val state = MutableStateFlow(ffi.connectionState().toPublic())
-        ffi.onEvent(object : FfiEventListener {
-            override fun onEvent(event: FfiEvent) {
-                if (event is FfiEvent.ConnectionStatus) state.value = event.state.toPublic()
-            }
+        val connectionEvents = "\"type\":\"connection\""
+        ffi.onEvents(BatchListener(serializer, "connection status delivery failed", connectionEvents) { batch ->
+            for ((_, e) in batch) if (e is RealtimeEvent.ConnectionChange) state.value = e.state
         })
         state.asStateFlow()
     }
@@ -99,9 +96,8 @@ class RealtimeClient(url: String, apiKey: String, configure: RealtimeConfig.() -
 
     /** Every event of this client from now on (all channels, connection, heartbeats), cold. */
     fun events(): Flow<RealtimeEvent> = coldFlow {
-        val id = ffi.onEvent(object : FfiEventListener {
-            override fun onEvent(event: FfiEvent) {
-                val e = event.toPublic(serializer)
+        val id = ffi.onEvents(BatchListener(serializer, "event delivery failed") { batch ->
+            for ((_, e) in batch) {
                 trySend(e)
                 if (e is RealtimeEvent.ConnectionChange && e.state == ConnectionState.SHUT_DOWN) channel.close()
             }

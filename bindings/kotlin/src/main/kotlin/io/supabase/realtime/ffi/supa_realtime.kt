@@ -657,6 +657,9 @@ internal open class UniffiForeignFutureResultVoid(
 internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
     fun callback(`callbackData`: Long,`result`: UniffiForeignFutureResultVoid.UniffiByValue,)
 }
+internal interface UniffiCallbackInterfaceEventBatchListenerMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`eventsJson`: RustBuffer.ByValue,`binaries`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceBroadcastListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`message`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
@@ -677,6 +680,25 @@ internal interface UniffiCallbackInterfaceTokenProviderMethod0 : com.sun.jna.Cal
 }
 internal interface UniffiCallbackInterfaceWakeupListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvents")
+internal open class UniffiVTableCallbackInterfaceEventBatchListener(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onEvents`: UniffiCallbackInterfaceEventBatchListenerMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onEvents`: UniffiCallbackInterfaceEventBatchListenerMethod0? = null,
+    ): UniffiVTableCallbackInterfaceEventBatchListener(`uniffiFree`,`uniffiClone`,`onEvents`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceEventBatchListener) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onEvents` = other.`onEvents`
+    }
+
 }
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "onBroadcast")
 internal open class UniffiVTableCallbackInterfaceBroadcastListener(
@@ -838,11 +860,19 @@ internal object IntegrityCheckingUniffiLib {
     internal fun ensureInitialized() = Unit
     external fun uniffi_supa_realtime_checksum_func_stop_callbacks(
     ): Int
+    external fun uniffi_supa_realtime_checksum_method_eventbatchlistener_on_events(
+    ): Int
+    external fun uniffi_supa_realtime_checksum_method_realtimechannel_add_postgres_changes(
+    ): Int
+    external fun uniffi_supa_realtime_checksum_method_realtimechannel_enable_presence(
+    ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_http_send(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_on_broadcast(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_on_event(
+    ): Int
+    external fun uniffi_supa_realtime_checksum_method_realtimechannel_on_events(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_on_postgres_changes(
     ): Int
@@ -898,6 +928,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimeclient_on_event(
     ): Int
+    external fun uniffi_supa_realtime_checksum_method_realtimeclient_on_events(
+    ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimeclient_remove_listener(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimeclient_set_auth(
@@ -939,6 +971,7 @@ internal object UniffiLib {
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "supa_realtime"))
         uniffiCallbackInterfaceBroadcastListener.register(this)
+        uniffiCallbackInterfaceEventBatchListener.register(this)
         uniffiCallbackInterfaceEventListener.register(this)
         uniffiCallbackInterfacePostgresChangeListener.register(this)
         uniffiCallbackInterfacePresenceListener.register(this)
@@ -949,15 +982,29 @@ internal object UniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_supa_realtime_fn_clone_eventbatchlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_supa_realtime_fn_free_eventbatchlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_supa_realtime_fn_init_callback_vtable_eventbatchlistener(`vtable`: UniffiVTableCallbackInterfaceEventBatchListener,
+    ): Unit
+    external fun uniffi_supa_realtime_fn_method_eventbatchlistener_on_events(`ptr`: Long,`eventsJson`: RustBuffer.ByValue,`binaries`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_supa_realtime_fn_clone_realtimechannel(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_supa_realtime_fn_free_realtimechannel(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_supa_realtime_fn_method_realtimechannel_add_postgres_changes(`ptr`: Long,`filter`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_supa_realtime_fn_method_realtimechannel_enable_presence(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_supa_realtime_fn_method_realtimechannel_http_send(`ptr`: Long,`event`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_supa_realtime_fn_method_realtimechannel_on_broadcast(`ptr`: Long,`event`: RustBuffer.ByValue,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_supa_realtime_fn_method_realtimechannel_on_event(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_supa_realtime_fn_method_realtimechannel_on_events(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_supa_realtime_fn_method_realtimechannel_on_postgres_changes(`ptr`: Long,`filter`: RustBuffer.ByValue,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1018,6 +1065,8 @@ internal object UniffiLib {
     external fun uniffi_supa_realtime_fn_method_realtimeclient_network_changed(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_supa_realtime_fn_method_realtimeclient_on_event(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_supa_realtime_fn_method_realtimeclient_on_events(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_supa_realtime_fn_method_realtimeclient_remove_listener(`ptr`: Long,`id`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -1207,6 +1256,15 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_supa_realtime_checksum_func_stop_callbacks() and 0xFFFF) != 61756) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_supa_realtime_checksum_method_eventbatchlistener_on_events() and 0xFFFF) != 45412) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_add_postgres_changes() and 0xFFFF) != 52346) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_enable_presence() and 0xFFFF) != 3265) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_http_send() and 0xFFFF) != 36831) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1214,6 +1272,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_event() and 0xFFFF) != 12664) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_events() and 0xFFFF) != 187) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_postgres_changes() and 0xFFFF) != 34805) {
@@ -1295,6 +1356,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_on_event() and 0xFFFF) != 26632) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_on_events() and 0xFFFF) != 38220) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_remove_listener() and 0xFFFF) != 46305) {
@@ -2075,6 +2139,343 @@ internal object FfiConverterTypeBroadcastListener: FfiConverter<BroadcastListene
     override fun allocationSize(value: BroadcastListener) = 8UL
 
     override fun write(value: BroadcastListener, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Receives events in batches: every event delivered in one run of the dispatcher, in order,
+ * as one JSON array (format in the module docs). Called on the dispatch thread (or inside
+ * `dispatch()`), like the per-event listeners.
+ */
+internal interface EventBatchListener {
+    
+    /**
+     * `events_json` is a JSON array of events; `binaries` holds the payloads of binary
+     * broadcasts, which refer to them by index (`"binary": 0`).
+     */
+    fun `onEvents`(`eventsJson`: kotlin.String, `binaries`: List<kotlin.ByteArray>)
+    
+    companion object
+}
+
+/**
+ * Receives events in batches: every event delivered in one run of the dispatcher, in order,
+ * as one JSON array (format in the module docs). Called on the dispatch thread (or inside
+ * `dispatch()`), like the per-event listeners.
+ */
+internal open class EventBatchListenerImpl: Disposable, AutoCloseable, EventBatchListener
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_supa_realtime_fn_free_eventbatchlistener(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_supa_realtime_fn_clone_eventbatchlistener(handle, status)
+        }
+    }
+
+    
+    /**
+     * `events_json` is a JSON array of events; `binaries` holds the payloads of binary
+     * broadcasts, which refer to them by index (`"binary": 0`).
+     */
+    @Throws(RealtimeException::class)override fun `onEvents`(`eventsJson`: kotlin.String, `binaries`: List<kotlin.ByteArray>)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(RealtimeException) { _status ->
+    UniffiLib.uniffi_supa_realtime_fn_method_eventbatchlistener_on_events(
+        it,
+        
+        FfiConverterString.lower(`eventsJson`),
+        FfiConverterSequenceByteArray.lower(`binaries`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceEventBatchListener {
+    internal object `onEvents`: UniffiCallbackInterfaceEventBatchListenerMethod0 {
+        override fun callback(`uniffiHandle`: Long,`eventsJson`: RustBuffer.ByValue,`binaries`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeEventBatchListener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onEvents`(
+                    FfiConverterString.lift(`eventsJson`),
+                    FfiConverterSequenceByteArray.lift(`binaries`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: RealtimeException -> FfiConverterTypeRealtimeError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeEventBatchListener.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeEventBatchListener.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceEventBatchListener.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onEvents`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_supa_realtime_fn_init_callback_vtable_eventbatchlistener(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+internal object FfiConverterTypeEventBatchListener: FfiConverter<EventBatchListener, Long> {
+    internal val handleMap = UniffiHandleMap<EventBatchListener>()
+
+    override fun lower(value: EventBatchListener): Long {
+        if (value is EventBatchListenerImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): EventBatchListener {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return EventBatchListenerImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): EventBatchListener {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: EventBatchListener) = 8UL
+
+    override fun write(value: EventBatchListener, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -3151,6 +3552,19 @@ internal object FfiConverterTypePresenceListener: FfiConverter<PresenceListener,
 internal interface RealtimeChannelInterface {
     
     /**
+     * Adds a postgres-changes binding without a listener of its own: its changes reach the
+     * channel's event listeners, whose `bindings` (`ids` in a batch) hold its index — the
+     * number of bindings added to this channel before it. Must come before `subscribe()`.
+     */
+    fun `addPostgresChanges`(`filter`: PostgresChangesFilter)
+    
+    /**
+     * Turns presence on for this channel, as a presence listener does, for bindings that
+     * receive presence through `on_events`. Must come before `subscribe()`.
+     */
+    fun `enablePresence`()
+    
+    /**
      * Broadcasts over REST (works without joining).
      */
     suspend fun `httpSend`(`event`: kotlin.String, `payload`: Payload)
@@ -3164,6 +3578,13 @@ internal interface RealtimeChannelInterface {
      * Every event of this channel (statuses, broadcasts, presence, changes, system).
      */
     fun `onEvent`(`listener`: EventListener): kotlin.ULong
+    
+    /**
+     * Every event of this channel, delivered in batches (one call per run of the queue, see
+     * [`EventBatchListener`]); returns its id. With [`add_postgres_changes`](Self::add_postgres_changes)
+     * and [`enable_presence`](Self::enable_presence) it is all a binding needs.
+     */
+    fun `onEvents`(`listener`: EventBatchListener): kotlin.ULong
     
     /**
      * Adds a postgres-changes binding; must come before `subscribe()`.
@@ -3349,6 +3770,41 @@ internal open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelI
 
     
     /**
+     * Adds a postgres-changes binding without a listener of its own: its changes reach the
+     * channel's event listeners, whose `bindings` (`ids` in a batch) hold its index — the
+     * number of bindings added to this channel before it. Must come before `subscribe()`.
+     */
+    @Throws(RealtimeException::class)override fun `addPostgresChanges`(`filter`: PostgresChangesFilter)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(RealtimeException) { _status ->
+    UniffiLib.uniffi_supa_realtime_fn_method_realtimechannel_add_postgres_changes(
+        it,
+        
+        FfiConverterTypePostgresChangesFilter.lower(`filter`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Turns presence on for this channel, as a presence listener does, for bindings that
+     * receive presence through `on_events`. Must come before `subscribe()`.
+     */override fun `enablePresence`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_supa_realtime_fn_method_realtimechannel_enable_presence(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
      * Broadcasts over REST (works without joining).
      */
     @Throws(RealtimeException::class)
@@ -3403,6 +3859,25 @@ internal open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelI
         it,
         
         FfiConverterTypeEventListener.lower(`listener`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Every event of this channel, delivered in batches (one call per run of the queue, see
+     * [`EventBatchListener`]); returns its id. With [`add_postgres_changes`](Self::add_postgres_changes)
+     * and [`enable_presence`](Self::enable_presence) it is all a binding needs.
+     */override fun `onEvents`(`listener`: EventBatchListener): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_supa_realtime_fn_method_realtimechannel_on_events(
+        it,
+        
+        FfiConverterTypeEventBatchListener.lower(`listener`),_status)
 }
     }
     )
@@ -3893,6 +4368,12 @@ internal interface RealtimeClientInterface {
     fun `onEvent`(`listener`: EventListener): kotlin.ULong
     
     /**
+     * Registers a listener for every event of this client, delivered in batches (one call per
+     * run of the queue, see [`EventBatchListener`]); returns its id.
+     */
+    fun `onEvents`(`listener`: EventBatchListener): kotlin.ULong
+    
+    /**
      * Removes a listener registered on this client or any of its channels.
      */
     fun `removeListener`(`id`: kotlin.ULong)
@@ -4217,6 +4698,24 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
         it,
         
         FfiConverterTypeEventListener.lower(`listener`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Registers a listener for every event of this client, delivered in batches (one call per
+     * run of the queue, see [`EventBatchListener`]); returns its id.
+     */override fun `onEvents`(`listener`: EventBatchListener): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_on_events(
+        it,
+        
+        FfiConverterTypeEventBatchListener.lower(`listener`),_status)
 }
     }
     )
@@ -7429,6 +7928,34 @@ internal object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.S
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+internal object FfiConverterSequenceByteArray: FfiConverterRustBuffer<List<kotlin.ByteArray>> {
+    override fun read(buf: ByteBuffer): List<kotlin.ByteArray> {
+        val len = buf.getInt()
+        return List<kotlin.ByteArray>(len) {
+            FfiConverterByteArray.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.ByteArray>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterByteArray.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.ByteArray>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterByteArray.write(it, buf)
         }
     }
 }
