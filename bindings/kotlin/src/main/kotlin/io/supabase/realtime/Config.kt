@@ -11,6 +11,9 @@ import io.supabase.realtime.ffi.SerializerVersion as FfiVsn
 @DslMarker
 annotation class RealtimeDsl
 
+/** The default of [RealtimeConfig.queueCapacity]. */
+const val DEFAULT_QUEUE_CAPACITY: Int = 100_000
+
 /**
  * Client settings, set in the builder of [RealtimeClient]. A `null` keeps the library default
  * (realtime-js' values: heartbeat 25 s, push timeout 10 s, reconnect 1/2/5/10 s).
@@ -56,8 +59,12 @@ class RealtimeConfig internal constructor() {
     /** Trust the platform's roots besides the bundled ones. */
     var nativeRoots: Boolean = false
 
-    /** Events the library queues for slow listeners before it drops data events (`Lagged`). */
-    var queueCapacity: Int? = null
+    /**
+     * Events the library queues for slow collectors before it drops data events (`Lagged`).
+     * Default 100,000, ten times the core's: JVM collectors are slower than the network
+     * thread, and supabase-kt loses nothing in a burst, so a burst must fit (as in Python).
+     */
+    var queueCapacity: Int = DEFAULT_QUEUE_CAPACITY
 
     /** With a token provider: ask it this long before the JWT's `exp` (default 60 s). */
     var tokenRefreshMargin: Duration? = null
@@ -82,7 +89,7 @@ class RealtimeConfig internal constructor() {
         rejoinDelaysMs = rejoinDelays?.map { it.ms() },
         customCaPem = customCaPem,
         nativeRoots = nativeRoots,
-        queueCapacity = queueCapacity?.toUInt(),
+        queueCapacity = queueCapacity.also { require(it >= 1) { "queueCapacity must be at least 1" } }.toUInt(),
         tokenRefreshMarginMs = tokenRefreshMargin?.ms(),
         authRetries = authRetries?.toUInt(),
     )
