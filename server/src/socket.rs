@@ -52,6 +52,11 @@ pub(crate) const NO_DATABASE: &str =
     "postgres_changes need a database: this server was started without --database-url";
 
 /// Refusals of broadcasts that would break subscribers (sent whether or not `ack` is on).
+/// Upstream's join error for a topic the token may not read.
+fn unauthorized(name: &str) -> String {
+    format!("Unauthorized: You do not have permissions to read from this Channel topic: {name}")
+}
+
 /// Upstream's `system` texts for `config.broadcast.replication_ready`.
 const REPLICATION_READY: &str = "Replication connection established";
 const REPLICATION_NOT_READY: &str = "Replication connection was not established in time";
@@ -488,9 +493,7 @@ impl Conn {
             Access::ALL
         };
         let replayed = match (replay, &self.shared.pg) {
-            (Some(_), _) if !access.broadcast => return Err(format!(
-                "Unauthorized: You do not have permissions to read from this Channel topic: {name}"
-            )),
+            (Some(_), _) if !access.broadcast => return Err(unauthorized(name)),
             (Some((since, limit)), Some(pg)) => pg
                 .replay(name, since, limit)
                 .await
@@ -613,9 +616,7 @@ impl Conn {
     /// Private channels: read access is decided by RLS in the database; a join needs
     /// broadcast or presence read.
     async fn check_read(&self, claims: &Value, name: &str) -> Result<Access, String> {
-        let denied = format!(
-            "Unauthorized: You do not have permissions to read from this Channel topic: {name}"
-        );
+        let denied = unauthorized(name);
         let Some(pg) = &self.shared.pg else {
             return Err(format!(
                 "{denied} (private channels need a database: start the server with --database-url)"
