@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::command::Command;
 use crate::dispatch::Dispatcher;
@@ -43,7 +43,7 @@ enum Link {
 
 enum LinkEvent {
     Connected(Result<Box<ConnectOutcome>, tokio::task::JoinError>),
-    Message(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+    Message(Option<Result<Message, WsError>>),
 }
 
 async fn link_event(link: &mut Link) -> LinkEvent {
@@ -155,7 +155,7 @@ impl Driver {
 
     /// Hands a frame to the engine, then any frames already read behind it (up to
     /// [`READ_BATCH`]), so their events reach the dispatch queue in one go.
-    fn on_message(&mut self, msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) {
+    fn on_message(&mut self, msg: Option<Result<Message, WsError>>) {
         let mut next = msg;
         for taken in 1.. {
             let now = Instant::now();
@@ -173,6 +173,17 @@ impl Driver {
                     None => "closed by server".to_owned(),
                 }),
                 Some(Ok(_)) => None, // ping/pong are handled by tungstenite
+                Some(Err(e)) if is_protocol_error(&e) => {
+                    let message = match e {
+                        WsError::Capacity(e) => format!(
+                            "the server broke the protocol: {e} (max_message_size {})",
+                            self.opts.max_message_size
+                        ),
+                        e => format!("the server broke the protocol: {e}"),
+                    };
+                    self.engine.on_protocol_error(&message, now);
+                    return;
+                }
                 Some(Err(e)) => Some(format!("connection lost: {e}")),
                 None => Some("connection lost".to_owned()),
             };
@@ -237,6 +248,7 @@ impl Driver {
         let headers = self.opts.headers.clone();
         let tls = self.tls.clone();
         let timeout = self.opts.push_timeout;
+        let max_message = self.opts.max_message_size;
         let provider = self.opts.token_provider.clone().filter(|_| fetch_token);
         self.link = Link::Connecting(tokio::spawn(async move {
             // The provider is user code: it runs on a blocking-pool thread, not here.
@@ -249,7 +261,7 @@ impl Driver {
                 None => None,
             };
             Box::new((
-                transport::connect_ws(&url, &headers, tls, timeout).await,
+                transport::connect_ws(&url, &headers, tls, timeout, max_message).await,
                 token,
             ))
         }));
@@ -279,6 +291,19 @@ impl Driver {
                 .unwrap_or_else(|_| Err("token provider panicked".into()));
             let _ = tx.send(r);
         });
+    }
+}
+
+/// A read error that is the server's fault (a message over `max_message_size`, a malformed
+/// frame), as opposed to the network's.
+fn is_protocol_error(e: &WsError) -> bool {
+    use tokio_tungstenite::tungstenite::error::ProtocolError as P;
+    match e {
+        WsError::Capacity(_) | WsError::Utf8(_) | WsError::AttackAttempt => true,
+        // A reset without a close frame is how a dead peer or network looks.
+        WsError::Protocol(P::ResetWithoutClosingHandshake) => false,
+        WsError::Protocol(_) => true,
+        _ => false,
     }
 }
 

@@ -85,6 +85,23 @@ pub struct ClientOptions {
     /// With a token provider: consecutive join refusals for the token (`InvalidJWTToken`,
     /// `MalformedJWT`, `JwtSignatureError`) tolerated before the channel stops for good. 3.
     pub auth_retries: u32,
+    /// The largest WebSocket message (or frame) read from the server: 16 MiB. A larger one
+    /// is an `Event::Error`, and the connection is dropped and reconnected (the socket cannot
+    /// skip it).
+    pub max_message_size: usize,
+    /// The largest frame decoded into events (text frames: the JSON text; binary frames: all
+    /// of it; the payload is nearly all of a frame): 8 MiB, well above the server's broadcast
+    /// limit (3 MB upstream). A larger frame is skipped with an `Event::Error`; the
+    /// connection stays up. Decoded JSON takes a few times its text in memory.
+    pub max_payload_size: usize,
+    /// Per channel, the presence keys kept: 100,000. A `presence_state`/`presence_diff` that
+    /// would go over is not applied (the state stays as it was) and is reported as an
+    /// `Event::Error`.
+    pub max_presence_keys: usize,
+    /// Per channel, the presence state's size as JSON text (keys and metas): 32 MiB; and
+    /// separately the diffs held until the state of a new join arrives. Over it, as for
+    /// `max_presence_keys`.
+    pub max_presence_size: usize,
 }
 
 impl fmt::Debug for ClientOptions {
@@ -98,6 +115,10 @@ impl fmt::Debug for ClientOptions {
             .field("rejoin_delays", &self.rejoin_delays)
             .field("dispatch", &self.dispatch)
             .field("queue_capacity", &self.queue_capacity)
+            .field("max_message_size", &self.max_message_size)
+            .field("max_payload_size", &self.max_payload_size)
+            .field("max_presence_keys", &self.max_presence_keys)
+            .field("max_presence_size", &self.max_presence_size)
             .finish_non_exhaustive()
     }
 }
@@ -128,6 +149,18 @@ impl ClientOptions {
             token_provider: None,
             token_refresh_margin: Duration::from_secs(60),
             auth_retries: 3,
+            max_message_size: 16 << 20,
+            max_payload_size: 8 << 20,
+            max_presence_keys: 100_000,
+            max_presence_size: 32 << 20,
+        }
+    }
+
+    /// The presence bounds as the presence merge takes them.
+    pub(crate) fn presence_limits(&self) -> crate::presence::PresenceLimits {
+        crate::presence::PresenceLimits {
+            max_keys: self.max_presence_keys,
+            max_size: self.max_presence_size,
         }
     }
 
@@ -193,6 +226,22 @@ impl ClientOptions {
     }
     pub fn auth_retries(mut self, n: u32) -> Self {
         self.auth_retries = n;
+        self
+    }
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+    pub fn max_payload_size(mut self, bytes: usize) -> Self {
+        self.max_payload_size = bytes;
+        self
+    }
+    pub fn max_presence_keys(mut self, n: usize) -> Self {
+        self.max_presence_keys = n;
+        self
+    }
+    pub fn max_presence_size(mut self, bytes: usize) -> Self {
+        self.max_presence_size = bytes;
         self
     }
 }

@@ -56,6 +56,7 @@ pub(crate) async fn connect_ws(
     headers: &[(String, String)],
     tls: Arc<rustls::ClientConfig>,
     timeout: Duration,
+    max_message_size: usize,
 ) -> Result<WsStream, Error> {
     use tokio_tungstenite::tungstenite::Error as WsError;
     let mut request = url
@@ -69,9 +70,10 @@ pub(crate) async fn connect_ws(
             .map_err(|_| Error::InvalidArgument(format!("header value for {k:?}")))?;
         request.headers_mut().append(name, value);
     }
+    // What a server can make the client buffer for one message (tungstenite holds it whole).
     let mut config = WebSocketConfig::default();
-    config.max_message_size = Some(16 << 20);
-    config.max_frame_size = Some(16 << 20);
+    config.max_message_size = Some(max_message_size);
+    config.max_frame_size = Some(max_message_size);
     let fut = tokio_tungstenite::connect_async_tls_with_config(
         request,
         Some(config),

@@ -265,6 +265,26 @@ mod tests {
         assert_eq!(frame.encode(Vsn::V2), text);
     }
 
+    /// A number with more digits than an f64 holds decodes to the nearest f64 (as JSON.parse),
+    /// so re-encoding it gives the same value back. Found by fuzz/text_frame.
+    #[test]
+    fn long_numbers_round_trip() {
+        for n in [
+            "111111105555555555277",
+            "0.30000000000000000000000000001",
+            "1.00000000000000011102230246251565404236316680908203125",
+        ] {
+            let text = format!(r#"[null,null,"a","broadcast",{n}]"#);
+            let frame = Frame::decode(Vsn::V2, &text).unwrap();
+            let want: f64 = n.parse().unwrap();
+            assert_eq!(frame.payload.as_f64(), Some(want), "{n}");
+            assert_eq!(
+                Frame::decode(Vsn::V2, &frame.encode(Vsn::V2)).unwrap(),
+                frame
+            );
+        }
+    }
+
     #[test]
     fn v2_extra_elements_ignored() {
         let frame =

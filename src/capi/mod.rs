@@ -34,6 +34,8 @@ mod client;
 mod error;
 mod event;
 mod options;
+#[cfg(test)]
+mod pure_tests;
 
 pub use callback::{supa_destroy_cb, supa_event_cb, supa_token_cb, supa_wakeup_cb};
 pub use channel::*;

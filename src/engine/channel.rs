@@ -777,16 +777,18 @@ impl ChannelMachine {
                 self.on_broadcast(ctx, event, payload, meta)
             }
             event::PRESENCE_STATE => {
-                let changes = self
-                    .presence
-                    .apply_state(self.state.join_ref(), &frame.payload);
+                let limits = ctx.opts.presence_limits();
+                let changes =
+                    self.presence
+                        .apply_state(self.state.join_ref(), &frame.payload, limits);
                 self.emit_presence(ctx, changes);
                 After::Keep
             }
             event::PRESENCE_DIFF => {
-                let changes = self
-                    .presence
-                    .apply_diff(self.state.join_ref(), &frame.payload);
+                let limits = ctx.opts.presence_limits();
+                let changes =
+                    self.presence
+                        .apply_diff(self.state.join_ref(), &frame.payload, limits);
                 self.emit_presence(ctx, changes);
                 After::Keep
             }
@@ -855,10 +857,9 @@ impl ChannelMachine {
     }
 
     fn emit_presence(&mut self, ctx: &mut Ctx, changes: Vec<Change>) {
-        if changes.is_empty() {
-            return;
+        if changes.iter().any(|c| !matches!(c, Change::Refused { .. })) {
+            self.config.snapshot.set_presence(self.presence.state());
         }
-        self.config.snapshot.set_presence(self.presence.state());
         let topic = self.topic().to_owned();
         for c in changes {
             let ev = match c {
@@ -877,6 +878,12 @@ impl ChannelMachine {
                     current,
                     left,
                 },
+                Change::Refused { reason } => {
+                    log::warn!("{topic}: {reason}");
+                    let message = format!("{topic}: {reason}");
+                    ctx.emit(None, Event::Error { message });
+                    continue;
+                }
             };
             ctx.emit(Some(self.id()), Event::Presence(ev));
         }

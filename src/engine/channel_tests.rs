@@ -697,6 +697,35 @@ fn postgres_binding_mismatch_leaves_and_stops() {
     );
 }
 
+/// Presence over `max_presence_keys` is refused whole with an error and the published state
+/// stays as it was. (A hand-written hostile payload: the real server sends only presences it
+/// holds.)
+#[test]
+fn presence_over_the_key_limit_is_refused_with_an_error() {
+    let mut h = H::joined(ChannelOptions::default());
+    h.opts.max_presence_keys = 1;
+    h.recv(
+        &format!(
+            r#"["1",null,"{TOPIC}","presence_state",{{"a":{{"metas":[{{"phx_ref":"a1"}}]}}}}]"#
+        ),
+        10,
+    );
+    assert_eq!(h.snapshot.presence().len(), 1);
+    h.events();
+    h.recv(
+        &format!(
+            r#"["1",null,"{TOPIC}","presence_diff",{{"joins":{{"b":{{"metas":[{{"phx_ref":"b1"}}]}}}},"leaves":{{}}}}]"#
+        ),
+        11,
+    );
+    let events = h.events();
+    assert!(
+        matches!(&events[..], [Event::Error { message }] if message == &format!("{TOPIC}: presence_diff refused: 2 presence keys, over max_presence_keys (1)")),
+        "{events:?}"
+    );
+    assert_eq!(h.snapshot.presence().len(), 1);
+}
+
 #[test]
 fn presence_state_and_diff() {
     let mut h = H::joined(ChannelOptions::default());

@@ -468,3 +468,83 @@ fn shutdown_closes_everything() {
     assert_eq!(*e.state.borrow(), ConnectionState::ShutDown);
     assert_eq!(e.snapshots[0].state(), Some(ChannelState::Closed));
 }
+
+/// A frame over `max_payload_size` is skipped with an error before it is decoded; the link
+/// stays up and later frames still arrive. (A hand-written hostile frame: the real server
+/// never sends more than its own limits allow.)
+#[test]
+fn frames_over_max_payload_size_are_skipped_and_reported() {
+    let mut e = E::new(opts().max_payload_size(100));
+    e.open(0);
+    e.subscribe(1, "a", 0);
+    e.text(
+        r#"["1","1","realtime:a","phx_reply",{"status":"ok","response":{}}]"#,
+        1,
+    );
+    e.sent();
+    e.events();
+    let big = format!(
+        r#"[null,null,"realtime:a","broadcast",{{"event":"e","payload":{{"x":"{}"}}}}]"#,
+        "x".repeat(200)
+    );
+    e.text(&big, 2);
+    // A user broadcast (kind 4): topic and event lengths, no metadata, JSON payload.
+    let mut bin = vec![4, 10, 1, 0, 1];
+    bin.extend_from_slice(b"realtime:ae");
+    bin.extend(std::iter::repeat_n(b'y', 200));
+    e.engine.on_binary(bin.clone().into(), e.at(3));
+    let events = e.events();
+    assert_eq!(events.len(), 2, "{events:?}");
+    for (ev, kind, len) in [
+        (&events[0], "text", big.len()),
+        (&events[1], "binary", bin.len()),
+    ] {
+        let want = format!("skipped a {kind} frame of {len} bytes: over max_payload_size (100)");
+        assert!(
+            matches!(ev, Event::Error { message } if *message == want),
+            "{ev:?}"
+        );
+    }
+    assert!(e.actions().is_empty());
+    assert_eq!(*e.state.borrow(), ConnectionState::Connected);
+    e.text(
+        r#"[null,null,"realtime:a","broadcast",{"event":"e","payload":{}}]"#,
+        4,
+    );
+    assert!(matches!(&e.events()[..], [Event::Broadcast(_)]));
+}
+
+/// A protocol error on the socket (e.g. a message over `max_message_size`) is reported, then
+/// handled as a lost connection: close, reconnect on the schedule, rejoin.
+#[test]
+fn a_protocol_error_is_reported_and_the_link_reconnects() {
+    let mut e = E::new(opts());
+    e.open(0);
+    e.subscribe(1, "a", 0);
+    e.sent();
+    e.events();
+    e.engine
+        .on_protocol_error("the server broke the protocol: too big", e.at(5));
+    assert_eq!(
+        e.actions(),
+        vec![Action::Close {
+            reason: "the server broke the protocol: too big".into(),
+            send_frame: true
+        }]
+    );
+    let events = e.events();
+    assert!(matches!(
+        &events[0],
+        Event::Error { message } if message == "the server broke the protocol: too big"
+    ));
+    assert_eq!(*e.state.borrow(), ConnectionState::Connecting);
+    e.tick(1_005);
+    assert_eq!(e.actions(), vec![Action::Connect { fetch_token: false }]);
+    e.engine.on_connected(Ok(()), None, e.at(1_005));
+    assert!(e.sent().iter().any(|f| f.contains("phx_join")));
+    // Once the link is gone, a late error from the old socket changes nothing.
+    e.engine.on_closed("closed", e.at(1_006));
+    e.events();
+    e.engine.on_protocol_error("late", e.at(1_007));
+    assert!(e.events().is_empty());
+}

@@ -1,34 +1,55 @@
 //! A way in for fuzzers: an engine with joined channels over an open socket, fed arbitrary
 //! frames without one. Re-exported (hidden) as `supa_realtime::fuzzing`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use serde_json::Value;
+use tokio::sync::{oneshot, watch};
 
-use super::channel::ChannelConfig;
+use super::channel::{ChannelConfig, PushOp};
+use super::outbox::Transmit;
 use super::snapshot::{ChannelSnapshot, Counters};
 use super::Engine;
-use crate::event::ConnectionState;
+use crate::event::{ChannelId, ConnectionState, Payload};
 use crate::options::{ChannelOptions, ClientOptions, Vsn};
 use crate::postgres::PostgresChangesFilter;
-use crate::protocol::Frame;
+use crate::protocol::{BinaryFrame, Frame};
+
+/// How many frames the engine wrote are remembered for [`FuzzEngine::reply`].
+const SENT_KEPT: usize = 64;
+
+/// The refs and topic of a frame the engine wrote, for aiming a reply at it.
+#[derive(Debug, Clone)]
+struct Sent {
+    join_ref: Option<String>,
+    r#ref: Option<String>,
+    topic: String,
+}
 
 /// An engine with `channels` joined channels (`realtime:fuzz-0`, `realtime:fuzz-1`, …; every
-/// second one with a postgres binding and presence on), ready for frames.
+/// second one with a postgres binding and presence on; channel i joined with join ref i + 1),
+/// ready for frames, commands and ticks.
 ///
 /// ```
 /// use supa_realtime::fuzzing::FuzzEngine;
 /// let mut e = FuzzEngine::new(3, false);
 /// e.text(r#"[null,null,"realtime:fuzz-1","broadcast",{"event":"e","payload":{}}]"#);
 /// e.binary(&[4, 1, 1, 0, 1, b'x', b'e']);
+/// e.track(1, serde_json::json!({"u": 1}));
+/// e.reply(0, "ok", r#"{"odd":[1]}"#);
 /// e.advance(std::time::Duration::from_secs(30));
 /// assert!(e.drain() > 0);
 /// ```
 pub struct FuzzEngine {
     engine: Engine,
+    opts: Arc<ClientOptions>,
     now: Instant,
     topics: Vec<String>,
+    /// Every channel subscribed so far, oldest first: (id, topic index, snapshot).
+    channels: Vec<(ChannelId, usize, Arc<ChannelSnapshot>)>,
+    sent: VecDeque<Sent>,
 }
 
 impl FuzzEngine {
@@ -38,39 +59,42 @@ impl FuzzEngine {
         let opts = ClientOptions::new("ws://127.0.0.1:1/realtime/v1", "key")
             .vsn(vsn)
             .access_token("token");
+        FuzzEngine::with_options(channels, opts)
+    }
+
+    /// As [`new`](Self::new), with the given options (the URL is not used; the `vsn`, limits,
+    /// schedules and token provider are).
+    pub fn with_options(channels: usize, opts: ClientOptions) -> FuzzEngine {
+        let vsn = opts.vsn;
+        let opts = Arc::new(opts);
         let (state, _) = watch::channel(ConnectionState::Disconnected);
-        let mut engine = Engine::new(Arc::new(opts), Arc::new(Counters::default()), state, 1);
+        let engine = Engine::new(opts.clone(), Arc::new(Counters::default()), state, 1);
         let now = Instant::now();
-        let mut topics = Vec::with_capacity(channels);
+        let mut e = FuzzEngine {
+            engine,
+            opts,
+            now,
+            topics: (0..channels)
+                .map(|i| format!("realtime:fuzz-{i}"))
+                .collect(),
+            channels: Vec::new(),
+            sent: VecDeque::new(),
+        };
+        // Open the socket first so the joins go out in order: channel i joins with ref i + 1.
+        e.engine.connect(now);
+        e.engine.on_connected(Ok(()), None, now);
         for i in 0..channels {
-            let pg = i % 2 == 1;
-            let topic = format!("realtime:fuzz-{i}");
-            engine.subscribe(
-                ChannelConfig {
-                    id: i as u64,
-                    topic: topic.as_str().into(),
-                    options: ChannelOptions::default(),
-                    bindings: if pg {
-                        vec![PostgresChangesFilter::new("INSERT", "public").table("todos")]
-                    } else {
-                        Vec::new()
-                    },
-                    presence_enabled: pg,
-                    snapshot: Arc::new(ChannelSnapshot::default()),
-                },
-                now,
-            );
-            topics.push(topic);
+            e.subscribe(i);
         }
-        engine.on_connected(Ok(()), None, now);
         // Answer every join, echoing the bindings as the server does.
-        let joins: Vec<Frame> = engine
+        let joins: Vec<Frame> = e
+            .engine
             .outbox()
             .transmits
             .drain(..)
             .filter_map(|t| match t {
-                super::outbox::Transmit::Text(s) => Frame::decode(vsn, &s).ok(),
-                super::outbox::Transmit::Binary(_) => None,
+                Transmit::Text(s) => Frame::decode(vsn, &s).ok(),
+                Transmit::Binary(_) => None,
             })
             .collect();
         for join in joins {
@@ -89,18 +113,13 @@ impl FuzzEngine {
                 "ok",
                 serde_json::json!({ "postgres_changes": echoed }),
             );
-            engine.on_text(reply.encode(vsn).into(), now);
+            e.engine.on_text(reply.encode(vsn).into(), now);
         }
-        let mut e = FuzzEngine {
-            engine,
-            now,
-            topics,
-        };
         e.drain();
         e
     }
 
-    /// The joined channels' topics, for aiming frames.
+    /// The channels' topics, for aiming frames.
     pub fn topics(&self) -> &[String] {
         &self.topics
     }
@@ -115,21 +134,207 @@ impl FuzzEngine {
         self.engine.on_binary(frame.to_vec().into(), self.now);
     }
 
+    /// A `phx_reply` to the `nth` most recent frame the engine wrote (wrapping), echoing its
+    /// refs and topic, with `status` and `response` as given (`response` is raw JSON text, so
+    /// any shape). Nothing happens when no frame was written yet.
+    pub fn reply(&mut self, nth: usize, status: &str, response: &str) {
+        self.collect_sent();
+        if self.sent.is_empty() {
+            return;
+        }
+        let s = &self.sent[self.sent.len() - 1 - nth % self.sent.len()];
+        let text = match self.opts.vsn {
+            Vsn::V2 => format!(
+                "[{},{},{},\"phx_reply\",{{\"status\":{},\"response\":{response}}}]",
+                json_opt(&s.join_ref),
+                json_opt(&s.r#ref),
+                Value::from(s.topic.as_str()),
+                Value::from(status),
+            ),
+            Vsn::V1 => format!(
+                "{{\"topic\":{},\"event\":\"phx_reply\",\"ref\":{},\"payload\":{{\"status\":{},\"response\":{response}}}}}",
+                Value::from(s.topic.as_str()),
+                json_opt(&s.r#ref),
+                Value::from(status),
+            ),
+        };
+        self.text(&text);
+    }
+
     /// Moves time forward and runs what fell due (heartbeats, timeouts, rejoins).
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
         self.engine.on_tick(self.now);
     }
 
-    /// Drops everything the engine produced; returns how many frames, events and actions
-    /// that were.
+    /// `subscribe()` of a new channel on topic `topic % topics` (several channels may share
+    /// a topic); odd topics get a postgres binding and presence.
+    pub fn subscribe(&mut self, topic: usize) {
+        if self.topics.is_empty() {
+            return;
+        }
+        let t = topic % self.topics.len();
+        let pg = t % 2 == 1;
+        let id = self.channels.last().map_or(0, |c| c.0 + 1);
+        let snapshot = Arc::new(ChannelSnapshot::default());
+        self.engine.subscribe(
+            ChannelConfig {
+                id,
+                topic: self.topics[t].as_str().into(),
+                options: ChannelOptions::default().broadcast_ack(pg),
+                bindings: if pg {
+                    vec![PostgresChangesFilter::new("INSERT", "public").table("todos")]
+                } else {
+                    Vec::new()
+                },
+                presence_enabled: pg,
+                snapshot: snapshot.clone(),
+            },
+            self.now,
+        );
+        self.channels.push((id, t, snapshot));
+    }
+
+    /// `unsubscribe()` of the `nth` channel subscribed (wrapping).
+    pub fn unsubscribe(&mut self, nth: usize) {
+        if let Some(id) = self.channel(nth) {
+            self.engine.unsubscribe(id, oneshot::channel().0, self.now);
+        }
+    }
+
+    /// `send_broadcast()` on the `nth` channel.
+    pub fn broadcast(&mut self, nth: usize, event: &str, payload: Value, binary: bool) {
+        let payload = if binary {
+            Payload::Binary(payload.to_string().into_bytes())
+        } else {
+            Payload::Json(payload)
+        };
+        let op = PushOp::Broadcast {
+            event: event.to_owned(),
+            payload,
+        };
+        self.push(nth, op);
+    }
+
+    /// `track()` on the `nth` channel.
+    pub fn track(&mut self, nth: usize, meta: Value) {
+        self.push(nth, PushOp::Track(meta));
+    }
+
+    /// `untrack()` on the `nth` channel.
+    pub fn untrack(&mut self, nth: usize) {
+        self.push(nth, PushOp::Untrack);
+    }
+
+    fn push(&mut self, nth: usize, op: PushOp) {
+        if let Some(id) = self.channel(nth) {
+            self.engine.push(id, op, oneshot::channel().0, self.now);
+        }
+    }
+
+    fn channel(&self, nth: usize) -> Option<ChannelId> {
+        (!self.channels.is_empty()).then(|| self.channels[nth % self.channels.len()].0)
+    }
+
+    /// `set_auth()`.
+    pub fn set_auth(&mut self, token: Option<String>) {
+        self.engine.set_auth(token);
+    }
+
+    /// `connect()` / `disconnect()`.
+    pub fn connect(&mut self, on: bool) {
+        if on {
+            self.engine.connect(self.now);
+        } else {
+            self.engine.disconnect(self.now);
+        }
+    }
+
+    /// A connect attempt ended: the socket opened (`ok`) or failed; `token` is the token
+    /// provider's answer when it was asked (`Some(Err)` = the provider failed).
+    pub fn connected(&mut self, ok: bool, token: Option<Result<Option<String>, String>>) {
+        let result = if ok {
+            Ok(())
+        } else {
+            Err(crate::Error::Io("fuzz: refused".into()))
+        };
+        self.engine.on_connected(result, token, self.now);
+    }
+
+    /// The socket closed under the engine.
+    pub fn closed(&mut self, reason: &str) {
+        self.engine.on_closed(reason, self.now);
+    }
+
+    /// The token provider answered.
+    pub fn token(&mut self, token: Result<Option<String>, String>) {
+        self.engine.on_token(token, self.now);
+    }
+
+    /// The network changed (`foreground`: the app came back instead).
+    pub fn check_link(&mut self, foreground: bool) {
+        if foreground {
+            self.engine.foregrounded(self.now);
+        } else {
+            self.engine.check_link(self.now);
+        }
+    }
+
+    /// The largest presence state any channel publishes: (keys, metas).
+    pub fn presence_size(&self) -> (usize, usize) {
+        self.channels
+            .iter()
+            .map(|(_, _, s)| {
+                let p = s.presence();
+                (p.len(), p.iter().map(|(_, m)| m.len()).sum())
+            })
+            .fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)))
+    }
+
+    fn collect_sent(&mut self) {
+        let vsn = self.opts.vsn;
+        for t in self.engine.outbox().transmits.drain(..) {
+            let sent = match t {
+                Transmit::Text(s) => Frame::decode(vsn, &s).ok().map(|f| Sent {
+                    join_ref: f.join_ref,
+                    r#ref: f.r#ref,
+                    topic: f.topic,
+                }),
+                Transmit::Binary(b) => match BinaryFrame::decode_from_client(&b) {
+                    Ok(BinaryFrame::UserBroadcastPush {
+                        join_ref,
+                        r#ref,
+                        topic,
+                        ..
+                    }) => Some(Sent {
+                        join_ref,
+                        r#ref,
+                        topic,
+                    }),
+                    _ => None,
+                },
+            };
+            if let Some(s) = sent {
+                if self.sent.len() == SENT_KEPT {
+                    self.sent.pop_front();
+                }
+                self.sent.push_back(s);
+            }
+        }
+    }
+
+    /// Drops everything the engine produced (remembering the refs of written frames for
+    /// [`reply`](Self::reply)); returns how many frames, events and actions that were.
     pub fn drain(&mut self) -> usize {
-        let out = self.engine.outbox();
-        let n = out.transmits.len() + out.emits.len();
-        out.transmits.clear();
-        out.emits.clear();
+        let n = self.engine.outbox().transmits.len() + self.engine.outbox().emits.len();
+        self.collect_sent();
+        self.engine.outbox().emits.clear();
         n + self.engine.take_actions().len()
     }
+}
+
+fn json_opt(s: &Option<String>) -> Value {
+    s.as_deref().map_or(Value::Null, Value::from)
 }
 
 #[cfg(test)]

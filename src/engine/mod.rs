@@ -446,6 +446,19 @@ impl Engine {
         self.connection_lost(reason, now);
     }
 
+    /// The server broke the WebSocket protocol (a message over `max_message_size`, a
+    /// malformed frame): an error event, then a lost connection like any other.
+    pub(crate) fn on_protocol_error(&mut self, message: &str, now: Instant) {
+        if !matches!(self.phase, Phase::Open(_)) {
+            return;
+        }
+        log::warn!("{message}");
+        self.emit(Event::Error {
+            message: message.to_owned(),
+        });
+        self.connection_lost(message, now);
+    }
+
     fn connection_lost(&mut self, reason: &str, now: Instant) {
         log::info!("connection lost: {reason}");
         self.close_socket(reason, true, now);
@@ -506,6 +519,9 @@ impl Engine {
     /// A text frame from the socket. Broadcasts keep pointing into it: it is not copied.
     pub(crate) fn on_text(&mut self, text: Utf8Bytes, now: Instant) {
         self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+        if self.oversized("text", text.len()) {
+            return;
+        }
         if self.opts.vsn == Vsn::V2 && self.fanout_broadcast(&text) {
             return;
         }
@@ -518,6 +534,21 @@ impl Engine {
                 })
             }
         }
+    }
+
+    /// A frame over `max_payload_size` is reported and skipped before anything is decoded.
+    fn oversized(&mut self, kind: &str, len: usize) -> bool {
+        let max = self.opts.max_payload_size;
+        if len <= max {
+            return false;
+        }
+        log::warn!("skipped a {kind} frame of {len} bytes");
+        self.emit(Event::Error {
+            message: format!(
+                "skipped a {kind} frame of {len} bytes: over max_payload_size ({max})"
+            ),
+        });
+        true
     }
 
     /// The fast path for fan-out broadcasts (the bulk of inbound traffic): routed with the
@@ -571,6 +602,9 @@ impl Engine {
     /// pointing into it; the other kinds are decoded into owned frames.
     pub(crate) fn on_binary(&mut self, bytes: Bytes, now: Instant) {
         self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+        if self.oversized("binary", bytes.len()) {
+            return;
+        }
         let frame = match UserBroadcastRef::decode(&bytes) {
             Some(Ok(b)) => return self.user_broadcast(&bytes, b),
             Some(Err(e)) => Err(e),
