@@ -148,7 +148,8 @@ def test_channel_stream_ends_on_shutdown_after_what_was_queued(server):
         seen = []
         ch.on_broadcast("hello", seen.append)
         await ch.send_broadcast("hello", {"n": 2})
-        await until(lambda: bool(seen), "the second broadcast")
+        # (The echo of the first may arrive after on_broadcast was registered: wait for n=2.)
+        await until(lambda: any(m.get("payload") == {"n": 2} for m in seen), "the second broadcast")
         c.shutdown()
         got = await asyncio.wait_for(task, DEADLINE)
         payloads = [e.payload for e in got if type(e).__name__ == "Broadcast"]
