@@ -102,10 +102,16 @@ impl Rng {
 }
 
 fn start_server(db: Option<&str>) -> Server {
-    Server::start(Config {
+    let mut config = Config {
         database_url: db.map(str::to_owned),
         ..Config::default()
-    })
+    };
+    // The victim reconnects every few seconds here and tracks its presence again each time;
+    // the server's presence rate limit (5 per 30 s per key, kept across reconnects, as a
+    // defence against rejoin floods) would end its channel, which is not what this test is
+    // about.
+    config.limits.presence_max_calls = 1_000;
+    Server::start(config)
     .expect("server starts")
 }
 
