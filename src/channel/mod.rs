@@ -369,18 +369,9 @@ impl RealtimeChannel {
             Ok(())
         } else {
             // realtime-js surfaces `error` or `message` from a JSON body.
-            let message = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| {
-                    v.get("error")
-                        .or_else(|| v.get("message"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
-                .unwrap_or(body);
             Err(Error::Http {
                 status,
-                body: message,
+                body: crate::transport::error_text(&body),
             })
         }
     }
