@@ -21,7 +21,7 @@
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -188,8 +188,6 @@ pub(crate) struct Dispatcher {
     /// Data events the dispatcher thread has taken into its batch and not started yet: they
     /// still count against `capacity`, so batching does not enlarge the queue.
     batched: AtomicUsize,
-    /// Set by [`close`](Self::close): what is left of a taken batch is discarded too.
-    closing: AtomicBool,
     listeners: Mutex<Table>,
     next_listener: AtomicU64,
     wakeup: Mutex<Option<Wakeup>>,
@@ -209,7 +207,6 @@ impl Dispatcher {
             ready: Condvar::new(),
             capacity: capacity.max(1),
             batched: AtomicUsize::new(0),
-            closing: AtomicBool::new(false),
             listeners: Mutex::new(Table::default()),
             next_listener: AtomicU64::new(1),
             wakeup: Mutex::new(None),
@@ -233,8 +230,6 @@ impl Dispatcher {
         let mut spent: Vec<Incoming> = Vec::with_capacity(MAX_RUN);
         loop {
             let mut overflow = Vec::new();
-            // Whether the batch was taken before `close`: then `close` discards its rest.
-            let taken_open;
             {
                 let mut q = self.queue.lock();
                 // Hand delivered events back (into the buffer the runtime thread allocated;
@@ -278,7 +273,6 @@ impl Dispatcher {
                     self.ready.wait(&mut q);
                     idle_since = None;
                 }
-                taken_open = !q.closed;
             }
             drop(overflow);
             if batch.is_empty() {
@@ -287,13 +281,6 @@ impl Dispatcher {
             while let Some(item) = batch.pop_front() {
                 if item.is_data() {
                     self.batched.fetch_sub(1, Ordering::Relaxed);
-                }
-                if taken_open && self.closing.load(Ordering::Relaxed) {
-                    // Discarded as `close` discards the queue (its final event is still queued).
-                    if let Item::Event(_, incoming) = item {
-                        spent.push(incoming);
-                    }
-                    continue;
                 }
                 if let Some(done) = self.deliver(item) {
                     spent.push(done);
@@ -514,23 +501,16 @@ impl Dispatcher {
         drop(removed);
     }
 
-    /// Stops delivery: queued events are discarded except `last`, which is still delivered.
-    pub(crate) fn close(&self, last: Option<Event>) {
-        let discarded: VecDeque<Item> = {
+    /// Stops accepting events. Those already queued (the channels' final CLOSED statuses and
+    /// `ShutDown` among them) are still delivered; the listeners go after the last one.
+    pub(crate) fn close(&self) {
+        {
             let mut q = self.queue.lock();
             if q.closed {
                 return;
             }
-            let items = std::mem::take(&mut q.items);
-            q.data_len = 0;
-            self.closing.store(true, Ordering::Relaxed);
-            if let Some(e) = last {
-                q.items.push_back(Item::Event(None, Incoming::Event(e)));
-            }
             q.closed = true;
-            items
-        };
-        drop(discarded);
+        }
         self.ready.notify_all();
         let hook = self.wakeup.lock().clone();
         if let Some(hook) = hook {

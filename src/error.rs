@@ -71,11 +71,17 @@ const REASONS: &[(&str, Reason)] = &[
     ("MalformedJWT", Reason::Token),
     ("JwtSignatureError", Reason::Token),
     ("JwtSignerError", Reason::Terminal),
-    ("UnableToReplayMessages: Replay is not allowed", Reason::Terminal),
+    (
+        "UnableToReplayMessages: Replay is not allowed",
+        Reason::Terminal,
+    ),
     ("UnableToReplayMessages: Replay params", Reason::Terminal),
     ("RealtimeDisabledForTenant", Reason::Terminal),
     ("TenantNotFound", Reason::Terminal),
-    ("mismatch between server and client bindings", Reason::Terminal),
+    (
+        "mismatch between server and client bindings",
+        Reason::Terminal,
+    ),
     ("Error parsing", Reason::Terminal),
     ("Unable to subscribe to changes", Reason::Terminal),
     ("Column selection is not supported", Reason::Terminal),
@@ -175,7 +181,9 @@ mod tests {
                 assert_eq!(reason_kind(prefix), ErrorKind::Terminal, "{prefix}");
             }
         }
-        assert!(!is_token_rejection("Unauthorized: You do not have permissions"));
+        assert!(!is_token_rejection(
+            "Unauthorized: You do not have permissions"
+        ));
         assert_eq!(
             reason_kind("RealtimeRestarting: Realtime is restarting, please standby"),
             ErrorKind::Recoverable

@@ -140,11 +140,7 @@ fn connect_failed(addr: SocketAddr, e: &std::io::Error) -> Error {
 /// The TLS handshake or the WebSocket upgrade failed. A refused upgrade keeps the server's
 /// status and reason text: its JSON body's `error` (Realtime answers `{"error": "..."}`), the
 /// raw body, or the status's own name when the body is empty.
-fn handshake_failed(
-    host: &str,
-    port: u16,
-    e: tokio_tungstenite::tungstenite::Error,
-) -> Error {
+fn handshake_failed(host: &str, port: u16, e: tokio_tungstenite::tungstenite::Error) -> Error {
     use tokio_tungstenite::tungstenite::error::ProtocolError;
     use tokio_tungstenite::tungstenite::Error as WsError;
     match e {
@@ -157,7 +153,10 @@ fn handshake_failed(
                 .unwrap_or_default();
             let mut body = error_text(&raw);
             if body.is_empty() {
-                body = status.canonical_reason().unwrap_or("no reason given").to_owned();
+                body = status
+                    .canonical_reason()
+                    .unwrap_or("no reason given")
+                    .to_owned();
             }
             if status.as_u16() == 404 {
                 body.push_str(&format!(
@@ -177,7 +176,9 @@ fn handshake_failed(
                 "{host}:{port} closed the connection during the WebSocket upgrade"
             ))
         }
-        other => Error::Io(format!("WebSocket handshake with {host}:{port} failed: {other}")),
+        other => Error::Io(format!(
+            "WebSocket handshake with {host}:{port} failed: {other}"
+        )),
     }
 }
 
@@ -380,13 +381,19 @@ mod tests {
             "no-such-host.invalid",
             &IoError::other("failed to lookup address information: Name or service not known"),
         );
-        assert!(matches!(&e, Error::Io(m) if m.contains("could not resolve host \"no-such-host.invalid\"")
-            && m.contains("Name or service not known")), "{e}");
+        assert!(
+            matches!(&e, Error::Io(m) if m.contains("could not resolve host \"no-such-host.invalid\"")
+            && m.contains("Name or service not known")),
+            "{e}"
+        );
         let e = connect_failed(
             "127.0.0.1:9".parse().unwrap(),
             &IoError::from(IoKind::ConnectionRefused),
         );
-        assert!(matches!(&e, Error::Io(m) if m.contains("127.0.0.1:9") && m.contains("is the server running?")), "{e}");
+        assert!(
+            matches!(&e, Error::Io(m) if m.contains("127.0.0.1:9") && m.contains("is the server running?")),
+            "{e}"
+        );
         let refused = |status: u16, body: &str| {
             let resp = Response::builder()
                 .status(status)
@@ -402,7 +409,10 @@ mod tests {
             }
         );
         let e = refused(404, "");
-        assert!(matches!(&e, Error::Http { status: 404, body } if body.starts_with("Not Found (no Realtime endpoint")), "{e}");
+        assert!(
+            matches!(&e, Error::Http { status: 404, body } if body.starts_with("Not Found (no Realtime endpoint")),
+            "{e}"
+        );
         assert_eq!(error_text("plain text\n"), "plain text");
     }
 

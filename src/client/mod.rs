@@ -87,16 +87,7 @@ impl RealtimeClient {
         let ws_url = url::websocket_url(&options)?;
         let api_url = url::http_api_url(&options)?;
         let tls = transport::tls_config(&options)?;
-        if options.reconnect_delays.is_empty() || options.rejoin_delays.is_empty() {
-            return Err(Error::InvalidArgument(
-                "reconnect and rejoin delay lists must not be empty".into(),
-            ));
-        }
-        if options.heartbeat_interval.is_zero() || options.push_timeout.is_zero() {
-            return Err(Error::InvalidArgument(
-                "heartbeat interval and push timeout must be positive".into(),
-            ));
-        }
+        options.validate()?;
         let options = Arc::new(options);
         let dispatcher = Dispatcher::start(options.dispatch, options.queue_capacity);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -270,10 +261,21 @@ impl RealtimeClient {
         }
     }
 
-    /// [`connected`](Self::connected) for synchronous callers, bounded by `timeout`.
+    /// [`connected`](Self::connected) for synchronous callers, bounded by `timeout`. When
+    /// no socket opened in time it fails with why the last attempt failed (refused, DNS, TLS,
+    /// the upgrade's HTTP status and body), else with `Error::Timeout`.
     pub fn connect_blocking(&self, timeout: Duration) -> Result<(), Error> {
         let this = self.clone();
-        crate::runtime::block_on(async move { this.connected().await }, timeout)
+        match crate::runtime::block_on(async move { this.connected().await }, timeout) {
+            Err(Error::Timeout) => Err(self
+                .inner
+                .counters
+                .connect_error
+                .lock()
+                .clone()
+                .unwrap_or(Error::Timeout)),
+            other => other,
+        }
     }
 
     /// The current channel state of every live channel, by topic (diagnostics).
