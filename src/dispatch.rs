@@ -390,8 +390,11 @@ impl Dispatcher {
         n
     }
 
+    /// Replaces the wakeup hook. The old one is dropped after the lock is released: its
+    /// destructor is user code (a C destroy callback) and may call `set_wakeup` itself.
     pub(crate) fn set_wakeup(&self, hook: Option<Wakeup>) {
-        *self.wakeup.lock() = hook;
+        let old = std::mem::replace(&mut *self.wakeup.lock(), hook);
+        drop(old);
     }
 
     pub(crate) fn queue_depth(&self) -> usize {
@@ -522,8 +525,9 @@ impl Dispatcher {
     pub(crate) fn drop_listeners(&self) {
         let all = std::mem::take(&mut *self.listeners.lock());
         let touched = std::mem::take(&mut *self.touched.lock());
-        *self.wakeup.lock() = None;
+        let wakeup = self.wakeup.lock().take();
         drop((all, touched));
+        drop(wakeup);
     }
 }
 
@@ -789,5 +793,32 @@ mod tests {
         assert_eq!(*texts.lock(), vec![r#"{"n" : 1}"#, "2", r#""\ud800""#]);
         let all = all.lock();
         assert!(matches!(all[2], Event::Error { .. }), "{all:?}");
+    }
+
+    /// A wakeup hook's destructor (a C destroy callback) that calls `set_wakeup` again: it ran
+    /// under the wakeup lock and deadlocked (issue 11 known defect).
+    #[test]
+    fn a_wakeup_destructor_may_set_the_wakeup() {
+        struct Reenter(Arc<Dispatcher>);
+        impl Drop for Reenter {
+            fn drop(&mut self) {
+                self.0.set_wakeup(None);
+            }
+        }
+        let d = Dispatcher::start(DispatchMode::AppPumped, 10);
+        let guard = Reenter(d.clone());
+        d.set_wakeup(Some(Arc::new(move || {
+            let _ = &guard;
+        })));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let d2 = d.clone();
+        std::thread::spawn(move || {
+            d2.set_wakeup(Some(Arc::new(|| {})));
+            d2.close();
+            d2.drop_listeners();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("replacing the hook deadlocked in its destructor");
     }
 }
