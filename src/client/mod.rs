@@ -135,12 +135,19 @@ impl RealtimeClient {
         let _ = self.inner.send(Command::Disconnect);
     }
 
-    /// Closes everything for good; later calls fail with [`Error::Shutdown`]. Queued events are
-    /// discarded; a final `ConnectionStatus{ShutDown}` is delivered.
+    /// Closes everything for good; later calls fail with [`Error::Shutdown`]. Events already
+    /// queued are delivered, then each channel's final CLOSED ("client shut down"), then
+    /// `ConnectionStatus{ShutDown}`; the listeners are dropped after that.
     pub fn shutdown(&self) {
         if !self.inner.shut_down.swap(true, Ordering::SeqCst) {
             let _ = self.inner.cmd.send(Command::Shutdown);
         }
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called (or the client is going away): every
+    /// call then fails with [`Error::Shutdown`] or does nothing.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.check().is_err()
     }
 
     /// Sets the access token: sent as `access_token` to every joined channel and used on every
