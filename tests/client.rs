@@ -650,7 +650,9 @@ fn bad_input_is_an_error_not_a_panic() {
         "connect error",
         |e| matches!(e, Event::Error { message } if message.starts_with("could not connect")),
     );
-    let e = dead.connect_blocking(Duration::from_millis(300)).unwrap_err();
+    let e = dead
+        .connect_blocking(Duration::from_millis(300))
+        .unwrap_err();
     assert!(
         matches!(&e, Error::Io(m) if m.contains("127.0.0.1:1") && m.contains("refused")),
         "{e}"

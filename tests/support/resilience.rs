@@ -149,8 +149,7 @@ pub fn assert_status_grammar(events: &[Event]) {
     let labels: Vec<String> = events.iter().filter_map(lifecycle_label).collect();
     let mut conn: Option<ConnectionState> = None;
     // (subscribed, lost, terminal, closed)
-    let mut chans: std::collections::HashMap<String, (bool, bool, bool, bool)> =
-        Default::default();
+    let mut chans: std::collections::HashMap<String, (bool, bool, bool, bool)> = Default::default();
     for (i, e) in events.iter().enumerate() {
         match e {
             Event::ConnectionStatus { state, .. } => {
