@@ -186,9 +186,11 @@ impl RealtimeChannel {
         let (bindings, presence_enabled) = {
             let mut setup = self.shared.setup.lock();
             if setup.subscribed {
-                // Single use, as a phoenix.js channel: once closed, make a new one.
-                return match self.shared.state() {
-                    ChannelState::Closed => Err(Error::InvalidArgument(
+                // Single use, as a phoenix.js channel: once closed, make a new one. Read the
+                // engine's word directly: `shared.state()` takes the setup lock held here, so a
+                // second subscribe() before the engine published a state deadlocked.
+                return match self.shared.snapshot.state() {
+                    Some(ChannelState::Closed) => Err(Error::InvalidArgument(
                         "this channel was closed; get a new one with client.channel()".into(),
                     )),
                     _ => Ok(()),
