@@ -444,27 +444,31 @@ impl RealtimeChannel {
 
     /// Leaves the channel; resolves once the server confirmed (or the push timed out).
     /// The channel's listeners are removed; `client.channel(name)` then gives a fresh channel.
+    /// Its final CLOSED status says "left".
     pub async fn unsubscribe(&self) -> Result<(), Error> {
-        let client = self.client()?;
-        let (tx, rx) = oneshot::channel();
-        client.send(Command::Unsubscribe {
-            id: self.shared.id,
-            removed: false,
-            reply: tx,
-        })?;
-        drop(client);
+        let rx = self.leave(false)?;
         rx.await.unwrap_or(Err(Error::Shutdown))
     }
 
     /// Leaves without waiting.
     pub fn unsubscribe_nowait(&self) -> Result<(), Error> {
+        self.leave(false).map(drop)
+    }
+
+    /// Asks the engine to end the channel; `removed` makes its final CLOSED say "removed"
+    /// (`remove_channel`) rather than "left" (`unsubscribe`).
+    pub(crate) fn leave(
+        &self,
+        removed: bool,
+    ) -> Result<oneshot::Receiver<Result<(), Error>>, Error> {
         let client = self.client()?;
-        let (tx, _rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
         client.send(Command::Unsubscribe {
             id: self.shared.id,
-            removed: false,
+            removed,
             reply: tx,
-        })
+        })?;
+        Ok(rx)
     }
 
     /// [`unsubscribe`](Self::unsubscribe) for synchronous callers.

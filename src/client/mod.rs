@@ -173,6 +173,77 @@ impl RealtimeClient {
         RealtimeChannel::new(shared, &self.inner)
     }
 
+    /// Every live channel of this client (subscribed or not yet, and not ended), as
+    /// realtime-js' `getChannels()`.
+    pub fn channels(&self) -> Vec<RealtimeChannel> {
+        let map = self.inner.channels.lock();
+        let mut live: Vec<_> = map
+            .values()
+            .filter_map(Weak::upgrade)
+            .filter(|c| !c.is_finished())
+            .collect();
+        live.sort_by_key(|c| c.id);
+        live.into_iter()
+            .map(|c| RealtimeChannel::new(c, &self.inner))
+            .collect()
+    }
+
+    /// Leaves `channel` and forgets it, as realtime-js' `removeChannel`: its final CLOSED
+    /// status says "removed". Resolves once the server confirmed (or the push timed out).
+    ///
+    /// ```no_run
+    /// # use supa_realtime::*;
+    /// # async fn demo(client: RealtimeClient) -> Result<(), Error> {
+    /// let ch = client.channel("room", ChannelOptions::default());
+    /// ch.subscribe()?;
+    /// client.remove_channel(&ch).await?;
+    /// assert!(client.channels().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn remove_channel(&self, channel: &RealtimeChannel) -> Result<(), Error> {
+        let rx = channel.leave(true)?;
+        rx.await.unwrap_or(Err(Error::Shutdown))
+    }
+
+    /// [`remove_channel`](Self::remove_channel) for synchronous callers.
+    pub fn remove_channel_blocking(
+        &self,
+        channel: &RealtimeChannel,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        // Refuse before leaving, so a refused call has no effect.
+        crate::runtime::may_block()?;
+        let rx = channel.leave(true)?;
+        crate::runtime::block_on(
+            async move { rx.await.unwrap_or(Err(Error::Shutdown)) },
+            timeout,
+        )
+    }
+
+    /// Removes every channel (see [`remove_channel`](Self::remove_channel)); the first error,
+    /// if any, after all were asked to leave.
+    pub async fn remove_all_channels(&self) -> Result<(), Error> {
+        let waits: Vec<_> = self
+            .channels()
+            .iter()
+            .map(|c| c.leave(true))
+            .collect::<Result<_, _>>()?;
+        let mut first = Ok(());
+        for rx in waits {
+            let r = rx.await.unwrap_or(Err(Error::Shutdown));
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
+    /// [`remove_all_channels`](Self::remove_all_channels) for synchronous callers.
+    pub fn remove_all_channels_blocking(&self, timeout: Duration) -> Result<(), Error> {
+        let this = self.clone();
+        crate::runtime::block_on(async move { this.remove_all_channels().await }, timeout)
+    }
+
     /// Registers a callback for every event of this client (all channels included).
     pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) -> ListenerId {
         self.inner
