@@ -702,7 +702,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(batches.lock().1, vec![1]);
-        d.close(None);
+        d.close();
     }
 
     #[test]
