@@ -471,6 +471,15 @@ typedef struct supa_metrics {
 } supa_metrics;
 
 /**
+ * Receives one log record: `level` 1 error, 2 warn, 3 info, 4 debug, 5 trace; `target` the
+ * library module (`supa_realtime::engine`); `message` the text. Both strings are valid only
+ * during the call. Runs on the library's "supa-log" thread, one record at a time, in order;
+ * it may call non-blocking `supa_*` functions. Records that arrive faster than it returns are
+ * dropped beyond a backlog of 1024.
+ */
+typedef void (*supa_log_cb)(void *userdata, uint32_t level, const char *target, const char *message);
+
+/**
  * Supplies the access token before each connect and each channel rejoin, ahead of the current
  * JWT's `exp` (see `supa_options_set_token_refresh_margin_ms`) and on
  * `supa_client_app_foregrounded`, on a library helper thread (never the dispatcher), so it may
@@ -603,8 +612,13 @@ supa_result supa_channel_subscribe(const struct supa_channel *channel);
 /**
  * Joins and waits up to `timeout_ms` for SUBSCRIBED.
  *
- * Blocking: `SUPA_WOULD_DEADLOCK` inside a callback. Errors: `SUPA_CHANNEL_ERROR` with the
- * server's reason (a terminal refusal, or CLOSED), `SUPA_TIMEOUT` (the client keeps retrying).
+ * Blocking: `SUPA_WOULD_DEADLOCK` inside a callback. Fails within the join timeout
+ * (`supa_options_set_push_timeout_ms`, 10 s) with the cause, the client retrying underneath:
+ * `SUPA_CHANNEL_ERROR` with the server's reason (a refusal such as `Unauthorized: ...` or
+ * `ChannelRateLimitReached: ...`, or CLOSED), `SUPA_HTTP` when the upgrade was refused
+ * ("HTTP 401: ..." for a wrong or expired key, 404 for a wrong path), `SUPA_IO` when nothing
+ * listens or the name does not resolve, `SUPA_TLS`, or `SUPA_TIMEOUT` when the server did not
+ * answer the join; `supa_last_error_message()` says which.
  */
 supa_result supa_channel_subscribe_blocking(const struct supa_channel *channel,
                                             uint64_t timeout_ms);
@@ -749,8 +763,10 @@ supa_result supa_client_connect(const struct supa_client *client);
 /**
  * Connects and waits up to `timeout_ms` for the socket to open.
  *
- * Blocking: returns `SUPA_WOULD_DEADLOCK` inside a callback. `SUPA_TIMEOUT` when not open in
- * time (the client keeps trying), `SUPA_SHUTDOWN` after shutdown.
+ * Blocking: returns `SUPA_WOULD_DEADLOCK` inside a callback. When not open in time (the client
+ * keeps trying) it returns why the last attempt failed, e.g. `SUPA_IO` ("could not connect to
+ * 127.0.0.1:4000: Connection refused") or `SUPA_HTTP` ("HTTP 401: ..." from the upgrade), and
+ * `SUPA_TIMEOUT` when no attempt has failed yet; `SUPA_SHUTDOWN` after shutdown.
  */
 supa_result supa_client_connect_blocking(const struct supa_client *client, uint64_t timeout_ms);
 
@@ -761,8 +777,10 @@ supa_result supa_client_connect_blocking(const struct supa_client *client, uint6
 supa_result supa_client_disconnect(const struct supa_client *client);
 
 /**
- * Closes everything for good without freeing the handle: later calls return `SUPA_SHUTDOWN`;
- * queued events are discarded and a final `SUPA_CONNECTION_SHUT_DOWN` status is delivered.
+ * Closes everything for good without freeing the handle: later calls return `SUPA_SHUTDOWN`
+ * (listeners registered from now on are refused). Events already queued are still delivered,
+ * then every channel's final `SUPA_STATUS_CLOSED` ("client shut down") and last a
+ * `SUPA_CONNECTION_SHUT_DOWN` status; then the listeners' destructors run.
  */
 supa_result supa_client_shutdown(const struct supa_client *client);
 
@@ -1056,6 +1074,20 @@ struct supa_event *supa_event_copy(const struct supa_event *event);
 void supa_event_free(struct supa_event *event);
 
 /**
+ * Sends the library's log records up to `level` (0 off, 1 error, 2 warn, 3 info, 4 debug,
+ * 5 trace) to `cb`, process-wide. Logging is off by default and costs nothing then. A new call
+ * replaces the previous callback (whose `destroy` then runs once, on the log thread); `cb`
+ * NULL or `level` 0 turns logging off.
+ *
+ * Errors: `SUPA_INVALID_ARGUMENT` for a level above 5 (the callback and `destroy` are then
+ * never called).
+ */
+supa_result supa_set_log_callback(uint32_t level,
+                                  supa_log_cb cb,
+                                  void *userdata,
+                                  supa_destroy_cb destroy);
+
+/**
  * Creates options with realtime-js' defaults for `url` (`http(s)://` or `ws(s)://`, e.g.
  * `https://<project>.supabase.co/realtime/v1`) and `api_key` (sent as `apikey`).
  *
@@ -1177,9 +1209,13 @@ supa_result supa_options_set_token_refresh_margin_ms(struct supa_options *option
 supa_result supa_options_set_auth_retries(struct supa_options *options, uint32_t retries);
 
 /**
- * Sets a token provider, called before each connect and each rejoin, ahead of the current
- * token's expiry (`supa_options_set_token_refresh_margin_ms`), and when the app comes to the
- * foreground (see `supa_token_cb`).
+ * Sets a token provider, called before each connect (the first and every reconnect), ahead of
+ * the current token's expiry (`supa_options_set_token_refresh_margin_ms`), before a rejoin
+ * after the server refused the token, and when the app comes to the foreground (see
+ * `supa_token_cb`); never on heartbeats. One call runs at a time, on a library thread; one
+ * that takes longer than 10 s counts as failed. Invalid UTF-8 is an error (reported as a
+ * `SUPA_EVENT_ERROR` event), never a silent fall-back to the API key; a blocking call of the
+ * library made inside it returns `SUPA_WOULD_DEADLOCK`.
  * It replaces an earlier one (whose destructor then runs once no client uses it).
  *
  * Ownership: `destroy` (may be NULL) runs exactly once with `userdata`, after the last call,

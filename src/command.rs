@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use crate::engine::channel::{ChannelConfig, PushOp};
+use crate::engine::channel::{ChannelConfig, CloseReason, PushOp};
 use crate::engine::outbox::Reply;
 use crate::engine::Engine;
 use crate::event::ChannelId;
@@ -23,7 +23,12 @@ pub(crate) enum Command {
     /// expired while the device slept).
     Foregrounded,
     Subscribe(ChannelConfig),
-    Unsubscribe(ChannelId, Reply),
+    /// Leave; with `removed`, the final CLOSED says "removed" instead of "left".
+    Unsubscribe {
+        id: ChannelId,
+        removed: bool,
+        reply: Reply,
+    },
     Push(ChannelId, PushOp, Reply),
     /// The access token in force, for REST calls.
     Token(oneshot::Sender<Option<String>>),
@@ -40,7 +45,14 @@ impl Command {
             Command::CheckLink => engine.check_link(now),
             Command::Foregrounded => engine.foregrounded(now),
             Command::Subscribe(config) => engine.subscribe(config, now),
-            Command::Unsubscribe(id, reply) => engine.unsubscribe(id, reply, now),
+            Command::Unsubscribe { id, removed, reply } => {
+                let why = if removed {
+                    CloseReason::Removed
+                } else {
+                    CloseReason::Left
+                };
+                engine.leave(id, why, reply, now)
+            }
             Command::Push(id, op, reply) => engine.push(id, op, reply, now),
             Command::Token(reply) => {
                 let _ = reply.send(engine.token());

@@ -21,7 +21,7 @@
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -188,8 +188,6 @@ pub(crate) struct Dispatcher {
     /// Data events the dispatcher thread has taken into its batch and not started yet: they
     /// still count against `capacity`, so batching does not enlarge the queue.
     batched: AtomicUsize,
-    /// Set by [`close`](Self::close): what is left of a taken batch is discarded too.
-    closing: AtomicBool,
     listeners: Mutex<Table>,
     next_listener: AtomicU64,
     wakeup: Mutex<Option<Wakeup>>,
@@ -209,7 +207,6 @@ impl Dispatcher {
             ready: Condvar::new(),
             capacity: capacity.max(1),
             batched: AtomicUsize::new(0),
-            closing: AtomicBool::new(false),
             listeners: Mutex::new(Table::default()),
             next_listener: AtomicU64::new(1),
             wakeup: Mutex::new(None),
@@ -233,8 +230,6 @@ impl Dispatcher {
         let mut spent: Vec<Incoming> = Vec::with_capacity(MAX_RUN);
         loop {
             let mut overflow = Vec::new();
-            // Whether the batch was taken before `close`: then `close` discards its rest.
-            let taken_open;
             {
                 let mut q = self.queue.lock();
                 // Hand delivered events back (into the buffer the runtime thread allocated;
@@ -278,7 +273,6 @@ impl Dispatcher {
                     self.ready.wait(&mut q);
                     idle_since = None;
                 }
-                taken_open = !q.closed;
             }
             drop(overflow);
             if batch.is_empty() {
@@ -287,13 +281,6 @@ impl Dispatcher {
             while let Some(item) = batch.pop_front() {
                 if item.is_data() {
                     self.batched.fetch_sub(1, Ordering::Relaxed);
-                }
-                if taken_open && self.closing.load(Ordering::Relaxed) {
-                    // Discarded as `close` discards the queue (its final event is still queued).
-                    if let Item::Event(_, incoming) = item {
-                        spent.push(incoming);
-                    }
-                    continue;
                 }
                 if let Some(done) = self.deliver(item) {
                     spent.push(done);
@@ -403,8 +390,11 @@ impl Dispatcher {
         n
     }
 
+    /// Replaces the wakeup hook. The old one is dropped after the lock is released: its
+    /// destructor is user code (a C destroy callback) and may call `set_wakeup` itself.
     pub(crate) fn set_wakeup(&self, hook: Option<Wakeup>) {
-        *self.wakeup.lock() = hook;
+        let old = std::mem::replace(&mut *self.wakeup.lock(), hook);
+        drop(old);
     }
 
     pub(crate) fn queue_depth(&self) -> usize {
@@ -514,23 +504,16 @@ impl Dispatcher {
         drop(removed);
     }
 
-    /// Stops delivery: queued events are discarded except `last`, which is still delivered.
-    pub(crate) fn close(&self, last: Option<Event>) {
-        let discarded: VecDeque<Item> = {
+    /// Stops accepting events. Those already queued (the channels' final CLOSED statuses and
+    /// `ShutDown` among them) are still delivered; the listeners go after the last one.
+    pub(crate) fn close(&self) {
+        {
             let mut q = self.queue.lock();
             if q.closed {
                 return;
             }
-            let items = std::mem::take(&mut q.items);
-            q.data_len = 0;
-            self.closing.store(true, Ordering::Relaxed);
-            if let Some(e) = last {
-                q.items.push_back(Item::Event(None, Incoming::Event(e)));
-            }
             q.closed = true;
-            items
-        };
-        drop(discarded);
+        }
         self.ready.notify_all();
         let hook = self.wakeup.lock().clone();
         if let Some(hook) = hook {
@@ -542,8 +525,9 @@ impl Dispatcher {
     pub(crate) fn drop_listeners(&self) {
         let all = std::mem::take(&mut *self.listeners.lock());
         let touched = std::mem::take(&mut *self.touched.lock());
-        *self.wakeup.lock() = None;
+        let wakeup = self.wakeup.lock().take();
         drop((all, touched));
+        drop(wakeup);
     }
 }
 
@@ -718,7 +702,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(batches.lock().1, vec![1]);
-        d.close(None);
+        d.close();
     }
 
     #[test]
@@ -809,5 +793,32 @@ mod tests {
         assert_eq!(*texts.lock(), vec![r#"{"n" : 1}"#, "2", r#""\ud800""#]);
         let all = all.lock();
         assert!(matches!(all[2], Event::Error { .. }), "{all:?}");
+    }
+
+    /// A wakeup hook's destructor (a C destroy callback) that calls `set_wakeup` again: it ran
+    /// under the wakeup lock and deadlocked (issue 11 known defect).
+    #[test]
+    fn a_wakeup_destructor_may_set_the_wakeup() {
+        struct Reenter(Arc<Dispatcher>);
+        impl Drop for Reenter {
+            fn drop(&mut self) {
+                self.0.set_wakeup(None);
+            }
+        }
+        let d = Dispatcher::start(DispatchMode::AppPumped, 10);
+        let guard = Reenter(d.clone());
+        d.set_wakeup(Some(Arc::new(move || {
+            let _ = &guard;
+        })));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let d2 = d.clone();
+        std::thread::spawn(move || {
+            d2.set_wakeup(Some(Arc::new(|| {})));
+            d2.close();
+            d2.drop_listeners();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("replacing the hook deadlocked in its destructor");
     }
 }

@@ -3,7 +3,7 @@
 //! frames, connect results, token answers and ticks, and carries out what the engine asks:
 //! frames to write, events to queue, [`Action`]s.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,7 +21,6 @@ use crate::engine::outbox::Transmit;
 use crate::engine::snapshot::Counters;
 use crate::engine::{Action, Engine, TokenResult};
 use crate::error::Error;
-use crate::event::{ConnectionState, Event};
 use crate::options::ClientOptions;
 use crate::transport::{self, WsStream};
 
@@ -64,6 +63,9 @@ pub(crate) struct Driver {
     cmd_rx: mpsc::UnboundedReceiver<Command>,
     token_tx: mpsc::UnboundedSender<TokenResult>,
     token_rx: mpsc::UnboundedReceiver<TokenResult>,
+    /// A token provider call is running (on a blocking thread): at most one at a time, so a
+    /// provider that hangs holds one thread, not one per reconnect attempt.
+    provider_busy: Arc<AtomicBool>,
     link: Link,
 }
 
@@ -88,6 +90,7 @@ impl Driver {
             cmd_rx,
             token_tx,
             token_rx,
+            provider_busy: Arc::new(AtomicBool::new(false)),
             link: Link::Idle,
         }
     }
@@ -100,6 +103,10 @@ impl Driver {
         let mut armed: Option<Instant> = None;
         loop {
             if self.flush() {
+                // What the driver owns may hold the last reference to user objects (a C token
+                // provider's userdata, listeners): their destructors are user code, which never
+                // runs on the runtime thread.
+                drop(tokio::task::spawn_blocking(move || drop(self)));
                 return;
             }
             let deadline = self.engine.next_deadline();
@@ -229,10 +236,8 @@ impl Driver {
                 Action::Close { reason, send_frame } => self.close(reason, send_frame),
                 Action::FetchToken => self.fetch_token(),
                 Action::Shutdown => {
-                    self.dispatcher.close(Some(Event::ConnectionStatus {
-                        state: ConnectionState::ShutDown,
-                        reason: None,
-                    }));
+                    // Behind the final statuses the engine just queued.
+                    self.dispatcher.close();
                     done = true;
                 }
             }
@@ -249,15 +254,10 @@ impl Driver {
         let tls = self.tls.clone();
         let timeout = self.opts.push_timeout;
         let max_message = self.opts.max_message_size;
-        let provider = self.opts.token_provider.clone().filter(|_| fetch_token);
+        let token = fetch_token.then(|| self.ask_provider()).flatten();
         self.link = Link::Connecting(tokio::spawn(async move {
-            // The provider is user code: it runs on a blocking-pool thread, not here.
-            let token = match provider {
-                Some(p) => Some(
-                    tokio::task::spawn_blocking(move || p.token())
-                        .await
-                        .unwrap_or_else(|_| Err("token provider panicked".into())),
-                ),
+            let token = match token {
+                Some(answer) => Some(answer.await),
                 None => None,
             };
             Box::new((
@@ -265,6 +265,37 @@ impl Driver {
                 token,
             ))
         }));
+    }
+
+    /// Starts a token provider call: user code, so it runs on a blocking-pool thread (which
+    /// owns the provider's reference while it runs), bounded by `token_timeout`. `None`
+    /// without a provider.
+    fn ask_provider(&self) -> Option<impl std::future::Future<Output = TokenResult>> {
+        let provider = self.opts.token_provider.clone()?;
+        let limit = self.opts.token_timeout;
+        let busy = self.provider_busy.clone();
+        let call = if busy.swap(true, Ordering::AcqRel) {
+            None
+        } else {
+            Some(tokio::task::spawn_blocking(move || {
+                let answer = crate::token::call_provider(provider.as_ref());
+                busy.store(false, Ordering::Release);
+                answer
+            }))
+        };
+        Some(async move {
+            let Some(call) = call else {
+                return Err("the token provider has not returned from its previous call".into());
+            };
+            match tokio::time::timeout(limit, call).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err("the token provider panicked".into()),
+                Err(_) => Err(format!(
+                    "the token provider did not answer within {} ms",
+                    limit.as_millis()
+                )),
+            }
+        })
     }
 
     fn close(&mut self, reason: String, send_frame: bool) {
@@ -281,15 +312,12 @@ impl Driver {
     }
 
     fn fetch_token(&mut self) {
-        let Some(provider) = self.opts.token_provider.clone() else {
+        let Some(answer) = self.ask_provider() else {
             return;
         };
         let tx = self.token_tx.clone();
         tokio::spawn(async move {
-            let r = tokio::task::spawn_blocking(move || provider.token())
-                .await
-                .unwrap_or_else(|_| Err("token provider panicked".into()));
-            let _ = tx.send(r);
+            let _ = tx.send(answer.await);
         });
     }
 }

@@ -48,35 +48,66 @@ impl Error {
     }
 }
 
-/// Classifies a server reason text (§4.3/§5 of the protocol reference): authorization and
-/// validation failures are terminal, capacity and availability problems are recoverable.
-pub(crate) fn reason_kind(reason: &str) -> ErrorKind {
-    const TERMINAL: &[&str] = &[
-        "TopicNameRequired",
-        "Unauthorized",
-        "PrivateOnly",
-        "InvalidJWTToken",
-        "MalformedJWT",
-        "JwtSignatureError",
-        "JwtSignerError",
+/// What a server reason text means for the client: one table decides both whether a refusal
+/// is terminal and whether it is a token refusal, so the two can never disagree (a token reason
+/// is always terminal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// Retrying the same join cannot succeed.
+    Terminal,
+    /// The access token itself was refused (expired, malformed, badly signed, missing claims);
+    /// terminal too.
+    Token,
+}
+
+/// Server reason texts (protocol reference §4.3 join errors with their code, §5/§11 shutdown
+/// messages without one), by prefix. Anything else is recoverable: capacity and availability
+/// problems (`ChannelRateLimitReached`, `RealtimeRestarting`, database connection trouble).
+const REASONS: &[(&str, Reason)] = &[
+    ("TopicNameRequired", Reason::Terminal),
+    ("Unauthorized", Reason::Terminal),
+    ("PrivateOnly", Reason::Terminal),
+    ("InvalidJWTToken", Reason::Token),
+    ("MalformedJWT", Reason::Token),
+    ("JwtSignatureError", Reason::Token),
+    ("JwtSignerError", Reason::Terminal),
+    (
         "UnableToReplayMessages: Replay is not allowed",
-        "UnableToReplayMessages: Replay params",
-        "RealtimeDisabledForTenant",
-        "TenantNotFound",
+        Reason::Terminal,
+    ),
+    ("UnableToReplayMessages: Replay params", Reason::Terminal),
+    ("RealtimeDisabledForTenant", Reason::Terminal),
+    ("TenantNotFound", Reason::Terminal),
+    (
         "mismatch between server and client bindings",
-        "Error parsing",
-        "Unable to subscribe to changes",
-        "Column selection is not supported",
-        "No subscription params provided",
-        "Token has expired",
-        "Fields `role` and `exp`",
-        "The token provided is not a valid JWT",
-        "You no longer have permission",
-    ];
-    if TERMINAL.iter().any(|p| reason.starts_with(p)) {
-        ErrorKind::Terminal
-    } else {
-        ErrorKind::Recoverable
+        Reason::Terminal,
+    ),
+    ("Error parsing", Reason::Terminal),
+    ("Unable to subscribe to changes", Reason::Terminal),
+    ("Column selection is not supported", Reason::Terminal),
+    ("No subscription params provided", Reason::Terminal),
+    ("Token has expired", Reason::Token),
+    ("Fields `role` and `exp`", Reason::Token),
+    ("The token provided is not a valid JWT", Reason::Token),
+    ("Token expiration time is invalid", Reason::Token),
+    ("Failed to validate JWT signature", Reason::Token),
+    ("Failed to generate JWT signer", Reason::Terminal),
+    ("You no longer have permission", Reason::Terminal),
+];
+
+fn classify(reason: &str) -> Option<Reason> {
+    REASONS
+        .iter()
+        .find(|(prefix, _)| reason.starts_with(prefix))
+        .map(|(_, class)| *class)
+}
+
+/// Classifies a server reason text: authorization and validation failures are terminal,
+/// capacity and availability problems are recoverable.
+pub(crate) fn reason_kind(reason: &str) -> ErrorKind {
+    match classify(reason) {
+        Some(_) => ErrorKind::Terminal,
+        None => ErrorKind::Recoverable,
     }
 }
 
@@ -91,16 +122,7 @@ pub(crate) fn reason_kind(reason: &str) -> ErrorKind {
 /// assert!(!supa_realtime::is_token_rejection("ChannelRateLimitReached: Too many channels"));
 /// ```
 pub fn is_token_rejection(reason: &str) -> bool {
-    const AUTH: &[&str] = &[
-        "InvalidJWTToken",
-        "MalformedJWT",
-        "JwtSignatureError",
-        "Token has expired",
-        "Fields `role` and `exp`",
-        "The token provided is not a valid JWT",
-        "Token expiration time is invalid",
-    ];
-    AUTH.iter().any(|p| reason.starts_with(p))
+    classify(reason) == Some(Reason::Token)
 }
 
 impl fmt::Display for Error {
@@ -140,5 +162,31 @@ mod tests {
             ErrorKind::Recoverable
         );
         assert_eq!(Error::Timeout.kind(), ErrorKind::Recoverable);
+    }
+
+    #[test]
+    fn every_token_reason_is_terminal() {
+        // The drift this table removed: an auth reason that was not terminal.
+        for reason in [
+            "Token expiration time is invalid",
+            "InvalidJWTToken: Token expiration time is invalid",
+            "Failed to validate JWT signature",
+            "Token has expired 0 seconds ago",
+        ] {
+            assert!(is_token_rejection(reason), "{reason}");
+            assert_eq!(reason_kind(reason), ErrorKind::Terminal, "{reason}");
+        }
+        for (prefix, class) in REASONS {
+            if *class == Reason::Token {
+                assert_eq!(reason_kind(prefix), ErrorKind::Terminal, "{prefix}");
+            }
+        }
+        assert!(!is_token_rejection(
+            "Unauthorized: You do not have permissions"
+        ));
+        assert_eq!(
+            reason_kind("RealtimeRestarting: Realtime is restarting, please standby"),
+            ErrorKind::Recoverable
+        );
     }
 }

@@ -45,6 +45,7 @@ mod engine;
 mod error;
 mod event;
 mod incoming;
+mod logging;
 mod options;
 pub mod postgres;
 pub mod presence;

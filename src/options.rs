@@ -6,9 +6,84 @@ use std::time::Duration;
 
 pub use supa_realtime_protocol::Vsn;
 
-/// Supplies the access token (a user JWT) when the client needs one: before each connect and
-/// before each rejoin. It runs on a helper thread of the library, never on the runtime thread
-/// or the dispatcher, so it may block (e.g. on a refresh request).
+use crate::error::Error;
+
+/// The longest duration any option takes. Anything longer is surely a unit mistake (seconds
+/// passed as milliseconds) and would overflow the deadlines computed from it.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Checks a duration option: `name` must lie within `min..=MAX_DURATION`. Every language
+/// reports a bad value with this same text (the Kotlin layer formats negative durations,
+/// which cannot cross the boundary, the same way).
+pub(crate) fn check_duration(name: &str, d: Duration, min: Duration) -> Result<(), Error> {
+    if d < min || d > MAX_DURATION {
+        return Err(Error::InvalidArgument(format!(
+            "{name} must be between {} ms and {} ms (got {} ms)",
+            min.as_millis(),
+            MAX_DURATION.as_millis(),
+            d.as_millis()
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) const ONE_MS: Duration = Duration::from_millis(1);
+
+/// Checks an HTTP header for the upgrade request and REST calls: the name an RFC 9110 token,
+/// the value visible ASCII, spaces and tabs only (no CR/LF, which would inject headers).
+pub(crate) fn check_header(name: &str, value: &str) -> Result<(), Error> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(Error::InvalidArgument(format!(
+            "header name {name:?} is not a valid HTTP token (letters, digits and !#$%&'*+-.^_`|~)"
+        )));
+    }
+    if !value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "header {name:?}: the value must be visible ASCII, spaces and tabs (no CR, LF or control characters)"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a data-event queue capacity (at least 1).
+pub(crate) fn check_queue_capacity(n: usize) -> Result<(), Error> {
+    if n == 0 {
+        return Err(Error::InvalidArgument(
+            "queue_capacity must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a reconnect or rejoin schedule: at least one delay, each within `0..=MAX_DURATION`.
+pub(crate) fn check_delays(name: &str, delays: &[Duration]) -> Result<(), Error> {
+    if delays.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{name} must hold at least one delay"
+        )));
+    }
+    for d in delays {
+        check_duration(name, *d, Duration::ZERO)?;
+    }
+    Ok(())
+}
+
+/// Supplies the access token (a user JWT) when the client needs one: before each connect
+/// (the first and every reconnect), ahead of the current token's expiry
+/// ([`ClientOptions::token_refresh_margin`]), before a rejoin after the server refused the
+/// token, and on [`app_foregrounded`](crate::RealtimeClient::app_foregrounded). It is not asked
+/// on heartbeats or ordinary rejoins.
+///
+/// It runs on a helper thread of the library, never on the runtime thread or the dispatcher, so
+/// it may block (e.g. on a refresh request), for at most [`ClientOptions::token_timeout`]; one
+/// call runs at a time. A blocking call of the library made inside it fails with
+/// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock). An error is reported as
+/// `Event::Error`; while no token is in force, channels then wait for one (they never fall
+/// back to the API key's role silently).
 pub trait TokenProvider: Send + Sync {
     /// The current token, `Ok(None)` for "use the API key", or an error message.
     fn token(&self) -> Result<Option<String>, String>;
@@ -76,8 +151,10 @@ pub struct ClientOptions {
     pub dispatch: DispatchMode,
     /// Data events queued beyond this are dropped and reported by one `Event::Lagged`.
     pub queue_capacity: usize,
-    /// Called before connecting and before rejoining, for a fresh token.
+    /// Asked for a fresh token when one is needed (see [`TokenProvider`]).
     pub token_provider: Option<Arc<dyn TokenProvider>>,
+    /// How long a token provider call may take before it counts as failed. 10 s.
+    pub token_timeout: Duration,
     /// With a token provider: ask it this long before the current JWT's `exp` (half-way for
     /// tokens shorter-lived than twice this), so channels never hit the server's expiry
     /// close. 60 s.
@@ -128,6 +205,32 @@ fn secs(v: &[u64]) -> Vec<Duration> {
 }
 
 impl ClientOptions {
+    /// Every check [`RealtimeClient::new`](crate::RealtimeClient::new) makes on the options
+    /// besides the URL and TLS ones: the same errors the C setters and the bindings report.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        check_duration("heartbeat_interval", self.heartbeat_interval, ONE_MS)?;
+        check_duration("push_timeout", self.push_timeout, ONE_MS)?;
+        check_duration("token_timeout", self.token_timeout, ONE_MS)?;
+        check_duration(
+            "token_refresh_margin",
+            self.token_refresh_margin,
+            Duration::ZERO,
+        )?;
+        check_delays("reconnect_delays", &self.reconnect_delays)?;
+        check_delays("rejoin_delays", &self.rejoin_delays)?;
+        if !(0.0..=1.0).contains(&self.reconnect_jitter) {
+            return Err(Error::InvalidArgument(format!(
+                "reconnect_jitter must be within 0..1 (got {})",
+                self.reconnect_jitter
+            )));
+        }
+        check_queue_capacity(self.queue_capacity)?;
+        for (name, value) in &self.headers {
+            check_header(name, value)?;
+        }
+        Ok(())
+    }
+
     /// Options with realtime-js' defaults.
     pub fn new(url: impl Into<String>, api_key: impl Into<String>) -> Self {
         ClientOptions {
@@ -147,6 +250,7 @@ impl ClientOptions {
             dispatch: DispatchMode::Thread,
             queue_capacity: 10_000,
             token_provider: None,
+            token_timeout: Duration::from_secs(10),
             token_refresh_margin: Duration::from_secs(60),
             auth_retries: 3,
             max_message_size: 16 << 20,
@@ -220,6 +324,10 @@ impl ClientOptions {
         self.token_provider = Some(Arc::new(p));
         self
     }
+    pub fn token_timeout(mut self, d: Duration) -> Self {
+        self.token_timeout = d;
+        self
+    }
     pub fn token_refresh_margin(mut self, d: Duration) -> Self {
         self.token_refresh_margin = d;
         self
@@ -287,6 +395,15 @@ impl Default for ChannelOptions {
 }
 
 impl ChannelOptions {
+    /// Checked by `subscribe()`.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        check_duration(
+            "postgres_ready_timeout",
+            self.postgres_ready_timeout,
+            ONE_MS,
+        )
+    }
+
     pub fn broadcast_self(mut self, on: bool) -> Self {
         self.broadcast_self = on;
         self
@@ -314,5 +431,44 @@ impl ChannelOptions {
     pub fn postgres_ready_timeout(mut self, d: std::time::Duration) -> Self {
         self.postgres_ready_timeout = d;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_are_refused_with_one_text() {
+        let ms = Duration::from_millis;
+        let text = |r: Result<(), Error>| r.unwrap_err().to_string();
+        assert_eq!(
+            text(check_duration("push_timeout", Duration::ZERO, ONE_MS)),
+            "invalid argument: push_timeout must be between 1 ms and 86400000 ms (got 0 ms)"
+        );
+        assert!(check_duration("x", MAX_DURATION + ms(1), ONE_MS).is_err());
+        assert!(check_duration("x", MAX_DURATION, ONE_MS).is_ok());
+        assert!(check_header("X-Client-Info", "app/1.0 (linux)\tx").is_ok());
+        assert!(text(check_header("X-Bad", "a\r\nInjected: 1")).contains("no CR, LF"));
+        assert!(check_header("Bad Name", "v").is_err());
+        assert!(check_header("", "v").is_err());
+        assert!(check_header("X-Utf8", "é").is_err());
+        assert!(check_queue_capacity(0).is_err());
+        assert!(check_delays("reconnect_delays", &[]).is_err());
+        assert!(check_delays("reconnect_delays", &[ms(0), ms(10)]).is_ok());
+        let o = ClientOptions::new("ws://x", "k");
+        assert!(o.validate().is_ok());
+        assert!(o.clone().header("a\nb", "v").validate().is_err());
+        assert!(o.clone().queue_capacity(0).validate().is_err());
+        assert!(o.clone().reconnect_jitter(-0.5).validate().is_err());
+        assert!(o
+            .clone()
+            .heartbeat_interval(Duration::from_secs(u64::MAX / 2))
+            .validate()
+            .is_err());
+        assert!(ChannelOptions::default()
+            .postgres_ready_timeout(Duration::ZERO)
+            .validate()
+            .is_err());
     }
 }

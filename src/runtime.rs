@@ -28,16 +28,25 @@ pub(crate) fn handle() -> &'static Handle {
     &RUNTIME
 }
 
+/// Whether the current thread may block on the library: not on the dispatcher thread (the
+/// awaited work may need it to deliver), not inside a token provider (a connect or rejoin may
+/// be waiting for it).
+pub(crate) fn may_block() -> Result<(), Error> {
+    if crate::dispatch::on_dispatcher_thread() || crate::token::in_provider() {
+        Err(Error::WouldDeadlock)
+    } else {
+        Ok(())
+    }
+}
+
 /// Runs `fut` on the runtime and waits for it from a non-runtime thread, up to `timeout`.
-/// Refuses on the dispatcher thread, which the awaited work may need.
+/// Refuses where blocking could deadlock (see [`may_block`]).
 pub(crate) fn block_on<T, F>(fut: F, timeout: Duration) -> Result<T, Error>
 where
     F: Future<Output = Result<T, Error>> + Send + 'static,
     T: Send + 'static,
 {
-    if crate::dispatch::on_dispatcher_thread() {
-        return Err(Error::WouldDeadlock);
-    }
+    may_block()?;
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     handle().spawn(async move {
         let r = match tokio::time::timeout(timeout, fut).await {

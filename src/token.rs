@@ -1,7 +1,31 @@
 //! What the client reads from an access token: only the JWT `exp` claim, to refresh the token
 //! before the server closes channels at expiry. The signature is the server's business.
 
+use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::options::TokenProvider;
+
+thread_local! {
+    static IN_PROVIDER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is running a token provider. A blocking call of the library made there
+/// would wait for a connect or a rejoin that waits for this very provider: it is refused with
+/// `Error::WouldDeadlock` instead.
+pub(crate) fn in_provider() -> bool {
+    IN_PROVIDER.with(Cell::get)
+}
+
+/// Calls a token provider (user code) on the current, non-runtime thread, marked as such; a
+/// panic becomes an error.
+pub(crate) fn call_provider(provider: &dyn TokenProvider) -> Result<Option<String>, String> {
+    IN_PROVIDER.with(|f| f.set(true));
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| provider.token()))
+        .unwrap_or_else(|_| Err("the token provider panicked".into()));
+    IN_PROVIDER.with(|f| f.set(false));
+    answer
+}
 
 /// The `exp` claim (seconds since the epoch) of a JWT, or `None` when the token is not a JWT
 /// with a numeric `exp` (API keys, opaque tokens).

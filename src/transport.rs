@@ -1,6 +1,7 @@
 //! Sockets: the WebSocket upgrade (ws:// and wss:// over rustls) and one small HTTP/1.1 POST
 //! for `http_send`, sharing the TLS configuration (no OpenSSL, no HTTP client crate).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,7 +51,9 @@ pub(crate) fn tls_config(opts: &ClientOptions) -> Result<Arc<rustls::ClientConfi
     Ok(Arc::new(config))
 }
 
-/// Opens the WebSocket. A refused upgrade becomes `Error::Http` with the server's body.
+/// Opens the WebSocket. Each stage fails with its own cause, so a user reads what went wrong:
+/// the name did not resolve, nothing listens at the address, the TLS handshake failed, or the
+/// server refused the upgrade (`Error::Http` with its status and the server's reason text).
 pub(crate) async fn connect_ws(
     url: &str,
     headers: &[(String, String)],
@@ -58,7 +61,6 @@ pub(crate) async fn connect_ws(
     timeout: Duration,
     max_message_size: usize,
 ) -> Result<WsStream, Error> {
-    use tokio_tungstenite::tungstenite::Error as WsError;
     let mut request = url
         .into_client_request()
         .map_err(|e| Error::InvalidArgument(format!("URL: {e}")))?;
@@ -70,32 +72,128 @@ pub(crate) async fn connect_ws(
             .map_err(|_| Error::InvalidArgument(format!("header value for {k:?}")))?;
         request.headers_mut().append(name, value);
     }
+    let uri = request.uri();
+    let secure = uri.scheme_str() == Some("wss");
+    let host = uri
+        .host()
+        .ok_or_else(|| Error::InvalidArgument(format!("URL {url:?} has no host")))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
     // What a server can make the client buffer for one message (tungstenite holds it whole).
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(max_message_size);
     config.max_frame_size = Some(max_message_size);
-    let fut = tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        Some(config),
-        true,
-        Some(Connector::Rustls(tls)),
-    );
-    match tokio::time::timeout(timeout, fut).await {
-        Err(_) => Err(Error::Timeout),
-        Ok(Ok((ws, _))) => Ok(ws),
-        Ok(Err(WsError::Http(resp))) => {
-            let status = resp.status().as_u16();
-            let body = resp
+    let attempt = async {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| resolve_failed(&host, &e))?
+            .collect();
+        let tcp = open_tcp(&host, &addrs).await?;
+        let _ = tcp.set_nodelay(true);
+        tokio_tungstenite::client_async_tls_with_config(
+            request,
+            tcp,
+            Some(config),
+            Some(Connector::Rustls(tls)),
+        )
+        .await
+        .map(|(ws, _)| ws)
+        .map_err(|e| handshake_failed(&host, port, e))
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Io(format!(
+            "connecting to {host}:{port} timed out after {} ms",
+            timeout.as_millis()
+        ))),
+    }
+}
+
+/// Connects to the first address that accepts, trying each in turn (IPv6 and IPv4 of one name).
+async fn open_tcp(host: &str, addrs: &[SocketAddr]) -> Result<TcpStream, Error> {
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(connect_failed(*addr, &e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::Io(format!("{host} resolved to no address"))))
+}
+
+/// The name of the server did not resolve (DNS, /etc/hosts).
+fn resolve_failed(host: &str, e: &std::io::Error) -> Error {
+    Error::Io(format!("could not resolve host {host:?}: {e}"))
+}
+
+/// Nothing accepted a TCP connection at `addr` (refused, unreachable, timed out).
+fn connect_failed(addr: SocketAddr, e: &std::io::Error) -> Error {
+    let hint = match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => " (is the server running?)",
+        _ => "",
+    };
+    Error::Io(format!("could not connect to {addr}: {e}{hint}"))
+}
+
+/// The TLS handshake or the WebSocket upgrade failed. A refused upgrade keeps the server's
+/// status and reason text: its JSON body's `error` (Realtime answers `{"error": "..."}`), the
+/// raw body, or the status's own name when the body is empty.
+fn handshake_failed(host: &str, port: u16, e: tokio_tungstenite::tungstenite::Error) -> Error {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match e {
+        WsError::Http(resp) => {
+            let status = resp.status();
+            let raw = resp
                 .body()
                 .as_ref()
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default();
-            Err(Error::Http { status, body })
+            let mut body = error_text(&raw);
+            if body.is_empty() {
+                body = status
+                    .canonical_reason()
+                    .unwrap_or("no reason given")
+                    .to_owned();
+            }
+            if status.as_u16() == 404 {
+                body.push_str(&format!(
+                    " (no Realtime endpoint at this path on {host}:{port}: the URL should end in /realtime/v1)"
+                ));
+            }
+            Error::Http {
+                status: status.as_u16(),
+                body,
+            }
         }
-        Ok(Err(WsError::Tls(e))) => Err(Error::Tls(e.to_string())),
-        Ok(Err(WsError::Url(e))) => Err(Error::InvalidArgument(format!("URL: {e}"))),
-        Ok(Err(e)) => Err(Error::Io(e.to_string())),
+        WsError::Tls(e) => Error::Tls(format!("TLS handshake with {host}:{port} failed: {e}")),
+        WsError::Io(e) => Error::Io(format!("connection to {host}:{port} failed: {e}")),
+        WsError::Url(e) => Error::InvalidArgument(format!("URL: {e}")),
+        WsError::Protocol(ProtocolError::HandshakeIncomplete) | WsError::ConnectionClosed => {
+            Error::Io(format!(
+                "{host}:{port} closed the connection during the WebSocket upgrade"
+            ))
+        }
+        other => Error::Io(format!(
+            "WebSocket handshake with {host}:{port} failed: {other}"
+        )),
     }
+}
+
+/// The reason text of an HTTP error body: `error` or `message` of a JSON object (what Realtime
+/// and realtime-js use), else the body itself, trimmed.
+pub(crate) fn error_text(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("error")
+                .or_else(|| v.get("message"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| body.trim().to_owned())
 }
 
 /// A parsed `http(s)://host[:port]/path?query`.
@@ -271,6 +369,51 @@ mod tests {
             (403, "hello".into())
         );
         assert!(parse_response(b"garbage").is_err());
+    }
+
+    #[test]
+    fn connect_failures_name_their_cause() {
+        use std::io::{Error as IoError, ErrorKind as IoKind};
+        use tokio_tungstenite::tungstenite::http::Response;
+        use tokio_tungstenite::tungstenite::Error as WsError;
+        // Name resolution, without a lookup: the error getaddrinfo gives for an unknown name.
+        let e = resolve_failed(
+            "no-such-host.invalid",
+            &IoError::other("failed to lookup address information: Name or service not known"),
+        );
+        assert!(
+            matches!(&e, Error::Io(m) if m.contains("could not resolve host \"no-such-host.invalid\"")
+            && m.contains("Name or service not known")),
+            "{e}"
+        );
+        let e = connect_failed(
+            "127.0.0.1:9".parse().unwrap(),
+            &IoError::from(IoKind::ConnectionRefused),
+        );
+        assert!(
+            matches!(&e, Error::Io(m) if m.contains("127.0.0.1:9") && m.contains("is the server running?")),
+            "{e}"
+        );
+        let refused = |status: u16, body: &str| {
+            let resp = Response::builder()
+                .status(status)
+                .body(Some(body.as_bytes().to_vec()))
+                .unwrap();
+            handshake_failed("h", 4000, WsError::Http(Box::new(resp)))
+        };
+        assert_eq!(
+            refused(401, r#"{"error":"Token has expired"}"#),
+            Error::Http {
+                status: 401,
+                body: "Token has expired".into()
+            }
+        );
+        let e = refused(404, "");
+        assert!(
+            matches!(&e, Error::Http { status: 404, body } if body.starts_with("Not Found (no Realtime endpoint")),
+            "{e}"
+        );
+        assert_eq!(error_text("plain text\n"), "plain text");
     }
 
     #[test]

@@ -236,13 +236,17 @@ fn channels_rejoin_with_the_token_set_during_the_outage() {
     r.proxy.set_refuse(false);
     let (i, _) =
         r.t.wait_from(mark, DEADLINE, "rejoin refused", Event::is_token_rejected);
+    r.t.wait_from(i, DEADLINE, "final CLOSED", |e| {
+        is_status(e, "realtime:newtoken", SubscribeStatus::Closed)
+    });
     assert_eq!(
         lifecycle_from(&r.t.events(), mark),
         [
             "realtime:newtoken:CHANNEL_ERROR",
             "conn:Connecting",
             "conn:Connected",
-            "realtime:newtoken:CHANNEL_ERROR(terminal)"
+            "realtime:newtoken:CHANNEL_ERROR(terminal)",
+            "realtime:newtoken:CLOSED"
         ]
     );
     assert!(
@@ -265,7 +269,7 @@ fn refused_connections_are_retried_on_the_schedule_until_the_server_is_back() {
                 from,
                 DEADLINE,
                 &format!("failed attempt {n}"),
-                |e| matches!(e, Event::Error { message } if message.starts_with("connect failed")),
+                |e| matches!(e, Event::Error { message } if message.starts_with("could not connect")),
             )
             .0 + 1;
     }
@@ -522,12 +526,16 @@ fn a_refused_token_is_a_terminal_status_not_an_endless_rejoin_loop() {
     client.on_event(t.sink());
     let ch = client.channel("badtoken", ChannelOptions::default());
     ch.subscribe().unwrap();
-    t.wait_from(0, DEADLINE, "token rejected", Event::is_token_rejected);
+    t.wait_from(0, DEADLINE, "final CLOSED", |e| {
+        is_status(e, "realtime:badtoken", SubscribeStatus::Closed)
+    });
     // auth_retries (3) recoverable refusals, each after a provider call, then the terminal one.
     let topic = "realtime:badtoken";
     let mut expected = vec!["conn:Connecting".to_owned(), "conn:Connected".to_owned()];
     expected.extend(std::iter::repeat_n(format!("{topic}:CHANNEL_ERROR"), 3));
     expected.push(format!("{topic}:CHANNEL_ERROR(terminal)"));
+    // Then the one final CLOSED, with the server's reason.
+    expected.push(format!("{topic}:CLOSED"));
     assert_eq!(lifecycle_from(&t.events(), 0), expected);
     assert_eq!(ch.state(), supa_realtime::ChannelState::Closed);
     assert!(ch.subscribe().is_err(), "a stopped channel does not rejoin");
@@ -592,7 +600,10 @@ fn permanent_join_errors_stop_and_transient_ones_retry_on_the_schedule() {
         .into_iter()
         .filter(|l| l.starts_with("realtime::"))
         .collect();
-    assert_eq!(bad_statuses, ["realtime::CHANNEL_ERROR(terminal)"]);
+    assert_eq!(
+        bad_statuses,
+        ["realtime::CHANNEL_ERROR(terminal)", "realtime::CLOSED"]
+    );
     assert_status_grammar(&t.events());
 }
 

@@ -338,8 +338,13 @@ pub unsafe extern "C" fn supa_channel_subscribe(channel: *const supa_channel) ->
 
 /// Joins and waits up to `timeout_ms` for SUBSCRIBED.
 ///
-/// Blocking: `SUPA_WOULD_DEADLOCK` inside a callback. Errors: `SUPA_CHANNEL_ERROR` with the
-/// server's reason (a terminal refusal, or CLOSED), `SUPA_TIMEOUT` (the client keeps retrying).
+/// Blocking: `SUPA_WOULD_DEADLOCK` inside a callback. Fails within the join timeout
+/// (`supa_options_set_push_timeout_ms`, 10 s) with the cause, the client retrying underneath:
+/// `SUPA_CHANNEL_ERROR` with the server's reason (a refusal such as `Unauthorized: ...` or
+/// `ChannelRateLimitReached: ...`, or CLOSED), `SUPA_HTTP` when the upgrade was refused
+/// ("HTTP 401: ..." for a wrong or expired key, 404 for a wrong path), `SUPA_IO` when nothing
+/// listens or the name does not resolve, `SUPA_TLS`, or `SUPA_TIMEOUT` when the server did not
+/// answer the join; `supa_last_error_message()` says which.
 #[no_mangle]
 pub unsafe extern "C" fn supa_channel_subscribe_blocking(
     channel: *const supa_channel,

@@ -111,7 +111,7 @@ pub unsafe extern "C" fn supa_client_free(client: *mut supa_client) {
 pub unsafe extern "C" fn supa_client_connect(client: *const supa_client) -> supa_result {
     boundary(|| {
         let c = tri!(self::client(client));
-        if c.inner.connection_state() == ConnectionState::ShutDown {
+        if c.inner.is_shut_down() {
             return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
         }
         c.inner.connect();
@@ -121,8 +121,10 @@ pub unsafe extern "C" fn supa_client_connect(client: *const supa_client) -> supa
 
 /// Connects and waits up to `timeout_ms` for the socket to open.
 ///
-/// Blocking: returns `SUPA_WOULD_DEADLOCK` inside a callback. `SUPA_TIMEOUT` when not open in
-/// time (the client keeps trying), `SUPA_SHUTDOWN` after shutdown.
+/// Blocking: returns `SUPA_WOULD_DEADLOCK` inside a callback. When not open in time (the client
+/// keeps trying) it returns why the last attempt failed, e.g. `SUPA_IO` ("could not connect to
+/// 127.0.0.1:4000: Connection refused") or `SUPA_HTTP` ("HTTP 401: ..." from the upgrade), and
+/// `SUPA_TIMEOUT` when no attempt has failed yet; `SUPA_SHUTDOWN` after shutdown.
 #[no_mangle]
 pub unsafe extern "C" fn supa_client_connect_blocking(
     client: *const supa_client,
@@ -140,13 +142,18 @@ pub unsafe extern "C" fn supa_client_connect_blocking(
 pub unsafe extern "C" fn supa_client_disconnect(client: *const supa_client) -> supa_result {
     boundary(|| {
         let c = tri!(self::client(client));
+        if c.inner.is_shut_down() {
+            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
+        }
         c.inner.disconnect();
         ok()
     })
 }
 
-/// Closes everything for good without freeing the handle: later calls return `SUPA_SHUTDOWN`;
-/// queued events are discarded and a final `SUPA_CONNECTION_SHUT_DOWN` status is delivered.
+/// Closes everything for good without freeing the handle: later calls return `SUPA_SHUTDOWN`
+/// (listeners registered from now on are refused). Events already queued are still delivered,
+/// then every channel's final `SUPA_STATUS_CLOSED` ("client shut down") and last a
+/// `SUPA_CONNECTION_SHUT_DOWN` status; then the listeners' destructors run.
 #[no_mangle]
 pub unsafe extern "C" fn supa_client_shutdown(client: *const supa_client) -> supa_result {
     boundary(|| {
@@ -166,6 +173,9 @@ pub unsafe extern "C" fn supa_client_set_auth(
     boundary(|| {
         let c = tri!(self::client(client));
         let token = tri!(opt_str_arg(token, "token"));
+        if c.inner.is_shut_down() {
+            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
+        }
         c.inner.set_auth(token.map(str::to_owned));
         ok()
     })
@@ -189,6 +199,10 @@ pub unsafe extern "C" fn supa_client_on_event(
         let Some(cb) = cb else {
             return fail(supa_result::SUPA_NULL_ARGUMENT, "`cb` is NULL");
         };
+        // A listener registered now would never be called: refused, its userdata untouched.
+        if c.inner.is_shut_down() {
+            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
+        }
         let id = c
             .inner
             .on_event(event_listener(cb, UserData::armed(userdata, destroy)));
@@ -426,7 +440,7 @@ pub unsafe extern "C" fn supa_client_channel(
         let c = tri!(self::client(client));
         non_null!(out);
         let name = tri!(str_arg(name, "name"));
-        if c.inner.connection_state() == ConnectionState::ShutDown {
+        if c.inner.is_shut_down() {
             return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
         }
         let opts = options

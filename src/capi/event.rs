@@ -291,8 +291,15 @@ impl supa_event {
                 Event::ChannelStatus { .. } => SUPA_EVENT_CHANNEL_STATUS,
                 Event::Resumed { .. } => SUPA_EVENT_RESUMED,
                 Event::Lagged { .. } => SUPA_EVENT_LAGGED,
-                // The remaining variants are handled by the views above.
-                _ => SUPA_EVENT_ERROR,
+                Event::Error { .. } => SUPA_EVENT_ERROR,
+                // Normally seen through the views above; classified here too so that the match
+                // stays exhaustive and a new variant cannot be mislabelled silently.
+                Event::Broadcast(_) => SUPA_EVENT_BROADCAST,
+                Event::Presence(PresenceEvent::Sync { .. }) => SUPA_EVENT_PRESENCE_SYNC,
+                Event::Presence(PresenceEvent::Join { .. }) => SUPA_EVENT_PRESENCE_JOIN,
+                Event::Presence(PresenceEvent::Leave { .. }) => SUPA_EVENT_PRESENCE_LEAVE,
+                Event::PostgresChange(_) => SUPA_EVENT_POSTGRES_CHANGE,
+                Event::System { .. } => SUPA_EVENT_SYSTEM,
             },
         }
     }

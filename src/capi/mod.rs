@@ -33,6 +33,7 @@ mod channel;
 mod client;
 mod error;
 mod event;
+mod logging;
 mod options;
 #[cfg(test)]
 mod pure_tests;
@@ -42,6 +43,7 @@ pub use channel::*;
 pub use client::*;
 pub use error::*;
 pub use event::*;
+pub use logging::*;
 pub use options::*;
 
 use std::ffi::{c_char, CStr, CString};

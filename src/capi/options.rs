@@ -387,9 +387,13 @@ impl TokenProvider for CTokenProvider {
     }
 }
 
-/// Sets a token provider, called before each connect and each rejoin, ahead of the current
-/// token's expiry (`supa_options_set_token_refresh_margin_ms`), and when the app comes to the
-/// foreground (see `supa_token_cb`).
+/// Sets a token provider, called before each connect (the first and every reconnect), ahead of
+/// the current token's expiry (`supa_options_set_token_refresh_margin_ms`), before a rejoin
+/// after the server refused the token, and when the app comes to the foreground (see
+/// `supa_token_cb`); never on heartbeats. One call runs at a time, on a library thread; one
+/// that takes longer than 10 s counts as failed. Invalid UTF-8 is an error (reported as a
+/// `SUPA_EVENT_ERROR` event), never a silent fall-back to the API key; a blocking call of the
+/// library made inside it returns `SUPA_WOULD_DEADLOCK`.
 /// It replaces an earlier one (whose destructor then runs once no client uses it).
 ///
 /// Ownership: `destroy` (may be NULL) runs exactly once with `userdata`, after the last call,

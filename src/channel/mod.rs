@@ -182,12 +182,15 @@ impl RealtimeChannel {
     /// `subscribe` fails; `client.channel(name)` then returns a fresh channel.
     pub fn subscribe(&self) -> Result<(), Error> {
         let client = self.client()?;
+        self.shared.options.validate()?;
         let (bindings, presence_enabled) = {
             let mut setup = self.shared.setup.lock();
             if setup.subscribed {
-                // Single use, as a phoenix.js channel: once closed, make a new one.
-                return match self.shared.state() {
-                    ChannelState::Closed => Err(Error::InvalidArgument(
+                // Single use, as a phoenix.js channel: once closed, make a new one. Read the
+                // engine's word directly: `shared.state()` takes the setup lock held here, so a
+                // second subscribe() before the engine published a state deadlocked.
+                return match self.shared.snapshot.state() {
+                    Some(ChannelState::Closed) => Err(Error::InvalidArgument(
                         "this channel was closed; get a new one with client.channel()".into(),
                     )),
                     _ => Ok(()),
@@ -209,47 +212,61 @@ impl RealtimeChannel {
         }))
     }
 
-    /// Resolves on SUBSCRIBED; fails on CLOSED, a terminal CHANNEL_ERROR, or TIMED_OUT.
-    /// Recoverable errors are retried by the client, so it keeps waiting through them.
+    /// Resolves on SUBSCRIBED. Fails with the cause on CLOSED (the server's reason, or
+    /// `Error::Shutdown`), on a terminal CHANNEL_ERROR and on TIMED_OUT (with the connect
+    /// failure when there is one: refused, DNS, TLS, the upgrade's HTTP status and body).
+    /// A connect refused for good (HTTP 401 from the upgrade: a wrong or expired key) fails at
+    /// once. Recoverable errors (`ChannelRateLimitReached`, a refused connection) are retried by the client;
+    /// the wait goes on through them for at most the join timeout
+    /// ([`ClientOptions::push_timeout`](crate::ClientOptions::push_timeout)) and then fails
+    /// with the last of them, while the channel keeps trying underneath.
     pub async fn subscribed(&self) -> Result<(), Error> {
-        self.client()?;
+        let join_timeout = self.client()?.options.push_timeout;
         let mut rx = self.shared.snapshot.watch_status();
+        let deadline = tokio::time::Instant::now() + join_timeout;
+        let mut last: Option<Error> = None;
         loop {
             let snap = rx.borrow_and_update().clone();
-            match snap {
-                Some(StatusSnap {
-                    status: SubscribeStatus::Subscribed,
-                    ..
-                }) => return Ok(()),
-                Some(StatusSnap {
-                    status: SubscribeStatus::Closed,
-                    reason,
-                    ..
-                }) => {
-                    if reason.as_deref() == Some(SHUTDOWN_REASON) {
-                        return Err(Error::Shutdown);
+            if let Some(StatusSnap {
+                status,
+                reason,
+                kind,
+                cause,
+            }) = snap
+            {
+                let error = || {
+                    cause.clone().unwrap_or_else(|| {
+                        Error::ChannelError(
+                            reason.clone().unwrap_or_else(|| status.as_str().to_owned()),
+                        )
+                    })
+                };
+                match status {
+                    SubscribeStatus::Subscribed => return Ok(()),
+                    SubscribeStatus::Closed => {
+                        if reason.as_deref() == Some(SHUTDOWN_REASON) {
+                            return Err(Error::Shutdown);
+                        }
+                        return Err(error());
                     }
-                    return Err(Error::ChannelError(
-                        reason.unwrap_or_else(|| "channel closed".into()),
-                    ));
+                    SubscribeStatus::TimedOut => return Err(cause.unwrap_or(Error::Timeout)),
+                    // Terminal: the server refused the join for good, or the connection
+                    // failed in a way a retry cannot mend (the upgrade refused the key).
+                    SubscribeStatus::ChannelError
+                        if kind == Some(ErrorKind::Terminal)
+                            || cause
+                                .as_ref()
+                                .is_some_and(|c| c.kind() == ErrorKind::Terminal) =>
+                    {
+                        return Err(error())
+                    }
+                    SubscribeStatus::ChannelError => last = Some(error()),
                 }
-                Some(StatusSnap {
-                    status: SubscribeStatus::TimedOut,
-                    ..
-                }) => return Err(Error::Timeout),
-                Some(StatusSnap {
-                    status: SubscribeStatus::ChannelError,
-                    reason,
-                    kind: Some(ErrorKind::Terminal),
-                }) => {
-                    return Err(Error::ChannelError(
-                        reason.unwrap_or_else(|| "channel error".into()),
-                    ))
-                }
-                _ => {}
             }
-            if rx.changed().await.is_err() {
-                return Err(Error::Shutdown);
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::Shutdown),
+                Err(_) => return Err(last.unwrap_or(Error::Timeout)),
             }
         }
     }
@@ -369,18 +386,9 @@ impl RealtimeChannel {
             Ok(())
         } else {
             // realtime-js surfaces `error` or `message` from a JSON body.
-            let message = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| {
-                    v.get("error")
-                        .or_else(|| v.get("message"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
-                .unwrap_or(body);
             Err(Error::Http {
                 status,
-                body: message,
+                body: crate::transport::error_text(&body),
             })
         }
     }
@@ -436,19 +444,31 @@ impl RealtimeChannel {
 
     /// Leaves the channel; resolves once the server confirmed (or the push timed out).
     /// The channel's listeners are removed; `client.channel(name)` then gives a fresh channel.
+    /// Its final CLOSED status says "left".
     pub async fn unsubscribe(&self) -> Result<(), Error> {
-        let client = self.client()?;
-        let (tx, rx) = oneshot::channel();
-        client.send(Command::Unsubscribe(self.shared.id, tx))?;
-        drop(client);
+        let rx = self.leave(false)?;
         rx.await.unwrap_or(Err(Error::Shutdown))
     }
 
     /// Leaves without waiting.
     pub fn unsubscribe_nowait(&self) -> Result<(), Error> {
+        self.leave(false).map(drop)
+    }
+
+    /// Asks the engine to end the channel; `removed` makes its final CLOSED say "removed"
+    /// (`remove_channel`) rather than "left" (`unsubscribe`).
+    pub(crate) fn leave(
+        &self,
+        removed: bool,
+    ) -> Result<oneshot::Receiver<Result<(), Error>>, Error> {
         let client = self.client()?;
-        let (tx, _rx) = oneshot::channel();
-        client.send(Command::Unsubscribe(self.shared.id, tx))
+        let (tx, rx) = oneshot::channel();
+        client.send(Command::Unsubscribe {
+            id: self.shared.id,
+            removed,
+            reply: tx,
+        })?;
+        Ok(rx)
     }
 
     /// [`unsubscribe`](Self::unsubscribe) for synchronous callers.

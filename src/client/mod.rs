@@ -87,16 +87,7 @@ impl RealtimeClient {
         let ws_url = url::websocket_url(&options)?;
         let api_url = url::http_api_url(&options)?;
         let tls = transport::tls_config(&options)?;
-        if options.reconnect_delays.is_empty() || options.rejoin_delays.is_empty() {
-            return Err(Error::InvalidArgument(
-                "reconnect and rejoin delay lists must not be empty".into(),
-            ));
-        }
-        if options.heartbeat_interval.is_zero() || options.push_timeout.is_zero() {
-            return Err(Error::InvalidArgument(
-                "heartbeat interval and push timeout must be positive".into(),
-            ));
-        }
+        options.validate()?;
         let options = Arc::new(options);
         let dispatcher = Dispatcher::start(options.dispatch, options.queue_capacity);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -144,12 +135,19 @@ impl RealtimeClient {
         let _ = self.inner.send(Command::Disconnect);
     }
 
-    /// Closes everything for good; later calls fail with [`Error::Shutdown`]. Queued events are
-    /// discarded; a final `ConnectionStatus{ShutDown}` is delivered.
+    /// Closes everything for good; later calls fail with [`Error::Shutdown`]. Events already
+    /// queued are delivered, then each channel's final CLOSED ("client shut down"), then
+    /// `ConnectionStatus{ShutDown}`; the listeners are dropped after that.
     pub fn shutdown(&self) {
         if !self.inner.shut_down.swap(true, Ordering::SeqCst) {
             let _ = self.inner.cmd.send(Command::Shutdown);
         }
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called (or the client is going away): every
+    /// call then fails with [`Error::Shutdown`] or does nothing.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.check().is_err()
     }
 
     /// Sets the access token: sent as `access_token` to every joined channel and used on every
@@ -173,6 +171,77 @@ impl RealtimeClient {
         map.retain(|_, w| w.strong_count() > 0);
         map.insert(topic, Arc::downgrade(&shared));
         RealtimeChannel::new(shared, &self.inner)
+    }
+
+    /// Every live channel of this client (subscribed or not yet, and not ended), as
+    /// realtime-js' `getChannels()`.
+    pub fn channels(&self) -> Vec<RealtimeChannel> {
+        let map = self.inner.channels.lock();
+        let mut live: Vec<_> = map
+            .values()
+            .filter_map(Weak::upgrade)
+            .filter(|c| !c.is_finished())
+            .collect();
+        live.sort_by_key(|c| c.id);
+        live.into_iter()
+            .map(|c| RealtimeChannel::new(c, &self.inner))
+            .collect()
+    }
+
+    /// Leaves `channel` and forgets it, as realtime-js' `removeChannel`: its final CLOSED
+    /// status says "removed". Resolves once the server confirmed (or the push timed out).
+    ///
+    /// ```no_run
+    /// # use supa_realtime::*;
+    /// # async fn demo(client: RealtimeClient) -> Result<(), Error> {
+    /// let ch = client.channel("room", ChannelOptions::default());
+    /// ch.subscribe()?;
+    /// client.remove_channel(&ch).await?;
+    /// assert!(client.channels().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn remove_channel(&self, channel: &RealtimeChannel) -> Result<(), Error> {
+        let rx = channel.leave(true)?;
+        rx.await.unwrap_or(Err(Error::Shutdown))
+    }
+
+    /// [`remove_channel`](Self::remove_channel) for synchronous callers.
+    pub fn remove_channel_blocking(
+        &self,
+        channel: &RealtimeChannel,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        // Refuse before leaving, so a refused call has no effect.
+        crate::runtime::may_block()?;
+        let rx = channel.leave(true)?;
+        crate::runtime::block_on(
+            async move { rx.await.unwrap_or(Err(Error::Shutdown)) },
+            timeout,
+        )
+    }
+
+    /// Removes every channel (see [`remove_channel`](Self::remove_channel)); the first error,
+    /// if any, after all were asked to leave.
+    pub async fn remove_all_channels(&self) -> Result<(), Error> {
+        let waits: Vec<_> = self
+            .channels()
+            .iter()
+            .map(|c| c.leave(true))
+            .collect::<Result<_, _>>()?;
+        let mut first = Ok(());
+        for rx in waits {
+            let r = rx.await.unwrap_or(Err(Error::Shutdown));
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
+    /// [`remove_all_channels`](Self::remove_all_channels) for synchronous callers.
+    pub fn remove_all_channels_blocking(&self, timeout: Duration) -> Result<(), Error> {
+        let this = self.clone();
+        crate::runtime::block_on(async move { this.remove_all_channels().await }, timeout)
     }
 
     /// Registers a callback for every event of this client (all channels included).
@@ -270,10 +339,21 @@ impl RealtimeClient {
         }
     }
 
-    /// [`connected`](Self::connected) for synchronous callers, bounded by `timeout`.
+    /// [`connected`](Self::connected) for synchronous callers, bounded by `timeout`. When
+    /// no socket opened in time it fails with why the last attempt failed (refused, DNS, TLS,
+    /// the upgrade's HTTP status and body), else with `Error::Timeout`.
     pub fn connect_blocking(&self, timeout: Duration) -> Result<(), Error> {
         let this = self.clone();
-        crate::runtime::block_on(async move { this.connected().await }, timeout)
+        match crate::runtime::block_on(async move { this.connected().await }, timeout) {
+            Err(Error::Timeout) => Err(self
+                .inner
+                .counters
+                .connect_error
+                .lock()
+                .clone()
+                .unwrap_or(Error::Timeout)),
+            other => other,
+        }
     }
 
     /// The current channel state of every live channel, by topic (diagnostics).

@@ -53,10 +53,46 @@ pub(crate) struct ChannelConfig {
 }
 
 /// What the engine should do with the machine after an input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum After {
     Keep,
-    Remove,
+    /// The channel is over: the engine takes the machine out and calls
+    /// [`ChannelMachine::finish`], which reports the one final CLOSED.
+    Close(CloseReason),
+}
+
+/// Why a channel ended: the reason of its final CLOSED status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CloseReason {
+    /// `unsubscribe()`.
+    Left,
+    /// `remove_channel()`.
+    Removed,
+    /// The client shut down (or was dropped).
+    Shutdown,
+    /// The server ended it, or refused it for good: its reason text, unchanged.
+    Server(String),
+}
+
+impl CloseReason {
+    /// The CLOSED status's reason text.
+    pub(crate) fn text(&self) -> &str {
+        match self {
+            CloseReason::Left => super::snapshot::LEFT_REASON,
+            CloseReason::Removed => super::snapshot::REMOVED_REASON,
+            CloseReason::Shutdown => super::snapshot::SHUTDOWN_REASON,
+            CloseReason::Server(reason) => reason,
+        }
+    }
+
+    /// What pending pushes and waiters of the channel fail with.
+    fn error(&self) -> Error {
+        match self {
+            CloseReason::Shutdown => Error::Shutdown,
+            CloseReason::Server(reason) => Error::ChannelError(reason.clone()),
+            other => Error::ChannelError(format!("channel closed: {}", other.text())),
+        }
+    }
 }
 
 /// When an errored channel tries to join again.
@@ -72,8 +108,11 @@ enum Rejoin {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
-    /// Subscribed, no join sent yet: waits for the socket.
-    AwaitingSocket,
+    /// Subscribed, no join sent yet: waits for the socket. Reports TIMED_OUT at `deadline`
+    /// (the join timeout) if no socket opened by then, so nobody waits without a word.
+    AwaitingSocket {
+        deadline: Option<Instant>,
+    },
     Joining {
         join_ref: String,
         deadline: Instant,
@@ -93,6 +132,8 @@ enum State {
         join_ref: String,
         leave_ref: String,
         deadline: Instant,
+        /// Why it leaves: the reason of the CLOSED that ends it.
+        why: CloseReason,
     },
     Closed,
 }
@@ -100,7 +141,7 @@ enum State {
 impl State {
     fn public(&self) -> ChannelState {
         match self {
-            State::AwaitingSocket | State::Joining { .. } => ChannelState::Joining,
+            State::AwaitingSocket { .. } | State::Joining { .. } => ChannelState::Joining,
             State::Joined { .. } => ChannelState::Joined,
             State::Errored { .. } => ChannelState::Errored,
             State::Leaving { .. } => ChannelState::Leaving,
@@ -115,13 +156,14 @@ impl State {
             | State::Joined { join_ref, .. }
             | State::Leaving { join_ref, .. } => Some(join_ref),
             State::Errored { join_ref, .. } => join_ref.as_deref(),
-            State::AwaitingSocket | State::Closed => None,
+            State::AwaitingSocket { .. } | State::Closed => None,
         }
     }
 
     fn deadline(&self) -> Option<Instant> {
         match self {
             State::Joining { deadline, .. } | State::Leaving { deadline, .. } => Some(*deadline),
+            State::AwaitingSocket { deadline } => *deadline,
             State::Joined {
                 pg_ready_deadline, ..
             } => *pg_ready_deadline,
@@ -193,6 +235,9 @@ pub(crate) struct ChannelMachine {
     rejoin_attempt: usize,
     /// Consecutive join refusals for the token (reset by a successful join).
     auth_failures: u32,
+    /// The next rejoin asks the token provider first (the token was refused, or the provider
+    /// failed): other rejoins use the token in force.
+    needs_token: bool,
     /// Pushes made before the join completed, oldest first (so deadlines ascend).
     buffer: VecDeque<Buffered>,
     inflight: Inflight,
@@ -220,6 +265,7 @@ impl ChannelMachine {
             state: State::Closed,
             rejoin_attempt: 0,
             auth_failures: 0,
+            needs_token: false,
             buffer: VecDeque::new(),
             inflight: Inflight::default(),
             server_ids: Vec::new(),
@@ -281,10 +327,23 @@ impl ChannelMachine {
         reason: Option<String>,
         kind: Option<ErrorKind>,
     ) {
+        self.status_with_cause(ctx, status, reason, kind, None);
+    }
+
+    /// A status whose `cause` is the typed error behind it (a failed connect), for waiters.
+    fn status_with_cause(
+        &self,
+        ctx: &mut Ctx,
+        status: SubscribeStatus,
+        reason: Option<String>,
+        kind: Option<ErrorKind>,
+        cause: Option<Error>,
+    ) {
         self.config.snapshot.set_status(StatusSnap {
             status,
             reason: reason.clone(),
             kind,
+            cause,
         });
         ctx.emit(
             Some(self.id()),
@@ -323,7 +382,8 @@ impl ChannelMachine {
         }
     }
 
-    /// Sends `phx_join` now if the socket is open; otherwise waits for it.
+    /// Sends `phx_join` now if the socket is open; otherwise waits for it (a first join says
+    /// TIMED_OUT after the join timeout if no socket opened by then).
     pub(crate) fn join(&mut self, ctx: &mut Ctx, now: Instant) {
         if !ctx.open {
             let next = match &self.state {
@@ -331,9 +391,26 @@ impl ChannelMachine {
                     join_ref: join_ref.clone(),
                     rejoin: Rejoin::OnOpen,
                 },
-                _ => State::AwaitingSocket,
+                _ => State::AwaitingSocket {
+                    deadline: Some(now + ctx.push_timeout()),
+                },
             };
             self.set_state(next);
+            return;
+        }
+        if let Some(failure) = ctx.token_error {
+            // The provider failed and no token is in force: a join now would silently use the
+            // API key's role instead of the user's. Say why, and ask the provider again on the
+            // rejoin schedule.
+            self.needs_token = true;
+            self.lose_join(now);
+            self.status(
+                ctx,
+                SubscribeStatus::ChannelError,
+                Some(format!("token provider failed: {failure}")),
+                Some(ErrorKind::Recoverable),
+            );
+            self.schedule_rejoin(ctx, now);
             return;
         }
         let r = ctx.refs.next();
@@ -403,22 +480,53 @@ impl ChannelMachine {
         }
     }
 
-    /// Final transition to closed: report, fail pending work, release waiters.
-    fn close(&mut self, ctx: &mut Ctx, reason: Option<String>) -> After {
-        log::debug!(
-            "{} closed ({})",
-            self.topic(),
-            reason.as_deref().unwrap_or("-")
-        );
+    /// The end of the channel, and the only place that reports CLOSED: it takes the machine
+    /// by value, so it runs at most once, and the engine calls it for every machine it drops
+    /// (on [`After::Close`] and at shutdown), so it runs at least once. Fails pending pushes,
+    /// answers `unsubscribe()` callers and publishes the final state before the app hears.
+    pub(crate) fn finish(mut self, ctx: &mut Ctx, why: CloseReason) {
+        log::debug!("{} closed ({})", self.topic(), why.text());
         self.set_state(State::Closed);
-        self.fail_all(Error::ChannelError(
-            reason.clone().unwrap_or_else(|| "channel closed".into()),
-        ));
-        self.status(ctx, SubscribeStatus::Closed, reason, None);
+        self.fail_all(why.error());
+        let cause = match &why {
+            CloseReason::Shutdown => Some(Error::Shutdown),
+            _ => None,
+        };
+        self.status_with_cause(
+            ctx,
+            SubscribeStatus::Closed,
+            Some(why.text().to_owned()),
+            None,
+            cause,
+        );
         for w in self.leave_waiters.drain(..) {
             let _ = w.send(Ok(()));
         }
-        After::Remove
+    }
+
+    /// The connection attempt failed with `ctx.cause`: a channel waiting for its first socket
+    /// says so now (CHANNEL_ERROR with the cause; the client keeps reconnecting and joins when
+    /// the server comes back), as realtime-js reports socket errors to joining channels.
+    pub(crate) fn on_connect_failed(&mut self, ctx: &mut Ctx) {
+        if !matches!(self.state, State::AwaitingSocket { .. }) {
+            return;
+        }
+        self.set_state(State::Errored {
+            join_ref: None,
+            rejoin: Rejoin::OnOpen,
+        });
+        let cause = ctx.cause.cloned();
+        let reason = match &cause {
+            Some(e) => format!("could not connect: {e}"),
+            None => "could not connect".to_owned(),
+        };
+        self.status_with_cause(
+            ctx,
+            SubscribeStatus::ChannelError,
+            Some(reason),
+            Some(ErrorKind::Recoverable),
+            cause,
+        );
     }
 
     /// A push from the application: sent when joined, else buffered until the join.
@@ -503,16 +611,28 @@ impl ChannelMachine {
         }
     }
 
-    /// `unsubscribe()`: leaves (answering `waiter` once closed), or closes at once when there
-    /// is no join to leave.
-    pub(crate) fn leave(&mut self, ctx: &mut Ctx, waiter: Reply, now: Instant) -> After {
+    /// `unsubscribe()` (`why` = left) or `remove_channel()` (removed): leaves, answering
+    /// `waiter` once closed, or closes at once when there is no join to leave.
+    pub(crate) fn leave(
+        &mut self,
+        ctx: &mut Ctx,
+        waiter: Reply,
+        why: CloseReason,
+        now: Instant,
+    ) -> After {
         self.leave_waiters.push(waiter);
-        let join_ref = match &self.state {
-            State::Leaving { .. } => return After::Keep,
+        let join_ref = match &mut self.state {
+            State::Leaving { why: leaving, .. } => {
+                // A removal while leaving says "removed" at the end.
+                if why == CloseReason::Removed {
+                    *leaving = why;
+                }
+                return After::Keep;
+            }
             State::Joined { join_ref, .. } | State::Joining { join_ref, .. } if ctx.open => {
                 join_ref.clone()
             }
-            _ => return self.close(ctx, None),
+            _ => return After::Close(why),
         };
         let r = ctx.refs.next();
         ctx.send(&Frame::leave(
@@ -524,14 +644,26 @@ impl ChannelMachine {
             join_ref,
             leave_ref: r,
             deadline: now + ctx.push_timeout(),
+            why,
         });
         After::Keep
+    }
+
+    /// Why a leaving channel leaves (left when not leaving).
+    fn leaving_why(&self) -> CloseReason {
+        match &self.state {
+            State::Leaving { why, .. } => why.clone(),
+            _ => CloseReason::Left,
+        }
     }
 
     /// The socket opened: join if the channel wants to be joined (an errored channel does
     /// not wait for its rejoin timer then).
     pub(crate) fn on_socket_open(&mut self, ctx: &mut Ctx, now: Instant) {
-        if matches!(self.state, State::AwaitingSocket | State::Errored { .. }) {
+        if matches!(
+            self.state,
+            State::AwaitingSocket { .. } | State::Errored { .. }
+        ) {
             self.join(ctx, now);
         }
     }
@@ -542,7 +674,7 @@ impl ChannelMachine {
             let _ = reply.send(Err(Error::NotConnected));
         }
         match self.state {
-            State::Leaving { .. } => self.close(ctx, None),
+            State::Leaving { .. } => After::Close(self.leaving_why()),
             State::Joined { .. } | State::Joining { .. } => {
                 let was_joined = matches!(self.state, State::Joined { .. });
                 self.lose_join(now);
@@ -560,21 +692,31 @@ impl ChannelMachine {
         }
     }
 
-    /// The client ends: the channel is closed with [`SHUTDOWN_REASON`](super::snapshot::SHUTDOWN_REASON),
-    /// without events (the dispatch queue is closing too).
-    pub(crate) fn on_shutdown(&mut self) {
-        self.set_state(State::Closed);
-        self.config.snapshot.set_status(StatusSnap {
-            status: SubscribeStatus::Closed,
-            reason: Some(super::snapshot::SHUTDOWN_REASON.into()),
-            kind: None,
-        });
-    }
-
     /// Work that is due at `now` (see [`deadline`](Self::deadline)).
     pub(crate) fn on_timer(&mut self, ctx: &mut Ctx, now: Instant) -> After {
         match &self.state {
-            State::Leaving { deadline, .. } if *deadline <= now => return self.close(ctx, None),
+            State::Leaving { deadline, why, .. } if *deadline <= now => {
+                return After::Close(why.clone())
+            }
+            State::AwaitingSocket {
+                deadline: Some(deadline),
+            } if *deadline <= now => {
+                // No socket within the join timeout: say so (with the connect failure, if one is
+                // known) and keep waiting for the socket without a deadline.
+                self.set_state(State::AwaitingSocket { deadline: None });
+                let cause = ctx.cause.cloned();
+                let reason = match &cause {
+                    Some(e) => format!("join timed out: could not connect: {e}"),
+                    None => "join timed out: no connection to the server yet".to_owned(),
+                };
+                self.status_with_cause(
+                    ctx,
+                    SubscribeStatus::TimedOut,
+                    Some(reason),
+                    Some(ErrorKind::Recoverable),
+                    cause,
+                );
+            }
             State::Joining { join_ref, deadline } if *deadline <= now => {
                 // As phoenix.js: leave that join attempt, report TIMED_OUT, retry on schedule.
                 let jr = join_ref.clone();
@@ -596,7 +738,9 @@ impl ChannelMachine {
             State::Errored { rejoin: Rejoin::At(at), .. } if at <= now
         );
         if rejoin_due {
-            if ctx.opts.token_provider.is_some() {
+            // The provider is asked only when the token was the problem; other rejoins use the
+            // token in force (refreshed ahead of its expiry anyway).
+            if ctx.opts.token_provider.is_some() && self.needs_token {
                 if let State::Errored { rejoin, .. } = &mut self.state {
                     *rejoin = Rejoin::AwaitingToken;
                 }
@@ -731,6 +875,10 @@ impl ChannelMachine {
                 if self.state == State::Closed {
                     return After::Keep;
                 }
+                if matches!(self.state, State::Leaving { .. }) {
+                    // The server confirming our leave.
+                    return After::Close(self.leaving_why());
+                }
                 let reason = self.close_reason.take();
                 if let Some(r) = reason.as_deref().filter(|r| is_token_rejection(r)) {
                     // The server refused the token in force (expired, revoked, garbage):
@@ -742,7 +890,9 @@ impl ChannelMachine {
                         Some(ErrorKind::Terminal),
                     );
                 }
-                self.close(ctx, reason)
+                After::Close(CloseReason::Server(
+                    reason.unwrap_or_else(|| "closed by the server".to_owned()),
+                ))
             }
             event::ERROR => {
                 if !matches!(self.state, State::Joined { .. } | State::Joining { .. }) {
@@ -896,7 +1046,9 @@ impl ChannelMachine {
         let ok = frame.reply_status() == Some("ok");
         let response = frame.reply_response().unwrap_or(&Value::Null);
         match &self.state {
-            State::Leaving { leave_ref, .. } if leave_ref == r => return self.close(ctx, None),
+            State::Leaving { leave_ref, why, .. } if leave_ref == r => {
+                return After::Close(why.clone())
+            }
             State::Joining { join_ref, .. } if join_ref == r => {
                 return if ok {
                     self.on_join_ok(ctx, response, now)
@@ -926,23 +1078,20 @@ impl ChannelMachine {
                 let r = ctx.refs.next();
                 ctx.send(&Frame::leave(Some(join_ref), r, self.topic()));
                 self.set_state(State::Closed);
-                self.fail_all(Error::ChannelError(mismatch.into()));
                 self.status(
                     ctx,
                     SubscribeStatus::ChannelError,
                     Some(mismatch.into()),
                     Some(ErrorKind::Terminal),
                 );
-                for w in self.leave_waiters.drain(..) {
-                    let _ = w.send(Ok(()));
-                }
-                After::Remove
+                After::Close(CloseReason::Server(mismatch.into()))
             }
             Ok(ids) => {
                 log::debug!("joined {}", self.topic());
                 self.server_ids = ids;
                 self.rejoin_attempt = 0;
                 self.auth_failures = 0;
+                self.needs_token = false;
                 self.set_state(State::Joined {
                     join_ref,
                     pg_ready_deadline: None,
@@ -980,6 +1129,7 @@ impl ChannelMachine {
         // that keeps handing out refused tokens must not cause an endless rejoin loop.
         if is_token_rejection(&reason) {
             self.auth_failures += 1;
+            self.needs_token = true;
             kind = if ctx.opts.token_provider.is_some()
                 && self.auth_failures <= ctx.opts.auth_retries
             {
@@ -1000,8 +1150,7 @@ impl ChannelMachine {
             Some(kind),
         );
         if kind == ErrorKind::Terminal {
-            self.fail_all(Error::ChannelError(reason));
-            return After::Remove;
+            return After::Close(CloseReason::Server(reason));
         }
         self.schedule_rejoin(ctx, now);
         After::Keep

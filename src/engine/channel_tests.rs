@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::channel::{After, ChannelConfig, ChannelMachine, PushOp, PUSH_BUFFER};
+use super::channel::{After, ChannelConfig, ChannelMachine, CloseReason, PushOp, PUSH_BUFFER};
 use super::outbox::{Ctx, Outbox, Refs, Transmit};
 use super::snapshot::{ChannelSnapshot, Counters};
 use crate::error::{Error, ErrorKind};
@@ -27,6 +27,8 @@ struct H {
     opts: ClientOptions,
     token: Option<String>,
     open: bool,
+    /// The connect failure the engine would hand the machine.
+    cause: Option<Error>,
     refs: Refs,
     out: Outbox,
     counters: Counters,
@@ -54,6 +56,7 @@ impl H {
             opts: ClientOptions::new("ws://127.0.0.1:1/realtime/v1", "key"),
             token: Some("tok".into()),
             open: true,
+            cause: None,
             refs: Refs::default(),
             out: Outbox::default(),
             counters: Counters::default(),
@@ -70,11 +73,32 @@ impl H {
             opts: &self.opts,
             token: self.token.as_deref(),
             open: self.open,
+            cause: self.cause.as_ref(),
+            token_error: None,
             refs: &mut self.refs,
             out: &mut self.out,
             counters: &self.counters,
         };
         f(&mut self.m, &mut ctx)
+    }
+
+    /// Does what the engine does with `after`: a closed channel is finished (its one final
+    /// CLOSED) and replaced by an idle machine on the same snapshot.
+    fn settle(&mut self, after: After) -> After {
+        if let After::Close(why) = &after {
+            let idle = ChannelMachine::new(ChannelConfig {
+                id: 7,
+                topic: TOPIC.into(),
+                options: ChannelOptions::default(),
+                bindings: Vec::new(),
+                presence_enabled: false,
+                snapshot: self.snapshot.clone(),
+            });
+            let m = std::mem::replace(&mut self.m, idle);
+            let why = why.clone();
+            self.with(|_, c| m.finish(c, why));
+        }
+        after
     }
 
     fn subscribe(&mut self, ms: u64) {
@@ -85,17 +109,20 @@ impl H {
     fn recv(&mut self, text: &str, ms: u64) -> After {
         let frame = Frame::decode(self.opts.vsn, text).expect("golden frame");
         let now = self.at(ms);
-        self.with(|m, c| m.on_frame(c, frame, now))
+        let after = self.with(|m, c| m.on_frame(c, frame, now));
+        self.settle(after)
     }
 
     fn recv_binary(&mut self, frame: BinaryFrame, ms: u64) -> After {
         let now = self.at(ms);
-        self.with(|m, c| m.on_binary(c, frame, now))
+        let after = self.with(|m, c| m.on_binary(c, frame, now));
+        self.settle(after)
     }
 
     fn tick(&mut self, ms: u64) -> After {
         let now = self.at(ms);
-        self.with(|m, c| m.on_timer(c, now))
+        let after = self.with(|m, c| m.on_timer(c, now));
+        self.settle(after)
     }
 
     fn push(&mut self, op: PushOp, ms: u64) -> oneshot::Receiver<Result<(), Error>> {
@@ -108,7 +135,8 @@ impl H {
     fn leave(&mut self, ms: u64) -> (After, oneshot::Receiver<Result<(), Error>>) {
         let (tx, rx) = oneshot::channel();
         let now = self.at(ms);
-        (self.with(|m, c| m.leave(c, tx, now)), rx)
+        let after = self.with(|m, c| m.leave(c, tx, CloseReason::Left, now));
+        (self.settle(after), rx)
     }
 
     /// Text frames sent since the last call; binary ones as `bin:<kind>`.
@@ -269,15 +297,21 @@ fn join_error_terminal_closes_for_good() {
     h.subscribe(0);
     let mut rx = h.push(PushOp::Untrack, 1);
     let reason = "Unauthorized: You do not have permissions to read from this Channel topic: room1";
-    assert_eq!(h.recv(&error_reply("1", "1", reason), 10), After::Remove);
+    assert_eq!(
+        h.recv(&error_reply("1", "1", reason), 10),
+        After::Close(CloseReason::Server(reason.into()))
+    );
     assert_eq!(h.state(), ChannelState::Closed);
     assert_eq!(
         h.statuses(),
-        vec![(
-            SubscribeStatus::ChannelError,
-            Some(reason.into()),
-            Some(ErrorKind::Terminal)
-        )]
+        vec![
+            (
+                SubscribeStatus::ChannelError,
+                Some(reason.into()),
+                Some(ErrorKind::Terminal)
+            ),
+            (SubscribeStatus::Closed, Some(reason.into()), None)
+        ]
     );
     assert_eq!(
         outcome(&mut rx),
@@ -328,9 +362,15 @@ fn leave_sends_phx_leave_and_closes_on_the_reply() {
     let (after, mut rx2) = h.leave(101);
     assert_eq!(after, After::Keep);
     assert!(h.sent().is_empty());
-    assert_eq!(h.recv(&ok_reply("1", "2", "{}"), 120), After::Remove);
+    assert_eq!(
+        h.recv(&ok_reply("1", "2", "{}"), 120),
+        After::Close(CloseReason::Left)
+    );
     assert_eq!(h.state(), ChannelState::Closed);
-    assert_eq!(h.statuses(), vec![(SubscribeStatus::Closed, None, None)]);
+    assert_eq!(
+        h.statuses(),
+        vec![(SubscribeStatus::Closed, Some("left".into()), None)]
+    );
     assert_eq!(outcome(&mut rx), Some(Ok(())));
     assert_eq!(outcome(&mut rx2), Some(Ok(())));
 }
@@ -340,14 +380,14 @@ fn leave_times_out_into_closed_and_without_a_join_closes_at_once() {
     let mut h = H::joined(ChannelOptions::default());
     h.leave(100);
     assert_eq!(h.m.deadline(), Some(h.at(10_100)));
-    assert_eq!(h.tick(10_100), After::Remove);
+    assert_eq!(h.tick(10_100), After::Close(CloseReason::Left));
     assert_eq!(h.state(), ChannelState::Closed);
 
     let mut h = H::new(ChannelOptions::default());
     h.open = false;
     h.subscribe(0);
     let (after, mut rx) = h.leave(1);
-    assert_eq!(after, After::Remove);
+    assert_eq!(after, After::Close(CloseReason::Left));
     assert!(h.sent().is_empty());
     assert_eq!(outcome(&mut rx), Some(Ok(())));
 }
@@ -373,9 +413,16 @@ fn duplicate_join_close_of_the_old_join_is_ignored() {
     assert!(h.events().is_empty());
     assert_eq!(
         h.recv(&format!(r#"["2","2","{TOPIC}","phx_close",{{}}]"#), 90),
-        After::Remove
+        After::Close(CloseReason::Server("closed by the server".into()))
     );
-    assert_eq!(h.statuses(), vec![(SubscribeStatus::Closed, None, None)]);
+    assert_eq!(
+        h.statuses(),
+        vec![(
+            SubscribeStatus::Closed,
+            Some("closed by the server".into()),
+            None
+        )]
+    );
 }
 
 #[test]
@@ -469,7 +516,7 @@ fn token_expiry_is_a_terminal_error_then_closed() {
     );
     assert_eq!(
         h.recv(&format!(r#"["1","1","{TOPIC}","phx_close",{{}}]"#), 101),
-        After::Remove
+        After::Close(CloseReason::Server(msg.into()))
     );
     let events = h.events();
     assert!(matches!(&events[0], Event::System { .. }));
@@ -501,14 +548,20 @@ fn with_a_token_provider_refused_tokens_are_retried_then_terminal() {
     let now = h.at(1_020);
     h.with(|m, c| m.on_token_ready(c, now));
     assert_eq!(h.sent(), vec![join_frame("2")]);
-    assert_eq!(h.recv(&error_reply("2", "2", reason), 1_030), After::Remove);
+    assert_eq!(
+        h.recv(&error_reply("2", "2", reason), 1_030),
+        After::Close(CloseReason::Server(reason.into()))
+    );
     assert_eq!(
         h.statuses(),
-        vec![(
-            SubscribeStatus::ChannelError,
-            Some(reason.into()),
-            Some(ErrorKind::Terminal)
-        )]
+        vec![
+            (
+                SubscribeStatus::ChannelError,
+                Some(reason.into()),
+                Some(ErrorKind::Terminal)
+            ),
+            (SubscribeStatus::Closed, Some(reason.into()), None)
+        ]
     );
 }
 
@@ -680,7 +733,10 @@ fn postgres_binding_mismatch_leaves_and_stops() {
     h.sent();
     let swapped =
         r#"{"postgres_changes":[{"id":11,"event":"UPDATE","schema":"public","table":"todos"}]}"#;
-    assert_eq!(h.recv(&ok_reply("1", "1", swapped), 10), After::Remove);
+    assert!(matches!(
+        h.recv(&ok_reply("1", "1", swapped), 10),
+        After::Close(CloseReason::Server(_))
+    ));
     assert_eq!(
         h.sent(),
         vec![format!(r#"["1","2","{TOPIC}","phx_leave",{{}}]"#)]
@@ -689,11 +745,18 @@ fn postgres_binding_mismatch_leaves_and_stops() {
     let statuses = h.statuses();
     assert_eq!(
         statuses,
-        vec![(
-            SubscribeStatus::ChannelError,
-            Some(crate::postgres::MISMATCH.into()),
-            Some(ErrorKind::Terminal)
-        )]
+        vec![
+            (
+                SubscribeStatus::ChannelError,
+                Some(crate::postgres::MISMATCH.into()),
+                Some(ErrorKind::Terminal)
+            ),
+            (
+                SubscribeStatus::Closed,
+                Some(crate::postgres::MISMATCH.into()),
+                None
+            )
+        ]
     );
 }
 
@@ -933,7 +996,17 @@ fn vsn1_broadcasts_are_json_frames() {
 #[test]
 fn shutdown_publishes_closed_with_the_shutdown_reason() {
     let mut h = H::joined(ChannelOptions::default());
-    h.m.on_shutdown();
+    let mut rx = h.push(PushOp::Untrack, 6);
+    h.settle(After::Close(CloseReason::Shutdown));
+    assert_eq!(outcome(&mut rx), Some(Err(Error::Shutdown)));
+    assert_eq!(
+        h.statuses(),
+        vec![(
+            SubscribeStatus::Closed,
+            Some(super::snapshot::SHUTDOWN_REASON.into()),
+            None
+        )]
+    );
     assert_eq!(h.state(), ChannelState::Closed);
     let snap = h.snapshot.watch_status().borrow().clone().unwrap();
     assert_eq!(snap.status, SubscribeStatus::Closed);

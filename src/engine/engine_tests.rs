@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::{oneshot, watch};
 
-use super::channel::{ChannelConfig, PushOp};
+use super::channel::{ChannelConfig, CloseReason, PushOp};
 use super::outbox::Transmit;
 use super::snapshot::{ChannelSnapshot, Counters};
 use super::{Action, Engine};
@@ -172,7 +172,7 @@ fn an_unanswered_heartbeat_closes_and_reconnects_on_the_schedule() {
         e.engine
             .on_connected(Err(Error::Io("refused".into())), None, e.at(t));
         assert!(e.events().iter().any(
-            |ev| matches!(ev, Event::Error { message } if message == "connect failed: I/O error: refused")
+            |ev| matches!(ev, Event::Error { message } if message == "could not connect: I/O error: refused")
         ));
     }
     e.tick(t + 10_000);
@@ -347,7 +347,7 @@ fn unsubscribe_removes_the_channel_from_routing_and_timers() {
         1,
     );
     let (tx, mut rx) = oneshot::channel();
-    e.engine.unsubscribe(1, tx, e.at(2));
+    e.engine.leave(1, CloseReason::Left, tx, e.at(2));
     e.text(
         r#"["1","3","realtime:a","phx_reply",{"status":"ok","response":{}}]"#,
         3,
@@ -363,7 +363,7 @@ fn unsubscribe_removes_the_channel_from_routing_and_timers() {
     assert_eq!(e.engine.timers.len(), 1, "only b's join deadline is left");
     // Unknown channels: unsubscribe succeeds, pushes fail.
     let (tx, mut rx) = oneshot::channel();
-    e.engine.unsubscribe(9, tx, e.at(5));
+    e.engine.leave(9, CloseReason::Removed, tx, e.at(5));
     assert_eq!(rx.try_recv(), Ok(Ok(())));
     let (tx, mut rx) = oneshot::channel();
     e.engine.push(9, PushOp::Untrack, tx, e.at(5));
@@ -392,8 +392,10 @@ fn set_auth_reaches_joined_channels_and_later_joins() {
     assert!(e.sent()[0].ends_with(r#""access_token":"t2"}]"#));
 }
 
+/// The provider is asked on connect and when the token was refused, not on heartbeats or
+/// ordinary rejoins (a hung provider must not stall every rejoin).
 #[test]
-fn with_a_token_provider_rejoins_wait_for_it_and_heartbeats_ask_it() {
+fn with_a_token_provider_only_token_refusals_wait_for_it() {
     let mut e = E::new(opts().token_provider(|| Ok(Some("fresh".to_owned()))));
     e.engine.connect(e.at(0));
     assert_eq!(e.actions(), vec![Action::Connect { fetch_token: true }]);
@@ -402,23 +404,38 @@ fn with_a_token_provider_rejoins_wait_for_it_and_heartbeats_ask_it() {
     assert_eq!(e.engine.token().as_deref(), Some("t1"));
     e.subscribe(1, "a", 0);
     e.sent();
+    // An ordinary rejoin uses the token in force.
     e.text(r#"["1","1","realtime:a","phx_error",{}]"#, 1);
     e.tick(1_001);
+    assert!(e.actions().is_empty());
+    let sent = e.sent();
+    assert!(
+        sent.iter()
+            .any(|s| s.contains("phx_join") && s.contains(r#""access_token":"t1""#)),
+        "{sent:?}"
+    );
+    // A refused token: the rejoin waits for the provider, one fetch at a time.
+    e.text(
+        r#"["2","2","realtime:a","phx_reply",{"status":"error","response":{"reason":"InvalidJWTToken: Token has expired 3 seconds ago"}}]"#,
+        2,
+    );
+    e.tick(1_900);
+    assert!(e.actions().is_empty(), "not before the rejoin delay");
+    e.tick(2_002);
     assert_eq!(e.actions(), vec![Action::FetchToken]);
     assert!(e.sent().iter().all(|s| !s.contains("phx_join")));
-    // One fetch at a time.
-    e.tick(1_002);
+    e.tick(2_003);
     assert!(e.actions().is_empty());
-    e.engine.on_token(Ok(Some("fresh".into())), e.at(1_100));
+    e.engine.on_token(Ok(Some("fresh".into())), e.at(2_100));
     let sent = e.sent();
     assert!(
         sent.iter()
             .any(|s| s.contains("phx_join") && s.contains(r#""access_token":"fresh""#)),
         "{sent:?}"
     );
-    // Every heartbeat asks the provider again.
+    // Heartbeats do not ask it.
     e.tick(25_000);
-    assert_eq!(e.actions(), vec![Action::FetchToken]);
+    assert!(!e.actions().contains(&Action::FetchToken));
     e.engine.on_token(Err("offline".into()), e.at(25_001));
     assert!(e
         .events()

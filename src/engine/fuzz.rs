@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 
-use super::channel::{ChannelConfig, PushOp};
+use super::channel::{ChannelConfig, CloseReason, PushOp};
 use super::outbox::Transmit;
 use super::snapshot::{ChannelSnapshot, Counters};
 use super::Engine;
@@ -198,7 +198,8 @@ impl FuzzEngine {
     /// `unsubscribe()` of the `nth` channel subscribed (wrapping).
     pub fn unsubscribe(&mut self, nth: usize) {
         if let Some(id) = self.channel(nth) {
-            self.engine.unsubscribe(id, oneshot::channel().0, self.now);
+            self.engine
+                .leave(id, CloseReason::Left, oneshot::channel().0, self.now);
         }
     }
 

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
-use self::channel::{After, ChannelConfig, ChannelMachine, PushOp};
+use self::channel::{After, ChannelConfig, ChannelMachine, CloseReason, PushOp};
 use self::outbox::{Ctx, Outbox, Refs, Reply};
 use self::router::Router;
 use self::snapshot::Counters;
@@ -111,6 +111,12 @@ pub(crate) struct Engine {
     token_fetching: bool,
     /// Channels whose rejoin waits for the token provider.
     awaiting_token: BTreeSet<ChannelId>,
+    /// Why the last connect attempt failed (cleared when a socket opens): the cause channels
+    /// waiting for a connection report, and their waiters fail with.
+    connect_cause: Option<Error>,
+    /// The token provider's last failure while no token is in force (joins wait for a token
+    /// rather than fall back to the API key).
+    token_error: Option<String>,
 }
 
 /// Builds the [`Ctx`] a machine works in from the engine's fields (a macro, so the borrows
@@ -121,6 +127,8 @@ macro_rules! ctx {
             opts: &$e.opts,
             token: $e.token.as_deref(),
             open: matches!($e.phase, Phase::Open(_)),
+            cause: $e.connect_cause.as_ref(),
+            token_error: $e.token_error.as_deref(),
             refs: &mut $e.refs,
             out: &mut $e.out,
             counters: &$e.counters,
@@ -154,6 +162,8 @@ impl Engine {
             refresh_at: None,
             token_fetching: false,
             awaiting_token: BTreeSet::new(),
+            connect_cause: None,
+            token_error: None,
         }
     }
 
@@ -274,11 +284,12 @@ impl Engine {
         self.connect(now);
     }
 
-    /// `unsubscribe()`: `reply` is answered once the channel is closed.
-    pub(crate) fn unsubscribe(&mut self, id: ChannelId, reply: Reply, now: Instant) {
+    /// `unsubscribe()` (`why` = left) or `remove_channel()` (removed): `reply` is answered
+    /// once the channel is closed.
+    pub(crate) fn leave(&mut self, id: ChannelId, why: CloseReason, reply: Reply, now: Instant) {
         match self.channels.get_mut(&id) {
             Some(m) => {
-                let after = m.leave(&mut ctx!(self), reply, now);
+                let after = m.leave(&mut ctx!(self), reply, why, now);
                 self.after(id, after);
             }
             None => {
@@ -300,24 +311,32 @@ impl Engine {
         }
     }
 
-    /// The client ends: close the socket, publish every channel as closed, stop the queue.
+    /// The client ends: close the socket, end every channel (each reports its final CLOSED,
+    /// "client shut down"), report `ShutDown`, stop the queue behind those events.
     pub(crate) fn shutdown(&mut self, now: Instant) {
+        if *self.state_tx.borrow() == ConnectionState::ShutDown {
+            return;
+        }
+        log::info!("shutting down");
         self.want = false;
         self.close_socket("shutdown", true, now);
-        for (_, mut m) in self.channels.drain() {
-            m.on_shutdown();
+        let mut ids: Vec<ChannelId> = self.channels.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.finish_channel(id, CloseReason::Shutdown);
         }
         self.phase = Phase::Idle;
-        self.state_tx.send_replace(ConnectionState::ShutDown);
+        self.refresh_at = None;
+        self.set_state(ConnectionState::ShutDown, None, now);
         self.actions.push(Action::Shutdown);
     }
 
     // ---- channel bookkeeping
 
-    /// Files the channel's new deadline, or removes it when it asked to go.
+    /// Files the channel's new deadline, or ends it when it is over.
     fn after(&mut self, id: ChannelId, after: After) {
         match after {
-            After::Remove => self.remove_channel(id),
+            After::Close(why) => self.finish_channel(id, why),
             After::Keep => {
                 if let Some(m) = self.channels.get(&id) {
                     self.timers.set(id, m.deadline());
@@ -326,15 +345,19 @@ impl Engine {
         }
     }
 
-    fn remove_channel(&mut self, id: ChannelId) {
-        if let Some(m) = self.channels.remove(&id) {
-            log::debug!("channel {} removed", m.topic());
-            self.router.remove(m.topic(), id);
-            self.timers.set(id, None);
-            self.awaiting_token.remove(&id);
-            self.counters.forget_channel(m.topic());
-            self.out.emits.push(Emit::RemoveChannel(id));
-        }
+    /// The only way a machine leaves the engine: out of every index, then
+    /// [`ChannelMachine::finish`] (its one CLOSED), then the removal of its listeners behind
+    /// that status on the dispatch queue.
+    fn finish_channel(&mut self, id: ChannelId, why: CloseReason) {
+        let Some(m) = self.channels.remove(&id) else {
+            return;
+        };
+        self.router.remove(m.topic(), id);
+        self.timers.set(id, None);
+        self.awaiting_token.remove(&id);
+        self.counters.forget_channel(m.topic());
+        m.finish(&mut ctx!(self), why);
+        self.out.emits.push(Emit::RemoveChannel(id));
     }
 
     /// Hands `item` to each channel of `topic` (the last one takes the original: a deep
@@ -404,13 +427,21 @@ impl Engine {
         }
         self.schedule_refresh(now);
         if let Err(e) = result {
-            log::info!("connect failed: {e}");
+            log::warn!("could not connect: {e}");
             self.emit(Event::Error {
-                message: format!("connect failed: {e}"),
+                message: format!("could not connect: {e}"),
             });
+            *self.counters.connect_error.lock() = Some(e.clone());
+            self.connect_cause = Some(e);
+            for (id, m) in self.channels.iter_mut() {
+                m.on_connect_failed(&mut ctx!(self));
+                self.timers.set(*id, m.deadline());
+            }
             self.schedule_reconnect(now);
             return;
         }
+        self.connect_cause = None;
+        *self.counters.connect_error.lock() = None;
         if !self.want {
             self.phase = Phase::Idle;
             self.actions.push(Action::Close {
@@ -477,15 +508,16 @@ impl Engine {
         }
         // From here on the machines see a closed socket.
         self.phase = Phase::Idle;
-        let mut removed = Vec::new();
+        let mut closed = Vec::new();
         for (id, m) in self.channels.iter_mut() {
             match m.on_socket_closed(&mut ctx!(self), reason, now) {
-                After::Remove => removed.push(*id),
+                After::Close(why) => closed.push((*id, why)),
                 After::Keep => self.timers.set(*id, m.deadline()),
             }
         }
-        for id in removed {
-            self.remove_channel(id);
+        closed.sort_by_key(|(id, _)| *id);
+        for (id, why) in closed {
+            self.finish_channel(id, why);
         }
     }
 
@@ -736,8 +768,6 @@ impl Engine {
             status: HeartbeatStatus::Sent,
             rtt: None,
         });
-        // As realtime-js: the provider is asked on every heartbeat.
-        self.start_token_fetch(true);
     }
 
     // ---- tokens
@@ -773,13 +803,22 @@ impl Engine {
 
     fn apply_token(&mut self, token: TokenResult) {
         match token {
-            Ok(Some(t)) => self.set_auth(Some(t)),
-            Ok(None) => {}
+            Ok(t) => {
+                self.token_error = None;
+                if let Some(t) = t {
+                    self.set_auth(Some(t));
+                }
+            }
             Err(e) => {
                 log::warn!("token provider: {e}");
                 self.emit(Event::Error {
                     message: format!("token provider: {e}"),
-                })
+                });
+                // With a token in force, joins go on with it (the server refuses it if it
+                // expired); without one they wait, so the API key's role is never used silently.
+                if self.token.is_none() {
+                    self.token_error = Some(e);
+                }
             }
         }
     }

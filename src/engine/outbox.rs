@@ -56,6 +56,10 @@ pub(crate) struct Ctx<'a> {
     pub token: Option<&'a str>,
     /// Whether the socket is open: frames queued while it is not would be lost.
     pub open: bool,
+    /// Why the last connect attempt failed, while no socket is open.
+    pub cause: Option<&'a Error>,
+    /// The token provider's failure while no token is in force: joins wait for a token.
+    pub token_error: Option<&'a str>,
     pub refs: &'a mut Refs,
     pub out: &'a mut Outbox,
     pub counters: &'a Counters,

@@ -10,11 +10,15 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::error::ErrorKind;
+use crate::error::{Error, ErrorKind};
 use crate::event::{ChannelState, SubscribeStatus};
 
 /// The CLOSED reason given to channels when their client shuts down.
 pub(crate) const SHUTDOWN_REASON: &str = "client shut down";
+/// The CLOSED reason after `unsubscribe()`.
+pub(crate) const LEFT_REASON: &str = "left";
+/// The CLOSED reason after `remove_channel()`.
+pub(crate) const REMOVED_REASON: &str = "removed";
 
 /// key → metas, as `presence_state()` returns it.
 pub(crate) type PresenceList = Vec<(String, Vec<Value>)>;
@@ -25,6 +29,9 @@ pub(crate) struct StatusSnap {
     pub status: SubscribeStatus,
     pub reason: Option<String>,
     pub kind: Option<ErrorKind>,
+    /// The typed error behind the status, when there is one (a failed connect, shutdown), so
+    /// that a waiter fails with the cause itself.
+    pub cause: Option<Error>,
 }
 
 struct ChannelView {
@@ -102,6 +109,9 @@ pub(crate) struct Counters {
     pub outage: Mutex<(Duration, Option<Instant>)>,
     /// Last join latency per channel topic (first join attempt to SUBSCRIBED).
     pub join_latency: Mutex<HashMap<String, Duration>>,
+    /// Why the last connect attempt failed, until a socket opens: what a caller that waited
+    /// for the connection in vain is told.
+    pub connect_error: Mutex<Option<Error>>,
 }
 
 impl Counters {

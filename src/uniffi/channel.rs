@@ -41,6 +41,11 @@ impl RealtimeChannel {
             id,
         }
     }
+
+    /// The core channel, for the client's `remove_channel`.
+    pub(crate) fn core(&self) -> &crate::RealtimeChannel {
+        &self.inner
+    }
 }
 
 #[uniffi::export]

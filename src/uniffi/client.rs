@@ -80,6 +80,28 @@ impl RealtimeClient {
         ))
     }
 
+    /// Every live channel of this client, as realtime-js' `getChannels()`.
+    pub fn channels(&self) -> Vec<Arc<RealtimeChannel>> {
+        self.inner
+            .channels()
+            .into_iter()
+            .map(|c| Arc::new(RealtimeChannel::wrap(&self.inner, c)))
+            .collect()
+    }
+
+    /// Leaves `channel` and forgets it; its final CLOSED status says "removed".
+    pub async fn remove_channel(&self, channel: Arc<RealtimeChannel>) -> Result<(), RealtimeError> {
+        let c = self.inner.clone();
+        let ch = channel.core().clone();
+        on_runtime(async move { c.remove_channel(&ch).await }).await
+    }
+
+    /// Removes every channel (see `remove_channel`).
+    pub async fn remove_all_channels(&self) -> Result<(), RealtimeError> {
+        let c = self.inner.clone();
+        on_runtime(async move { c.remove_all_channels().await }).await
+    }
+
     /// Registers a listener for every event of this client; returns its id.
     pub fn on_event(&self, listener: Arc<dyn EventListener>) -> u64 {
         let listener = Foreign::new(listener);

@@ -46,8 +46,10 @@ pub trait SystemListener: Send + Sync {
     fn on_system(&self, payload_json: String) -> Result<(), RealtimeError>;
 }
 
-/// Supplies a fresh access token before each connect, rejoin and heartbeat. Called on a
-/// helper thread of the library; it may block (e.g. on a refresh request).
+/// Supplies a fresh access token before each connect, ahead of the token's expiry, before a
+/// rejoin after the server refused the token, and on `app_foregrounded()` (never on
+/// heartbeats). Called on a helper thread of the library, one call at a time; it may block
+/// (e.g. on a refresh request) for up to 10 s, after which the call counts as failed.
 #[uniffi::export(foreign)]
 pub trait TokenProvider: Send + Sync {
     /// The token, `None` for "use the API key"; an error is reported as a client error event.

@@ -28,6 +28,7 @@ mod channel;
 mod client;
 mod error;
 mod listener;
+mod logging;
 mod relay;
 mod types;
 
@@ -39,4 +40,5 @@ pub use listener::{
     stop_callbacks, BroadcastListener, EventListener, PostgresChangeListener, PresenceListener,
     SystemListener, TokenProvider, WakeupListener,
 };
+pub use logging::{set_logger, Logger};
 pub use types::*;

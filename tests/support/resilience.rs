@@ -143,11 +143,13 @@ pub fn assert_strictly_increasing(what: &str, seqs: &[u64]) {
 ///   status is a CHANNEL_ERROR/TIMED_OUT/CLOSED (never a second SUBSCRIBED without a loss in
 ///   between, except postgres re-subscription which the tests do not trigger);
 /// - every SUBSCRIBED that follows a loss is immediately followed by `resumed`;
-/// - nothing follows a terminal status or CLOSED on that channel.
+/// - a terminal status is followed by the channel's one final CLOSED, and nothing follows
+///   CLOSED on that channel.
 pub fn assert_status_grammar(events: &[Event]) {
     let labels: Vec<String> = events.iter().filter_map(lifecycle_label).collect();
     let mut conn: Option<ConnectionState> = None;
-    let mut chans: std::collections::HashMap<String, (bool, bool, bool)> = Default::default(); // (subscribed, lost, ended)
+    // (subscribed, lost, terminal, closed)
+    let mut chans: std::collections::HashMap<String, (bool, bool, bool, bool)> = Default::default();
     for (i, e) in events.iter().enumerate() {
         match e {
             Event::ConnectionStatus { state, .. } => {
@@ -172,7 +174,11 @@ pub fn assert_status_grammar(events: &[Event]) {
                 ..
             } => {
                 let c = chans.entry(topic.clone()).or_default();
-                assert!(!c.2, "{topic}: status after the end at {i}: {labels:#?}");
+                assert!(!c.3, "{topic}: status after CLOSED at {i}: {labels:#?}");
+                assert!(
+                    !c.2 || *status == SubscribeStatus::Closed,
+                    "{topic}: a terminal status not followed by CLOSED at {i}: {labels:#?}"
+                );
                 match status {
                     SubscribeStatus::Subscribed => {
                         assert_eq!(
@@ -186,9 +192,9 @@ pub fn assert_status_grammar(events: &[Event]) {
                             resumed, c.1,
                             "{topic}: SUBSCRIBED after a loss must be followed by resumed (and only then) at {i}: {labels:#?}"
                         );
-                        *c = (true, false, false);
+                        *c = (true, false, false, false);
                     }
-                    SubscribeStatus::Closed => c.2 = true,
+                    SubscribeStatus::Closed => c.3 = true,
                     _ => {
                         if *error_kind == Some(ErrorKind::Terminal) {
                             c.2 = true;

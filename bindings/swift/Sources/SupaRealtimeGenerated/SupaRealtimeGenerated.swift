@@ -1254,6 +1254,225 @@ public func FfiConverterTypeEventListener_lower(_ value: EventListener) -> UInt6
 
 
 /**
+ * Receives the library's log records (connection, join, reconnect, errors). Called on the
+ * library's "supa-log" thread, one record at a time, in order; never on the runtime thread.
+ */
+public protocol Logger: AnyObject, Sendable {
+    
+    /**
+     * `level`: 1 error, 2 warn, 3 info, 4 debug, 5 trace; `target`: the library module.
+     */
+    func log(level: UInt32, target: String, message: String) throws 
+    
+}
+/**
+ * Receives the library's log records (connection, join, reconnect, errors). Called on the
+ * library's "supa-log" thread, one record at a time, in order; never on the runtime thread.
+ */
+open class LoggerImpl: Logger, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_supa_realtime_fn_clone_logger(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_supa_realtime_fn_free_logger(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * `level`: 1 error, 2 warn, 3 info, 4 debug, 5 trace; `target`: the library module.
+     */
+open func log(level: UInt32, target: String, message: String)throws   {try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
+        uniffiCallStatus in
+    uniffi_supa_realtime_fn_method_logger_log(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(level),
+        FfiConverterString.lower(target),
+        FfiConverterString.lower(message),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceLogger {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceLogger = UniffiVTableCallbackInterfaceLogger(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeLogger.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface Logger: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeLogger.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface Logger: handle missing in uniffiClone")
+            }
+        },
+        log: { (
+            uniffiHandle: UInt64,
+            level: UInt32,
+            target: RustBuffer,
+            message: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeLogger.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.log(
+                     level: try FfiConverterUInt32.lift(level),
+                     target: try FfiConverterString.lift(target),
+                     message: try FfiConverterString.lift(message)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeRealtimeError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceLogger> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceLogger>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitLogger() {
+    uniffi_supa_realtime_fn_init_callback_vtable_logger(UniffiCallbackInterfaceLogger.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLogger: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<Logger>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = Logger
+
+    public static func lift(_ handle: UInt64) throws -> Logger {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return LoggerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: Logger) -> UInt64 {
+         if let rustImpl = value as? LoggerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Logger {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Logger, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogger_lift(_ handle: UInt64) throws -> Logger {
+    return try FfiConverterTypeLogger.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogger_lower(_ value: Logger) -> UInt64 {
+    return FfiConverterTypeLogger.lower(value)
+}
+
+
+
+
+
+
+/**
  * Receives database changes for one binding.
  */
 public protocol PostgresChangeListener: AnyObject, Sendable {
@@ -2212,6 +2431,11 @@ public protocol RealtimeClientProtocol: AnyObject, Sendable {
     func channelStates()  -> [ChannelStateEntry]
     
     /**
+     * Every live channel of this client, as realtime-js' `getChannels()`.
+     */
+    func channels()  -> [RealtimeChannel]
+    
+    /**
      * Starts connecting (and keeps reconnecting until `disconnect()`).
      */
     func connect() 
@@ -2250,6 +2474,16 @@ public protocol RealtimeClientProtocol: AnyObject, Sendable {
      * run of the queue, see [`EventBatchListener`]); returns its id.
      */
     func onEvents(listener: EventBatchListener)  -> UInt64
+    
+    /**
+     * Removes every channel (see `remove_channel`).
+     */
+    func removeAllChannels() async throws 
+    
+    /**
+     * Leaves `channel` and forgets it; its final CLOSED status says "removed".
+     */
+    func removeChannel(channel: RealtimeChannel) async throws 
     
     /**
      * Removes a listener registered on this client or any of its channels.
@@ -2387,6 +2621,18 @@ open func channelStates() -> [ChannelStateEntry]  {
 }
     
     /**
+     * Every live channel of this client, as realtime-js' `getChannels()`.
+     */
+open func channels() -> [RealtimeChannel]  {
+    return try!  FfiConverterSequenceTypeRealtimeChannel.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_supa_realtime_fn_method_realtimeclient_channels(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Starts connecting (and keeps reconnecting until `disconnect()`).
      */
 open func connect()  {try! rustCall() {
@@ -2494,6 +2740,44 @@ open func onEvents(listener: EventBatchListener) -> UInt64  {
         FfiConverterTypeEventBatchListener_lower(listener),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Removes every channel (see `remove_channel`).
+     */
+open func removeAllChannels()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_supa_realtime_fn_method_realtimeclient_remove_all_channels(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_supa_realtime_rust_future_poll_void,
+            completeFunc: ffi_supa_realtime_rust_future_complete_void,
+            freeFunc: ffi_supa_realtime_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeRealtimeError_lift
+        )
+}
+    
+    /**
+     * Leaves `channel` and forgets it; its final CLOSED status says "removed".
+     */
+open func removeChannel(channel: RealtimeChannel)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_supa_realtime_fn_method_realtimeclient_remove_channel(
+                        self.uniffiCloneHandle(),FfiConverterTypeRealtimeChannel_lower(channel)
+                )
+            },
+            pollFunc: ffi_supa_realtime_rust_future_poll_void,
+            completeFunc: ffi_supa_realtime_rust_future_complete_void,
+            freeFunc: ffi_supa_realtime_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeRealtimeError_lift
+        )
 }
     
     /**
@@ -2800,8 +3084,10 @@ public func FfiConverterTypeSystemListener_lower(_ value: SystemListener) -> UIn
 
 
 /**
- * Supplies a fresh access token before each connect, rejoin and heartbeat. Called on a
- * helper thread of the library; it may block (e.g. on a refresh request).
+ * Supplies a fresh access token before each connect, ahead of the token's expiry, before a
+ * rejoin after the server refused the token, and on `app_foregrounded()` (never on
+ * heartbeats). Called on a helper thread of the library, one call at a time; it may block
+ * (e.g. on a refresh request) for up to 10 s, after which the call counts as failed.
  */
 public protocol TokenProvider: AnyObject, Sendable {
     
@@ -2812,8 +3098,10 @@ public protocol TokenProvider: AnyObject, Sendable {
     
 }
 /**
- * Supplies a fresh access token before each connect, rejoin and heartbeat. Called on a
- * helper thread of the library; it may block (e.g. on a refresh request).
+ * Supplies a fresh access token before each connect, ahead of the token's expiry, before a
+ * rejoin after the server refused the token, and on `app_foregrounded()` (never on
+ * heartbeats). Called on a helper thread of the library, one call at a time; it may block
+ * (e.g. on a refresh request) for up to 10 s, after which the call counts as failed.
  */
 open class TokenProviderImpl: TokenProvider, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -5213,6 +5501,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeLogger: FfiConverterRustBuffer {
+    typealias SwiftType = Logger?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeLogger.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeLogger.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeTokenProvider: FfiConverterRustBuffer {
     typealias SwiftType = TokenProvider?
 
@@ -5457,6 +5769,31 @@ fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeRealtimeChannel: FfiConverterRustBuffer {
+    typealias SwiftType = [RealtimeChannel]
+
+    public static func write(_ value: [RealtimeChannel], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRealtimeChannel.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [RealtimeChannel] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [RealtimeChannel]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRealtimeChannel.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeChannelStateEntry: FfiConverterRustBuffer {
     typealias SwiftType = [ChannelStateEntry]
 
@@ -5592,6 +5929,18 @@ public func stopCallbacks(timeoutMs: UInt64) -> Bool  {
     )
 })
 }
+/**
+ * Sends the library's log records up to `level` (0 off ... 5 trace) to `logger`, process-wide;
+ * `None` or level 0 turns logging off (the default, which costs nothing).
+ */
+public func setLogger(level: UInt32, logger: Logger?)throws   {try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
+        uniffiCallStatus in
+    uniffi_supa_realtime_fn_func_set_logger(
+        FfiConverterUInt32.lower(level),
+        FfiConverterOptionTypeLogger.lower(logger),uniffiCallStatus
+    )
+}
+}
 
 private enum InitializationResult {
     case ok
@@ -5609,6 +5958,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.contractVersionMismatch
     }
     if (uniffi_supa_realtime_checksum_func_stop_callbacks() != 61756) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_supa_realtime_checksum_func_set_logger() != 25062) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_eventbatchlistener_on_events() != 45412) {
@@ -5689,6 +6041,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_supa_realtime_checksum_method_realtimeclient_channel_states() != 19622) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_channels() != 48129) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_supa_realtime_checksum_method_realtimeclient_connect() != 42034) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5714,6 +6069,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimeclient_on_events() != 38220) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_remove_all_channels() != 53910) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_remove_channel() != 20008) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimeclient_remove_listener() != 46305) {
@@ -5749,6 +6110,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_supa_realtime_checksum_method_wakeuplistener_wake() != 38749) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_supa_realtime_checksum_method_logger_log() != 37308) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_supa_realtime_checksum_constructor_realtimeclient_new() != 37661) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5756,6 +6120,7 @@ private let initializationResult: InitializationResult = {
     uniffiCallbackInitBroadcastListener()
     uniffiCallbackInitEventBatchListener()
     uniffiCallbackInitEventListener()
+    uniffiCallbackInitLogger()
     uniffiCallbackInitPostgresChangeListener()
     uniffiCallbackInitPresenceListener()
     uniffiCallbackInitSystemListener()

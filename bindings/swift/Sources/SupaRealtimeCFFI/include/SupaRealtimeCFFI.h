@@ -299,6 +299,13 @@ typedef void (*UniffiCallbackInterfaceWakeupListenerMethod0)(uint64_t, void* _No
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOGGER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOGGER_METHOD0
+typedef void (*UniffiCallbackInterfaceLoggerMethod0)(uint64_t, uint32_t, RustBuffer, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_BATCH_LISTENER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_BATCH_LISTENER
 typedef struct UniffiVTableCallbackInterfaceEventBatchListener {
@@ -369,6 +376,15 @@ typedef struct UniffiVTableCallbackInterfaceWakeupListener {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceWakeupListenerMethod0 _Nonnull wake;
 } UniffiVTableCallbackInterfaceWakeupListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOGGER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOGGER
+typedef struct UniffiVTableCallbackInterfaceLogger {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceLoggerMethod0 _Nonnull log;
+} UniffiVTableCallbackInterfaceLogger;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_CLONE_EVENTBATCHLISTENER
@@ -541,6 +557,11 @@ uint64_t uniffi_supa_realtime_fn_method_realtimeclient_channel(uint64_t ptr, Rus
 RustBuffer uniffi_supa_realtime_fn_method_realtimeclient_channel_states(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_CHANNELS
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_CHANNELS
+RustBuffer uniffi_supa_realtime_fn_method_realtimeclient_channels(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_CONNECT
 #define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_CONNECT
 void uniffi_supa_realtime_fn_method_realtimeclient_connect(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -584,6 +605,16 @@ uint64_t uniffi_supa_realtime_fn_method_realtimeclient_on_event(uint64_t ptr, ui
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_ON_EVENTS
 #define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_ON_EVENTS
 uint64_t uniffi_supa_realtime_fn_method_realtimeclient_on_events(uint64_t ptr, uint64_t listener, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_REMOVE_ALL_CHANNELS
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_REMOVE_ALL_CHANNELS
+uint64_t uniffi_supa_realtime_fn_method_realtimeclient_remove_all_channels(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_REMOVE_CHANNEL
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_REMOVE_CHANNEL
+uint64_t uniffi_supa_realtime_fn_method_realtimeclient_remove_channel(uint64_t ptr, uint64_t channel
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_REALTIMECLIENT_REMOVE_LISTENER
@@ -746,9 +777,34 @@ void uniffi_supa_realtime_fn_init_callback_vtable_wakeuplistener(const UniffiVTa
 void uniffi_supa_realtime_fn_method_wakeuplistener_wake(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_CLONE_LOGGER
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_CLONE_LOGGER
+uint64_t uniffi_supa_realtime_fn_clone_logger(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_FREE_LOGGER
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_FREE_LOGGER
+void uniffi_supa_realtime_fn_free_logger(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_INIT_CALLBACK_VTABLE_LOGGER
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_INIT_CALLBACK_VTABLE_LOGGER
+void uniffi_supa_realtime_fn_init_callback_vtable_logger(const UniffiVTableCallbackInterfaceLogger* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_LOGGER_LOG
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_METHOD_LOGGER_LOG
+void uniffi_supa_realtime_fn_method_logger_log(uint64_t ptr, uint32_t level, RustBuffer target, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_FUNC_STOP_CALLBACKS
 #define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_FUNC_STOP_CALLBACKS
 int8_t uniffi_supa_realtime_fn_func_stop_callbacks(uint64_t timeout_ms, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_FUNC_SET_LOGGER
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_FN_FUNC_SET_LOGGER
+void uniffi_supa_realtime_fn_func_set_logger(uint32_t level, RustBuffer logger, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_SUPA_REALTIME_RUSTBUFFER_ALLOC
@@ -1017,6 +1073,12 @@ uint16_t uniffi_supa_realtime_checksum_func_stop_callbacks(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_FUNC_SET_LOGGER
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_FUNC_SET_LOGGER
+uint16_t uniffi_supa_realtime_checksum_func_set_logger(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_EVENTBATCHLISTENER_ON_EVENTS
 #define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_EVENTBATCHLISTENER_ON_EVENTS
 uint16_t uniffi_supa_realtime_checksum_method_eventbatchlistener_on_events(void
@@ -1173,6 +1235,12 @@ uint16_t uniffi_supa_realtime_checksum_method_realtimeclient_channel_states(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECLIENT_CHANNELS
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECLIENT_CHANNELS
+uint16_t uniffi_supa_realtime_checksum_method_realtimeclient_channels(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECLIENT_CONNECT
 #define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECLIENT_CONNECT
 uint16_t uniffi_supa_realtime_checksum_method_realtimeclient_connect(void
@@ -1224,6 +1292,18 @@ uint16_t uniffi_supa_realtime_checksum_method_realtimeclient_on_event(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECLIENT_ON_EVENTS
 #define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECLIENT_ON_EVENTS
 uint16_t uniffi_supa_realtime_checksum_method_realtimeclient_on_events(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECLIENT_REMOVE_ALL_CHANNELS
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECLIENT_REMOVE_ALL_CHANNELS
+uint16_t uniffi_supa_realtime_checksum_method_realtimeclient_remove_all_channels(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECLIENT_REMOVE_CHANNEL
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_REALTIMECLIENT_REMOVE_CHANNEL
+uint16_t uniffi_supa_realtime_checksum_method_realtimeclient_remove_channel(void
     
 );
 #endif
@@ -1290,6 +1370,12 @@ uint16_t uniffi_supa_realtime_checksum_method_tokenprovider_token(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_WAKEUPLISTENER_WAKE
 #define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_WAKEUPLISTENER_WAKE
 uint16_t uniffi_supa_realtime_checksum_method_wakeuplistener_wake(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_LOGGER_LOG
+#define UNIFFI_FFIDEF_UNIFFI_SUPA_REALTIME_CHECKSUM_METHOD_LOGGER_LOG
+uint16_t uniffi_supa_realtime_checksum_method_logger_log(void
     
 );
 #endif

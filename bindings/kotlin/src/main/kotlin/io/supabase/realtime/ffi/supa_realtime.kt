@@ -681,6 +681,9 @@ internal interface UniffiCallbackInterfaceTokenProviderMethod0 : com.sun.jna.Cal
 internal interface UniffiCallbackInterfaceWakeupListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceLoggerMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`level`: Int,`target`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvents")
 internal open class UniffiVTableCallbackInterfaceEventBatchListener(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
@@ -833,6 +836,25 @@ internal open class UniffiVTableCallbackInterfaceWakeupListener(
     }
 
 }
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "log")
+internal open class UniffiVTableCallbackInterfaceLogger(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `log`: UniffiCallbackInterfaceLoggerMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `log`: UniffiCallbackInterfaceLoggerMethod0? = null,
+    ): UniffiVTableCallbackInterfaceLogger(`uniffiFree`,`uniffiClone`,`log`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceLogger) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `log` = other.`log`
+    }
+
+}
 
 // A JNA Library to expose the extern-C FFI definitions.
 // This is an implementation detail which will be called internally by the public API.
@@ -859,6 +881,8 @@ internal object IntegrityCheckingUniffiLib {
 
     internal fun ensureInitialized() = Unit
     external fun uniffi_supa_realtime_checksum_func_stop_callbacks(
+    ): Int
+    external fun uniffi_supa_realtime_checksum_func_set_logger(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_eventbatchlistener_on_events(
     ): Int
@@ -912,6 +936,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimeclient_channel_states(
     ): Int
+    external fun uniffi_supa_realtime_checksum_method_realtimeclient_channels(
+    ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimeclient_connect(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimeclient_connected(
@@ -929,6 +955,10 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_supa_realtime_checksum_method_realtimeclient_on_event(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimeclient_on_events(
+    ): Int
+    external fun uniffi_supa_realtime_checksum_method_realtimeclient_remove_all_channels(
+    ): Int
+    external fun uniffi_supa_realtime_checksum_method_realtimeclient_remove_channel(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimeclient_remove_listener(
     ): Int
@@ -952,6 +982,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_supa_realtime_checksum_method_wakeuplistener_wake(
     ): Int
+    external fun uniffi_supa_realtime_checksum_method_logger_log(
+    ): Int
     external fun uniffi_supa_realtime_checksum_constructor_realtimeclient_new(
     ): Int
     external fun ffi_supa_realtime_uniffi_contract_version(
@@ -973,6 +1005,7 @@ internal object UniffiLib {
         uniffiCallbackInterfaceBroadcastListener.register(this)
         uniffiCallbackInterfaceEventBatchListener.register(this)
         uniffiCallbackInterfaceEventListener.register(this)
+        uniffiCallbackInterfaceLogger.register(this)
         uniffiCallbackInterfacePostgresChangeListener.register(this)
         uniffiCallbackInterfacePresenceListener.register(this)
         uniffiCallbackInterfaceSystemListener.register(this)
@@ -1050,6 +1083,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_supa_realtime_fn_method_realtimeclient_channel_states(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_supa_realtime_fn_method_realtimeclient_channels(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_supa_realtime_fn_method_realtimeclient_connect(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_supa_realtime_fn_method_realtimeclient_connected(`ptr`: Long,
@@ -1067,6 +1102,10 @@ internal object UniffiLib {
     external fun uniffi_supa_realtime_fn_method_realtimeclient_on_event(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_supa_realtime_fn_method_realtimeclient_on_events(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_supa_realtime_fn_method_realtimeclient_remove_all_channels(`ptr`: Long,
+    ): Long
+    external fun uniffi_supa_realtime_fn_method_realtimeclient_remove_channel(`ptr`: Long,`channel`: Long,
     ): Long
     external fun uniffi_supa_realtime_fn_method_realtimeclient_remove_listener(`ptr`: Long,`id`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -1132,8 +1171,18 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_supa_realtime_fn_method_wakeuplistener_wake(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_supa_realtime_fn_clone_logger(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_supa_realtime_fn_free_logger(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_supa_realtime_fn_init_callback_vtable_logger(`vtable`: UniffiVTableCallbackInterfaceLogger,
+    ): Unit
+    external fun uniffi_supa_realtime_fn_method_logger_log(`ptr`: Long,`level`: Int,`target`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_supa_realtime_fn_func_stop_callbacks(`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_supa_realtime_fn_func_set_logger(`level`: Int,`logger`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun ffi_supa_realtime_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_supa_realtime_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1256,6 +1305,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_supa_realtime_checksum_func_stop_callbacks() and 0xFFFF) != 61756) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_supa_realtime_checksum_func_set_logger() and 0xFFFF) != 25062) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_supa_realtime_checksum_method_eventbatchlistener_on_events() and 0xFFFF) != 45412) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1334,6 +1386,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_channel_states() and 0xFFFF) != 19622) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_channels() and 0xFFFF) != 48129) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_connect() and 0xFFFF) != 42034) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1359,6 +1414,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_on_events() and 0xFFFF) != 38220) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_remove_all_channels() and 0xFFFF) != 53910) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_remove_channel() and 0xFFFF) != 20008) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_remove_listener() and 0xFFFF) != 46305) {
@@ -1392,6 +1453,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_wakeuplistener_wake() and 0xFFFF) != 38749) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_supa_realtime_checksum_method_logger_log() and 0xFFFF) != 37308) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_constructor_realtimeclient_new() and 0xFFFF) != 37661) {
@@ -2799,6 +2863,341 @@ internal object FfiConverterTypeEventListener: FfiConverter<EventListener, Long>
     override fun allocationSize(value: EventListener) = 8UL
 
     override fun write(value: EventListener, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Receives the library's log records (connection, join, reconnect, errors). Called on the
+ * library's "supa-log" thread, one record at a time, in order; never on the runtime thread.
+ */
+internal interface Logger {
+    
+    /**
+     * `level`: 1 error, 2 warn, 3 info, 4 debug, 5 trace; `target`: the library module.
+     */
+    fun `log`(`level`: kotlin.UInt, `target`: kotlin.String, `message`: kotlin.String)
+    
+    companion object
+}
+
+/**
+ * Receives the library's log records (connection, join, reconnect, errors). Called on the
+ * library's "supa-log" thread, one record at a time, in order; never on the runtime thread.
+ */
+internal open class LoggerImpl: Disposable, AutoCloseable, Logger
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_supa_realtime_fn_free_logger(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_supa_realtime_fn_clone_logger(handle, status)
+        }
+    }
+
+    
+    /**
+     * `level`: 1 error, 2 warn, 3 info, 4 debug, 5 trace; `target`: the library module.
+     */
+    @Throws(RealtimeException::class)override fun `log`(`level`: kotlin.UInt, `target`: kotlin.String, `message`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(RealtimeException) { _status ->
+    UniffiLib.uniffi_supa_realtime_fn_method_logger_log(
+        it,
+        
+        FfiConverterUInt.lower(`level`),
+        FfiConverterString.lower(`target`),
+        FfiConverterString.lower(`message`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceLogger {
+    internal object `log`: UniffiCallbackInterfaceLoggerMethod0 {
+        override fun callback(`uniffiHandle`: Long,`level`: Int,`target`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeLogger.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`log`(
+                    FfiConverterUInt.lift(`level`),
+                    FfiConverterString.lift(`target`),
+                    FfiConverterString.lift(`message`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: RealtimeException -> FfiConverterTypeRealtimeError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeLogger.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeLogger.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceLogger.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `log`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_supa_realtime_fn_init_callback_vtable_logger(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+internal object FfiConverterTypeLogger: FfiConverter<Logger, Long> {
+    internal val handleMap = UniffiHandleMap<Logger>()
+
+    override fun lower(value: Logger): Long {
+        if (value is LoggerImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): Logger {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return LoggerImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): Logger {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: Logger) = 8UL
+
+    override fun write(value: Logger, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -4334,6 +4733,11 @@ internal interface RealtimeClientInterface {
     fun `channelStates`(): List<ChannelStateEntry>
     
     /**
+     * Every live channel of this client, as realtime-js' `getChannels()`.
+     */
+    fun `channels`(): List<RealtimeChannel>
+    
+    /**
      * Starts connecting (and keeps reconnecting until `disconnect()`).
      */
     fun `connect`()
@@ -4372,6 +4776,16 @@ internal interface RealtimeClientInterface {
      * run of the queue, see [`EventBatchListener`]); returns its id.
      */
     fun `onEvents`(`listener`: EventBatchListener): kotlin.ULong
+    
+    /**
+     * Removes every channel (see `remove_channel`).
+     */
+    suspend fun `removeAllChannels`()
+    
+    /**
+     * Leaves `channel` and forgets it; its final CLOSED status says "removed".
+     */
+    suspend fun `removeChannel`(`channel`: RealtimeChannel)
     
     /**
      * Removes a listener registered on this client or any of its channels.
@@ -4576,6 +4990,22 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
 
     
     /**
+     * Every live channel of this client, as realtime-js' `getChannels()`.
+     */override fun `channels`(): List<RealtimeChannel> {
+            return FfiConverterSequenceTypeRealtimeChannel.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_channels(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Starts connecting (and keeps reconnecting until `disconnect()`).
      */override fun `connect`()
         = 
@@ -4721,6 +5151,57 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
     )
     }
     
+
+    
+    /**
+     * Removes every channel (see `remove_channel`).
+     */
+    @Throws(RealtimeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `removeAllChannels`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_remove_all_channels(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_supa_realtime_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_supa_realtime_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_supa_realtime_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        RealtimeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Leaves `channel` and forgets it; its final CLOSED status says "removed".
+     */
+    @Throws(RealtimeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `removeChannel`(`channel`: RealtimeChannel) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_remove_channel(
+                uniffiHandle,
+                
+        FfiConverterTypeRealtimeChannel.lower(`channel`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_supa_realtime_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_supa_realtime_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_supa_realtime_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        RealtimeException.ErrorHandler,
+    )
+    }
 
     
     /**
@@ -5244,8 +5725,10 @@ internal object FfiConverterTypeSystemListener: FfiConverter<SystemListener, Lon
 
 
 /**
- * Supplies a fresh access token before each connect, rejoin and heartbeat. Called on a
- * helper thread of the library; it may block (e.g. on a refresh request).
+ * Supplies a fresh access token before each connect, ahead of the token's expiry, before a
+ * rejoin after the server refused the token, and on `app_foregrounded()` (never on
+ * heartbeats). Called on a helper thread of the library, one call at a time; it may block
+ * (e.g. on a refresh request) for up to 10 s, after which the call counts as failed.
  */
 internal interface TokenProvider {
     
@@ -5258,8 +5741,10 @@ internal interface TokenProvider {
 }
 
 /**
- * Supplies a fresh access token before each connect, rejoin and heartbeat. Called on a
- * helper thread of the library; it may block (e.g. on a refresh request).
+ * Supplies a fresh access token before each connect, ahead of the token's expiry, before a
+ * rejoin after the server refused the token, and on `app_foregrounded()` (never on
+ * heartbeats). Called on a helper thread of the library, one call at a time; it may block
+ * (e.g. on a refresh request) for up to 10 s, after which the call counts as failed.
  */
 internal open class TokenProviderImpl: Disposable, AutoCloseable, TokenProvider
 {
@@ -7662,6 +8147,38 @@ internal object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String
 /**
  * @suppress
  */
+internal object FfiConverterOptionalTypeLogger: FfiConverterRustBuffer<Logger?> {
+    override fun read(buf: ByteBuffer): Logger? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeLogger.read(buf)
+    }
+
+    override fun allocationSize(value: Logger?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeLogger.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Logger?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeLogger.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 internal object FfiConverterOptionalTypeTokenProvider: FfiConverterRustBuffer<TokenProvider?> {
     override fun read(buf: ByteBuffer): TokenProvider? {
         if (buf.get().toInt() == 0) {
@@ -7966,6 +8483,34 @@ internal object FfiConverterSequenceByteArray: FfiConverterRustBuffer<List<kotli
 /**
  * @suppress
  */
+internal object FfiConverterSequenceTypeRealtimeChannel: FfiConverterRustBuffer<List<RealtimeChannel>> {
+    override fun read(buf: ByteBuffer): List<RealtimeChannel> {
+        val len = buf.getInt()
+        return List<RealtimeChannel>(len) {
+            FfiConverterTypeRealtimeChannel.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<RealtimeChannel>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeRealtimeChannel.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<RealtimeChannel>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeRealtimeChannel.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 internal object FfiConverterSequenceTypeChannelStateEntry: FfiConverterRustBuffer<List<ChannelStateEntry>> {
     override fun read(buf: ByteBuffer): List<ChannelStateEntry> {
         val len = buf.getInt()
@@ -8078,6 +8623,22 @@ internal object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.S
 }
     )
     }
+    
+
+        /**
+         * Sends the library's log records up to `level` (0 off ... 5 trace) to `logger`, process-wide;
+         * `None` or level 0 turns logging off (the default, which costs nothing).
+         */
+    @Throws(RealtimeException::class) fun `setLogger`(`level`: kotlin.UInt, `logger`: Logger?)
+        = 
+    uniffiRustCallWithError(RealtimeException) { _status ->
+    UniffiLib.uniffi_supa_realtime_fn_func_set_logger(
+    
+        
+        FfiConverterUInt.lower(`level`),
+        FfiConverterOptionalTypeLogger.lower(`logger`),_status)
+}
+    
     
 
 

@@ -1,0 +1,153 @@
+/* The failure matrix in C against the real server on loopback: a wrong key, a server that is
+ * not listening and a wrong path each fail the subscribe within the join timeout with the
+ * matching supa_result and a supa_last_error_message() that names the cause; after shutdown
+ * every call returns SUPA_SHUTDOWN. */
+#include "harness.h"
+
+#define JOIN_TIMEOUT_MS 2000
+/* Scheduling slack on a loaded machine (valgrind included). */
+#define SLACK_MS 20000
+
+static long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static supa_client *client_for(const char *url, const char *key) {
+  supa_options *o = NULL;
+  CHECK_OK(supa_options_new(url, key, &o));
+  CHECK_OK(supa_options_set_push_timeout_ms(o, JOIN_TIMEOUT_MS));
+  supa_client *c = NULL;
+  CHECK_OK(supa_client_new(o, &c));
+  supa_options_free(o);
+  return c;
+}
+
+/* Subscribes a channel of `c`; expects `expected` within the join timeout, with `needle` in
+ * the message. */
+static void expect_subscribe_fails(supa_client *c, supa_result expected, const char *needle) {
+  supa_channel *ch = NULL;
+  CHECK_OK(supa_client_channel(c, "failing", NULL, &ch));
+  long start = now_ms();
+  CHECK_RC(supa_channel_subscribe_blocking(ch, DEADLINE_MS), expected);
+  long took = now_ms() - start;
+  if (took > JOIN_TIMEOUT_MS + SLACK_MS) FAIL("the subscribe took %ld ms", took);
+  const char *msg = supa_last_error_message();
+  if (!strstr(msg, needle)) FAIL("message %s does not name the cause (%s)", msg, needle);
+  supa_channel_free(ch);
+}
+
+static void test_wrong_key(const char *url) {
+  test_begin("wrong key: SUPA_HTTP with the server's 401 reason");
+  supa_client *c = client_for(url, "not-a-key");
+  expect_subscribe_fails(c, SUPA_HTTP, "HTTP 401");
+  supa_client_free(c);
+}
+
+static void test_not_listening(void) {
+  test_begin("server not listening: SUPA_IO, connection refused");
+  /* Port 1 on loopback: nothing listens there on a test machine. */
+  supa_client *c = client_for("ws://127.0.0.1:1/realtime/v1", "k");
+  expect_subscribe_fails(c, SUPA_IO, "refused");
+  supa_client_free(c);
+}
+
+static void test_wrong_path(const char *url) {
+  test_begin("wrong path: SUPA_HTTP 404 naming the expected path");
+  char bad[512];
+  const char *at = strstr(url, "/realtime/v1");
+  CHECK(at != NULL);
+  snprintf(bad, sizeof bad, "%.*s/nowhere/v1", (int)(at - url), url);
+  supa_client *c = client_for(bad, env_or_die("SUPA_TEST_KEY"));
+  expect_subscribe_fails(c, SUPA_HTTP, "/realtime/v1");
+  supa_client_free(c);
+}
+
+static void no_event(void *userdata, const supa_event *ev) {
+  (void)userdata;
+  (void)ev;
+  FAIL("a listener registered after shutdown was called");
+}
+
+static void test_calls_after_shutdown(const char *url, const char *key) {
+  test_begin("calls after shutdown return SUPA_SHUTDOWN");
+  supa_client *c = client_for(url, key);
+  supa_channel *ch = NULL;
+  CHECK_OK(supa_client_channel(c, "late", NULL, &ch));
+  CHECK_OK(supa_client_shutdown(c));
+  /* Right after shutdown, before the runtime thread has acted on it. */
+  CHECK_RC(supa_client_connect(c), SUPA_SHUTDOWN);
+  CHECK(strstr(supa_last_error_message(), "shut down") != NULL);
+  CHECK_RC(supa_client_connect_blocking(c, 100), SUPA_SHUTDOWN);
+  CHECK_RC(supa_client_disconnect(c), SUPA_SHUTDOWN);
+  CHECK_RC(supa_client_set_auth(c, "t"), SUPA_SHUTDOWN);
+  CHECK_RC(supa_client_on_event(c, no_event, NULL, NULL, NULL), SUPA_SHUTDOWN);
+  supa_channel *ch2 = NULL;
+  CHECK_RC(supa_client_channel(c, "later", NULL, &ch2), SUPA_SHUTDOWN);
+  CHECK(ch2 == NULL);
+  CHECK_RC(supa_channel_subscribe(ch), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_subscribe_blocking(ch, 100), SUPA_SHUTDOWN);
+  supa_channel_free(ch);
+  supa_client_free(c);
+}
+
+/* The log hook: records arrive on the library's log thread; the destructor runs once when
+ * logging is turned off. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t log_cv = PTHREAD_COND_INITIALIZER;
+static int saw_connect_warning = 0;
+static int log_destroyed = 0;
+
+static void on_log(void *userdata, uint32_t level, const char *target, const char *message) {
+  (void)userdata;
+  pthread_mutex_lock(&log_mu);
+  if (level == 2 && strstr(target, "supa_realtime") && strstr(message, "could not connect"))
+    saw_connect_warning = 1;
+  pthread_cond_broadcast(&log_cv);
+  pthread_mutex_unlock(&log_mu);
+}
+
+static void on_log_destroy(void *userdata) {
+  (void)userdata;
+  pthread_mutex_lock(&log_mu);
+  log_destroyed++;
+  pthread_cond_broadcast(&log_cv);
+  pthread_mutex_unlock(&log_mu);
+}
+
+static void wait_log(int *flag, const char *what) {
+  struct timespec until = deadline_after(DEADLINE_MS);
+  pthread_mutex_lock(&log_mu);
+  while (!*flag) {
+    if (pthread_cond_timedwait(&log_cv, &log_mu, &until) == ETIMEDOUT) FAIL("timed out waiting for %s", what);
+  }
+  pthread_mutex_unlock(&log_mu);
+}
+
+static void test_log_callback(void) {
+  test_begin("log callback: a failed connect is logged as a warning");
+  CHECK_RC(supa_set_log_callback(6, on_log, NULL, on_log_destroy), SUPA_INVALID_ARGUMENT);
+  CHECK_OK(supa_set_log_callback(2, on_log, NULL, on_log_destroy));
+  supa_client *c = client_for("ws://127.0.0.1:1/realtime/v1", "k");
+  CHECK_OK(supa_client_connect(c));
+  wait_log(&saw_connect_warning, "the connect warning");
+  supa_client_free(c);
+  CHECK_OK(supa_set_log_callback(0, NULL, NULL, NULL));
+  wait_log(&log_destroyed, "the log destructor");
+  pthread_mutex_lock(&log_mu);
+  CHECK(log_destroyed == 1);
+  pthread_mutex_unlock(&log_mu);
+}
+
+int main(void) {
+  const char *url = env_or_die("SUPA_TEST_URL");
+  const char *key = env_or_die("SUPA_TEST_KEY");
+  test_wrong_key(url);
+  test_not_listening();
+  test_wrong_path(url);
+  test_calls_after_shutdown(url, key);
+  test_log_callback();
+  fprintf(stderr, "test_failures: ok\n");
+  return 0;
+}
