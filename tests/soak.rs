@@ -111,8 +111,7 @@ fn start_server(db: Option<&str>) -> Server {
     // defence against rejoin floods) would end its channel, which is not what this test is
     // about.
     config.limits.presence_max_calls = 1_000;
-    Server::start(config)
-    .expect("server starts")
+    Server::start(config).expect("server starts")
 }
 
 fn options(proxy: &FaultProxy, key: String) -> ClientOptions {
@@ -447,18 +446,6 @@ fn soak_random_faults_while_broadcast_presence_and_postgres_flow() {
         }
         if kind == 5 {
             pt.wait_from(peer_mark, SETTLE, "peer lost the server", lost);
-        }
-        if std::env::var("SOAK_DEBUG").is_ok() {
-            let d = Instant::now() + SETTLE;
-            while !(settled(&vt, topic) && settled(&pt, topic) && victim.connection_state() == ConnectionState::Connected) && Instant::now() < d {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if Instant::now() >= d {
-                let ev = vt.events(); let pe = pt.events();
-                eprintln!("VICTIM state {:?}", victim.connection_state());
-                for e in ev.iter().rev().take(25).rev() { if !matches!(e, Event::Broadcast(_)|Event::PostgresChange(_)) { eprintln!("V {e:?}"); } }
-                for e in pe.iter().rev().take(25).rev() { if !matches!(e, Event::Broadcast(_)|Event::PostgresChange(_)) { eprintln!("P {e:?}"); } }
-            }
         }
         wait_until(&format!("both subscribed after {name}"), SETTLE, || {
             settled(&vt, topic)

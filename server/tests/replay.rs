@@ -63,6 +63,23 @@ async fn join_private(c: &mut Client, server: &Server, name: &str, broadcast: Va
     reply
 }
 
+/// `POST /realtime/v1/api/broadcast/{path}` as the policy's user, expecting 202.
+async fn rest_send(server: &Server, path: &str, body: &str) {
+    let token = user_token(server);
+    let (status, reply) = http(
+        server,
+        "POST",
+        &format!("/realtime/v1/api/broadcast/{path}"),
+        &[
+            ("Authorization", &format!("Bearer {token}")),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 202, "{reply}");
+}
+
 /// A kind-3 push with metadata, as realtime-js sends `send({..., persist})`.
 fn kind3_with_meta(
     join_ref: &str,
@@ -187,19 +204,12 @@ async fn stored_broadcasts_are_replayed_in_order_before_live_ones() {
     assert_eq!(payload["n"], 3);
     ids.push(meta["id"].as_str().expect("meta.id").to_owned());
     // 4: REST with ?persist=true (httpSend).
-    let token = user_token(&server);
-    let (status, body) = http(
+    rest_send(
         &server,
-        "POST",
-        &format!("/realtime/v1/api/broadcast/{name}/events/note?private=true&persist=true"),
-        &[
-            ("Authorization", &format!("Bearer {token}")),
-            ("Content-Type", "application/json"),
-        ],
-        br#"{"n":4}"#,
+        &format!("{name}/events/note?private=true&persist=true"),
+        r#"{"n":4}"#,
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     let (_, payload, meta) = next_broadcast(&mut live).await;
     assert_eq!(payload["n"], 4);
     ids.push(meta["id"].as_str().expect("meta.id").to_owned());
@@ -354,19 +364,12 @@ async fn messages_with_a_ttl_expire_and_the_sweep_deletes_them() {
     config.postgres.sweep_interval = Duration::from_millis(200);
     let server = server_with_policies(config).await;
     let name = topic_name("ttl");
-    let token = user_token(&server);
-    let (status, body) = http(
+    rest_send(
         &server,
-        "POST",
-        &format!("/realtime/v1/api/broadcast/{name}/events/e?private=true&persist%5Bttl%5D=1"),
-        &[
-            ("Authorization", &format!("Bearer {token}")),
-            ("Content-Type", "application/json"),
-        ],
-        br#"{"n":1}"#,
+        &format!("{name}/events/e?private=true&persist%5Bttl%5D=1"),
+        r#"{"n":1}"#,
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     let db = sql().await;
     let count = || async {
         db.query_one(
