@@ -8629,7 +8629,7 @@ internal object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.S
          * Sends the library's log records up to `level` (0 off ... 5 trace) to `logger`, process-wide;
          * `None` or level 0 turns logging off (the default, which costs nothing).
          */
-    @Throws(RealtimeException::class) fun `setLogger`(`level`: kotlin.UInt, `logger`: Logger?)
+    @Throws(RealtimeException::class) internal fun `setLogger`(`level`: kotlin.UInt, `logger`: Logger?)
         = 
     uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_func_set_logger(
