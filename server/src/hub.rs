@@ -84,6 +84,10 @@ const ENVELOPE: usize = 48;
 impl Fanout {
     /// A text frame `[null,null,topic,event,payload]`.
     pub(crate) fn json(topic: String, event: &str, payload: Value) -> Arc<Fanout> {
+        Arc::new(Fanout::json_unshared(topic, event, payload))
+    }
+
+    fn json_unshared(topic: String, event: &str, payload: Value) -> Fanout {
         let size = json_len(&payload) + topic.len() + event.len() + ENVELOPE;
         Fanout::new(
             topic,
@@ -102,6 +106,15 @@ impl Fanout {
         metadata: String,
         payload: BroadcastPayload,
     ) -> Arc<Fanout> {
+        Arc::new(Fanout::user_unshared(topic, event, metadata, payload))
+    }
+
+    fn user_unshared(
+        topic: String,
+        event: String,
+        metadata: String,
+        payload: BroadcastPayload,
+    ) -> Fanout {
         let payload_len = match &payload {
             BroadcastPayload::Json(text) => text.len(),
             BroadcastPayload::Binary(bytes) => bytes.len(),
@@ -126,31 +139,27 @@ impl Fanout {
         payload: BroadcastPayload,
     ) -> Arc<Fanout> {
         let metadata = json!({ "id": id }).to_string();
-        let mut fanout = Fanout::user(topic, event, metadata, payload);
-        if let Some(f) = Arc::get_mut(&mut fanout) {
-            f.message_id = Some(id);
-        }
-        fanout
+        let mut fanout = Fanout::user_unshared(topic, event, metadata, payload);
+        fanout.message_id = Some(id);
+        Arc::new(fanout)
     }
 
     /// A stored broadcast pushed as JSON (`payload` already carries `meta.id`).
     pub(crate) fn stored_json(topic: String, payload: Value, id: String) -> Arc<Fanout> {
-        let mut fanout = Fanout::json(topic, event::BROADCAST, payload);
-        if let Some(f) = Arc::get_mut(&mut fanout) {
-            f.message_id = Some(id);
-        }
-        fanout
+        let mut fanout = Fanout::json_unshared(topic, event::BROADCAST, payload);
+        fanout.message_id = Some(id);
+        Arc::new(fanout)
     }
 
-    fn new(topic: String, body: Body, size: usize) -> Arc<Fanout> {
-        Arc::new(Fanout {
+    fn new(topic: String, body: Body, size: usize) -> Fanout {
+        Fanout {
             topic,
             body,
             size,
             v1: OnceLock::new(),
             v2: OnceLock::new(),
             message_id: None,
-        })
+        }
     }
 
     /// The stored message's id, for broadcasts kept in `realtime.messages`.

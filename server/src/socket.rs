@@ -762,19 +762,19 @@ impl Conn {
                 let user_event = push
                     .get("event")
                     .and_then(Value::as_str)
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    .to_owned();
                 let inner = push.get("payload").cloned().unwrap_or(Value::Null);
                 let except = (!channel.broadcast_self).then_some(channel.sub);
                 let key = channel.key.clone();
                 let msg = ToStore {
                     key: &key,
-                    event: user_event,
+                    event: &user_event,
                     payload: StoredPayload::Json(inner.to_string()),
                     ttl,
                     except,
                 };
-                return match stored::store_and_fan_out(&self.shared, msg, Some(push.clone())).await
-                {
+                return match stored::store_and_fan_out(&self.shared, msg, Some(push)).await {
                     Ok(_) if ack => self.push(reply_ok(&frame)),
                     Ok(_) => {}
                     Err(e) => self.push(Frame::reply_to(&frame, "error", json!({ "error": e }))),
