@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::pg::{database_url, sql};
+use common::pg::{database_url, shared_ddl, sql};
 use common::{http, Client, In};
 use serde_json::{json, Value};
 use supa_realtime_protocol::{BinaryFrame, BroadcastPayload, Frame, Vsn};
@@ -30,18 +30,15 @@ async fn server_with_policies(config: Config) -> Server {
         ..config
     })
     .await;
-    sql()
-        .await
-        .batch_execute(
-            "drop policy if exists replay_read on realtime.messages;
-             drop policy if exists replay_write on realtime.messages;
-             create policy replay_read on realtime.messages for select to authenticated
-               using (realtime.topic() like 'replay-%');
-             create policy replay_write on realtime.messages for insert to authenticated
-               with check (realtime.topic() like 'replay-%');",
-        )
-        .await
-        .unwrap();
+    shared_ddl(
+        "drop policy if exists replay_read on realtime.messages;
+         drop policy if exists replay_write on realtime.messages;
+         create policy replay_read on realtime.messages for select to authenticated
+           using (realtime.topic() like 'replay-%');
+         create policy replay_write on realtime.messages for insert to authenticated
+           with check (realtime.topic() like 'replay-%')",
+    )
+    .await;
     server
 }
 

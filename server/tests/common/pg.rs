@@ -54,3 +54,16 @@ pub async fn sql() -> Client {
     tokio::spawn(conn);
     client
 }
+
+/// Runs `ddl` in one transaction that first takes a fixed advisory lock, so tests of one
+/// binary that (re)create the same shared objects, such as policies on `realtime.messages`,
+/// do not race each other into "already exists".
+pub async fn shared_ddl(ddl: &str) {
+    sql()
+        .await
+        .batch_execute(&format!(
+            "begin; select pg_advisory_xact_lock(7243501); {ddl}; commit;"
+        ))
+        .await
+        .unwrap();
+}
