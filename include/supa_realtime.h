@@ -895,6 +895,64 @@ supa_result supa_client_channel(const struct supa_client *client,
                                 struct supa_channel **out);
 
 /**
+ * Every live channel of the client (subscribed or not yet, and not ended), oldest first, as
+ * realtime-js' `getChannels()`.
+ *
+ * `*count` receives how many there are; the first `min(*count, capacity)` of them are written
+ * to `out[0..]` as new handles (`out` may be NULL when `capacity` is 0, to ask the count
+ * first). Channels may come and go between two calls: read `*count` again.
+ *
+ * Ownership: each handle written is new and freed by the caller with `supa_channel_free`
+ * (freeing it does not leave the channel). `SUPA_SHUTDOWN` after shutdown.
+ *
+ * ```c
+ * size_t n = 0;
+ * supa_client_channels(client, NULL, 0, &n);
+ * supa_channel **chs = calloc(n, sizeof *chs);
+ * supa_client_channels(client, chs, n, &n);   // n may have changed: min(n, capacity) written
+ * ```
+ */
+supa_result supa_client_channels(const struct supa_client *client,
+                                 struct supa_channel **out,
+                                 size_t capacity,
+                                 size_t *count);
+
+/**
+ * Leaves `channel` and forgets it, as realtime-js' `removeChannel`, without waiting. The
+ * channel's final `SUPA_STATUS_CLOSED` status says "removed"; then its registrations are
+ * removed (their destructors run after it). The handle stays valid until freed.
+ *
+ * Errors: `SUPA_INVALID_ARGUMENT` for a channel of another client, `SUPA_SHUTDOWN` after
+ * shutdown. Safe inside a callback.
+ */
+supa_result supa_client_remove_channel(const struct supa_client *client,
+                                       const struct supa_channel *channel);
+
+/**
+ * `supa_client_remove_channel`, then waits up to `timeout_ms` for the server's confirmation.
+ * Blocking: `SUPA_WOULD_DEADLOCK` inside a callback or a token provider (the channel is then
+ * not removed).
+ */
+supa_result supa_client_remove_channel_blocking(const struct supa_client *client,
+                                                const struct supa_channel *channel,
+                                                uint64_t timeout_ms);
+
+/**
+ * Removes every live channel as `supa_client_remove_channel` does, without waiting; each ends
+ * with one final `SUPA_STATUS_CLOSED` ("removed"). `SUPA_SHUTDOWN` after shutdown. Safe
+ * inside a callback.
+ */
+supa_result supa_client_remove_all_channels(const struct supa_client *client);
+
+/**
+ * `supa_client_remove_all_channels`, then waits up to `timeout_ms` for every confirmation;
+ * returns the first failure. Blocking: `SUPA_WOULD_DEADLOCK` inside a callback or a token
+ * provider (nothing is then removed).
+ */
+supa_result supa_client_remove_all_channels_blocking(const struct supa_client *client,
+                                                     uint64_t timeout_ms);
+
+/**
  * The name of a result code (`"SUPA_TIMEOUT"`), or `"SUPA_UNKNOWN"` for a value that is not
  * one. A static NUL-terminated string: never free it.
  */

@@ -41,6 +41,19 @@ impl supa_channel {
     }
 }
 
+impl supa_channel {
+    /// The core channel behind the handle.
+    pub(crate) fn core(&self) -> &RealtimeChannel {
+        &self.inner
+    }
+
+    /// Whether the handle came from `client` (a handle of another client is refused rather
+    /// than acted on, as the caller surely mixed them up).
+    pub(crate) fn belongs_to(&self, client: &RealtimeClient) -> bool {
+        std::ptr::eq(self.client.as_ptr(), Arc::as_ptr(&client.inner))
+    }
+}
+
 /// A channel's state. Values are stable.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +65,7 @@ pub enum supa_channel_state {
     SUPA_CHANNEL_ERRORED = 4,
 }
 
-unsafe fn channel<'a>(p: *const supa_channel) -> Result<&'a supa_channel, supa_result> {
+pub(crate) unsafe fn channel<'a>(p: *const supa_channel) -> Result<&'a supa_channel, supa_result> {
     p.as_ref()
         .ok_or_else(|| fail(supa_result::SUPA_NULL_ARGUMENT, "`channel` is NULL"))
 }

@@ -111,9 +111,7 @@ pub unsafe extern "C" fn supa_client_free(client: *mut supa_client) {
 pub unsafe extern "C" fn supa_client_connect(client: *const supa_client) -> supa_result {
     boundary(|| {
         let c = tri!(self::client(client));
-        if c.inner.is_shut_down() {
-            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
-        }
+        tri!(refuse_after_shutdown(c));
         c.inner.connect();
         ok()
     })
@@ -142,9 +140,7 @@ pub unsafe extern "C" fn supa_client_connect_blocking(
 pub unsafe extern "C" fn supa_client_disconnect(client: *const supa_client) -> supa_result {
     boundary(|| {
         let c = tri!(self::client(client));
-        if c.inner.is_shut_down() {
-            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
-        }
+        tri!(refuse_after_shutdown(c));
         c.inner.disconnect();
         ok()
     })
@@ -173,9 +169,7 @@ pub unsafe extern "C" fn supa_client_set_auth(
     boundary(|| {
         let c = tri!(self::client(client));
         let token = tri!(opt_str_arg(token, "token"));
-        if c.inner.is_shut_down() {
-            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
-        }
+        tri!(refuse_after_shutdown(c));
         c.inner.set_auth(token.map(str::to_owned));
         ok()
     })
@@ -200,9 +194,7 @@ pub unsafe extern "C" fn supa_client_on_event(
             return fail(supa_result::SUPA_NULL_ARGUMENT, "`cb` is NULL");
         };
         // A listener registered now would never be called: refused, its userdata untouched.
-        if c.inner.is_shut_down() {
-            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
-        }
+        tri!(refuse_after_shutdown(c));
         let id = c
             .inner
             .on_event(event_listener(cb, UserData::armed(userdata, destroy)));
@@ -440,14 +432,143 @@ pub unsafe extern "C" fn supa_client_channel(
         let c = tri!(self::client(client));
         non_null!(out);
         let name = tri!(str_arg(name, "name"));
-        if c.inner.is_shut_down() {
-            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
-        }
+        tri!(refuse_after_shutdown(c));
         let opts = options
             .as_ref()
             .map_or_else(ChannelOptions::default, |o| o.inner.clone());
         let ch = c.inner.channel(name, opts);
         *out = supa_channel::new(ch, &c.inner);
         ok()
+    })
+}
+
+/// The handle `channel` must belong to `c`.
+unsafe fn own_channel<'a>(
+    c: &supa_client,
+    channel: *const supa_channel,
+) -> Result<&'a supa_channel, supa_result> {
+    let ch = super::channel::channel(channel)?;
+    if !ch.belongs_to(&c.inner) {
+        return Err(fail(
+            supa_result::SUPA_INVALID_ARGUMENT,
+            "`channel` belongs to another client",
+        ));
+    }
+    Ok(ch)
+}
+
+fn refuse_after_shutdown(c: &supa_client) -> Result<(), supa_result> {
+    if c.inner.is_shut_down() {
+        return Err(fail(supa_result::SUPA_SHUTDOWN, "client shut down"));
+    }
+    Ok(())
+}
+
+/// Every live channel of the client (subscribed or not yet, and not ended), oldest first, as
+/// realtime-js' `getChannels()`.
+///
+/// `*count` receives how many there are; the first `min(*count, capacity)` of them are written
+/// to `out[0..]` as new handles (`out` may be NULL when `capacity` is 0, to ask the count
+/// first). Channels may come and go between two calls: read `*count` again.
+///
+/// Ownership: each handle written is new and freed by the caller with `supa_channel_free`
+/// (freeing it does not leave the channel). `SUPA_SHUTDOWN` after shutdown.
+///
+/// ```c
+/// size_t n = 0;
+/// supa_client_channels(client, NULL, 0, &n);
+/// supa_channel **chs = calloc(n, sizeof *chs);
+/// supa_client_channels(client, chs, n, &n);   // n may have changed: min(n, capacity) written
+/// ```
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_channels(
+    client: *const supa_client,
+    out: *mut *mut supa_channel,
+    capacity: usize,
+    count: *mut usize,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        non_null!(count);
+        if capacity > 0 {
+            non_null!(out);
+        }
+        tri!(refuse_after_shutdown(c));
+        let live = c.inner.channels();
+        for (i, ch) in live.iter().take(capacity).enumerate() {
+            *out.add(i) = supa_channel::new(ch.clone(), &c.inner);
+        }
+        *count = live.len();
+        ok()
+    })
+}
+
+/// Leaves `channel` and forgets it, as realtime-js' `removeChannel`, without waiting. The
+/// channel's final `SUPA_STATUS_CLOSED` status says "removed"; then its registrations are
+/// removed (their destructors run after it). The handle stays valid until freed.
+///
+/// Errors: `SUPA_INVALID_ARGUMENT` for a channel of another client, `SUPA_SHUTDOWN` after
+/// shutdown. Safe inside a callback.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_remove_channel(
+    client: *const supa_client,
+    channel: *const supa_channel,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        let ch = tri!(own_channel(c, channel));
+        tri!(refuse_after_shutdown(c));
+        result(ch.core().leave(true).map(drop))
+    })
+}
+
+/// `supa_client_remove_channel`, then waits up to `timeout_ms` for the server's confirmation.
+/// Blocking: `SUPA_WOULD_DEADLOCK` inside a callback or a token provider (the channel is then
+/// not removed).
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_remove_channel_blocking(
+    client: *const supa_client,
+    channel: *const supa_channel,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        let ch = tri!(own_channel(c, channel));
+        tri!(refuse_after_shutdown(c));
+        result(c.inner.remove_channel_blocking(ch.core(), ms(timeout_ms)))
+    })
+}
+
+/// Removes every live channel as `supa_client_remove_channel` does, without waiting; each ends
+/// with one final `SUPA_STATUS_CLOSED` ("removed"). `SUPA_SHUTDOWN` after shutdown. Safe
+/// inside a callback.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_remove_all_channels(client: *const supa_client) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        tri!(refuse_after_shutdown(c));
+        let mut first = Ok(());
+        for ch in c.inner.channels() {
+            let r = ch.leave(true).map(drop);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        result(first)
+    })
+}
+
+/// `supa_client_remove_all_channels`, then waits up to `timeout_ms` for every confirmation;
+/// returns the first failure. Blocking: `SUPA_WOULD_DEADLOCK` inside a callback or a token
+/// provider (nothing is then removed).
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_remove_all_channels_blocking(
+    client: *const supa_client,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        tri!(refuse_after_shutdown(c));
+        result(c.inner.remove_all_channels_blocking(ms(timeout_ms)))
     })
 }
