@@ -422,12 +422,18 @@ typedef void (*supa_wakeup_cb)(void *userdata);
 /**
  * Counters of a client, from `supa_client_metrics`. Durations are in microseconds.
  *
- * New fields are only ever appended; the struct is caller-allocated, so a program must be
- * built against the header of the library it links (the ABI is not stable before 1.0).
- * Per-channel join latency is read with `supa_channel_join_latency_us` or
- * `supa_client_join_latency_json`.
+ * Caller-allocated and versioned by size: set `struct_size` to `sizeof(supa_metrics)` before
+ * the call (in C, `supa_metrics m = {.struct_size = sizeof(supa_metrics)};`). Fields are only
+ * ever appended, and the library writes only the fields that fit in `struct_size`, so a
+ * program built against an older header keeps working with a newer library; fields of a newer
+ * header that this library does not know are set to 0. Per-channel join latency is read with
+ * `supa_channel_join_latency_us` or `supa_client_join_latency_json`.
  */
 typedef struct supa_metrics {
+  /**
+   * Set by the caller to `sizeof(supa_metrics)`; never written by the library.
+   */
+  size_t struct_size;
   /**
    * Successful socket opens, the first included.
    */
@@ -838,7 +844,12 @@ supa_result supa_client_set_wakeup(const struct supa_client *client,
 uint32_t supa_client_connection_state(const struct supa_client *client);
 
 /**
- * Writes a snapshot of the client's counters to `*out`.
+ * Writes a snapshot of the client's counters to `*out`, whose `struct_size` the caller set to
+ * `sizeof(supa_metrics)` (see `supa_metrics`).
+ *
+ * Errors: `SUPA_INVALID_ARGUMENT` when `struct_size` is 0, smaller than the first version of
+ * the struct or implausibly large (over 4096: not set), and nothing is written;
+ * `SUPA_SHUTDOWN` after shutdown.
  */
 supa_result supa_client_metrics(const struct supa_client *client, struct supa_metrics *out);
 

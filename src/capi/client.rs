@@ -26,13 +26,17 @@ pub struct supa_client {
 
 /// Counters of a client, from `supa_client_metrics`. Durations are in microseconds.
 ///
-/// New fields are only ever appended; the struct is caller-allocated, so a program must be
-/// built against the header of the library it links (the ABI is not stable before 1.0).
-/// Per-channel join latency is read with `supa_channel_join_latency_us` or
-/// `supa_client_join_latency_json`.
+/// Caller-allocated and versioned by size: set `struct_size` to `sizeof(supa_metrics)` before
+/// the call (in C, `supa_metrics m = {.struct_size = sizeof(supa_metrics)};`). Fields are only
+/// ever appended, and the library writes only the fields that fit in `struct_size`, so a
+/// program built against an older header keeps working with a newer library; fields of a newer
+/// header that this library does not know are set to 0. Per-channel join latency is read with
+/// `supa_channel_join_latency_us` or `supa_client_join_latency_json`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct supa_metrics {
+    /// Set by the caller to `sizeof(supa_metrics)`; never written by the library.
+    pub struct_size: usize,
     /// Successful socket opens, the first included.
     pub connects: u64,
     /// Opens after the first.
@@ -296,7 +300,21 @@ pub unsafe extern "C" fn supa_client_connection_state(client: *const supa_client
     })
 }
 
-/// Writes a snapshot of the client's counters to `*out`.
+/// The smallest `supa_metrics::struct_size` accepted: the struct's size when `struct_size` was
+/// introduced (its first field through `lagged_events`).
+const METRICS_MIN_SIZE: usize =
+    std::mem::offset_of!(supa_metrics, lagged_events) + std::mem::size_of::<u64>();
+
+/// The largest accepted: far beyond any growth of the struct, so an uninitialised
+/// `struct_size` is refused rather than trusted for a write past the caller's struct.
+const METRICS_MAX_SIZE: usize = 4096;
+
+/// Writes a snapshot of the client's counters to `*out`, whose `struct_size` the caller set to
+/// `sizeof(supa_metrics)` (see `supa_metrics`).
+///
+/// Errors: `SUPA_INVALID_ARGUMENT` when `struct_size` is 0, smaller than the first version of
+/// the struct or implausibly large (over 4096: not set), and nothing is written;
+/// `SUPA_SHUTDOWN` after shutdown.
 #[no_mangle]
 pub unsafe extern "C" fn supa_client_metrics(
     client: *const supa_client,
@@ -305,8 +323,22 @@ pub unsafe extern "C" fn supa_client_metrics(
     boundary(|| {
         let c = tri!(self::client(client));
         non_null!(out);
+        // SAFETY: `out` is non-NULL and points to at least `struct_size`, its first field, as
+        // every version of the struct starts with it.
+        let size = unsafe { std::ptr::addr_of!((*out).struct_size).read() };
+        if !(METRICS_MIN_SIZE..=METRICS_MAX_SIZE).contains(&size) {
+            return fail(
+                supa_result::SUPA_INVALID_ARGUMENT,
+                &format!(
+                    "supa_metrics.struct_size is {size}: set it to sizeof(supa_metrics) \
+                     (at least {METRICS_MIN_SIZE})"
+                ),
+            );
+        }
+        tri!(refuse_after_shutdown(c));
         let m = c.inner.metrics();
-        *out = supa_metrics {
+        let snapshot = supa_metrics {
+            struct_size: size,
             connects: m.connects,
             reconnects: m.reconnects,
             messages_in: m.messages_in,
@@ -319,6 +351,22 @@ pub unsafe extern "C" fn supa_client_metrics(
             time_disconnected_us: us(m.time_disconnected),
             lagged_events: m.lagged_events,
         };
+        let ours = std::mem::size_of::<supa_metrics>();
+        let known = size.min(ours);
+        let base = out.cast::<u8>();
+        // SAFETY: the caller provides `size` writable bytes at `out` (its `struct_size`); we
+        // write the first `min(size, ours)` bytes of our snapshot (plain integers) and zero the
+        // rest, fields of a newer header this library does not know.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                std::ptr::addr_of!(snapshot).cast::<u8>(),
+                base,
+                known,
+            );
+            if size > ours {
+                std::ptr::write_bytes(base.add(ours), 0, size - ours);
+            }
+        }
         ok()
     })
 }

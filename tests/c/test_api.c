@@ -178,9 +178,34 @@ static void test_invalid_input(void) {
   CHECK(strstr(json, "\"realtime:room\":\"closed\"") != NULL);
   supa_string_free(json);
 
-  supa_metrics m;
+  supa_metrics m = {.struct_size = sizeof(supa_metrics)};
   CHECK_OK(supa_client_metrics(c, &m));
   CHECK(m.connects == 0 && m.messages_out == 0);
+  CHECK(m.struct_size == sizeof(supa_metrics));
+  /* struct_size 0 (forgotten) or too small: refused, nothing written. */
+  memset(&m, 0xab, sizeof m);
+  m.struct_size = 0;
+  CHECK_RC(supa_client_metrics(c, &m), SUPA_INVALID_ARGUMENT);
+  CHECK(strstr(supa_last_error_message(), "struct_size") != NULL);
+  CHECK(m.connects == 0xababababababababULL);
+  m.struct_size = sizeof(supa_metrics) - sizeof(uint64_t);
+  CHECK_RC(supa_client_metrics(c, &m), SUPA_INVALID_ARGUMENT);
+  CHECK(m.connects == 0xababababababababULL);
+  m.struct_size = (size_t)0xababababababababULL; /* never set: refused, not trusted */
+  CHECK_RC(supa_client_metrics(c, &m), SUPA_INVALID_ARGUMENT);
+  CHECK(m.connects == 0xababababababababULL);
+  /* A program built against a newer, larger supa_metrics: what this library does not know
+   * reads 0. */
+  struct {
+    supa_metrics known;
+    uint64_t future[2];
+  } newer;
+  memset(&newer, 0xab, sizeof newer);
+  newer.known.struct_size = sizeof newer;
+  CHECK_OK(supa_client_metrics(c, &newer.known));
+  CHECK(newer.known.struct_size == sizeof newer);
+  CHECK(newer.known.connects == 0 && newer.known.lagged_events == 0);
+  CHECK(newer.future[0] == 0 && newer.future[1] == 0);
 
   supa_channel_free(ch);
   supa_client_free(c);
@@ -324,7 +349,7 @@ static void test_heartbeat_auth_and_probes(void) {
   CHECK(supa_event_topic(recorder_at(&r, i), NULL) == NULL);
   CHECK(supa_event_subscribe_status(recorder_at(&r, i)) == SUPA_STATUS_NONE);
   i = recorder_wait(&r, 0, is_heartbeat_ok, NULL, "a heartbeat reply");
-  supa_metrics m;
+  supa_metrics m = {.struct_size = sizeof(supa_metrics)};
   CHECK_OK(supa_client_metrics(c, &m));
   CHECK(m.heartbeat_rtt_us > 0 && m.connects == 1);
   CHECK_OK(supa_client_set_auth(c, env_or_die("SUPA_TEST_KEY")));
