@@ -1162,8 +1162,9 @@ supa_result supa_set_log_callback(uint32_t level,
  *
  * Defaults: heartbeat 25 s, push timeout 10 s, reconnect delays 1, 2, 5, 10 s (the last
  * repeats) with jitter 0.1, rejoin delays 1, 2, 5, 10 s, vsn 2.0.0, dispatcher thread,
- * queue capacity 10000, webpki roots only, token refresh margin 60 s, 3 auth retries. The URL
- * is checked by `supa_client_new`.
+ * queue capacity 10000, webpki roots only, token refresh margin 60 s, 3 auth retries, bounds
+ * of 16 MiB per message, 8 MiB per frame, 100000 presence keys and 32 MiB of presence state
+ * per channel. The URL is checked by `supa_client_new`.
  *
  * Ownership: on success `*out` is a new object the caller frees with `supa_options_free`.
  */
@@ -1276,6 +1277,35 @@ supa_result supa_options_set_token_refresh_margin_ms(struct supa_options *option
  * 0 stops at the first refusal. Without a provider the first refusal is terminal.
  */
 supa_result supa_options_set_auth_retries(struct supa_options *options, uint32_t retries);
+
+/**
+ * The largest WebSocket message read from the server, in bytes: default 16 MiB (16777216),
+ * at least 1024. A larger message is reported as a `SUPA_EVENT_ERROR` ("... (max_message_size
+ * N)") and the connection is dropped and made again, as the socket cannot skip it.
+ */
+supa_result supa_options_set_max_message_size(struct supa_options *options, size_t bytes);
+
+/**
+ * The largest frame decoded into events, in bytes (a broadcast's frame is nearly all
+ * payload): default 8 MiB (8388608), at least 1024. A larger frame is skipped and reported as
+ * a `SUPA_EVENT_ERROR` ("skipped a binary frame of N bytes: over max_payload_size (M)"); the
+ * connection stays up and later events arrive as usual.
+ */
+supa_result supa_options_set_max_payload_size(struct supa_options *options, size_t bytes);
+
+/**
+ * Per channel, the presence keys kept: default 100000, at least 1. A presence state or diff
+ * that would go over is not applied (the state stays as it was) and is reported as a
+ * `SUPA_EVENT_ERROR` ("... over max_presence_keys (N)").
+ */
+supa_result supa_options_set_max_presence_keys(struct supa_options *options, size_t keys);
+
+/**
+ * Per channel, the presence state's size as JSON text (keys and metas), in bytes: default
+ * 32 MiB (33554432), at least 1; separately the same for diffs held until a new join's state
+ * arrives. Over it, as `supa_options_set_max_presence_keys`.
+ */
+supa_result supa_options_set_max_presence_size(struct supa_options *options, size_t bytes);
 
 /**
  * Sets a token provider, called before each connect (the first and every reconnect), ahead of

@@ -62,8 +62,9 @@ unsafe fn chopts<'a>(p: *mut supa_channel_options) -> Result<&'a mut ChannelOpti
 ///
 /// Defaults: heartbeat 25 s, push timeout 10 s, reconnect delays 1, 2, 5, 10 s (the last
 /// repeats) with jitter 0.1, rejoin delays 1, 2, 5, 10 s, vsn 2.0.0, dispatcher thread,
-/// queue capacity 10000, webpki roots only, token refresh margin 60 s, 3 auth retries. The URL
-/// is checked by `supa_client_new`.
+/// queue capacity 10000, webpki roots only, token refresh margin 60 s, 3 auth retries, bounds
+/// of 16 MiB per message, 8 MiB per frame, 100000 presence keys and 32 MiB of presence state
+/// per channel. The URL is checked by `supa_client_new`.
 ///
 /// Ownership: on success `*out` is a new object the caller frees with `supa_options_free`.
 #[no_mangle]
@@ -362,6 +363,91 @@ pub unsafe extern "C" fn supa_options_set_auth_retries(
     boundary(|| {
         tri!(opts(options)).auth_retries = retries;
         ok()
+    })
+}
+
+/// Stores a `max_*` bound after the core's check (the same text in every language).
+unsafe fn set_bound(
+    options: *mut supa_options,
+    name: &str,
+    value: usize,
+    min: usize,
+    field: impl FnOnce(&mut ClientOptions) -> &mut usize,
+) -> supa_result {
+    let o = tri!(opts(options));
+    if let Err(e) = crate::options::check_bound(name, value, min) {
+        return super::result(Err(e));
+    }
+    *field(o) = value;
+    ok()
+}
+
+/// The largest WebSocket message read from the server, in bytes: default 16 MiB (16777216),
+/// at least 1024. A larger message is reported as a `SUPA_EVENT_ERROR` ("... (max_message_size
+/// N)") and the connection is dropped and made again, as the socket cannot skip it.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_max_message_size(
+    options: *mut supa_options,
+    bytes: usize,
+) -> supa_result {
+    boundary(|| {
+        set_bound(
+            options,
+            "max_message_size",
+            bytes,
+            crate::options::MIN_FRAME_BOUND,
+            |o| &mut o.max_message_size,
+        )
+    })
+}
+
+/// The largest frame decoded into events, in bytes (a broadcast's frame is nearly all
+/// payload): default 8 MiB (8388608), at least 1024. A larger frame is skipped and reported as
+/// a `SUPA_EVENT_ERROR` ("skipped a binary frame of N bytes: over max_payload_size (M)"); the
+/// connection stays up and later events arrive as usual.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_max_payload_size(
+    options: *mut supa_options,
+    bytes: usize,
+) -> supa_result {
+    boundary(|| {
+        set_bound(
+            options,
+            "max_payload_size",
+            bytes,
+            crate::options::MIN_FRAME_BOUND,
+            |o| &mut o.max_payload_size,
+        )
+    })
+}
+
+/// Per channel, the presence keys kept: default 100000, at least 1. A presence state or diff
+/// that would go over is not applied (the state stays as it was) and is reported as a
+/// `SUPA_EVENT_ERROR` ("... over max_presence_keys (N)").
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_max_presence_keys(
+    options: *mut supa_options,
+    keys: usize,
+) -> supa_result {
+    boundary(|| {
+        set_bound(options, "max_presence_keys", keys, 1, |o| {
+            &mut o.max_presence_keys
+        })
+    })
+}
+
+/// Per channel, the presence state's size as JSON text (keys and metas), in bytes: default
+/// 32 MiB (33554432), at least 1; separately the same for diffs held until a new join's state
+/// arrives. Over it, as `supa_options_set_max_presence_keys`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_max_presence_size(
+    options: *mut supa_options,
+    bytes: usize,
+) -> supa_result {
+    boundary(|| {
+        set_bound(options, "max_presence_size", bytes, 1, |o| {
+            &mut o.max_presence_size
+        })
     })
 }
 
