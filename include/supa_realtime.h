@@ -493,7 +493,11 @@ typedef void (*supa_log_cb)(void *userdata, uint32_t level, const char *target, 
  *
  * Return 0 with `*token` set to a NUL-terminated UTF-8 token, or to NULL to use the API key.
  * The library copies the token at once; it must stay valid only until the callback returns.
- * Any other return value is a failure, reported as a `SUPA_EVENT_ERROR` event.
+ * Any other return value is a failure, reported as a `SUPA_EVENT_ERROR` event; so is a token
+ * that is not valid UTF-8 (never a silent fall-back to the API key). A blocking `supa_*` call
+ * made inside it returns `SUPA_WOULD_DEADLOCK` and does nothing. It must return normally (no
+ * C++ exception or `longjmp` out of it); the library's own code around the call runs under a
+ * panic boundary.
  */
 typedef int32_t (*supa_token_cb)(void *userdata, const char **token);
 

@@ -365,9 +365,6 @@ pub unsafe extern "C" fn supa_channel_subscribe_blocking(
 ) -> supa_result {
     boundary(|| {
         let ch = tri!(self::channel(channel));
-        if crate::dispatch::on_dispatcher_thread() {
-            return result(Err(Error::WouldDeadlock));
-        }
         result(ch.inner.subscribe_blocking(ms(timeout_ms)))
     })
 }

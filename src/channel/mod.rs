@@ -273,10 +273,9 @@ impl RealtimeChannel {
 
     /// [`subscribe`](Self::subscribe) then [`subscribed`](Self::subscribed), bounded by `timeout`.
     pub fn subscribe_blocking(&self, timeout: Duration) -> Result<(), Error> {
-        // Refuse before subscribing, so a refused call has no effect.
-        if crate::dispatch::on_dispatcher_thread() {
-            return Err(Error::WouldDeadlock);
-        }
+        // Refuse before subscribing (on the dispatcher thread or inside a token provider), so
+        // a refused call has no effect.
+        crate::runtime::may_block()?;
         self.subscribe()?;
         let this = self.clone();
         crate::runtime::block_on(async move { this.subscribed().await }, timeout)
@@ -324,9 +323,8 @@ impl RealtimeChannel {
         payload: Payload,
         timeout: Duration,
     ) -> Result<(), Error> {
-        if crate::dispatch::on_dispatcher_thread() {
-            return Err(Error::WouldDeadlock);
-        }
+        // Refused before sending, so a refused call has no effect.
+        crate::runtime::may_block()?;
         let rx = self.push(PushOp::Broadcast {
             event: event.to_owned(),
             payload,
