@@ -787,10 +787,12 @@ supa_result supa_client_connect_blocking(const struct supa_client *client, uint6
 supa_result supa_client_disconnect(const struct supa_client *client);
 
 /**
- * Closes everything for good without freeing the handle: later calls return `SUPA_SHUTDOWN`
- * (listeners registered from now on are refused). Events already queued are still delivered,
- * then every channel's final `SUPA_STATUS_CLOSED` ("client shut down") and last a
- * `SUPA_CONNECTION_SHUT_DOWN` status; then the listeners' destructors run.
+ * Closes everything for good without freeing the handle: later calls on the client and its
+ * channels return `SUPA_SHUTDOWN` (listeners registered from now on are refused), except the
+ * getters, this function (a no-op again), `supa_client_dispatch` and the `_free`s. Events
+ * already queued are still delivered, then every channel's final `SUPA_STATUS_CLOSED` ("client
+ * shut down") and last a `SUPA_CONNECTION_SHUT_DOWN` status; then the listeners' destructors
+ * run.
  */
 supa_result supa_client_shutdown(const struct supa_client *client);
 
@@ -843,7 +845,8 @@ supa_result supa_client_set_wakeup(const struct supa_client *client,
                                    supa_destroy_cb destroy);
 
 /**
- * The socket's state (a `supa_connection_state`); `SUPA_CONNECTION_SHUT_DOWN` for NULL.
+ * The socket's state (a `supa_connection_state`); `SUPA_CONNECTION_SHUT_DOWN` for NULL and
+ * from the moment `supa_client_shutdown` returns.
  */
 uint32_t supa_client_connection_state(const struct supa_client *client);
 

@@ -65,9 +65,17 @@ pub enum supa_channel_state {
     SUPA_CHANNEL_ERRORED = 4,
 }
 
+/// The channel behind a handle: `SUPA_NULL_ARGUMENT` for NULL, `SUPA_SHUTDOWN` once its client
+/// was shut down or freed (every export refuses then, except the getters and
+/// `supa_channel_free`).
 pub(crate) unsafe fn channel<'a>(p: *const supa_channel) -> Result<&'a supa_channel, supa_result> {
-    p.as_ref()
-        .ok_or_else(|| fail(supa_result::SUPA_NULL_ARGUMENT, "`channel` is NULL"))
+    let ch = p
+        .as_ref()
+        .ok_or_else(|| fail(supa_result::SUPA_NULL_ARGUMENT, "`channel` is NULL"))?;
+    match ch.client.upgrade() {
+        Some(client) if client.check().is_ok() => Ok(ch),
+        _ => Err(super::shut_down()),
+    }
 }
 
 /// Runs an async core operation without waiting for its outcome: it is polled once here, so
@@ -140,7 +148,7 @@ pub unsafe extern "C" fn supa_channel_join_latency_us(
         let ch = tri!(self::channel(channel));
         non_null!(out);
         let Some(inner) = ch.client.upgrade() else {
-            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
+            return super::shut_down();
         };
         let metrics = RealtimeClient { inner }.metrics();
         match metrics

@@ -61,7 +61,19 @@ pub struct supa_metrics {
     pub lagged_events: u64,
 }
 
+/// The client behind a live handle: `SUPA_NULL_ARGUMENT` for NULL, `SUPA_SHUTDOWN` once it was
+/// shut down (every export refuses then, except the getters, `supa_client_shutdown`,
+/// `supa_client_dispatch` and `supa_client_free`, which use [`any_client`]).
 pub(crate) unsafe fn client<'a>(p: *const supa_client) -> Result<&'a supa_client, supa_result> {
+    let c = any_client(p)?;
+    if c.inner.is_shut_down() {
+        return Err(super::shut_down());
+    }
+    Ok(c)
+}
+
+/// The client behind a handle, shut down or not.
+unsafe fn any_client<'a>(p: *const supa_client) -> Result<&'a supa_client, supa_result> {
     p.as_ref()
         .ok_or_else(|| fail(supa_result::SUPA_NULL_ARGUMENT, "`client` is NULL"))
 }
@@ -115,7 +127,6 @@ pub unsafe extern "C" fn supa_client_free(client: *mut supa_client) {
 pub unsafe extern "C" fn supa_client_connect(client: *const supa_client) -> supa_result {
     boundary(|| {
         let c = tri!(self::client(client));
-        tri!(refuse_after_shutdown(c));
         c.inner.connect();
         ok()
     })
@@ -144,20 +155,21 @@ pub unsafe extern "C" fn supa_client_connect_blocking(
 pub unsafe extern "C" fn supa_client_disconnect(client: *const supa_client) -> supa_result {
     boundary(|| {
         let c = tri!(self::client(client));
-        tri!(refuse_after_shutdown(c));
         c.inner.disconnect();
         ok()
     })
 }
 
-/// Closes everything for good without freeing the handle: later calls return `SUPA_SHUTDOWN`
-/// (listeners registered from now on are refused). Events already queued are still delivered,
-/// then every channel's final `SUPA_STATUS_CLOSED` ("client shut down") and last a
-/// `SUPA_CONNECTION_SHUT_DOWN` status; then the listeners' destructors run.
+/// Closes everything for good without freeing the handle: later calls on the client and its
+/// channels return `SUPA_SHUTDOWN` (listeners registered from now on are refused), except the
+/// getters, this function (a no-op again), `supa_client_dispatch` and the `_free`s. Events
+/// already queued are still delivered, then every channel's final `SUPA_STATUS_CLOSED` ("client
+/// shut down") and last a `SUPA_CONNECTION_SHUT_DOWN` status; then the listeners' destructors
+/// run.
 #[no_mangle]
 pub unsafe extern "C" fn supa_client_shutdown(client: *const supa_client) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        let c = tri!(any_client(client));
         c.inner.shutdown();
         ok()
     })
@@ -173,7 +185,6 @@ pub unsafe extern "C" fn supa_client_set_auth(
     boundary(|| {
         let c = tri!(self::client(client));
         let token = tri!(opt_str_arg(token, "token"));
-        tri!(refuse_after_shutdown(c));
         c.inner.set_auth(token.map(str::to_owned));
         ok()
     })
@@ -197,8 +208,6 @@ pub unsafe extern "C" fn supa_client_on_event(
         let Some(cb) = cb else {
             return fail(supa_result::SUPA_NULL_ARGUMENT, "`cb` is NULL");
         };
-        // A listener registered now would never be called: refused, its userdata untouched.
-        tri!(refuse_after_shutdown(c));
         let id = c
             .inner
             .on_event(event_listener(cb, UserData::armed(userdata, destroy)));
@@ -235,7 +244,7 @@ pub unsafe extern "C" fn supa_client_dispatch(
     count: *mut usize,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        let c = tri!(any_client(client));
         if c.mode != DispatchMode::AppPumped {
             return fail(
                 supa_result::SUPA_INVALID_ARGUMENT,
@@ -291,12 +300,13 @@ pub unsafe extern "C" fn supa_client_set_wakeup(
     })
 }
 
-/// The socket's state (a `supa_connection_state`); `SUPA_CONNECTION_SHUT_DOWN` for NULL.
+/// The socket's state (a `supa_connection_state`); `SUPA_CONNECTION_SHUT_DOWN` for NULL and
+/// from the moment `supa_client_shutdown` returns.
 #[no_mangle]
 pub unsafe extern "C" fn supa_client_connection_state(client: *const supa_client) -> u32 {
     boundary(|| match client.as_ref() {
-        Some(c) => connection_state(c.inner.connection_state()) as u32,
-        None => connection_state(ConnectionState::ShutDown) as u32,
+        Some(c) if !c.inner.is_shut_down() => connection_state(c.inner.connection_state()) as u32,
+        _ => connection_state(ConnectionState::ShutDown) as u32,
     })
 }
 
@@ -335,7 +345,6 @@ pub unsafe extern "C" fn supa_client_metrics(
                 ),
             );
         }
-        tri!(refuse_after_shutdown(c));
         let m = c.inner.metrics();
         let snapshot = supa_metrics {
             struct_size: size,
@@ -480,7 +489,6 @@ pub unsafe extern "C" fn supa_client_channel(
         let c = tri!(self::client(client));
         non_null!(out);
         let name = tri!(str_arg(name, "name"));
-        tri!(refuse_after_shutdown(c));
         let opts = options
             .as_ref()
             .map_or_else(ChannelOptions::default, |o| o.inner.clone());
@@ -503,13 +511,6 @@ unsafe fn own_channel<'a>(
         ));
     }
     Ok(ch)
-}
-
-fn refuse_after_shutdown(c: &supa_client) -> Result<(), supa_result> {
-    if c.inner.is_shut_down() {
-        return Err(fail(supa_result::SUPA_SHUTDOWN, "client shut down"));
-    }
-    Ok(())
 }
 
 /// Every live channel of the client (subscribed or not yet, and not ended), oldest first, as
@@ -541,7 +542,6 @@ pub unsafe extern "C" fn supa_client_channels(
         if capacity > 0 {
             non_null!(out);
         }
-        tri!(refuse_after_shutdown(c));
         let live = c.inner.channels();
         for (i, ch) in live.iter().take(capacity).enumerate() {
             *out.add(i) = supa_channel::new(ch.clone(), &c.inner);
@@ -565,7 +565,6 @@ pub unsafe extern "C" fn supa_client_remove_channel(
     boundary(|| {
         let c = tri!(self::client(client));
         let ch = tri!(own_channel(c, channel));
-        tri!(refuse_after_shutdown(c));
         result(ch.core().leave(true).map(drop))
     })
 }
@@ -582,7 +581,6 @@ pub unsafe extern "C" fn supa_client_remove_channel_blocking(
     boundary(|| {
         let c = tri!(self::client(client));
         let ch = tri!(own_channel(c, channel));
-        tri!(refuse_after_shutdown(c));
         result(c.inner.remove_channel_blocking(ch.core(), ms(timeout_ms)))
     })
 }
@@ -594,7 +592,6 @@ pub unsafe extern "C" fn supa_client_remove_channel_blocking(
 pub unsafe extern "C" fn supa_client_remove_all_channels(client: *const supa_client) -> supa_result {
     boundary(|| {
         let c = tri!(self::client(client));
-        tri!(refuse_after_shutdown(c));
         let mut first = Ok(());
         for ch in c.inner.channels() {
             let r = ch.leave(true).map(drop);
@@ -616,7 +613,6 @@ pub unsafe extern "C" fn supa_client_remove_all_channels_blocking(
 ) -> supa_result {
     boundary(|| {
         let c = tri!(self::client(client));
-        tri!(refuse_after_shutdown(c));
         result(c.inner.remove_all_channels_blocking(ms(timeout_ms)))
     })
 }

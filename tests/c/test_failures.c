@@ -71,6 +71,8 @@ static void no_event(void *userdata, const supa_event *ev) {
   FAIL("a listener registered after shutdown was called");
 }
 
+static void expect_everything_shut_down(supa_client *c, supa_channel *ch);
+
 static void test_calls_after_shutdown(const char *url, const char *key) {
   test_begin("calls after shutdown return SUPA_SHUTDOWN");
   supa_client *c = client_for(url, key);
@@ -89,8 +91,70 @@ static void test_calls_after_shutdown(const char *url, const char *key) {
   CHECK(ch2 == NULL);
   CHECK_RC(supa_channel_subscribe(ch), SUPA_SHUTDOWN);
   CHECK_RC(supa_channel_subscribe_blocking(ch, 100), SUPA_SHUTDOWN);
+  expect_everything_shut_down(c, ch);
   supa_channel_free(ch);
   supa_client_free(c);
+}
+
+/* Every other function of a client and a channel after shutdown: SUPA_SHUTDOWN, outputs
+ * untouched, callbacks and destructors never called. Exceptions, by design: the getters
+ * (supa_client_connection_state says SHUT_DOWN), supa_client_shutdown itself (idempotent),
+ * supa_client_dispatch (it delivers what was queued before, the final statuses included) and
+ * the _free functions. */
+static void never_called(void *userdata) {
+  (void)userdata;
+  FAIL("a destructor of a refused registration ran");
+}
+
+static void wakeup_never(void *userdata) {
+  (void)userdata;
+  FAIL("a wakeup hook registered after shutdown was called");
+}
+
+static void expect_everything_shut_down(supa_client *c, supa_channel *ch) {
+  uint64_t id = 77;
+  char *json = NULL;
+  CHECK_RC(supa_client_remove_listener(c, 1), SUPA_SHUTDOWN);
+  CHECK_RC(supa_client_set_wakeup(c, wakeup_never, NULL, never_called), SUPA_SHUTDOWN);
+  supa_metrics m = {.struct_size = sizeof(supa_metrics)};
+  CHECK_RC(supa_client_metrics(c, &m), SUPA_SHUTDOWN);
+  CHECK_RC(supa_client_join_latency_json(c, &json), SUPA_SHUTDOWN);
+  CHECK_RC(supa_client_channel_states_json(c, &json), SUPA_SHUTDOWN);
+  CHECK(json == NULL);
+  CHECK_RC(supa_client_network_changed(c), SUPA_SHUTDOWN);
+  CHECK_RC(supa_client_app_backgrounded(c), SUPA_SHUTDOWN);
+  CHECK_RC(supa_client_app_foregrounded(c), SUPA_SHUTDOWN);
+  CHECK(supa_client_connection_state(c) == SUPA_CONNECTION_SHUT_DOWN);
+  CHECK_OK(supa_client_shutdown(c));
+
+  uint64_t latency = 5;
+  CHECK_RC(supa_channel_join_latency_us(ch, &latency), SUPA_SHUTDOWN);
+  CHECK(latency == 5);
+  CHECK_RC(supa_channel_on_event(ch, no_event, NULL, never_called, &id), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_on_broadcast(ch, "*", no_event, NULL, never_called, &id), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_on_presence(ch, no_event, NULL, never_called, &id), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_on_system(ch, no_event, NULL, never_called, &id), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_on_postgres_changes(ch, "*", "public", NULL, NULL, NULL, 0, no_event, NULL,
+                                            never_called, &id),
+           SUPA_SHUTDOWN);
+  CHECK(id == 77);
+  const uint8_t bin[2] = {1, 2};
+  CHECK_RC(supa_channel_send_broadcast_json(ch, "e", "{}"), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_send_broadcast_binary(ch, "e", bin, 2), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_send_broadcast_json_blocking(ch, "e", "{}", 100), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_send_broadcast_binary_blocking(ch, "e", bin, 2, 100), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_http_send_json(ch, "e", "{}"), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_http_send_json_blocking(ch, "e", "{}", 100), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_http_send_binary_blocking(ch, "e", bin, 2, 100), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_track(ch, "{}"), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_track_blocking(ch, "{}", 100), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_untrack(ch), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_untrack_blocking(ch, 100), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_presence_state_json(ch, &json), SUPA_SHUTDOWN);
+  CHECK(json == NULL);
+  CHECK_RC(supa_channel_unsubscribe(ch), SUPA_SHUTDOWN);
+  CHECK_RC(supa_channel_unsubscribe_blocking(ch, 100), SUPA_SHUTDOWN);
+  CHECK(supa_channel_get_state(ch) == SUPA_CHANNEL_CLOSED);
 }
 
 /* The log hook: records arrive on the library's log thread; the destructor runs once when
