@@ -594,9 +594,10 @@ supa_result supa_channel_on_system(const struct supa_channel *channel,
 /**
  * Adds a postgres-changes binding and its callback (kind `SUPA_EVENT_POSTGRES_CHANGE`).
  *
- * `event` is `"*"`, `"INSERT"`, `"UPDATE"` or `"DELETE"`; `schema` e.g. `"public"`; `table`
- * and `filter` (PostgREST style, `"room_id=eq.1"`, needs a table) may be NULL; `select`
- * lists `select_count` column names (NULL with 0 for all columns).
+ * `event` is `"*"`, `"INSERT"`, `"UPDATE"` or `"DELETE"` (else `SUPA_INVALID_ARGUMENT`);
+ * `schema` e.g. `"public"`; `table` and `filter` (PostgREST style, `"room_id=eq.1"`, needs a
+ * table) may be NULL; `select` lists `select_count` column names (NULL with 0 for all
+ * columns).
  * Must come before `supa_channel_subscribe` (`SUPA_INVALID_ARGUMENT` after). Rules as
  * `supa_channel_on_event`.
  */
@@ -1196,7 +1197,9 @@ supa_result supa_options_add_param(struct supa_options *options,
                                    const char *value);
 
 /**
- * Adds an HTTP header to the WebSocket upgrade request and to REST calls.
+ * Adds an HTTP header to the WebSocket upgrade request and to REST calls. The name must be an
+ * HTTP token and the value visible ASCII, spaces and tabs (no CR or LF, which would inject
+ * headers): `SUPA_INVALID_ARGUMENT` otherwise.
  */
 supa_result supa_options_add_header(struct supa_options *options,
                                     const char *name,
@@ -1208,20 +1211,21 @@ supa_result supa_options_add_header(struct supa_options *options,
 supa_result supa_options_set_vsn(struct supa_options *options, uint32_t vsn);
 
 /**
- * Sets the heartbeat interval in milliseconds (must be positive). An unanswered heartbeat at
- * the next tick closes the socket and reconnects.
+ * Sets the heartbeat interval in milliseconds (1 ms to 24 h). An unanswered heartbeat at the
+ * next tick closes the socket and reconnects.
  */
 supa_result supa_options_set_heartbeat_interval_ms(struct supa_options *options,
                                                    uint64_t interval_ms);
 
 /**
  * Sets how long a push (join, acked broadcast, track) waits for its reply, in milliseconds
- * (must be positive).
+ * (1 ms to 24 h).
  */
 supa_result supa_options_set_push_timeout_ms(struct supa_options *options, uint64_t timeout_ms);
 
 /**
- * Sets the reconnect schedule: delay before attempt n, in milliseconds; the last repeats.
+ * Sets the reconnect schedule: delay before attempt n, in milliseconds (each at most 24 h);
+ * the last repeats.
  * `delays_ms` is copied; `count` must be at least 1.
  */
 supa_result supa_options_set_reconnect_delays_ms(struct supa_options *options,
@@ -1235,7 +1239,8 @@ supa_result supa_options_set_reconnect_delays_ms(struct supa_options *options,
 supa_result supa_options_set_reconnect_jitter(struct supa_options *options, double jitter);
 
 /**
- * Sets the channel rejoin schedule in milliseconds (the last repeats); `count` at least 1.
+ * Sets the channel rejoin schedule in milliseconds (each at most 24 h; the last repeats);
+ * `count` at least 1.
  */
 supa_result supa_options_set_rejoin_delays_ms(struct supa_options *options,
                                               const uint64_t *delays_ms,

@@ -59,6 +59,16 @@ pub(crate) fn check_queue_capacity(n: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks the reconnect jitter: within 0..1.
+pub(crate) fn check_jitter(jitter: f64) -> Result<(), Error> {
+    if !(0.0..=1.0).contains(&jitter) {
+        return Err(Error::InvalidArgument(format!(
+            "reconnect_jitter must be within 0..1 (got {jitter})"
+        )));
+    }
+    Ok(())
+}
+
 /// The smallest `max_message_size` / `max_payload_size` accepted: below it the server's own
 /// replies (a join reply with its bindings, a presence state) would be refused.
 pub(crate) const MIN_FRAME_BOUND: usize = 1024;
@@ -232,12 +242,7 @@ impl ClientOptions {
         )?;
         check_delays("reconnect_delays", &self.reconnect_delays)?;
         check_delays("rejoin_delays", &self.rejoin_delays)?;
-        if !(0.0..=1.0).contains(&self.reconnect_jitter) {
-            return Err(Error::InvalidArgument(format!(
-                "reconnect_jitter must be within 0..1 (got {})",
-                self.reconnect_jitter
-            )));
-        }
+        check_jitter(self.reconnect_jitter)?;
         check_queue_capacity(self.queue_capacity)?;
         check_bound("max_message_size", self.max_message_size, MIN_FRAME_BOUND)?;
         check_bound("max_payload_size", self.max_payload_size, MIN_FRAME_BOUND)?;

@@ -298,9 +298,10 @@ pub unsafe extern "C" fn supa_channel_on_system(
 
 /// Adds a postgres-changes binding and its callback (kind `SUPA_EVENT_POSTGRES_CHANGE`).
 ///
-/// `event` is `"*"`, `"INSERT"`, `"UPDATE"` or `"DELETE"`; `schema` e.g. `"public"`; `table`
-/// and `filter` (PostgREST style, `"room_id=eq.1"`, needs a table) may be NULL; `select`
-/// lists `select_count` column names (NULL with 0 for all columns).
+/// `event` is `"*"`, `"INSERT"`, `"UPDATE"` or `"DELETE"` (else `SUPA_INVALID_ARGUMENT`);
+/// `schema` e.g. `"public"`; `table` and `filter` (PostgREST style, `"room_id=eq.1"`, needs a
+/// table) may be NULL; `select` lists `select_count` column names (NULL with 0 for all
+/// columns).
 /// Must come before `supa_channel_subscribe` (`SUPA_INVALID_ARGUMENT` after). Rules as
 /// `supa_channel_on_event`.
 #[no_mangle]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::callback::{supa_destroy_cb, supa_token_cb, UserData};
 use super::error::{fail, ok};
 use super::{boundary, bytes_arg, ms, non_null, str_arg, supa_result, tri};
-use crate::options::{ChannelOptions, ClientOptions, DispatchMode, TokenProvider, Vsn};
+use crate::options::{self as checks, ChannelOptions, ClientOptions, DispatchMode, TokenProvider, Vsn};
 
 /// Who runs callbacks. Values are stable.
 #[repr(u32)]
@@ -125,7 +125,9 @@ pub unsafe extern "C" fn supa_options_add_param(
     })
 }
 
-/// Adds an HTTP header to the WebSocket upgrade request and to REST calls.
+/// Adds an HTTP header to the WebSocket upgrade request and to REST calls. The name must be an
+/// HTTP token and the value visible ASCII, spaces and tabs (no CR or LF, which would inject
+/// headers): `SUPA_INVALID_ARGUMENT` otherwise.
 #[no_mangle]
 pub unsafe extern "C" fn supa_options_add_header(
     options: *mut supa_options,
@@ -136,6 +138,7 @@ pub unsafe extern "C" fn supa_options_add_header(
         let o = tri!(opts(options));
         let k = tri!(str_arg(name, "name"));
         let v = tri!(str_arg(value, "value"));
+        tri!(checked(checks::check_header(k, v)));
         o.headers.push((k.to_owned(), v.to_owned()));
         ok()
     })
@@ -155,8 +158,8 @@ pub unsafe extern "C" fn supa_options_set_vsn(options: *mut supa_options, vsn: u
     })
 }
 
-/// Sets the heartbeat interval in milliseconds (must be positive). An unanswered heartbeat at
-/// the next tick closes the socket and reconnects.
+/// Sets the heartbeat interval in milliseconds (1 ms to 24 h). An unanswered heartbeat at the
+/// next tick closes the socket and reconnects.
 #[no_mangle]
 pub unsafe extern "C" fn supa_options_set_heartbeat_interval_ms(
     options: *mut supa_options,
@@ -164,19 +167,19 @@ pub unsafe extern "C" fn supa_options_set_heartbeat_interval_ms(
 ) -> supa_result {
     boundary(|| {
         let o = tri!(opts(options));
-        if interval_ms == 0 {
-            return fail(
-                supa_result::SUPA_INVALID_ARGUMENT,
-                "heartbeat interval must be positive",
-            );
-        }
-        o.heartbeat_interval = ms(interval_ms);
+        let d = ms(interval_ms);
+        tri!(checked(checks::check_duration(
+            "heartbeat_interval",
+            d,
+            checks::ONE_MS
+        )));
+        o.heartbeat_interval = d;
         ok()
     })
 }
 
 /// Sets how long a push (join, acked broadcast, track) waits for its reply, in milliseconds
-/// (must be positive).
+/// (1 ms to 24 h).
 #[no_mangle]
 pub unsafe extern "C" fn supa_options_set_push_timeout_ms(
     options: *mut supa_options,
@@ -184,34 +187,36 @@ pub unsafe extern "C" fn supa_options_set_push_timeout_ms(
 ) -> supa_result {
     boundary(|| {
         let o = tri!(opts(options));
-        if timeout_ms == 0 {
-            return fail(
-                supa_result::SUPA_INVALID_ARGUMENT,
-                "push timeout must be positive",
-            );
-        }
-        o.push_timeout = ms(timeout_ms);
+        let d = ms(timeout_ms);
+        tri!(checked(checks::check_duration(
+            "push_timeout",
+            d,
+            checks::ONE_MS
+        )));
+        o.push_timeout = d;
         ok()
     })
 }
 
-unsafe fn delays(p: *const u64, n: usize) -> Result<Vec<std::time::Duration>, supa_result> {
-    if n == 0 {
-        return Err(fail(
-            supa_result::SUPA_INVALID_ARGUMENT,
-            "the delay list must not be empty",
-        ));
-    }
-    if p.is_null() {
+/// A delay schedule from C, checked as the core checks it (`name` in the message).
+unsafe fn delays(
+    name: &str,
+    p: *const u64,
+    n: usize,
+) -> Result<Vec<std::time::Duration>, supa_result> {
+    let list = if n == 0 {
+        Vec::new()
+    } else if p.is_null() {
         return Err(fail(supa_result::SUPA_NULL_ARGUMENT, "`delays_ms` is NULL"));
-    }
-    Ok(std::slice::from_raw_parts(p, n)
-        .iter()
-        .map(|d| ms(*d))
-        .collect())
+    } else {
+        std::slice::from_raw_parts(p, n).iter().map(|d| ms(*d)).collect()
+    };
+    checked(checks::check_delays(name, &list))?;
+    Ok(list)
 }
 
-/// Sets the reconnect schedule: delay before attempt n, in milliseconds; the last repeats.
+/// Sets the reconnect schedule: delay before attempt n, in milliseconds (each at most 24 h);
+/// the last repeats.
 /// `delays_ms` is copied; `count` must be at least 1.
 #[no_mangle]
 pub unsafe extern "C" fn supa_options_set_reconnect_delays_ms(
@@ -221,7 +226,7 @@ pub unsafe extern "C" fn supa_options_set_reconnect_delays_ms(
 ) -> supa_result {
     boundary(|| {
         let o = tri!(opts(options));
-        o.reconnect_delays = tri!(delays(delays_ms, count));
+        o.reconnect_delays = tri!(delays("reconnect_delays", delays_ms, count));
         ok()
     })
 }
@@ -235,18 +240,14 @@ pub unsafe extern "C" fn supa_options_set_reconnect_jitter(
 ) -> supa_result {
     boundary(|| {
         let o = tri!(opts(options));
-        if !(0.0..=1.0).contains(&jitter) {
-            return fail(
-                supa_result::SUPA_INVALID_ARGUMENT,
-                "jitter must be within 0..1",
-            );
-        }
+        tri!(checked(checks::check_jitter(jitter)));
         o.reconnect_jitter = jitter;
         ok()
     })
 }
 
-/// Sets the channel rejoin schedule in milliseconds (the last repeats); `count` at least 1.
+/// Sets the channel rejoin schedule in milliseconds (each at most 24 h; the last repeats);
+/// `count` at least 1.
 #[no_mangle]
 pub unsafe extern "C" fn supa_options_set_rejoin_delays_ms(
     options: *mut supa_options,
@@ -255,7 +256,7 @@ pub unsafe extern "C" fn supa_options_set_rejoin_delays_ms(
 ) -> supa_result {
     boundary(|| {
         let o = tri!(opts(options));
-        o.rejoin_delays = tri!(delays(delays_ms, count));
+        o.rejoin_delays = tri!(delays("rejoin_delays", delays_ms, count));
         ok()
     })
 }
@@ -323,12 +324,7 @@ pub unsafe extern "C" fn supa_options_set_queue_capacity(
 ) -> supa_result {
     boundary(|| {
         let o = tri!(opts(options));
-        if capacity == 0 {
-            return fail(
-                supa_result::SUPA_INVALID_ARGUMENT,
-                "queue capacity must be at least 1",
-            );
-        }
+        tri!(checked(checks::check_queue_capacity(capacity)));
         o.queue_capacity = capacity;
         ok()
     })
@@ -345,7 +341,14 @@ pub unsafe extern "C" fn supa_options_set_token_refresh_margin_ms(
     margin_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        tri!(opts(options)).token_refresh_margin = ms(margin_ms);
+        let o = tri!(opts(options));
+        let d = ms(margin_ms);
+        tri!(checked(checks::check_duration(
+            "token_refresh_margin",
+            d,
+            std::time::Duration::ZERO
+        )));
+        o.token_refresh_margin = d;
         ok()
     })
 }
@@ -366,7 +369,12 @@ pub unsafe extern "C" fn supa_options_set_auth_retries(
     })
 }
 
-/// Stores a `max_*` bound after the core's check (the same text in every language).
+/// A core check's verdict as a code (the same text in every language).
+fn checked(r: Result<(), crate::error::Error>) -> Result<(), supa_result> {
+    r.map_err(|e| super::error::from_error(&e))
+}
+
+/// Stores a `max_*` bound after the core's check.
 unsafe fn set_bound(
     options: *mut supa_options,
     name: &str,
@@ -375,9 +383,7 @@ unsafe fn set_bound(
     field: impl FnOnce(&mut ClientOptions) -> &mut usize,
 ) -> supa_result {
     let o = tri!(opts(options));
-    if let Err(e) = crate::options::check_bound(name, value, min) {
-        return super::result(Err(e));
-    }
+    tri!(checked(checks::check_bound(name, value, min)));
     *field(o) = value;
     ok()
 }
@@ -395,7 +401,7 @@ pub unsafe extern "C" fn supa_options_set_max_message_size(
             options,
             "max_message_size",
             bytes,
-            crate::options::MIN_FRAME_BOUND,
+            checks::MIN_FRAME_BOUND,
             |o| &mut o.max_message_size,
         )
     })
@@ -415,7 +421,7 @@ pub unsafe extern "C" fn supa_options_set_max_payload_size(
             options,
             "max_payload_size",
             bytes,
-            crate::options::MIN_FRAME_BOUND,
+            checks::MIN_FRAME_BOUND,
             |o| &mut o.max_payload_size,
         )
     })
@@ -615,13 +621,13 @@ pub unsafe extern "C" fn supa_channel_options_set_postgres_ready_timeout_ms(
 ) -> supa_result {
     boundary(|| {
         let o = tri!(chopts(options));
-        if timeout_ms == 0 {
-            return fail(
-                supa_result::SUPA_INVALID_ARGUMENT,
-                "timeout must be positive",
-            );
-        }
-        o.postgres_ready_timeout = ms(timeout_ms);
+        let d = ms(timeout_ms);
+        tri!(checked(checks::check_duration(
+            "postgres_ready_timeout",
+            d,
+            checks::ONE_MS
+        )));
+        o.postgres_ready_timeout = d;
         ok()
     })
 }

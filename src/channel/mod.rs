@@ -140,6 +140,7 @@ impl RealtimeChannel {
         filter: PostgresChangesFilter,
         f: impl Fn(&PostgresChange) + Send + Sync + 'static,
     ) -> Result<ListenerId, Error> {
+        crate::postgres::check_event(&filter.event)?;
         let binding = {
             let mut setup = self.shared.setup.lock();
             if setup.subscribed {
