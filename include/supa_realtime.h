@@ -422,12 +422,18 @@ typedef void (*supa_wakeup_cb)(void *userdata);
 /**
  * Counters of a client, from `supa_client_metrics`. Durations are in microseconds.
  *
- * New fields are only ever appended; the struct is caller-allocated, so a program must be
- * built against the header of the library it links (the ABI is not stable before 1.0).
- * Per-channel join latency is read with `supa_channel_join_latency_us` or
- * `supa_client_join_latency_json`.
+ * Caller-allocated and versioned by size: set `struct_size` to `sizeof(supa_metrics)` before
+ * the call (in C, `supa_metrics m = {.struct_size = sizeof(supa_metrics)};`). Fields are only
+ * ever appended, and the library writes only the fields that fit in `struct_size`, so a
+ * program built against an older header keeps working with a newer library; fields of a newer
+ * header that this library does not know are set to 0. Per-channel join latency is read with
+ * `supa_channel_join_latency_us` or `supa_client_join_latency_json`.
  */
 typedef struct supa_metrics {
+  /**
+   * Set by the caller to `sizeof(supa_metrics)`; never written by the library.
+   */
+  size_t struct_size;
   /**
    * Successful socket opens, the first included.
    */
@@ -487,7 +493,11 @@ typedef void (*supa_log_cb)(void *userdata, uint32_t level, const char *target, 
  *
  * Return 0 with `*token` set to a NUL-terminated UTF-8 token, or to NULL to use the API key.
  * The library copies the token at once; it must stay valid only until the callback returns.
- * Any other return value is a failure, reported as a `SUPA_EVENT_ERROR` event.
+ * Any other return value is a failure, reported as a `SUPA_EVENT_ERROR` event; so is a token
+ * that is not valid UTF-8 (never a silent fall-back to the API key). A blocking `supa_*` call
+ * made inside it returns `SUPA_WOULD_DEADLOCK` and does nothing. It must return normally (no
+ * C++ exception or `longjmp` out of it); the library's own code around the call runs under a
+ * panic boundary.
  */
 typedef int32_t (*supa_token_cb)(void *userdata, const char **token);
 
@@ -584,9 +594,10 @@ supa_result supa_channel_on_system(const struct supa_channel *channel,
 /**
  * Adds a postgres-changes binding and its callback (kind `SUPA_EVENT_POSTGRES_CHANGE`).
  *
- * `event` is `"*"`, `"INSERT"`, `"UPDATE"` or `"DELETE"`; `schema` e.g. `"public"`; `table`
- * and `filter` (PostgREST style, `"room_id=eq.1"`, needs a table) may be NULL; `select`
- * lists `select_count` column names (NULL with 0 for all columns).
+ * `event` is `"*"`, `"INSERT"`, `"UPDATE"` or `"DELETE"` (else `SUPA_INVALID_ARGUMENT`);
+ * `schema` e.g. `"public"`; `table` and `filter` (PostgREST style, `"room_id=eq.1"`, needs a
+ * table) may be NULL; `select` lists `select_count` column names (NULL with 0 for all
+ * columns).
  * Must come before `supa_channel_subscribe` (`SUPA_INVALID_ARGUMENT` after). Rules as
  * `supa_channel_on_event`.
  */
@@ -777,10 +788,12 @@ supa_result supa_client_connect_blocking(const struct supa_client *client, uint6
 supa_result supa_client_disconnect(const struct supa_client *client);
 
 /**
- * Closes everything for good without freeing the handle: later calls return `SUPA_SHUTDOWN`
- * (listeners registered from now on are refused). Events already queued are still delivered,
- * then every channel's final `SUPA_STATUS_CLOSED` ("client shut down") and last a
- * `SUPA_CONNECTION_SHUT_DOWN` status; then the listeners' destructors run.
+ * Closes everything for good without freeing the handle: later calls on the client and its
+ * channels return `SUPA_SHUTDOWN` (listeners registered from now on are refused), except the
+ * getters, this function (a no-op again), `supa_client_dispatch` and the `_free`s. Events
+ * already queued are still delivered, then every channel's final `SUPA_STATUS_CLOSED` ("client
+ * shut down") and last a `SUPA_CONNECTION_SHUT_DOWN` status; then the listeners' destructors
+ * run.
  */
 supa_result supa_client_shutdown(const struct supa_client *client);
 
@@ -833,12 +846,18 @@ supa_result supa_client_set_wakeup(const struct supa_client *client,
                                    supa_destroy_cb destroy);
 
 /**
- * The socket's state (a `supa_connection_state`); `SUPA_CONNECTION_SHUT_DOWN` for NULL.
+ * The socket's state (a `supa_connection_state`); `SUPA_CONNECTION_SHUT_DOWN` for NULL and
+ * from the moment `supa_client_shutdown` returns.
  */
 uint32_t supa_client_connection_state(const struct supa_client *client);
 
 /**
- * Writes a snapshot of the client's counters to `*out`.
+ * Writes a snapshot of the client's counters to `*out`, whose `struct_size` the caller set to
+ * `sizeof(supa_metrics)` (see `supa_metrics`).
+ *
+ * Errors: `SUPA_INVALID_ARGUMENT` when `struct_size` is 0, smaller than the first version of
+ * the struct or implausibly large (over 4096: not set), and nothing is written;
+ * `SUPA_SHUTDOWN` after shutdown.
  */
 supa_result supa_client_metrics(const struct supa_client *client, struct supa_metrics *out);
 
@@ -893,6 +912,64 @@ supa_result supa_client_channel(const struct supa_client *client,
                                 const char *name,
                                 const struct supa_channel_options *options,
                                 struct supa_channel **out);
+
+/**
+ * Every live channel of the client (subscribed or not yet, and not ended), oldest first, as
+ * realtime-js' `getChannels()`.
+ *
+ * `*count` receives how many there are; the first `min(*count, capacity)` of them are written
+ * to `out[0..]` as new handles (`out` may be NULL when `capacity` is 0, to ask the count
+ * first). Channels may come and go between two calls: read `*count` again.
+ *
+ * Ownership: each handle written is new and freed by the caller with `supa_channel_free`
+ * (freeing it does not leave the channel). `SUPA_SHUTDOWN` after shutdown.
+ *
+ * ```c
+ * size_t n = 0;
+ * supa_client_channels(client, NULL, 0, &n);
+ * supa_channel **chs = calloc(n, sizeof *chs);
+ * supa_client_channels(client, chs, n, &n);   // n may have changed: min(n, capacity) written
+ * ```
+ */
+supa_result supa_client_channels(const struct supa_client *client,
+                                 struct supa_channel **out,
+                                 size_t capacity,
+                                 size_t *count);
+
+/**
+ * Leaves `channel` and forgets it, as realtime-js' `removeChannel`, without waiting. The
+ * channel's final `SUPA_STATUS_CLOSED` status says "removed"; then its registrations are
+ * removed (their destructors run after it). The handle stays valid until freed.
+ *
+ * Errors: `SUPA_INVALID_ARGUMENT` for a channel of another client, `SUPA_SHUTDOWN` after
+ * shutdown. Safe inside a callback.
+ */
+supa_result supa_client_remove_channel(const struct supa_client *client,
+                                       const struct supa_channel *channel);
+
+/**
+ * `supa_client_remove_channel`, then waits up to `timeout_ms` for the server's confirmation.
+ * Blocking: `SUPA_WOULD_DEADLOCK` inside a callback or a token provider (the channel is then
+ * not removed).
+ */
+supa_result supa_client_remove_channel_blocking(const struct supa_client *client,
+                                                const struct supa_channel *channel,
+                                                uint64_t timeout_ms);
+
+/**
+ * Removes every live channel as `supa_client_remove_channel` does, without waiting; each ends
+ * with one final `SUPA_STATUS_CLOSED` ("removed"). `SUPA_SHUTDOWN` after shutdown. Safe
+ * inside a callback.
+ */
+supa_result supa_client_remove_all_channels(const struct supa_client *client);
+
+/**
+ * `supa_client_remove_all_channels`, then waits up to `timeout_ms` for every confirmation;
+ * returns the first failure. Blocking: `SUPA_WOULD_DEADLOCK` inside a callback or a token
+ * provider (nothing is then removed).
+ */
+supa_result supa_client_remove_all_channels_blocking(const struct supa_client *client,
+                                                     uint64_t timeout_ms);
 
 /**
  * The name of a result code (`"SUPA_TIMEOUT"`), or `"SUPA_UNKNOWN"` for a value that is not
@@ -1093,8 +1170,9 @@ supa_result supa_set_log_callback(uint32_t level,
  *
  * Defaults: heartbeat 25 s, push timeout 10 s, reconnect delays 1, 2, 5, 10 s (the last
  * repeats) with jitter 0.1, rejoin delays 1, 2, 5, 10 s, vsn 2.0.0, dispatcher thread,
- * queue capacity 10000, webpki roots only, token refresh margin 60 s, 3 auth retries. The URL
- * is checked by `supa_client_new`.
+ * queue capacity 10000, webpki roots only, token refresh margin 60 s, 3 auth retries, bounds
+ * of 16 MiB per message, 8 MiB per frame, 100000 presence keys and 32 MiB of presence state
+ * per channel. The URL is checked by `supa_client_new`.
  *
  * Ownership: on success `*out` is a new object the caller frees with `supa_options_free`.
  */
@@ -1119,7 +1197,9 @@ supa_result supa_options_add_param(struct supa_options *options,
                                    const char *value);
 
 /**
- * Adds an HTTP header to the WebSocket upgrade request and to REST calls.
+ * Adds an HTTP header to the WebSocket upgrade request and to REST calls. The name must be an
+ * HTTP token and the value visible ASCII, spaces and tabs (no CR or LF, which would inject
+ * headers): `SUPA_INVALID_ARGUMENT` otherwise.
  */
 supa_result supa_options_add_header(struct supa_options *options,
                                     const char *name,
@@ -1131,20 +1211,21 @@ supa_result supa_options_add_header(struct supa_options *options,
 supa_result supa_options_set_vsn(struct supa_options *options, uint32_t vsn);
 
 /**
- * Sets the heartbeat interval in milliseconds (must be positive). An unanswered heartbeat at
- * the next tick closes the socket and reconnects.
+ * Sets the heartbeat interval in milliseconds (1 ms to 24 h). An unanswered heartbeat at the
+ * next tick closes the socket and reconnects.
  */
 supa_result supa_options_set_heartbeat_interval_ms(struct supa_options *options,
                                                    uint64_t interval_ms);
 
 /**
  * Sets how long a push (join, acked broadcast, track) waits for its reply, in milliseconds
- * (must be positive).
+ * (1 ms to 24 h).
  */
 supa_result supa_options_set_push_timeout_ms(struct supa_options *options, uint64_t timeout_ms);
 
 /**
- * Sets the reconnect schedule: delay before attempt n, in milliseconds; the last repeats.
+ * Sets the reconnect schedule: delay before attempt n, in milliseconds (each at most 24 h);
+ * the last repeats.
  * `delays_ms` is copied; `count` must be at least 1.
  */
 supa_result supa_options_set_reconnect_delays_ms(struct supa_options *options,
@@ -1158,7 +1239,8 @@ supa_result supa_options_set_reconnect_delays_ms(struct supa_options *options,
 supa_result supa_options_set_reconnect_jitter(struct supa_options *options, double jitter);
 
 /**
- * Sets the channel rejoin schedule in milliseconds (the last repeats); `count` at least 1.
+ * Sets the channel rejoin schedule in milliseconds (each at most 24 h; the last repeats);
+ * `count` at least 1.
  */
 supa_result supa_options_set_rejoin_delays_ms(struct supa_options *options,
                                               const uint64_t *delays_ms,
@@ -1207,6 +1289,35 @@ supa_result supa_options_set_token_refresh_margin_ms(struct supa_options *option
  * 0 stops at the first refusal. Without a provider the first refusal is terminal.
  */
 supa_result supa_options_set_auth_retries(struct supa_options *options, uint32_t retries);
+
+/**
+ * The largest WebSocket message read from the server, in bytes: default 16 MiB (16777216),
+ * at least 1024. A larger message is reported as a `SUPA_EVENT_ERROR` ("... (max_message_size
+ * N)") and the connection is dropped and made again, as the socket cannot skip it.
+ */
+supa_result supa_options_set_max_message_size(struct supa_options *options, size_t bytes);
+
+/**
+ * The largest frame decoded into events, in bytes (a broadcast's frame is nearly all
+ * payload): default 8 MiB (8388608), at least 1024. A larger frame is skipped and reported as
+ * a `SUPA_EVENT_ERROR` ("skipped a binary frame of N bytes: over max_payload_size (M)"); the
+ * connection stays up and later events arrive as usual.
+ */
+supa_result supa_options_set_max_payload_size(struct supa_options *options, size_t bytes);
+
+/**
+ * Per channel, the presence keys kept: default 100000, at least 1. A presence state or diff
+ * that would go over is not applied (the state stays as it was) and is reported as a
+ * `SUPA_EVENT_ERROR` ("... over max_presence_keys (N)").
+ */
+supa_result supa_options_set_max_presence_keys(struct supa_options *options, size_t keys);
+
+/**
+ * Per channel, the presence state's size as JSON text (keys and metas), in bytes: default
+ * 32 MiB (33554432), at least 1; separately the same for diffs held until a new join's state
+ * arrives. Over it, as `supa_options_set_max_presence_keys`.
+ */
+supa_result supa_options_set_max_presence_size(struct supa_options *options, size_t bytes);
 
 /**
  * Sets a token provider, called before each connect (the first and every reconnect), ahead of

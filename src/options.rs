@@ -59,6 +59,30 @@ pub(crate) fn check_queue_capacity(n: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks the reconnect jitter: within 0..1.
+pub(crate) fn check_jitter(jitter: f64) -> Result<(), Error> {
+    if !(0.0..=1.0).contains(&jitter) {
+        return Err(Error::InvalidArgument(format!(
+            "reconnect_jitter must be within 0..1 (got {jitter})"
+        )));
+    }
+    Ok(())
+}
+
+/// The smallest `max_message_size` / `max_payload_size` accepted: below it the server's own
+/// replies (a join reply with its bindings, a presence state) would be refused.
+pub(crate) const MIN_FRAME_BOUND: usize = 1024;
+
+/// Checks a bound on what the server can make the client buffer (`max_*`): at least `min`.
+pub(crate) fn check_bound(name: &str, value: usize, min: usize) -> Result<(), Error> {
+    if value < min {
+        return Err(Error::InvalidArgument(format!(
+            "{name} must be at least {min} (got {value})"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a reconnect or rejoin schedule: at least one delay, each within `0..=MAX_DURATION`.
 pub(crate) fn check_delays(name: &str, delays: &[Duration]) -> Result<(), Error> {
     if delays.is_empty() {
@@ -218,13 +242,12 @@ impl ClientOptions {
         )?;
         check_delays("reconnect_delays", &self.reconnect_delays)?;
         check_delays("rejoin_delays", &self.rejoin_delays)?;
-        if !(0.0..=1.0).contains(&self.reconnect_jitter) {
-            return Err(Error::InvalidArgument(format!(
-                "reconnect_jitter must be within 0..1 (got {})",
-                self.reconnect_jitter
-            )));
-        }
+        check_jitter(self.reconnect_jitter)?;
         check_queue_capacity(self.queue_capacity)?;
+        check_bound("max_message_size", self.max_message_size, MIN_FRAME_BOUND)?;
+        check_bound("max_payload_size", self.max_payload_size, MIN_FRAME_BOUND)?;
+        check_bound("max_presence_keys", self.max_presence_keys, 1)?;
+        check_bound("max_presence_size", self.max_presence_size, 1)?;
         for (name, value) in &self.headers {
             check_header(name, value)?;
         }
@@ -460,6 +483,14 @@ mod tests {
         assert!(o.validate().is_ok());
         assert!(o.clone().header("a\nb", "v").validate().is_err());
         assert!(o.clone().queue_capacity(0).validate().is_err());
+        assert_eq!(
+            text(o.clone().max_payload_size(1023).validate()),
+            "invalid argument: max_payload_size must be at least 1024 (got 1023)"
+        );
+        assert!(o.clone().max_message_size(0).validate().is_err());
+        assert!(o.clone().max_presence_keys(0).validate().is_err());
+        assert!(o.clone().max_presence_size(0).validate().is_err());
+        assert!(o.clone().max_presence_keys(1).validate().is_ok());
         assert!(o.clone().reconnect_jitter(-0.5).validate().is_err());
         assert!(o
             .clone()

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Number, Value};
 
+use crate::error::Error;
 use crate::protocol::PostgresBinding;
 
 use crate::event::PostgresChange;
@@ -27,6 +28,17 @@ pub struct PostgresChangesFilter {
     pub filter: Option<String>,
     /// Column selection (current servers only).
     pub select: Option<Vec<String>>,
+}
+
+/// Checks a binding's event: `*`, `INSERT`, `UPDATE` or `DELETE`, as realtime-js'
+/// `REALTIME_POSTGRES_CHANGES_LISTEN_EVENT` (anything else would never match a change).
+pub(crate) fn check_event(event: &str) -> Result<(), Error> {
+    match event {
+        "*" | "INSERT" | "UPDATE" | "DELETE" => Ok(()),
+        _ => Err(Error::InvalidArgument(format!(
+            "postgres_changes event must be \"*\", \"INSERT\", \"UPDATE\" or \"DELETE\" (got {event:?})"
+        ))),
+    }
 }
 
 impl PostgresChangesFilter {
@@ -304,6 +316,17 @@ fn parse_float(s: &str) -> Option<Number> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_the_four_listen_events_are_accepted() {
+        for ok in ["*", "INSERT", "UPDATE", "DELETE"] {
+            assert!(check_event(ok).is_ok());
+        }
+        for bad in ["insert", "TRUNCATE", "", "INSERT "] {
+            let e = check_event(bad).unwrap_err().to_string();
+            assert!(e.contains("postgres_changes event must be"), "{e}");
+        }
+    }
 
     #[test]
     fn conversion_follows_realtime_js() {

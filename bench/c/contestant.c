@@ -145,7 +145,7 @@ int main(int argc, char **argv) {
     CHECK(supa_channel_subscribe_blocking(ch, 30000));
     /* Done at N, or when what arrived plus what the queue dropped accounts for N. */
     double deadline = mono() + 120;
-    supa_metrics m = {0};
+    supa_metrics m = {.struct_size = sizeof(supa_metrics)};
     while (mono() < deadline) {
       if (wait_until(all_received, 1)) break;
       supa_client_metrics(c, &m);

@@ -37,7 +37,11 @@ pub type supa_wakeup_cb = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 ///
 /// Return 0 with `*token` set to a NUL-terminated UTF-8 token, or to NULL to use the API key.
 /// The library copies the token at once; it must stay valid only until the callback returns.
-/// Any other return value is a failure, reported as a `SUPA_EVENT_ERROR` event.
+/// Any other return value is a failure, reported as a `SUPA_EVENT_ERROR` event; so is a token
+/// that is not valid UTF-8 (never a silent fall-back to the API key). A blocking `supa_*` call
+/// made inside it returns `SUPA_WOULD_DEADLOCK` and does nothing. It must return normally (no
+/// C++ exception or `longjmp` out of it); the library's own code around the call runs under a
+/// panic boundary.
 pub type supa_token_cb =
     Option<unsafe extern "C" fn(userdata: *mut c_void, token: *mut *const c_char) -> i32>;
 

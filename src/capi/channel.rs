@@ -41,6 +41,19 @@ impl supa_channel {
     }
 }
 
+impl supa_channel {
+    /// The core channel behind the handle.
+    pub(crate) fn core(&self) -> &RealtimeChannel {
+        &self.inner
+    }
+
+    /// Whether the handle came from `client` (a handle of another client is refused rather
+    /// than acted on, as the caller surely mixed them up).
+    pub(crate) fn belongs_to(&self, client: &RealtimeClient) -> bool {
+        std::ptr::eq(self.client.as_ptr(), Arc::as_ptr(&client.inner))
+    }
+}
+
 /// A channel's state. Values are stable.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,9 +65,17 @@ pub enum supa_channel_state {
     SUPA_CHANNEL_ERRORED = 4,
 }
 
-unsafe fn channel<'a>(p: *const supa_channel) -> Result<&'a supa_channel, supa_result> {
-    p.as_ref()
-        .ok_or_else(|| fail(supa_result::SUPA_NULL_ARGUMENT, "`channel` is NULL"))
+/// The channel behind a handle: `SUPA_NULL_ARGUMENT` for NULL, `SUPA_SHUTDOWN` once its client
+/// was shut down or freed (every export refuses then, except the getters and
+/// `supa_channel_free`).
+pub(crate) unsafe fn channel<'a>(p: *const supa_channel) -> Result<&'a supa_channel, supa_result> {
+    let ch = p
+        .as_ref()
+        .ok_or_else(|| fail(supa_result::SUPA_NULL_ARGUMENT, "`channel` is NULL"))?;
+    match ch.client.upgrade() {
+        Some(client) if client.check().is_ok() => Ok(ch),
+        _ => Err(super::shut_down()),
+    }
 }
 
 /// Runs an async core operation without waiting for its outcome: it is polled once here, so
@@ -127,7 +148,7 @@ pub unsafe extern "C" fn supa_channel_join_latency_us(
         let ch = tri!(self::channel(channel));
         non_null!(out);
         let Some(inner) = ch.client.upgrade() else {
-            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
+            return super::shut_down();
         };
         let metrics = RealtimeClient { inner }.metrics();
         match metrics
@@ -277,9 +298,10 @@ pub unsafe extern "C" fn supa_channel_on_system(
 
 /// Adds a postgres-changes binding and its callback (kind `SUPA_EVENT_POSTGRES_CHANGE`).
 ///
-/// `event` is `"*"`, `"INSERT"`, `"UPDATE"` or `"DELETE"`; `schema` e.g. `"public"`; `table`
-/// and `filter` (PostgREST style, `"room_id=eq.1"`, needs a table) may be NULL; `select`
-/// lists `select_count` column names (NULL with 0 for all columns).
+/// `event` is `"*"`, `"INSERT"`, `"UPDATE"` or `"DELETE"` (else `SUPA_INVALID_ARGUMENT`);
+/// `schema` e.g. `"public"`; `table` and `filter` (PostgREST style, `"room_id=eq.1"`, needs a
+/// table) may be NULL; `select` lists `select_count` column names (NULL with 0 for all
+/// columns).
 /// Must come before `supa_channel_subscribe` (`SUPA_INVALID_ARGUMENT` after). Rules as
 /// `supa_channel_on_event`.
 #[no_mangle]
@@ -352,9 +374,6 @@ pub unsafe extern "C" fn supa_channel_subscribe_blocking(
 ) -> supa_result {
     boundary(|| {
         let ch = tri!(self::channel(channel));
-        if crate::dispatch::on_dispatcher_thread() {
-            return result(Err(Error::WouldDeadlock));
-        }
         result(ch.inner.subscribe_blocking(ms(timeout_ms)))
     })
 }

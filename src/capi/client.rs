@@ -26,13 +26,17 @@ pub struct supa_client {
 
 /// Counters of a client, from `supa_client_metrics`. Durations are in microseconds.
 ///
-/// New fields are only ever appended; the struct is caller-allocated, so a program must be
-/// built against the header of the library it links (the ABI is not stable before 1.0).
-/// Per-channel join latency is read with `supa_channel_join_latency_us` or
-/// `supa_client_join_latency_json`.
+/// Caller-allocated and versioned by size: set `struct_size` to `sizeof(supa_metrics)` before
+/// the call (in C, `supa_metrics m = {.struct_size = sizeof(supa_metrics)};`). Fields are only
+/// ever appended, and the library writes only the fields that fit in `struct_size`, so a
+/// program built against an older header keeps working with a newer library; fields of a newer
+/// header that this library does not know are set to 0. Per-channel join latency is read with
+/// `supa_channel_join_latency_us` or `supa_client_join_latency_json`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct supa_metrics {
+    /// Set by the caller to `sizeof(supa_metrics)`; never written by the library.
+    pub struct_size: usize,
     /// Successful socket opens, the first included.
     pub connects: u64,
     /// Opens after the first.
@@ -57,7 +61,19 @@ pub struct supa_metrics {
     pub lagged_events: u64,
 }
 
+/// The client behind a live handle: `SUPA_NULL_ARGUMENT` for NULL, `SUPA_SHUTDOWN` once it was
+/// shut down (every export refuses then, except the getters, `supa_client_shutdown`,
+/// `supa_client_dispatch` and `supa_client_free`, which use [`any_client`]).
 pub(crate) unsafe fn client<'a>(p: *const supa_client) -> Result<&'a supa_client, supa_result> {
+    let c = any_client(p)?;
+    if c.inner.is_shut_down() {
+        return Err(super::shut_down());
+    }
+    Ok(c)
+}
+
+/// The client behind a handle, shut down or not.
+unsafe fn any_client<'a>(p: *const supa_client) -> Result<&'a supa_client, supa_result> {
     p.as_ref()
         .ok_or_else(|| fail(supa_result::SUPA_NULL_ARGUMENT, "`client` is NULL"))
 }
@@ -111,9 +127,6 @@ pub unsafe extern "C" fn supa_client_free(client: *mut supa_client) {
 pub unsafe extern "C" fn supa_client_connect(client: *const supa_client) -> supa_result {
     boundary(|| {
         let c = tri!(self::client(client));
-        if c.inner.is_shut_down() {
-            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
-        }
         c.inner.connect();
         ok()
     })
@@ -142,22 +155,21 @@ pub unsafe extern "C" fn supa_client_connect_blocking(
 pub unsafe extern "C" fn supa_client_disconnect(client: *const supa_client) -> supa_result {
     boundary(|| {
         let c = tri!(self::client(client));
-        if c.inner.is_shut_down() {
-            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
-        }
         c.inner.disconnect();
         ok()
     })
 }
 
-/// Closes everything for good without freeing the handle: later calls return `SUPA_SHUTDOWN`
-/// (listeners registered from now on are refused). Events already queued are still delivered,
-/// then every channel's final `SUPA_STATUS_CLOSED` ("client shut down") and last a
-/// `SUPA_CONNECTION_SHUT_DOWN` status; then the listeners' destructors run.
+/// Closes everything for good without freeing the handle: later calls on the client and its
+/// channels return `SUPA_SHUTDOWN` (listeners registered from now on are refused), except the
+/// getters, this function (a no-op again), `supa_client_dispatch` and the `_free`s. Events
+/// already queued are still delivered, then every channel's final `SUPA_STATUS_CLOSED` ("client
+/// shut down") and last a `SUPA_CONNECTION_SHUT_DOWN` status; then the listeners' destructors
+/// run.
 #[no_mangle]
 pub unsafe extern "C" fn supa_client_shutdown(client: *const supa_client) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        let c = tri!(any_client(client));
         c.inner.shutdown();
         ok()
     })
@@ -173,9 +185,6 @@ pub unsafe extern "C" fn supa_client_set_auth(
     boundary(|| {
         let c = tri!(self::client(client));
         let token = tri!(opt_str_arg(token, "token"));
-        if c.inner.is_shut_down() {
-            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
-        }
         c.inner.set_auth(token.map(str::to_owned));
         ok()
     })
@@ -199,10 +208,6 @@ pub unsafe extern "C" fn supa_client_on_event(
         let Some(cb) = cb else {
             return fail(supa_result::SUPA_NULL_ARGUMENT, "`cb` is NULL");
         };
-        // A listener registered now would never be called: refused, its userdata untouched.
-        if c.inner.is_shut_down() {
-            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
-        }
         let id = c
             .inner
             .on_event(event_listener(cb, UserData::armed(userdata, destroy)));
@@ -239,7 +244,7 @@ pub unsafe extern "C" fn supa_client_dispatch(
     count: *mut usize,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        let c = tri!(any_client(client));
         if c.mode != DispatchMode::AppPumped {
             return fail(
                 supa_result::SUPA_INVALID_ARGUMENT,
@@ -295,16 +300,31 @@ pub unsafe extern "C" fn supa_client_set_wakeup(
     })
 }
 
-/// The socket's state (a `supa_connection_state`); `SUPA_CONNECTION_SHUT_DOWN` for NULL.
+/// The socket's state (a `supa_connection_state`); `SUPA_CONNECTION_SHUT_DOWN` for NULL and
+/// from the moment `supa_client_shutdown` returns.
 #[no_mangle]
 pub unsafe extern "C" fn supa_client_connection_state(client: *const supa_client) -> u32 {
     boundary(|| match client.as_ref() {
-        Some(c) => connection_state(c.inner.connection_state()) as u32,
-        None => connection_state(ConnectionState::ShutDown) as u32,
+        Some(c) if !c.inner.is_shut_down() => connection_state(c.inner.connection_state()) as u32,
+        _ => connection_state(ConnectionState::ShutDown) as u32,
     })
 }
 
-/// Writes a snapshot of the client's counters to `*out`.
+/// The smallest `supa_metrics::struct_size` accepted: the struct's size when `struct_size` was
+/// introduced (its first field through `lagged_events`).
+const METRICS_MIN_SIZE: usize =
+    std::mem::offset_of!(supa_metrics, lagged_events) + std::mem::size_of::<u64>();
+
+/// The largest accepted: far beyond any growth of the struct, so an uninitialised
+/// `struct_size` is refused rather than trusted for a write past the caller's struct.
+const METRICS_MAX_SIZE: usize = 4096;
+
+/// Writes a snapshot of the client's counters to `*out`, whose `struct_size` the caller set to
+/// `sizeof(supa_metrics)` (see `supa_metrics`).
+///
+/// Errors: `SUPA_INVALID_ARGUMENT` when `struct_size` is 0, smaller than the first version of
+/// the struct or implausibly large (over 4096: not set), and nothing is written;
+/// `SUPA_SHUTDOWN` after shutdown.
 #[no_mangle]
 pub unsafe extern "C" fn supa_client_metrics(
     client: *const supa_client,
@@ -313,8 +333,21 @@ pub unsafe extern "C" fn supa_client_metrics(
     boundary(|| {
         let c = tri!(self::client(client));
         non_null!(out);
+        // SAFETY: `out` is non-NULL and points to at least `struct_size`, its first field, as
+        // every version of the struct starts with it.
+        let size = unsafe { std::ptr::addr_of!((*out).struct_size).read() };
+        if !(METRICS_MIN_SIZE..=METRICS_MAX_SIZE).contains(&size) {
+            return fail(
+                supa_result::SUPA_INVALID_ARGUMENT,
+                &format!(
+                    "supa_metrics.struct_size is {size}: set it to sizeof(supa_metrics) \
+                     (at least {METRICS_MIN_SIZE})"
+                ),
+            );
+        }
         let m = c.inner.metrics();
-        *out = supa_metrics {
+        let snapshot = supa_metrics {
+            struct_size: size,
             connects: m.connects,
             reconnects: m.reconnects,
             messages_in: m.messages_in,
@@ -327,6 +360,22 @@ pub unsafe extern "C" fn supa_client_metrics(
             time_disconnected_us: us(m.time_disconnected),
             lagged_events: m.lagged_events,
         };
+        let ours = std::mem::size_of::<supa_metrics>();
+        let known = size.min(ours);
+        let base = out.cast::<u8>();
+        // SAFETY: the caller provides `size` writable bytes at `out` (its `struct_size`); we
+        // write the first `min(size, ours)` bytes of our snapshot (plain integers) and zero the
+        // rest, fields of a newer header this library does not know.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                std::ptr::addr_of!(snapshot).cast::<u8>(),
+                base,
+                known,
+            );
+            if size > ours {
+                std::ptr::write_bytes(base.add(ours), 0, size - ours);
+            }
+        }
         ok()
     })
 }
@@ -440,14 +489,130 @@ pub unsafe extern "C" fn supa_client_channel(
         let c = tri!(self::client(client));
         non_null!(out);
         let name = tri!(str_arg(name, "name"));
-        if c.inner.is_shut_down() {
-            return fail(supa_result::SUPA_SHUTDOWN, "client shut down");
-        }
         let opts = options
             .as_ref()
             .map_or_else(ChannelOptions::default, |o| o.inner.clone());
         let ch = c.inner.channel(name, opts);
         *out = supa_channel::new(ch, &c.inner);
         ok()
+    })
+}
+
+/// The handle `channel` must belong to `c`.
+unsafe fn own_channel<'a>(
+    c: &supa_client,
+    channel: *const supa_channel,
+) -> Result<&'a supa_channel, supa_result> {
+    let ch = super::channel::channel(channel)?;
+    if !ch.belongs_to(&c.inner) {
+        return Err(fail(
+            supa_result::SUPA_INVALID_ARGUMENT,
+            "`channel` belongs to another client",
+        ));
+    }
+    Ok(ch)
+}
+
+/// Every live channel of the client (subscribed or not yet, and not ended), oldest first, as
+/// realtime-js' `getChannels()`.
+///
+/// `*count` receives how many there are; the first `min(*count, capacity)` of them are written
+/// to `out[0..]` as new handles (`out` may be NULL when `capacity` is 0, to ask the count
+/// first). Channels may come and go between two calls: read `*count` again.
+///
+/// Ownership: each handle written is new and freed by the caller with `supa_channel_free`
+/// (freeing it does not leave the channel). `SUPA_SHUTDOWN` after shutdown.
+///
+/// ```c
+/// size_t n = 0;
+/// supa_client_channels(client, NULL, 0, &n);
+/// supa_channel **chs = calloc(n, sizeof *chs);
+/// supa_client_channels(client, chs, n, &n);   // n may have changed: min(n, capacity) written
+/// ```
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_channels(
+    client: *const supa_client,
+    out: *mut *mut supa_channel,
+    capacity: usize,
+    count: *mut usize,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        non_null!(count);
+        if capacity > 0 {
+            non_null!(out);
+        }
+        let live = c.inner.channels();
+        for (i, ch) in live.iter().take(capacity).enumerate() {
+            *out.add(i) = supa_channel::new(ch.clone(), &c.inner);
+        }
+        *count = live.len();
+        ok()
+    })
+}
+
+/// Leaves `channel` and forgets it, as realtime-js' `removeChannel`, without waiting. The
+/// channel's final `SUPA_STATUS_CLOSED` status says "removed"; then its registrations are
+/// removed (their destructors run after it). The handle stays valid until freed.
+///
+/// Errors: `SUPA_INVALID_ARGUMENT` for a channel of another client, `SUPA_SHUTDOWN` after
+/// shutdown. Safe inside a callback.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_remove_channel(
+    client: *const supa_client,
+    channel: *const supa_channel,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        let ch = tri!(own_channel(c, channel));
+        result(ch.core().leave(true).map(drop))
+    })
+}
+
+/// `supa_client_remove_channel`, then waits up to `timeout_ms` for the server's confirmation.
+/// Blocking: `SUPA_WOULD_DEADLOCK` inside a callback or a token provider (the channel is then
+/// not removed).
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_remove_channel_blocking(
+    client: *const supa_client,
+    channel: *const supa_channel,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        let ch = tri!(own_channel(c, channel));
+        result(c.inner.remove_channel_blocking(ch.core(), ms(timeout_ms)))
+    })
+}
+
+/// Removes every live channel as `supa_client_remove_channel` does, without waiting; each ends
+/// with one final `SUPA_STATUS_CLOSED` ("removed"). `SUPA_SHUTDOWN` after shutdown. Safe
+/// inside a callback.
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_remove_all_channels(client: *const supa_client) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        let mut first = Ok(());
+        for ch in c.inner.channels() {
+            let r = ch.leave(true).map(drop);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        result(first)
+    })
+}
+
+/// `supa_client_remove_all_channels`, then waits up to `timeout_ms` for every confirmation;
+/// returns the first failure. Blocking: `SUPA_WOULD_DEADLOCK` inside a callback or a token
+/// provider (nothing is then removed).
+#[no_mangle]
+pub unsafe extern "C" fn supa_client_remove_all_channels_blocking(
+    client: *const supa_client,
+    timeout_ms: u64,
+) -> supa_result {
+    boundary(|| {
+        let c = tri!(self::client(client));
+        result(c.inner.remove_all_channels_blocking(ms(timeout_ms)))
     })
 }

@@ -9,6 +9,8 @@
 //! * checks every pointer: NULL gives `SUPA_NULL_ARGUMENT`; `_free(NULL)` is a no-op;
 //! * reads strings as NUL-terminated UTF-8 (`SUPA_INVALID_UTF8` otherwise) and copies them;
 //! * writes outputs only on success;
+//! * returns `SUPA_SHUTDOWN` once the client was shut down (the handle accessors check it),
+//!   except the getters, `supa_client_shutdown`, `supa_client_dispatch` and the `_free`s;
 //! * a call that takes a callback and fails never calls it, and never calls its destructor:
 //!   the caller still owns the userdata.
 //!
@@ -201,6 +203,11 @@ pub(crate) fn us(d: Duration) -> u64 {
 /// An optional duration in microseconds; 0 when absent.
 pub(crate) fn opt_us(d: Option<Duration>) -> u64 {
     d.map_or(0, us)
+}
+
+/// `SUPA_SHUTDOWN`: a call on a client (or a channel of one) that was shut down or freed.
+pub(crate) fn shut_down() -> supa_result {
+    error::fail(supa_result::SUPA_SHUTDOWN, "client shut down")
 }
 
 /// Maps a core result to a code, recording the message.

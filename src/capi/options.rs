@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::callback::{supa_destroy_cb, supa_token_cb, UserData};
 use super::error::{fail, ok};
 use super::{boundary, bytes_arg, ms, non_null, str_arg, supa_result, tri};
-use crate::options::{ChannelOptions, ClientOptions, DispatchMode, TokenProvider, Vsn};
+use crate::options::{self as checks, ChannelOptions, ClientOptions, DispatchMode, TokenProvider, Vsn};
 
 /// Who runs callbacks. Values are stable.
 #[repr(u32)]
@@ -62,8 +62,9 @@ unsafe fn chopts<'a>(p: *mut supa_channel_options) -> Result<&'a mut ChannelOpti
 ///
 /// Defaults: heartbeat 25 s, push timeout 10 s, reconnect delays 1, 2, 5, 10 s (the last
 /// repeats) with jitter 0.1, rejoin delays 1, 2, 5, 10 s, vsn 2.0.0, dispatcher thread,
-/// queue capacity 10000, webpki roots only, token refresh margin 60 s, 3 auth retries. The URL
-/// is checked by `supa_client_new`.
+/// queue capacity 10000, webpki roots only, token refresh margin 60 s, 3 auth retries, bounds
+/// of 16 MiB per message, 8 MiB per frame, 100000 presence keys and 32 MiB of presence state
+/// per channel. The URL is checked by `supa_client_new`.
 ///
 /// Ownership: on success `*out` is a new object the caller frees with `supa_options_free`.
 #[no_mangle]
@@ -124,7 +125,9 @@ pub unsafe extern "C" fn supa_options_add_param(
     })
 }
 
-/// Adds an HTTP header to the WebSocket upgrade request and to REST calls.
+/// Adds an HTTP header to the WebSocket upgrade request and to REST calls. The name must be an
+/// HTTP token and the value visible ASCII, spaces and tabs (no CR or LF, which would inject
+/// headers): `SUPA_INVALID_ARGUMENT` otherwise.
 #[no_mangle]
 pub unsafe extern "C" fn supa_options_add_header(
     options: *mut supa_options,
@@ -135,6 +138,7 @@ pub unsafe extern "C" fn supa_options_add_header(
         let o = tri!(opts(options));
         let k = tri!(str_arg(name, "name"));
         let v = tri!(str_arg(value, "value"));
+        tri!(checked(checks::check_header(k, v)));
         o.headers.push((k.to_owned(), v.to_owned()));
         ok()
     })
@@ -154,8 +158,8 @@ pub unsafe extern "C" fn supa_options_set_vsn(options: *mut supa_options, vsn: u
     })
 }
 
-/// Sets the heartbeat interval in milliseconds (must be positive). An unanswered heartbeat at
-/// the next tick closes the socket and reconnects.
+/// Sets the heartbeat interval in milliseconds (1 ms to 24 h). An unanswered heartbeat at the
+/// next tick closes the socket and reconnects.
 #[no_mangle]
 pub unsafe extern "C" fn supa_options_set_heartbeat_interval_ms(
     options: *mut supa_options,
@@ -163,19 +167,19 @@ pub unsafe extern "C" fn supa_options_set_heartbeat_interval_ms(
 ) -> supa_result {
     boundary(|| {
         let o = tri!(opts(options));
-        if interval_ms == 0 {
-            return fail(
-                supa_result::SUPA_INVALID_ARGUMENT,
-                "heartbeat interval must be positive",
-            );
-        }
-        o.heartbeat_interval = ms(interval_ms);
+        let d = ms(interval_ms);
+        tri!(checked(checks::check_duration(
+            "heartbeat_interval",
+            d,
+            checks::ONE_MS
+        )));
+        o.heartbeat_interval = d;
         ok()
     })
 }
 
 /// Sets how long a push (join, acked broadcast, track) waits for its reply, in milliseconds
-/// (must be positive).
+/// (1 ms to 24 h).
 #[no_mangle]
 pub unsafe extern "C" fn supa_options_set_push_timeout_ms(
     options: *mut supa_options,
@@ -183,34 +187,36 @@ pub unsafe extern "C" fn supa_options_set_push_timeout_ms(
 ) -> supa_result {
     boundary(|| {
         let o = tri!(opts(options));
-        if timeout_ms == 0 {
-            return fail(
-                supa_result::SUPA_INVALID_ARGUMENT,
-                "push timeout must be positive",
-            );
-        }
-        o.push_timeout = ms(timeout_ms);
+        let d = ms(timeout_ms);
+        tri!(checked(checks::check_duration(
+            "push_timeout",
+            d,
+            checks::ONE_MS
+        )));
+        o.push_timeout = d;
         ok()
     })
 }
 
-unsafe fn delays(p: *const u64, n: usize) -> Result<Vec<std::time::Duration>, supa_result> {
-    if n == 0 {
-        return Err(fail(
-            supa_result::SUPA_INVALID_ARGUMENT,
-            "the delay list must not be empty",
-        ));
-    }
-    if p.is_null() {
+/// A delay schedule from C, checked as the core checks it (`name` in the message).
+unsafe fn delays(
+    name: &str,
+    p: *const u64,
+    n: usize,
+) -> Result<Vec<std::time::Duration>, supa_result> {
+    let list = if n == 0 {
+        Vec::new()
+    } else if p.is_null() {
         return Err(fail(supa_result::SUPA_NULL_ARGUMENT, "`delays_ms` is NULL"));
-    }
-    Ok(std::slice::from_raw_parts(p, n)
-        .iter()
-        .map(|d| ms(*d))
-        .collect())
+    } else {
+        std::slice::from_raw_parts(p, n).iter().map(|d| ms(*d)).collect()
+    };
+    checked(checks::check_delays(name, &list))?;
+    Ok(list)
 }
 
-/// Sets the reconnect schedule: delay before attempt n, in milliseconds; the last repeats.
+/// Sets the reconnect schedule: delay before attempt n, in milliseconds (each at most 24 h);
+/// the last repeats.
 /// `delays_ms` is copied; `count` must be at least 1.
 #[no_mangle]
 pub unsafe extern "C" fn supa_options_set_reconnect_delays_ms(
@@ -220,7 +226,7 @@ pub unsafe extern "C" fn supa_options_set_reconnect_delays_ms(
 ) -> supa_result {
     boundary(|| {
         let o = tri!(opts(options));
-        o.reconnect_delays = tri!(delays(delays_ms, count));
+        o.reconnect_delays = tri!(delays("reconnect_delays", delays_ms, count));
         ok()
     })
 }
@@ -234,18 +240,14 @@ pub unsafe extern "C" fn supa_options_set_reconnect_jitter(
 ) -> supa_result {
     boundary(|| {
         let o = tri!(opts(options));
-        if !(0.0..=1.0).contains(&jitter) {
-            return fail(
-                supa_result::SUPA_INVALID_ARGUMENT,
-                "jitter must be within 0..1",
-            );
-        }
+        tri!(checked(checks::check_jitter(jitter)));
         o.reconnect_jitter = jitter;
         ok()
     })
 }
 
-/// Sets the channel rejoin schedule in milliseconds (the last repeats); `count` at least 1.
+/// Sets the channel rejoin schedule in milliseconds (each at most 24 h; the last repeats);
+/// `count` at least 1.
 #[no_mangle]
 pub unsafe extern "C" fn supa_options_set_rejoin_delays_ms(
     options: *mut supa_options,
@@ -254,7 +256,7 @@ pub unsafe extern "C" fn supa_options_set_rejoin_delays_ms(
 ) -> supa_result {
     boundary(|| {
         let o = tri!(opts(options));
-        o.rejoin_delays = tri!(delays(delays_ms, count));
+        o.rejoin_delays = tri!(delays("rejoin_delays", delays_ms, count));
         ok()
     })
 }
@@ -322,12 +324,7 @@ pub unsafe extern "C" fn supa_options_set_queue_capacity(
 ) -> supa_result {
     boundary(|| {
         let o = tri!(opts(options));
-        if capacity == 0 {
-            return fail(
-                supa_result::SUPA_INVALID_ARGUMENT,
-                "queue capacity must be at least 1",
-            );
-        }
+        tri!(checked(checks::check_queue_capacity(capacity)));
         o.queue_capacity = capacity;
         ok()
     })
@@ -344,7 +341,14 @@ pub unsafe extern "C" fn supa_options_set_token_refresh_margin_ms(
     margin_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        tri!(opts(options)).token_refresh_margin = ms(margin_ms);
+        let o = tri!(opts(options));
+        let d = ms(margin_ms);
+        tri!(checked(checks::check_duration(
+            "token_refresh_margin",
+            d,
+            std::time::Duration::ZERO
+        )));
+        o.token_refresh_margin = d;
         ok()
     })
 }
@@ -362,6 +366,94 @@ pub unsafe extern "C" fn supa_options_set_auth_retries(
     boundary(|| {
         tri!(opts(options)).auth_retries = retries;
         ok()
+    })
+}
+
+/// A core check's verdict as a code (the same text in every language).
+fn checked(r: Result<(), crate::error::Error>) -> Result<(), supa_result> {
+    r.map_err(|e| super::error::from_error(&e))
+}
+
+/// Stores a `max_*` bound after the core's check.
+unsafe fn set_bound(
+    options: *mut supa_options,
+    name: &str,
+    value: usize,
+    min: usize,
+    field: impl FnOnce(&mut ClientOptions) -> &mut usize,
+) -> supa_result {
+    let o = tri!(opts(options));
+    tri!(checked(checks::check_bound(name, value, min)));
+    *field(o) = value;
+    ok()
+}
+
+/// The largest WebSocket message read from the server, in bytes: default 16 MiB (16777216),
+/// at least 1024. A larger message is reported as a `SUPA_EVENT_ERROR` ("... (max_message_size
+/// N)") and the connection is dropped and made again, as the socket cannot skip it.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_max_message_size(
+    options: *mut supa_options,
+    bytes: usize,
+) -> supa_result {
+    boundary(|| {
+        set_bound(
+            options,
+            "max_message_size",
+            bytes,
+            checks::MIN_FRAME_BOUND,
+            |o| &mut o.max_message_size,
+        )
+    })
+}
+
+/// The largest frame decoded into events, in bytes (a broadcast's frame is nearly all
+/// payload): default 8 MiB (8388608), at least 1024. A larger frame is skipped and reported as
+/// a `SUPA_EVENT_ERROR` ("skipped a binary frame of N bytes: over max_payload_size (M)"); the
+/// connection stays up and later events arrive as usual.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_max_payload_size(
+    options: *mut supa_options,
+    bytes: usize,
+) -> supa_result {
+    boundary(|| {
+        set_bound(
+            options,
+            "max_payload_size",
+            bytes,
+            checks::MIN_FRAME_BOUND,
+            |o| &mut o.max_payload_size,
+        )
+    })
+}
+
+/// Per channel, the presence keys kept: default 100000, at least 1. A presence state or diff
+/// that would go over is not applied (the state stays as it was) and is reported as a
+/// `SUPA_EVENT_ERROR` ("... over max_presence_keys (N)").
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_max_presence_keys(
+    options: *mut supa_options,
+    keys: usize,
+) -> supa_result {
+    boundary(|| {
+        set_bound(options, "max_presence_keys", keys, 1, |o| {
+            &mut o.max_presence_keys
+        })
+    })
+}
+
+/// Per channel, the presence state's size as JSON text (keys and metas), in bytes: default
+/// 32 MiB (33554432), at least 1; separately the same for diffs held until a new join's state
+/// arrives. Over it, as `supa_options_set_max_presence_keys`.
+#[no_mangle]
+pub unsafe extern "C" fn supa_options_set_max_presence_size(
+    options: *mut supa_options,
+    bytes: usize,
+) -> supa_result {
+    boundary(|| {
+        set_bound(options, "max_presence_size", bytes, 1, |o| {
+            &mut o.max_presence_size
+        })
     })
 }
 
@@ -529,13 +621,13 @@ pub unsafe extern "C" fn supa_channel_options_set_postgres_ready_timeout_ms(
 ) -> supa_result {
     boundary(|| {
         let o = tri!(chopts(options));
-        if timeout_ms == 0 {
-            return fail(
-                supa_result::SUPA_INVALID_ARGUMENT,
-                "timeout must be positive",
-            );
-        }
-        o.postgres_ready_timeout = ms(timeout_ms);
+        let d = ms(timeout_ms);
+        tri!(checked(checks::check_duration(
+            "postgres_ready_timeout",
+            d,
+            checks::ONE_MS
+        )));
+        o.postgres_ready_timeout = d;
         ok()
     })
 }

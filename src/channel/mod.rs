@@ -140,6 +140,7 @@ impl RealtimeChannel {
         filter: PostgresChangesFilter,
         f: impl Fn(&PostgresChange) + Send + Sync + 'static,
     ) -> Result<ListenerId, Error> {
+        crate::postgres::check_event(&filter.event)?;
         let binding = {
             let mut setup = self.shared.setup.lock();
             if setup.subscribed {
@@ -273,10 +274,9 @@ impl RealtimeChannel {
 
     /// [`subscribe`](Self::subscribe) then [`subscribed`](Self::subscribed), bounded by `timeout`.
     pub fn subscribe_blocking(&self, timeout: Duration) -> Result<(), Error> {
-        // Refuse before subscribing, so a refused call has no effect.
-        if crate::dispatch::on_dispatcher_thread() {
-            return Err(Error::WouldDeadlock);
-        }
+        // Refuse before subscribing (on the dispatcher thread or inside a token provider), so
+        // a refused call has no effect.
+        crate::runtime::may_block()?;
         self.subscribe()?;
         let this = self.clone();
         crate::runtime::block_on(async move { this.subscribed().await }, timeout)
@@ -324,9 +324,8 @@ impl RealtimeChannel {
         payload: Payload,
         timeout: Duration,
     ) -> Result<(), Error> {
-        if crate::dispatch::on_dispatcher_thread() {
-            return Err(Error::WouldDeadlock);
-        }
+        // Refused before sending, so a refused call has no effect.
+        crate::runtime::may_block()?;
         let rx = self.push(PushOp::Broadcast {
             event: event.to_owned(),
             payload,

@@ -98,6 +98,27 @@ static void test_invalid_input(void) {
   CHECK_RC(supa_options_set_reconnect_delays_ms(o, NULL, 2), SUPA_NULL_ARGUMENT);
   CHECK_RC(supa_options_set_reconnect_jitter(o, 1.5), SUPA_INVALID_ARGUMENT);
   CHECK_RC(supa_options_set_queue_capacity(o, 0), SUPA_INVALID_ARGUMENT);
+  CHECK(strcmp(supa_last_error_message(), "invalid argument: queue_capacity must be at least 1") == 0);
+  /* Refused at the call, with the text every language gives. */
+  CHECK_RC(supa_options_add_header(o, "x-test", "a\r\nInjected: 1"), SUPA_INVALID_ARGUMENT);
+  CHECK(strstr(supa_last_error_message(), "no CR, LF") != NULL);
+  CHECK_RC(supa_options_add_header(o, "bad name", "v"), SUPA_INVALID_ARGUMENT);
+  CHECK_RC(supa_options_add_header(o, "", "v"), SUPA_INVALID_ARGUMENT);
+  const uint64_t day_and_a_bit = 86400001; /* seconds passed as milliseconds, say */
+  CHECK_RC(supa_options_set_heartbeat_interval_ms(o, day_and_a_bit), SUPA_INVALID_ARGUMENT);
+  CHECK(strcmp(supa_last_error_message(),
+               "invalid argument: heartbeat_interval must be between 1 ms and 86400000 ms "
+               "(got 86400001 ms)") == 0);
+  CHECK_RC(supa_options_set_push_timeout_ms(o, day_and_a_bit), SUPA_INVALID_ARGUMENT);
+  CHECK_RC(supa_options_set_token_refresh_margin_ms(o, day_and_a_bit), SUPA_INVALID_ARGUMENT);
+  CHECK_RC(supa_options_set_token_refresh_margin_ms(o, UINT64_MAX), SUPA_INVALID_ARGUMENT);
+  const uint64_t absurd[] = {100, day_and_a_bit};
+  CHECK_RC(supa_options_set_reconnect_delays_ms(o, absurd, 2), SUPA_INVALID_ARGUMENT);
+  CHECK(strstr(supa_last_error_message(), "reconnect_delays") != NULL);
+  CHECK_RC(supa_options_set_rejoin_delays_ms(o, absurd, 2), SUPA_INVALID_ARGUMENT);
+  CHECK(strstr(supa_last_error_message(), "rejoin_delays") != NULL);
+  CHECK_RC(supa_options_set_reconnect_jitter(o, -0.1), SUPA_INVALID_ARGUMENT);
+  CHECK(strstr(supa_last_error_message(), "reconnect_jitter") != NULL);
   /* Every valid setter. */
   const uint64_t delays[] = {100, 300};
   CHECK_OK(supa_options_set_reconnect_delays_ms(o, delays, 2));
@@ -143,6 +164,7 @@ static void test_invalid_input(void) {
   CHECK_OK(supa_channel_options_new(&co));
   CHECK_RC(supa_channel_options_set_presence_key(co, BAD_UTF8), SUPA_INVALID_UTF8);
   CHECK_RC(supa_channel_options_set_postgres_ready_timeout_ms(co, 0), SUPA_INVALID_ARGUMENT);
+  CHECK_RC(supa_channel_options_set_postgres_ready_timeout_ms(co, 86400001), SUPA_INVALID_ARGUMENT);
   CHECK_OK(supa_channel_options_set_presence_key(co, "me"));
   CHECK_OK(supa_client_channel(c, "room", co, &ch));
   supa_channel_options_free(co);
@@ -159,6 +181,14 @@ static void test_invalid_input(void) {
   CHECK_RC(supa_channel_on_postgres_changes(ch, "INSERT", "public", NULL, NULL, NULL, 2, no_event,
                                             NULL, no_destroy, NULL),
            SUPA_NULL_ARGUMENT);
+  /* Only *, INSERT, UPDATE and DELETE: anything else would never match a change. */
+  CHECK_RC(supa_channel_on_postgres_changes(ch, "TRUNCATE", "public", NULL, NULL, NULL, 0, no_event,
+                                            NULL, no_destroy, NULL),
+           SUPA_INVALID_ARGUMENT);
+  CHECK(strstr(supa_last_error_message(), "postgres_changes event must be") != NULL);
+  CHECK_RC(supa_channel_on_postgres_changes(ch, "insert", "public", NULL, NULL, NULL, 0, no_event,
+                                            NULL, no_destroy, NULL),
+           SUPA_INVALID_ARGUMENT);
 
   /* Pushing before subscribe is refused; bad payloads are refused first. */
   CHECK_RC(supa_channel_send_broadcast_json(ch, "e", "{\"a\":"), SUPA_INVALID_JSON);
@@ -178,9 +208,34 @@ static void test_invalid_input(void) {
   CHECK(strstr(json, "\"realtime:room\":\"closed\"") != NULL);
   supa_string_free(json);
 
-  supa_metrics m;
+  supa_metrics m = {.struct_size = sizeof(supa_metrics)};
   CHECK_OK(supa_client_metrics(c, &m));
   CHECK(m.connects == 0 && m.messages_out == 0);
+  CHECK(m.struct_size == sizeof(supa_metrics));
+  /* struct_size 0 (forgotten) or too small: refused, nothing written. */
+  memset(&m, 0xab, sizeof m);
+  m.struct_size = 0;
+  CHECK_RC(supa_client_metrics(c, &m), SUPA_INVALID_ARGUMENT);
+  CHECK(strstr(supa_last_error_message(), "struct_size") != NULL);
+  CHECK(m.connects == 0xababababababababULL);
+  m.struct_size = sizeof(supa_metrics) - sizeof(uint64_t);
+  CHECK_RC(supa_client_metrics(c, &m), SUPA_INVALID_ARGUMENT);
+  CHECK(m.connects == 0xababababababababULL);
+  m.struct_size = (size_t)0xababababababababULL; /* never set: refused, not trusted */
+  CHECK_RC(supa_client_metrics(c, &m), SUPA_INVALID_ARGUMENT);
+  CHECK(m.connects == 0xababababababababULL);
+  /* A program built against a newer, larger supa_metrics: what this library does not know
+   * reads 0. */
+  struct {
+    supa_metrics known;
+    uint64_t future[2];
+  } newer;
+  memset(&newer, 0xab, sizeof newer);
+  newer.known.struct_size = sizeof newer;
+  CHECK_OK(supa_client_metrics(c, &newer.known));
+  CHECK(newer.known.struct_size == sizeof newer);
+  CHECK(newer.known.connects == 0 && newer.known.lagged_events == 0);
+  CHECK(newer.future[0] == 0 && newer.future[1] == 0);
 
   supa_channel_free(ch);
   supa_client_free(c);
@@ -324,7 +379,7 @@ static void test_heartbeat_auth_and_probes(void) {
   CHECK(supa_event_topic(recorder_at(&r, i), NULL) == NULL);
   CHECK(supa_event_subscribe_status(recorder_at(&r, i)) == SUPA_STATUS_NONE);
   i = recorder_wait(&r, 0, is_heartbeat_ok, NULL, "a heartbeat reply");
-  supa_metrics m;
+  supa_metrics m = {.struct_size = sizeof(supa_metrics)};
   CHECK_OK(supa_client_metrics(c, &m));
   CHECK(m.heartbeat_rtt_us > 0 && m.connects == 1);
   CHECK_OK(supa_client_set_auth(c, env_or_die("SUPA_TEST_KEY")));

@@ -134,7 +134,7 @@ int main(void) {
     if (pthread_cond_timedwait(&slow.cv, &slow.mu, &dl) == ETIMEDOUT) FAIL("slow callback not entered");
   pthread_mutex_unlock(&slow.mu);
   /* B's dispatcher is stuck in the callback; B's API still answers and A keeps sending. */
-  supa_metrics m;
+  supa_metrics m = {.struct_size = sizeof(supa_metrics)};
   CHECK_OK(supa_client_metrics(b, &m));
   CHECK_OK(supa_channel_send_broadcast_json_blocking(chb, "from-b", "{}", DEADLINE_MS));
   for (int k = 1; k < 5; k++) {

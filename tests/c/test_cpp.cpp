@@ -20,6 +20,7 @@ int main() {
   if (supa_client_new(o, &c) != SUPA_OK) return 1;
   supa_options_free(o);
   supa_metrics m{};
+  m.struct_size = sizeof m;
   if (supa_client_metrics(c, &m) != SUPA_OK || m.connects != 0) return 1;
   supa_client_free(c);
   std::puts("test_cpp: ok");

@@ -229,7 +229,7 @@ static void test_basics_and_lagged(void) {
   CHECK_OK(supa_client_channel(peer, "pumped-lag", NULL, &pch));
   CHECK_OK(supa_channel_subscribe_blocking(pch, DEADLINE_MS));
   for (int i = 0; i < 10; i++) CHECK_OK(supa_channel_send_broadcast_json_blocking(pch, "flood", "{}", DEADLINE_MS));
-  supa_metrics m;
+  supa_metrics m = {.struct_size = sizeof(supa_metrics)};
   dl = deadline_after(DEADLINE_MS);
   for (;;) {
     CHECK_OK(supa_client_metrics(c, &m));

@@ -32,6 +32,7 @@ static void test_metrics(void) {
 
   supa_metrics m;
   memset(&m, 0xff, sizeof m);
+  m.struct_size = sizeof m;
   CHECK_OK(supa_client_metrics(c, &m));
   CHECK(m.heartbeat_rtt_p50_us == 0 && m.heartbeat_rtt_p99_us == 0); /* no reply yet */
   CHECK(m.time_disconnected_us == 0 && m.lagged_events == 0);        /* never wanted a socket */
