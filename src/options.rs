@@ -59,6 +59,19 @@ pub(crate) fn check_queue_capacity(n: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// The smallest size bound accepted: below it not even a join reply fits.
+pub(crate) const MIN_SIZE_BOUND: usize = 1024;
+
+/// Checks a bound on what a server can make the client buffer: at least `min`.
+pub(crate) fn check_bound(name: &str, value: usize, min: usize) -> Result<(), Error> {
+    if value < min {
+        return Err(Error::InvalidArgument(format!(
+            "{name} must be at least {min} (got {value})"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a reconnect or rejoin schedule: at least one delay, each within `0..=MAX_DURATION`.
 pub(crate) fn check_delays(name: &str, delays: &[Duration]) -> Result<(), Error> {
     if delays.is_empty() {
@@ -225,6 +238,10 @@ impl ClientOptions {
             )));
         }
         check_queue_capacity(self.queue_capacity)?;
+        check_bound("max_message_size", self.max_message_size, MIN_SIZE_BOUND)?;
+        check_bound("max_payload_size", self.max_payload_size, MIN_SIZE_BOUND)?;
+        check_bound("max_presence_keys", self.max_presence_keys, 1)?;
+        check_bound("max_presence_size", self.max_presence_size, MIN_SIZE_BOUND)?;
         for (name, value) in &self.headers {
             check_header(name, value)?;
         }
@@ -460,6 +477,14 @@ mod tests {
         assert!(o.validate().is_ok());
         assert!(o.clone().header("a\nb", "v").validate().is_err());
         assert!(o.clone().queue_capacity(0).validate().is_err());
+        assert_eq!(
+            text(o.clone().max_payload_size(100).validate()),
+            "invalid argument: max_payload_size must be at least 1024 (got 100)"
+        );
+        assert!(o.clone().max_message_size(1023).validate().is_err());
+        assert!(o.clone().max_presence_keys(0).validate().is_err());
+        assert!(o.clone().max_presence_keys(1).validate().is_ok());
+        assert!(o.clone().max_presence_size(0).validate().is_err());
         assert!(o.clone().reconnect_jitter(-0.5).validate().is_err());
         assert!(o
             .clone()

@@ -128,7 +128,7 @@ public enum RealtimeError: Error, Sendable, Equatable {
         case .Shutdown: self = .shutdown
         case let .Http(status, body): self = .http(status: Int(status), body: body)
         case let .Tls(reason): self = .tls(reason: reason)
-        case let .Io(reason): self = .io(reason: reason)
+        case let .Io(reason, _): self = .io(reason: reason)
         case let .Callback(reason): self = .callback(reason: reason)
         }
     }
@@ -233,14 +233,14 @@ public final class RealtimeClient: @unchecked Sendable {
 
     /// The channel for topic `realtime:<name>`; while a channel of that name is live it is
     /// returned as is (and `configure` is ignored), as in supabase-swift.
-    public func channel(_ name: String, configure: (inout RealtimeChannelConfig) -> Void = { _ in }) -> RealtimeChannel {
+    public func channel(_ name: String, configure: (inout RealtimeChannelConfig) -> Void = { _ in }) throws -> RealtimeChannel {
         lock.lock()
         defer { lock.unlock() }
         if let existing = registry[name], !existing.isFinished { return existing }
         var config = RealtimeChannelConfig()
         configure(&config)
-        let channel = RealtimeChannel(ffi: ffi.channel(name: name, options: config.ffiOptions()),
-                                      decoder: decoder, encoder: encoder)
+        let ffiChannel = try ffiCall { try ffi.channel(name: name, options: config.ffiOptions()) }
+        let channel = try RealtimeChannel(ffi: ffiChannel, decoder: decoder, encoder: encoder)
         registry[name] = channel
         return channel
     }
@@ -266,26 +266,29 @@ public final class RealtimeClient: @unchecked Sendable {
     }
 
     /// Starts connecting (and keeps reconnecting until `disconnect()`).
-    public func connect() { ffi.connect() }
+    public func connect() throws { try ffiCall { try ffi.connect() } }
 
     /// Connects if needed and returns once the socket is open.
     public func connected() async throws { try await ffiCall { try await ffi.connected() } }
 
     /// Closes the socket and stops reconnecting; channels rejoin on the next `connect()`.
-    public func disconnect() { ffi.disconnect() }
+    public func disconnect() throws { try ffiCall { try ffi.disconnect() } }
 
     /// Ends the client for good; later calls fail with `RealtimeError.shutdown`.
     public func shutdown() { ffi.shutdown() }
 
     /// Sets the user JWT, pushed to every joined channel; `nil` falls back to the API key.
-    public func setAuth(_ token: String?) { ffi.setAuth(token: token) }
+    public func setAuth(_ token: String?) throws { try ffiCall { try ffi.setAuth(token: token) } }
 
     public var status: RealtimeClientStatus { RealtimeClientStatus(ffi.connectionState()) }
 
     /// The socket's state changes from now on (a client-wide listener while iterated).
     public var statusChange: AsyncStream<RealtimeClientStatus> {
         let (stream, continuation) = AsyncStream.makeStream(of: RealtimeClientStatus.self)
-        let id = ffi.onEvent(listener: ClientStatusListener { continuation.yield($0) })
+        guard let id = try? ffi.onEvent(listener: ClientStatusListener { continuation.yield($0) }) else {
+            continuation.finish() // shut down: nothing more will come
+            return stream
+        }
         continuation.onTermination = { [weak self] _ in self?.ffi.removeListener(id: id) }
         return stream
     }
@@ -294,10 +297,10 @@ public final class RealtimeClient: @unchecked Sendable {
     public func metrics() -> RealtimeMetrics { RealtimeMetrics(ffi.metrics()) }
 
     /// The network changed (e.g. from NWPathMonitor): check the link now.
-    public func networkChanged() { ffi.networkChanged() }
+    public func networkChanged() throws { try ffiCall { try ffi.networkChanged() } }
 
-    public func appBackgrounded() { ffi.appBackgrounded() }
-    public func appForegrounded() { ffi.appForegrounded() }
+    public func appBackgrounded() throws { try ffiCall { try ffi.appBackgrounded() } }
+    public func appForegrounded() throws { try ffiCall { try ffi.appForegrounded() } }
 }
 
 private final class ClientStatusListener: EventListener, @unchecked Sendable {

@@ -70,9 +70,9 @@ class RealtimeChannel internal constructor(
     // One listener per channel feeds every flow, so an event crosses from the library once
     // however many flows collect it, and events cross in batches (one call per batch).
     init {
-        ffi.onEvents(BatchListener(serializer, "$topic: event delivery failed") { batch ->
+        ffiCall { ffi.onEvents(BatchListener(serializer, "$topic: event delivery failed") { batch ->
             for ((raw, e) in batch) route(raw, e)
-        })
+        }) }
     }
 
     private fun route(raw: JsonObject, e: RealtimeEvent) {
@@ -151,7 +151,7 @@ class RealtimeChannel internal constructor(
 
     /** The current presence state: key → the presences tracked under it. */
     fun presenceState(): Map<String, List<Presence>> =
-        Json.parseToJsonElement(ffi.presenceStateJson()).jsonObject.mapValues { (_, v) -> presences(v) }
+        Json.parseToJsonElement(ffiCall { ffi.presenceStateJson() }).jsonObject.mapValues { (_, v) -> presences(v) }
 
     /** Every event of this channel (statuses, broadcasts, presence, changes, system), cold. */
     fun events(): Flow<RealtimeEvent> = events.flow()
@@ -220,7 +220,7 @@ class RealtimeChannel internal constructor(
     fun presenceChangeFlow(): Flow<PresenceAction> {
         synchronized(this) {
             if (!presenceEnabled) {
-                ffi.enablePresence()
+                ffiCall { ffi.enablePresence() }
                 presenceEnabled = true
             }
         }

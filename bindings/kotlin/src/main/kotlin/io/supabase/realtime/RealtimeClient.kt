@@ -58,16 +58,16 @@ class RealtimeClient(url: String, apiKey: String, configure: RealtimeConfig.() -
     }
 
     /** Starts connecting (and keeps reconnecting until [disconnect]). */
-    fun connect() = ffi.connect()
+    fun connect() = ffiCall { ffi.connect() }
 
     /** Connects if needed and returns once the socket is open. */
     suspend fun connected() = ffiCall { ffi.connected() }
 
     /** Closes the socket and stops reconnecting; channels rejoin on the next [connect]. */
-    fun disconnect() = ffi.disconnect()
+    fun disconnect() = ffiCall { ffi.disconnect() }
 
     /** Sets the user JWT, pushed to every joined channel; null falls back to the API key. */
-    fun setAuth(token: String?) = ffi.setAuth(token)
+    fun setAuth(token: String?) = ffiCall { ffi.setAuth(token) }
 
     /**
      * The channel for topic `realtime:<name>`. While a channel of that name is live, it is
@@ -76,7 +76,7 @@ class RealtimeClient(url: String, apiKey: String, configure: RealtimeConfig.() -
     fun channel(name: String, configure: ChannelConfig.() -> Unit = {}): RealtimeChannel =
         channels.compute(name) { _, existing ->
             existing?.takeUnless { it.finished }
-                ?: RealtimeChannel(ffi.channel(name, ChannelConfig().apply(configure).toFfi()), serializer)
+                ?: RealtimeChannel(ffiCall { ffi.channel(name, ChannelConfig().apply(configure).toFfi()) }, serializer)
         }!!
 
     /** The live channels, by name. */
@@ -109,10 +109,10 @@ class RealtimeClient(url: String, apiKey: String, configure: RealtimeConfig.() -
     fun metrics(): Metrics = ffi.metrics().toPublic()
 
     /** The network changed (e.g. from Android's ConnectivityManager): check the link now. */
-    fun networkChanged() = ffi.networkChanged()
+    fun networkChanged() = ffiCall { ffi.networkChanged() }
 
-    fun appBackgrounded() = ffi.appBackgrounded()
-    fun appForegrounded() = ffi.appForegrounded()
+    fun appBackgrounded() = ffiCall { ffi.appBackgrounded() }
+    fun appForegrounded() = ffiCall { ffi.appForegrounded() }
 
     /** Shuts the client down for good and releases the native object; every flow completes. */
     override fun close() {
