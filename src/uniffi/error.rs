@@ -26,8 +26,8 @@ pub enum RealtimeError {
     Http { status: u16, body: String },
     /// TLS configuration or handshake problem.
     Tls { reason: String },
-    /// Transport problem (DNS, TCP, WebSocket); `cause` says which, for typed errors.
-    Io { reason: String, cause: IoCause },
+    /// Transport problem (DNS, TCP, WebSocket); `kind` says which, for typed errors.
+    Io { reason: String, kind: IoCause },
     /// A foreign callback (listener, token provider) threw.
     Callback { reason: String },
 }
@@ -48,7 +48,7 @@ impl From<Error> for RealtimeError {
             Error::Http { status, body } => RealtimeError::Http { status, body },
             Error::Tls(reason) => RealtimeError::Tls { reason },
             Error::Io(reason) => RealtimeError::Io {
-                cause: crate::transport::io_cause(&reason).into(),
+                kind: crate::transport::io_cause(&reason).into(),
                 reason,
             },
         }

@@ -74,7 +74,7 @@ def test_connection_refused_carries_its_cause(server):
             return err.value
 
         e = run(main())
-        assert e.cause == IoCause.CONNECTION_REFUSED, repr(e)
+        assert e.kind == IoCause.CONNECTION_REFUSED, repr(e)
         assert "refused" in e.reason.lower() and "is the server running?" in e.reason, e.reason
     finally:
         c.shutdown()

@@ -5076,9 +5076,9 @@ enum RealtimeError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
     case Tls(reason: String
     )
     /**
-     * Transport problem (DNS, TCP, WebSocket); `cause` says which, for typed errors.
+     * Transport problem (DNS, TCP, WebSocket); `kind` says which, for typed errors.
      */
-    case Io(reason: String, cause: IoCause
+    case Io(reason: String, kind: IoCause
     )
     /**
      * A foreign callback (listener, token provider) threw.
@@ -5134,7 +5134,7 @@ public struct FfiConverterTypeRealtimeError: FfiConverterRustBuffer {
             )
         case 9: return .Io(
             reason: try FfiConverterString.read(from: &buf), 
-            cause: try FfiConverterTypeIoCause.read(from: &buf)
+            kind: try FfiConverterTypeIoCause.read(from: &buf)
             )
         case 10: return .Callback(
             reason: try FfiConverterString.read(from: &buf)
@@ -5189,10 +5189,10 @@ public struct FfiConverterTypeRealtimeError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Io(reason,cause):
+        case let .Io(reason,kind):
             writeInt(&buf, Int32(9))
             FfiConverterString.write(reason, into: &buf)
-            FfiConverterTypeIoCause.write(cause, into: &buf)
+            FfiConverterTypeIoCause.write(kind, into: &buf)
             
         
         case let .Callback(reason):

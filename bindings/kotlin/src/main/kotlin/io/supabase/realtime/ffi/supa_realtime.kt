@@ -7547,16 +7547,16 @@ internal sealed class RealtimeException: kotlin.Exception() {
     }
     
     /**
-     * Transport problem (DNS, TCP, WebSocket); `cause` says which, for typed errors.
+     * Transport problem (DNS, TCP, WebSocket); `kind` says which, for typed errors.
      */
     class Io(
         
         val `reason`: kotlin.String, 
         
-        val `cause`: IoCause
+        val `kind`: IoCause
         ) : RealtimeException() {
         override val message
-            get() = "reason=${ `reason` }, cause=${ `cause` }"
+            get() = "reason=${ `reason` }, kind=${ `kind` }"
     }
     
     /**
@@ -7662,7 +7662,7 @@ internal object FfiConverterTypeRealtimeError : FfiConverterRustBuffer<RealtimeE
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
-                + FfiConverterTypeIoCause.allocationSize(value.`cause`)
+                + FfiConverterTypeIoCause.allocationSize(value.`kind`)
             )
             is RealtimeException.Callback -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -7715,7 +7715,7 @@ internal object FfiConverterTypeRealtimeError : FfiConverterRustBuffer<RealtimeE
             is RealtimeException.Io -> {
                 buf.putInt(9)
                 FfiConverterString.write(value.`reason`, buf)
-                FfiConverterTypeIoCause.write(value.`cause`, buf)
+                FfiConverterTypeIoCause.write(value.`kind`, buf)
                 Unit
             }
             is RealtimeException.Callback -> {
