@@ -230,7 +230,8 @@ public final class RealtimeSubscription: @unchecked Sendable {
     }
 }
 
-/// Callbacks registered for one kind of value, called on the dispatch thread.
+/// Callbacks registered for one kind of value, called on the dispatch thread. Once finished
+/// (the channel ended), a new callback is never called and a new stream finishes at once.
 final class Observers<T>: @unchecked Sendable {
     private struct Entry {
         let deliver: (T) -> Void
@@ -341,12 +342,15 @@ private final class ChannelHub: EventListener, @unchecked Sendable {
             } else {
                 setStatus(.subscribing)
             }
+            // From a terminal status on, the client hands out a new channel for this name; the
+            // streams finish on the final CLOSED, which every ending path sends exactly once
+            // (left, removed, client shut down, or the server's reason).
             if terminal {
                 lock.lock()
                 finished = true
                 lock.unlock()
-                onFinish()
             }
+            if status == .closed { onFinish() }
         default:
             break
         }
