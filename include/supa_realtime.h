@@ -1314,7 +1314,7 @@ supa_result supa_options_set_max_presence_keys(struct supa_options *options, siz
 
 /**
  * Per channel, the presence state's size as JSON text (keys and metas), in bytes: default
- * 32 MiB (33554432), at least 1; separately the same for diffs held until a new join's state
+ * 32 MiB (33554432), at least 1024; separately the same for diffs held until a new join's state
  * arrives. Over it, as `supa_options_set_max_presence_keys`.
  */
 supa_result supa_options_set_max_presence_size(struct supa_options *options, size_t bytes);

@@ -45,6 +45,7 @@ KNOWN = set(
     caseInsensitiveCompare orderedSame JSONEncoder JSONDecoder encode decode
     JSONSerialization jsonObject data sortedKeys DispatchSemaphore signal wait
     NSLock sleep CommandLine arguments count cancel run MainActor nanoseconds self defer
+    rawValue split trimmingCharacters contains
     """.split()
 )
 

@@ -69,11 +69,10 @@ pub(crate) fn check_jitter(jitter: f64) -> Result<(), Error> {
     Ok(())
 }
 
-/// The smallest `max_message_size` / `max_payload_size` accepted: below it the server's own
-/// replies (a join reply with its bindings, a presence state) would be refused.
-pub(crate) const MIN_FRAME_BOUND: usize = 1024;
+/// The smallest size bound accepted: below it not even a join reply fits.
+pub(crate) const MIN_SIZE_BOUND: usize = 1024;
 
-/// Checks a bound on what the server can make the client buffer (`max_*`): at least `min`.
+/// Checks a bound on what a server can make the client buffer: at least `min`.
 pub(crate) fn check_bound(name: &str, value: usize, min: usize) -> Result<(), Error> {
     if value < min {
         return Err(Error::InvalidArgument(format!(
@@ -244,10 +243,10 @@ impl ClientOptions {
         check_delays("rejoin_delays", &self.rejoin_delays)?;
         check_jitter(self.reconnect_jitter)?;
         check_queue_capacity(self.queue_capacity)?;
-        check_bound("max_message_size", self.max_message_size, MIN_FRAME_BOUND)?;
-        check_bound("max_payload_size", self.max_payload_size, MIN_FRAME_BOUND)?;
+        check_bound("max_message_size", self.max_message_size, MIN_SIZE_BOUND)?;
+        check_bound("max_payload_size", self.max_payload_size, MIN_SIZE_BOUND)?;
         check_bound("max_presence_keys", self.max_presence_keys, 1)?;
-        check_bound("max_presence_size", self.max_presence_size, 1)?;
+        check_bound("max_presence_size", self.max_presence_size, MIN_SIZE_BOUND)?;
         for (name, value) in &self.headers {
             check_header(name, value)?;
         }
@@ -484,13 +483,13 @@ mod tests {
         assert!(o.clone().header("a\nb", "v").validate().is_err());
         assert!(o.clone().queue_capacity(0).validate().is_err());
         assert_eq!(
-            text(o.clone().max_payload_size(1023).validate()),
-            "invalid argument: max_payload_size must be at least 1024 (got 1023)"
+            text(o.clone().max_payload_size(100).validate()),
+            "invalid argument: max_payload_size must be at least 1024 (got 100)"
         );
-        assert!(o.clone().max_message_size(0).validate().is_err());
+        assert!(o.clone().max_message_size(1023).validate().is_err());
         assert!(o.clone().max_presence_keys(0).validate().is_err());
-        assert!(o.clone().max_presence_size(0).validate().is_err());
         assert!(o.clone().max_presence_keys(1).validate().is_ok());
+        assert!(o.clone().max_presence_size(0).validate().is_err());
         assert!(o.clone().reconnect_jitter(-0.5).validate().is_err());
         assert!(o
             .clone()

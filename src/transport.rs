@@ -123,15 +123,41 @@ async fn open_tcp(host: &str, addrs: &[SocketAddr]) -> Result<TcpStream, Error> 
     Err(last.unwrap_or_else(|| Error::Io(format!("{host} resolved to no address"))))
 }
 
+/// How an `Error::Io` of a connect failed, for the bindings' typed errors. Read from the text
+/// this module writes (the core's error keeps one `Io` variant for every transport problem).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IoCause {
+    /// The server's name did not resolve (DNS, /etc/hosts).
+    HostNotFound,
+    /// Nothing listens at the address.
+    ConnectionRefused,
+    /// Anything else (unreachable, reset, a connect timeout, a protocol error).
+    Other,
+}
+
+const RESOLVE_FAILED: &str = "could not resolve host ";
+const REFUSED_HINT: &str = " (is the server running?)";
+
+/// The cause of a transport error's text (see [`IoCause`]).
+pub(crate) fn io_cause(reason: &str) -> IoCause {
+    if reason.starts_with(RESOLVE_FAILED) {
+        IoCause::HostNotFound
+    } else if reason.ends_with(REFUSED_HINT) {
+        IoCause::ConnectionRefused
+    } else {
+        IoCause::Other
+    }
+}
+
 /// The name of the server did not resolve (DNS, /etc/hosts).
 fn resolve_failed(host: &str, e: &std::io::Error) -> Error {
-    Error::Io(format!("could not resolve host {host:?}: {e}"))
+    Error::Io(format!("{RESOLVE_FAILED}{host:?}: {e}"))
 }
 
 /// Nothing accepted a TCP connection at `addr` (refused, unreachable, timed out).
 fn connect_failed(addr: SocketAddr, e: &std::io::Error) -> Error {
     let hint = match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => " (is the server running?)",
+        std::io::ErrorKind::ConnectionRefused => REFUSED_HINT,
         _ => "",
     };
     Error::Io(format!("could not connect to {addr}: {e}{hint}"))
@@ -386,6 +412,7 @@ mod tests {
             && m.contains("Name or service not known")),
             "{e}"
         );
+        assert!(matches!(&e, Error::Io(m) if io_cause(m) == IoCause::HostNotFound));
         let e = connect_failed(
             "127.0.0.1:9".parse().unwrap(),
             &IoError::from(IoKind::ConnectionRefused),
@@ -394,6 +421,12 @@ mod tests {
             matches!(&e, Error::Io(m) if m.contains("127.0.0.1:9") && m.contains("is the server running?")),
             "{e}"
         );
+        assert!(matches!(&e, Error::Io(m) if io_cause(m) == IoCause::ConnectionRefused));
+        let e = connect_failed(
+            "127.0.0.1:9".parse().unwrap(),
+            &IoError::from(IoKind::ConnectionReset),
+        );
+        assert!(matches!(&e, Error::Io(m) if io_cause(m) == IoCause::Other));
         let refused = |status: u16, body: &str| {
             let resp = Response::builder()
                 .status(status)

@@ -370,10 +370,11 @@ fn callbacks_may_send_unsubscribe_and_drop_the_client() {
     let ch2 = ch.clone();
     let br = blocking_result.clone();
     ch.on_broadcast("ping", move |b| {
+        // A blocking call here would wait on this very thread: refused, not hung. Recorded
+        // before the pong goes out, so the test reads it once the pong arrived.
+        *br.lock() = Some(ch2.send_broadcast_blocking("x", json!({}).into(), DEADLINE));
         ch2.send_broadcast_nowait("pong", b.payload.clone())
             .unwrap();
-        // A blocking call here would wait on this very thread: refused, not hung.
-        *br.lock() = Some(ch2.send_broadcast_blocking("x", json!({}).into(), DEADLINE));
     });
     // Unsubscribe from a callback.
     let ch3 = ch.clone();

@@ -367,11 +367,7 @@ pub unsafe extern "C" fn supa_client_metrics(
         // write the first `min(size, ours)` bytes of our snapshot (plain integers) and zero the
         // rest, fields of a newer header this library does not know.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                std::ptr::addr_of!(snapshot).cast::<u8>(),
-                base,
-                known,
-            );
+            std::ptr::copy_nonoverlapping(std::ptr::addr_of!(snapshot).cast::<u8>(), base, known);
             if size > ours {
                 std::ptr::write_bytes(base.add(ours), 0, size - ours);
             }
@@ -589,7 +585,9 @@ pub unsafe extern "C" fn supa_client_remove_channel_blocking(
 /// with one final `SUPA_STATUS_CLOSED` ("removed"). `SUPA_SHUTDOWN` after shutdown. Safe
 /// inside a callback.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_remove_all_channels(client: *const supa_client) -> supa_result {
+pub unsafe extern "C" fn supa_client_remove_all_channels(
+    client: *const supa_client,
+) -> supa_result {
     boundary(|| {
         let c = tri!(self::client(client));
         let mut first = Ok(());

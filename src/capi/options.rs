@@ -7,7 +7,9 @@ use std::sync::Arc;
 use super::callback::{supa_destroy_cb, supa_token_cb, UserData};
 use super::error::{fail, ok};
 use super::{boundary, bytes_arg, ms, non_null, str_arg, supa_result, tri};
-use crate::options::{self as checks, ChannelOptions, ClientOptions, DispatchMode, TokenProvider, Vsn};
+use crate::options::{
+    self as checks, ChannelOptions, ClientOptions, DispatchMode, TokenProvider, Vsn,
+};
 
 /// Who runs callbacks. Values are stable.
 #[repr(u32)]
@@ -209,7 +211,10 @@ unsafe fn delays(
     } else if p.is_null() {
         return Err(fail(supa_result::SUPA_NULL_ARGUMENT, "`delays_ms` is NULL"));
     } else {
-        std::slice::from_raw_parts(p, n).iter().map(|d| ms(*d)).collect()
+        std::slice::from_raw_parts(p, n)
+            .iter()
+            .map(|d| ms(*d))
+            .collect()
     };
     checked(checks::check_delays(name, &list))?;
     Ok(list)
@@ -401,7 +406,7 @@ pub unsafe extern "C" fn supa_options_set_max_message_size(
             options,
             "max_message_size",
             bytes,
-            checks::MIN_FRAME_BOUND,
+            checks::MIN_SIZE_BOUND,
             |o| &mut o.max_message_size,
         )
     })
@@ -421,7 +426,7 @@ pub unsafe extern "C" fn supa_options_set_max_payload_size(
             options,
             "max_payload_size",
             bytes,
-            checks::MIN_FRAME_BOUND,
+            checks::MIN_SIZE_BOUND,
             |o| &mut o.max_payload_size,
         )
     })
@@ -443,7 +448,7 @@ pub unsafe extern "C" fn supa_options_set_max_presence_keys(
 }
 
 /// Per channel, the presence state's size as JSON text (keys and metas), in bytes: default
-/// 32 MiB (33554432), at least 1; separately the same for diffs held until a new join's state
+/// 32 MiB (33554432), at least 1024; separately the same for diffs held until a new join's state
 /// arrives. Over it, as `supa_options_set_max_presence_keys`.
 #[no_mangle]
 pub unsafe extern "C" fn supa_options_set_max_presence_size(
@@ -451,9 +456,13 @@ pub unsafe extern "C" fn supa_options_set_max_presence_size(
     bytes: usize,
 ) -> supa_result {
     boundary(|| {
-        set_bound(options, "max_presence_size", bytes, 1, |o| {
-            &mut o.max_presence_size
-        })
+        set_bound(
+            options,
+            "max_presence_size",
+            bytes,
+            checks::MIN_SIZE_BOUND,
+            |o| &mut o.max_presence_size,
+        )
     })
 }
 

@@ -42,6 +42,13 @@ impl RealtimeChannel {
         }
     }
 
+    /// `Err(Shutdown)` once the client was shut down (or released): every call that acts on
+    /// the channel fails with it, and a listener registered then is refused.
+    fn check(&self) -> Result<(), RealtimeError> {
+        let client = self.client.upgrade().ok_or(RealtimeError::Shutdown)?;
+        Ok(client.check()?)
+    }
+
     /// The core channel, for the client's `remove_channel`.
     pub(crate) fn core(&self) -> &crate::RealtimeChannel {
         &self.inner
@@ -60,36 +67,40 @@ impl RealtimeChannel {
     }
 
     /// Every event of this channel (statuses, broadcasts, presence, changes, system).
-    pub fn on_event(&self, listener: Arc<dyn EventListener>) -> u64 {
+    pub fn on_event(&self, listener: Arc<dyn EventListener>) -> Result<u64, RealtimeError> {
+        self.check()?;
         let listener = Foreign::new(listener);
-        self.inner
+        Ok(self
+            .inner
             .on_event(move |e| {
                 call_foreign(|| {
                     let _ = listener.on_event(e.into());
                 });
             })
-            .0
+            .0)
     }
 
     /// Every event of this channel, delivered in batches (one call per run of the queue, see
     /// [`EventBatchListener`]); returns its id. With [`add_postgres_changes`](Self::add_postgres_changes)
     /// and [`enable_presence`](Self::enable_presence) it is all a binding needs.
-    pub fn on_events(&self, listener: Arc<dyn EventBatchListener>) -> u64 {
+    pub fn on_events(&self, listener: Arc<dyn EventBatchListener>) -> Result<u64, RealtimeError> {
+        self.check()?;
         let (Some(client), Some(id)) = (self.client.upgrade(), self.id) else {
-            return 0;
+            return Err(RealtimeError::Shutdown);
         };
         let (callback, run_end) = batching(listener);
         let filter = crate::dispatch::Filter::Channel(id);
-        client
+        Ok(client
             .dispatcher
             .add_batching_listener(filter, callback, Some(run_end))
-            .0
+            .0)
     }
 
     /// Adds a postgres-changes binding without a listener of its own: its changes reach the
     /// channel's event listeners, whose `bindings` (`ids` in a batch) hold its index — the
     /// number of bindings added to this channel before it. Must come before `subscribe()`.
     pub fn add_postgres_changes(&self, filter: PostgresChangesFilter) -> Result<(), RealtimeError> {
+        self.check()?;
         let id = self.inner.on_postgres_changes(filter.into(), |_| {})?;
         self.remove_listener(id.0);
         Ok(())
@@ -97,33 +108,43 @@ impl RealtimeChannel {
 
     /// Turns presence on for this channel, as a presence listener does, for bindings that
     /// receive presence through `on_events`. Must come before `subscribe()`.
-    pub fn enable_presence(&self) {
+    pub fn enable_presence(&self) -> Result<(), RealtimeError> {
+        self.check()?;
         let id = self.inner.on_presence(|_| {});
         self.remove_listener(id.0);
+        Ok(())
     }
 
     /// Broadcasts named `event` (case-insensitive), or all of them with `"*"`.
-    pub fn on_broadcast(&self, event: String, listener: Arc<dyn BroadcastListener>) -> u64 {
+    pub fn on_broadcast(
+        &self,
+        event: String,
+        listener: Arc<dyn BroadcastListener>,
+    ) -> Result<u64, RealtimeError> {
+        self.check()?;
         let listener = Foreign::new(listener);
-        self.inner
+        Ok(self
+            .inner
             .on_broadcast(&event, move |b| {
                 call_foreign(|| {
                     let _ = listener.on_broadcast(b.into());
                 });
             })
-            .0
+            .0)
     }
 
     /// Presence sync/join/leave; turns presence on for this channel.
-    pub fn on_presence(&self, listener: Arc<dyn PresenceListener>) -> u64 {
+    pub fn on_presence(&self, listener: Arc<dyn PresenceListener>) -> Result<u64, RealtimeError> {
+        self.check()?;
         let listener = Foreign::new(listener);
-        self.inner
+        Ok(self
+            .inner
             .on_presence(move |p| {
                 call_foreign(|| {
                     let _ = listener.on_presence(p.into());
                 });
             })
-            .0
+            .0)
     }
 
     /// Adds a postgres-changes binding; must come before `subscribe()`.
@@ -132,6 +153,7 @@ impl RealtimeChannel {
         filter: PostgresChangesFilter,
         listener: Arc<dyn PostgresChangeListener>,
     ) -> Result<u64, RealtimeError> {
+        self.check()?;
         let listener = Foreign::new(listener);
         Ok(self
             .inner
@@ -151,15 +173,17 @@ impl RealtimeChannel {
     }
 
     /// `system` messages (e.g. `Subscribed to PostgreSQL`).
-    pub fn on_system(&self, listener: Arc<dyn SystemListener>) -> u64 {
+    pub fn on_system(&self, listener: Arc<dyn SystemListener>) -> Result<u64, RealtimeError> {
+        self.check()?;
         let listener = Foreign::new(listener);
-        self.inner
+        Ok(self
+            .inner
             .on_system(move |v| {
                 call_foreign(|| {
                     let _ = listener.on_system(v.to_string());
                 });
             })
-            .0
+            .0)
     }
 
     /// Joins (connecting if needed) and completes on SUBSCRIBED; fails with the server's
@@ -182,6 +206,7 @@ impl RealtimeChannel {
         event: String,
         payload: Payload,
     ) -> Result<(), RealtimeError> {
+        self.check()?;
         let payload = payload.into_core()?;
         let ch = self.inner.clone();
         on_runtime(async move { ch.send_broadcast(&event, payload).await }).await
@@ -200,6 +225,7 @@ impl RealtimeChannel {
 
     /// Broadcasts over REST (works without joining).
     pub async fn http_send(&self, event: String, payload: Payload) -> Result<(), RealtimeError> {
+        self.check()?;
         let payload = payload.into_core()?;
         let ch = self.inner.clone();
         on_runtime(async move { ch.http_send(&event, payload).await }).await
@@ -207,6 +233,7 @@ impl RealtimeChannel {
 
     /// Tracks this client's presence with `meta_json` (a JSON object).
     pub async fn track(&self, meta_json: String) -> Result<(), RealtimeError> {
+        self.check()?;
         let meta = parse_json("presence meta", &meta_json)?;
         let ch = self.inner.clone();
         on_runtime(async move { ch.track(meta).await }).await
@@ -214,23 +241,26 @@ impl RealtimeChannel {
 
     /// Stops tracking.
     pub async fn untrack(&self) -> Result<(), RealtimeError> {
+        self.check()?;
         let ch = self.inner.clone();
         on_runtime(async move { ch.untrack().await }).await
     }
 
     /// The presence state as a JSON object: key → array of metas (each with `presence_ref`).
-    pub fn presence_state_json(&self) -> String {
+    pub fn presence_state_json(&self) -> Result<String, RealtimeError> {
+        self.check()?;
         let map: Map<String, Value> = self
             .inner
             .presence_state()
             .into_iter()
             .map(|(k, metas)| (k, Value::Array(metas)))
             .collect();
-        Value::Object(map).to_string()
+        Ok(Value::Object(map).to_string())
     }
 
     /// Leaves; completes once the server confirmed (or the push timed out).
     pub async fn unsubscribe(&self) -> Result<(), RealtimeError> {
+        self.check()?;
         let ch = self.inner.clone();
         on_runtime(async move { ch.unsubscribe().await }).await
     }

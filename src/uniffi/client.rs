@@ -29,6 +29,13 @@ impl crate::TokenProvider for ForeignTokens {
     }
 }
 
+impl RealtimeClient {
+    /// `Err(Shutdown)` once `shutdown()` was called: every call that acts fails with it.
+    fn check(&self) -> Result<(), RealtimeError> {
+        Ok(self.inner.inner.check()?)
+    }
+}
+
 #[uniffi::export]
 impl RealtimeClient {
     /// Creates a client; fails on a malformed URL or TLS option.
@@ -47,8 +54,10 @@ impl RealtimeClient {
     }
 
     /// Starts connecting (and keeps reconnecting until `disconnect()`).
-    pub fn connect(&self) {
-        self.inner.connect()
+    pub fn connect(&self) -> Result<(), RealtimeError> {
+        self.check()?;
+        self.inner.connect();
+        Ok(())
     }
 
     /// Connects if needed; completes once the socket is open.
@@ -58,39 +67,52 @@ impl RealtimeClient {
     }
 
     /// Closes the socket and stops reconnecting; channels rejoin on the next `connect()`.
-    pub fn disconnect(&self) {
-        self.inner.disconnect()
+    pub fn disconnect(&self) -> Result<(), RealtimeError> {
+        self.check()?;
+        self.inner.disconnect();
+        Ok(())
     }
 
-    /// Closes everything for good; later calls fail with `Shutdown`.
+    /// Closes everything for good; later calls fail with `Shutdown` (the state, metrics and
+    /// `dispatch()`/`remove_listener()` excepted). Idempotent.
     pub fn shutdown(&self) {
         self.inner.shutdown()
     }
 
     /// Sets the user token (sent to every joined channel); `None` falls back to the API key.
-    pub fn set_auth(&self, token: Option<String>) {
-        self.inner.set_auth(token)
+    pub fn set_auth(&self, token: Option<String>) -> Result<(), RealtimeError> {
+        self.check()?;
+        self.inner.set_auth(token);
+        Ok(())
     }
 
     /// The channel for topic `realtime:<name>`; an existing live one is returned as is.
-    pub fn channel(&self, name: String, options: ChannelOptions) -> Arc<RealtimeChannel> {
-        Arc::new(RealtimeChannel::wrap(
+    pub fn channel(
+        &self,
+        name: String,
+        options: ChannelOptions,
+    ) -> Result<Arc<RealtimeChannel>, RealtimeError> {
+        self.check()?;
+        Ok(Arc::new(RealtimeChannel::wrap(
             &self.inner,
             self.inner.channel(&name, options.into()),
-        ))
+        )))
     }
 
     /// Every live channel of this client, as realtime-js' `getChannels()`.
-    pub fn channels(&self) -> Vec<Arc<RealtimeChannel>> {
-        self.inner
+    pub fn channels(&self) -> Result<Vec<Arc<RealtimeChannel>>, RealtimeError> {
+        self.check()?;
+        Ok(self
+            .inner
             .channels()
             .into_iter()
             .map(|c| Arc::new(RealtimeChannel::wrap(&self.inner, c)))
-            .collect()
+            .collect())
     }
 
     /// Leaves `channel` and forgets it; its final CLOSED status says "removed".
     pub async fn remove_channel(&self, channel: Arc<RealtimeChannel>) -> Result<(), RealtimeError> {
+        self.check()?;
         let c = self.inner.clone();
         let ch = channel.core().clone();
         on_runtime(async move { c.remove_channel(&ch).await }).await
@@ -98,46 +120,55 @@ impl RealtimeClient {
 
     /// Removes every channel (see `remove_channel`).
     pub async fn remove_all_channels(&self) -> Result<(), RealtimeError> {
+        self.check()?;
         let c = self.inner.clone();
         on_runtime(async move { c.remove_all_channels().await }).await
     }
 
-    /// Registers a listener for every event of this client; returns its id.
-    pub fn on_event(&self, listener: Arc<dyn EventListener>) -> u64 {
+    /// Registers a listener for every event of this client; returns its id. Refused after
+    /// shutdown (it would never be called).
+    pub fn on_event(&self, listener: Arc<dyn EventListener>) -> Result<u64, RealtimeError> {
+        self.check()?;
         let listener = Foreign::new(listener);
-        self.inner
+        Ok(self
+            .inner
             .on_event(move |e| {
                 call_foreign(|| {
                     let _ = listener.on_event(e.into());
                 });
             })
-            .0
+            .0)
     }
 
     /// Registers a listener for every event of this client, delivered in batches (one call per
     /// run of the queue, see [`EventBatchListener`]); returns its id.
-    pub fn on_events(&self, listener: Arc<dyn EventBatchListener>) -> u64 {
+    pub fn on_events(&self, listener: Arc<dyn EventBatchListener>) -> Result<u64, RealtimeError> {
+        self.check()?;
         let (callback, run_end) = batching(listener);
-        self.inner
+        Ok(self
+            .inner
             .inner
             .dispatcher
             .add_batching_listener(crate::dispatch::Filter::All, callback, Some(run_end))
-            .0
+            .0)
     }
 
-    /// Removes a listener registered on this client or any of its channels.
+    /// Removes a listener registered on this client or any of its channels (also after
+    /// shutdown, where it does nothing).
     pub fn remove_listener(&self, id: u64) {
         self.inner.remove_listener(crate::ListenerId(id))
     }
 
-    /// App-pumped mode: runs up to `max` queued listener calls on this thread.
+    /// App-pumped mode: runs up to `max` queued listener calls on this thread. Still works
+    /// after shutdown: the final statuses queued by it are delivered this way.
     pub fn dispatch(&self, max: u32) -> u32 {
         self.inner.dispatch(max as usize) as u32
     }
 
     /// App-pumped mode: `listener.wake()` is called (on a library helper thread) when events
     /// are waiting; it should only schedule a `dispatch()` call on the app's thread.
-    pub fn set_wakeup(&self, listener: Arc<dyn WakeupListener>) {
+    pub fn set_wakeup(&self, listener: Arc<dyn WakeupListener>) -> Result<(), RealtimeError> {
+        self.check()?;
         // The core may call this on the runtime thread: hop to the relay thread first.
         let listener = Arc::new(Foreign::new(listener));
         self.inner.set_wakeup(move || {
@@ -145,7 +176,8 @@ impl RealtimeClient {
             relay(move || {
                 let _ = listener.wake();
             });
-        })
+        });
+        Ok(())
     }
 
     pub fn connection_state(&self) -> ConnectionState {
@@ -157,16 +189,22 @@ impl RealtimeClient {
     }
 
     /// The network changed: check the link now.
-    pub fn network_changed(&self) {
-        self.inner.network_changed()
+    pub fn network_changed(&self) -> Result<(), RealtimeError> {
+        self.check()?;
+        self.inner.network_changed();
+        Ok(())
     }
 
-    pub fn app_backgrounded(&self) {
-        self.inner.app_backgrounded()
+    pub fn app_backgrounded(&self) -> Result<(), RealtimeError> {
+        self.check()?;
+        self.inner.app_backgrounded();
+        Ok(())
     }
 
-    pub fn app_foregrounded(&self) {
-        self.inner.app_foregrounded()
+    pub fn app_foregrounded(&self) -> Result<(), RealtimeError> {
+        self.check()?;
+        self.inner.app_foregrounded();
+        Ok(())
     }
 
     /// Every live channel's state (diagnostics).

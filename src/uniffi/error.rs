@@ -26,8 +26,8 @@ pub enum RealtimeError {
     Http { status: u16, body: String },
     /// TLS configuration or handshake problem.
     Tls { reason: String },
-    /// Transport problem (DNS, TCP, WebSocket).
-    Io { reason: String },
+    /// Transport problem (DNS, TCP, WebSocket); `kind` says which, for typed errors.
+    Io { reason: String, kind: IoCause },
     /// A foreign callback (listener, token provider) threw.
     Callback { reason: String },
 }
@@ -47,7 +47,31 @@ impl From<Error> for RealtimeError {
             Error::Shutdown => RealtimeError::Shutdown,
             Error::Http { status, body } => RealtimeError::Http { status, body },
             Error::Tls(reason) => RealtimeError::Tls { reason },
-            Error::Io(reason) => RealtimeError::Io { reason },
+            Error::Io(reason) => RealtimeError::Io {
+                kind: crate::transport::io_cause(&reason).into(),
+                reason,
+            },
+        }
+    }
+}
+
+/// What kind of transport problem an [`RealtimeError::Io`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum IoCause {
+    /// The server's name did not resolve (DNS, /etc/hosts).
+    HostNotFound,
+    /// Nothing listens at the address (is the server running?).
+    ConnectionRefused,
+    /// Anything else: unreachable, reset, a connect timeout, a WebSocket protocol error.
+    Other,
+}
+
+impl From<crate::transport::IoCause> for IoCause {
+    fn from(c: crate::transport::IoCause) -> Self {
+        match c {
+            crate::transport::IoCause::HostNotFound => IoCause::HostNotFound,
+            crate::transport::IoCause::ConnectionRefused => IoCause::ConnectionRefused,
+            crate::transport::IoCause::Other => IoCause::Other,
         }
     }
 }
@@ -71,7 +95,7 @@ impl fmt::Display for RealtimeError {
             RealtimeError::Shutdown => f.write_str("client shut down"),
             RealtimeError::Http { status, body } => write!(f, "HTTP {status}: {body}"),
             RealtimeError::Tls { reason } => write!(f, "TLS error: {reason}"),
-            RealtimeError::Io { reason } => write!(f, "I/O error: {reason}"),
+            RealtimeError::Io { reason, .. } => write!(f, "I/O error: {reason}"),
             RealtimeError::Callback { reason } => write!(f, "callback failed: {reason}"),
         }
     }

@@ -35,7 +35,7 @@ mod types;
 pub use batch::EventBatchListener;
 pub use channel::RealtimeChannel;
 pub use client::RealtimeClient;
-pub use error::RealtimeError;
+pub use error::{IoCause, RealtimeError};
 pub use listener::{
     stop_callbacks, BroadcastListener, EventListener, PostgresChangeListener, PresenceListener,
     SystemListener, TokenProvider, WakeupListener,

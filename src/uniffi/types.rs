@@ -115,6 +115,23 @@ pub struct ClientOptions {
     /// (default 3).
     #[uniffi(default = None)]
     pub auth_retries: Option<u32>,
+    /// The largest WebSocket message read from the server, in bytes (default 16 MiB, at least
+    /// 1024). A larger one is a `ClientError` event and the connection is dropped and
+    /// reconnected.
+    #[uniffi(default = None)]
+    pub max_message_size: Option<u64>,
+    /// The largest frame decoded into events, in bytes (default 8 MiB, at least 1024). A larger
+    /// one is skipped with a `ClientError` event; the connection stays up.
+    #[uniffi(default = None)]
+    pub max_payload_size: Option<u64>,
+    /// Per channel, the presence keys kept (default 100,000, at least 1). A presence state or
+    /// diff that would go over is not applied and is reported as a `ClientError` event.
+    #[uniffi(default = None)]
+    pub max_presence_keys: Option<u64>,
+    /// Per channel, the presence state's size as JSON text, in bytes (default 32 MiB, at least
+    /// 1024); over it, as for `max_presence_keys`.
+    #[uniffi(default = None)]
+    pub max_presence_size: Option<u64>,
 }
 
 fn millis(v: &[u64]) -> Vec<Duration> {
@@ -169,6 +186,20 @@ impl ClientOptions {
         }
         if let Some(n) = self.auth_retries {
             o.auth_retries = n;
+        }
+        // (A value beyond the address space is no bound at all.)
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        if let Some(n) = self.max_message_size {
+            o.max_message_size = size(n);
+        }
+        if let Some(n) = self.max_payload_size {
+            o.max_payload_size = size(n);
+        }
+        if let Some(n) = self.max_presence_keys {
+            o.max_presence_keys = size(n);
+        }
+        if let Some(n) = self.max_presence_size {
+            o.max_presence_size = size(n);
         }
         o
     }

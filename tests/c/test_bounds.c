@@ -17,11 +17,11 @@ static void test_setters(void) {
   CHECK(strcmp(supa_last_error_message(),
                "invalid argument: max_payload_size must be at least 1024 (got 1023)") == 0);
   CHECK_RC(supa_options_set_max_presence_keys(o, 0), SUPA_INVALID_ARGUMENT);
-  CHECK_RC(supa_options_set_max_presence_size(o, 0), SUPA_INVALID_ARGUMENT);
+  CHECK_RC(supa_options_set_max_presence_size(o, 1023), SUPA_INVALID_ARGUMENT);
   CHECK_OK(supa_options_set_max_message_size(o, 1024));
   CHECK_OK(supa_options_set_max_payload_size(o, (size_t)64 << 20));
   CHECK_OK(supa_options_set_max_presence_keys(o, 1));
-  CHECK_OK(supa_options_set_max_presence_size(o, 1));
+  CHECK_OK(supa_options_set_max_presence_size(o, 1024));
   supa_client *c = NULL;
   CHECK_OK(supa_client_new(o, &c));
   supa_client_free(c);

@@ -89,6 +89,16 @@ def _ms_list(seconds: Optional[Iterable[float]]) -> Optional[List[int]]:
     return None if seconds is None else [int(s * 1000) for s in seconds]
 
 
+def _bound(name: str, value: Optional[int]) -> Optional[int]:
+    """A bound option as the library takes it; the library checks its minimum."""
+    if value is not None and value < 0:
+        raise with_message(
+            RealtimeError.InvalidArgument(f"{name} must not be negative"),
+            f"invalid argument: {name} must not be negative (got {value})",
+        )
+    return value
+
+
 class _Done:
     """The result of a method that acts at once but, in realtime, is a coroutine: calling it
     is enough, and ``await`` on it (as code ported from realtime does) is harmless."""
@@ -274,6 +284,10 @@ class RealtimeClient:
         token_provider: Optional[Callable[[], Optional[str]]] = None,
         token_refresh_margin: Optional[float] = None,
         auth_retries: Optional[int] = None,
+        max_message_size: Optional[int] = None,
+        max_payload_size: Optional[int] = None,
+        max_presence_keys: Optional[int] = None,
+        max_presence_size: Optional[int] = None,
     ):
         if vsn not in ("1.0.0", "2.0.0"):
             raise ValueError("vsn must be '1.0.0' or '2.0.0'")
@@ -297,6 +311,10 @@ class RealtimeClient:
             queue_capacity=queue_capacity,
             token_refresh_margin_ms=_ms(token_refresh_margin),
             auth_retries=auth_retries,
+            max_message_size=_bound("max_message_size", max_message_size),
+            max_payload_size=_bound("max_payload_size", max_payload_size),
+            max_presence_keys=_bound("max_presence_keys", max_presence_keys),
+            max_presence_size=_bound("max_presence_size", max_presence_size),
         )
         provider = _TokenProvider(token_provider) if token_provider is not None else None
         self._ffi = _ffi.RealtimeClient(options, provider)

@@ -230,7 +230,8 @@ public final class RealtimeSubscription: @unchecked Sendable {
     }
 }
 
-/// Callbacks registered for one kind of value, called on the dispatch thread.
+/// Callbacks registered for one kind of value, called on the dispatch thread. Once finished
+/// (the channel ended), a new callback is never called and a new stream finishes at once.
 final class Observers<T>: @unchecked Sendable {
     private struct Entry {
         let deliver: (T) -> Void
@@ -341,12 +342,15 @@ private final class ChannelHub: EventListener, @unchecked Sendable {
             } else {
                 setStatus(.subscribing)
             }
+            // From a terminal status on, the client hands out a new channel for this name; the
+            // streams finish on the final CLOSED, which every ending path sends exactly once
+            // (left, removed, client shut down, or the server's reason).
             if terminal {
                 lock.lock()
                 finished = true
                 lock.unlock()
-                onFinish()
             }
+            if status == .closed { onFinish() }
         default:
             break
         }
@@ -403,13 +407,13 @@ public final class RealtimeChannel: @unchecked Sendable {
     private var presence: PresenceRelay?
     private var changes: [ChangeListener] = []
 
-    init(ffi: FfiChannel, decoder: JSONDecoder, encoder: JSONEncoder) {
+    init(ffi: FfiChannel, decoder: JSONDecoder, encoder: JSONEncoder) throws {
         self.ffi = ffi
         topic = ffi.topic()
         self.decoder = decoder
         self.encoder = encoder
         hub = ChannelHub(decoder: decoder)
-        _ = ffi.onEvent(listener: hub)
+        _ = try ffiCall { try ffi.onEvent(listener: hub) }
         hub.onFinish = { [weak self] in self?.finishAll() }
     }
 
@@ -546,8 +550,8 @@ public final class RealtimeChannel: @unchecked Sendable {
     }
 
     /// The current presence state: key -> the presences tracked under it.
-    public func presenceState() -> [String: [Presence]] {
-        let json = ffi.presenceStateJson()
+    public func presenceState() throws -> [String: [Presence]] {
+        let json = try ffiCall { try ffi.presenceStateJson() }
         guard let state = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return [:] }
         var out: [String: [Presence]] = [:]
         for (key, metas) in state {
@@ -559,21 +563,26 @@ public final class RealtimeChannel: @unchecked Sendable {
 
     /// Presence joins and leaves on the dispatch thread. The first presence callback or stream
     /// turns presence on for this channel: make it before `subscribe()`.
-    public func onPresenceChange(_ callback: @escaping @Sendable (PresenceAction) -> Void) -> RealtimeSubscription {
-        presenceRelay().observers.add(callback)
+    public func onPresenceChange(_ callback: @escaping @Sendable (PresenceAction) -> Void) throws -> RealtimeSubscription {
+        try presenceRelay().observers.add(callback)
     }
 
-    /// Presence joins and leaves from now on, as a stream.
+    /// Presence joins and leaves from now on, as a stream (which ends at once after shutdown).
     public func presenceChange() -> AsyncStream<PresenceAction> {
-        presenceRelay().observers.stream()
+        guard let relay = try? presenceRelay() else {
+            let (stream, continuation) = AsyncStream.makeStream(of: PresenceAction.self)
+            continuation.finish()
+            return stream
+        }
+        return relay.observers.stream()
     }
 
-    private func presenceRelay() -> PresenceRelay {
+    private func presenceRelay() throws -> PresenceRelay {
         lock.lock()
         defer { lock.unlock() }
         if let presence { return presence }
         let relay = PresenceRelay(decoder: decoder)
-        _ = ffi.onPresence(listener: relay)
+        _ = try ffiCall { try ffi.onPresence(listener: relay) }
         presence = relay
         return relay
     }

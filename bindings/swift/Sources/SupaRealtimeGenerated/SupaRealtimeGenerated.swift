@@ -1899,7 +1899,7 @@ public protocol RealtimeChannelProtocol: AnyObject, Sendable {
      * Turns presence on for this channel, as a presence listener does, for bindings that
      * receive presence through `on_events`. Must come before `subscribe()`.
      */
-    func enablePresence() 
+    func enablePresence() throws 
     
     /**
      * Broadcasts over REST (works without joining).
@@ -1909,19 +1909,19 @@ public protocol RealtimeChannelProtocol: AnyObject, Sendable {
     /**
      * Broadcasts named `event` (case-insensitive), or all of them with `"*"`.
      */
-    func onBroadcast(event: String, listener: BroadcastListener)  -> UInt64
+    func onBroadcast(event: String, listener: BroadcastListener) throws  -> UInt64
     
     /**
      * Every event of this channel (statuses, broadcasts, presence, changes, system).
      */
-    func onEvent(listener: EventListener)  -> UInt64
+    func onEvent(listener: EventListener) throws  -> UInt64
     
     /**
      * Every event of this channel, delivered in batches (one call per run of the queue, see
      * [`EventBatchListener`]); returns its id. With [`add_postgres_changes`](Self::add_postgres_changes)
      * and [`enable_presence`](Self::enable_presence) it is all a binding needs.
      */
-    func onEvents(listener: EventBatchListener)  -> UInt64
+    func onEvents(listener: EventBatchListener) throws  -> UInt64
     
     /**
      * Adds a postgres-changes binding; must come before `subscribe()`.
@@ -1931,17 +1931,17 @@ public protocol RealtimeChannelProtocol: AnyObject, Sendable {
     /**
      * Presence sync/join/leave; turns presence on for this channel.
      */
-    func onPresence(listener: PresenceListener)  -> UInt64
+    func onPresence(listener: PresenceListener) throws  -> UInt64
     
     /**
      * `system` messages (e.g. `Subscribed to PostgreSQL`).
      */
-    func onSystem(listener: SystemListener)  -> UInt64
+    func onSystem(listener: SystemListener) throws  -> UInt64
     
     /**
      * The presence state as a JSON object: key → array of metas (each with `presence_ref`).
      */
-    func presenceStateJson()  -> String
+    func presenceStateJson() throws  -> String
     
     /**
      * Removes a listener registered on this channel (or its client).
@@ -2073,7 +2073,7 @@ open func addPostgresChanges(filter: PostgresChangesFilter)throws   {try rustCal
      * Turns presence on for this channel, as a presence listener does, for bindings that
      * receive presence through `on_events`. Must come before `subscribe()`.
      */
-open func enablePresence()  {try! rustCall() {
+open func enablePresence()throws   {try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimechannel_enable_presence(
             self.uniffiCloneHandle(),uniffiCallStatus
@@ -2103,8 +2103,8 @@ open func httpSend(event: String, payload: Payload)async throws   {
     /**
      * Broadcasts named `event` (case-insensitive), or all of them with `"*"`.
      */
-open func onBroadcast(event: String, listener: BroadcastListener) -> UInt64  {
-    return try!  FfiConverterUInt64.lift(try! rustCall() {
+open func onBroadcast(event: String, listener: BroadcastListener)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimechannel_on_broadcast(
             self.uniffiCloneHandle(),
@@ -2117,8 +2117,8 @@ open func onBroadcast(event: String, listener: BroadcastListener) -> UInt64  {
     /**
      * Every event of this channel (statuses, broadcasts, presence, changes, system).
      */
-open func onEvent(listener: EventListener) -> UInt64  {
-    return try!  FfiConverterUInt64.lift(try! rustCall() {
+open func onEvent(listener: EventListener)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimechannel_on_event(
             self.uniffiCloneHandle(),
@@ -2132,8 +2132,8 @@ open func onEvent(listener: EventListener) -> UInt64  {
      * [`EventBatchListener`]); returns its id. With [`add_postgres_changes`](Self::add_postgres_changes)
      * and [`enable_presence`](Self::enable_presence) it is all a binding needs.
      */
-open func onEvents(listener: EventBatchListener) -> UInt64  {
-    return try!  FfiConverterUInt64.lift(try! rustCall() {
+open func onEvents(listener: EventBatchListener)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimechannel_on_events(
             self.uniffiCloneHandle(),
@@ -2159,8 +2159,8 @@ open func onPostgresChanges(filter: PostgresChangesFilter, listener: PostgresCha
     /**
      * Presence sync/join/leave; turns presence on for this channel.
      */
-open func onPresence(listener: PresenceListener) -> UInt64  {
-    return try!  FfiConverterUInt64.lift(try! rustCall() {
+open func onPresence(listener: PresenceListener)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimechannel_on_presence(
             self.uniffiCloneHandle(),
@@ -2172,8 +2172,8 @@ open func onPresence(listener: PresenceListener) -> UInt64  {
     /**
      * `system` messages (e.g. `Subscribed to PostgreSQL`).
      */
-open func onSystem(listener: SystemListener) -> UInt64  {
-    return try!  FfiConverterUInt64.lift(try! rustCall() {
+open func onSystem(listener: SystemListener)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimechannel_on_system(
             self.uniffiCloneHandle(),
@@ -2185,8 +2185,8 @@ open func onSystem(listener: SystemListener) -> UInt64  {
     /**
      * The presence state as a JSON object: key → array of metas (each with `presence_ref`).
      */
-open func presenceStateJson() -> String  {
-    return try!  FfiConverterString.lift(try! rustCall() {
+open func presenceStateJson()throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimechannel_presence_state_json(
             self.uniffiCloneHandle(),uniffiCallStatus
@@ -2416,14 +2416,14 @@ public func FfiConverterTypeRealtimeChannel_lower(_ value: RealtimeChannel) -> U
  */
 public protocol RealtimeClientProtocol: AnyObject, Sendable {
     
-    func appBackgrounded() 
+    func appBackgrounded() throws 
     
-    func appForegrounded() 
+    func appForegrounded() throws 
     
     /**
      * The channel for topic `realtime:<name>`; an existing live one is returned as is.
      */
-    func channel(name: String, options: ChannelOptions)  -> RealtimeChannel
+    func channel(name: String, options: ChannelOptions) throws  -> RealtimeChannel
     
     /**
      * Every live channel's state (diagnostics).
@@ -2433,12 +2433,12 @@ public protocol RealtimeClientProtocol: AnyObject, Sendable {
     /**
      * Every live channel of this client, as realtime-js' `getChannels()`.
      */
-    func channels()  -> [RealtimeChannel]
+    func channels() throws  -> [RealtimeChannel]
     
     /**
      * Starts connecting (and keeps reconnecting until `disconnect()`).
      */
-    func connect() 
+    func connect() throws 
     
     /**
      * Connects if needed; completes once the socket is open.
@@ -2450,10 +2450,11 @@ public protocol RealtimeClientProtocol: AnyObject, Sendable {
     /**
      * Closes the socket and stops reconnecting; channels rejoin on the next `connect()`.
      */
-    func disconnect() 
+    func disconnect() throws 
     
     /**
-     * App-pumped mode: runs up to `max` queued listener calls on this thread.
+     * App-pumped mode: runs up to `max` queued listener calls on this thread. Still works
+     * after shutdown: the final statuses queued by it are delivered this way.
      */
     func dispatch(max: UInt32)  -> UInt32
     
@@ -2462,18 +2463,19 @@ public protocol RealtimeClientProtocol: AnyObject, Sendable {
     /**
      * The network changed: check the link now.
      */
-    func networkChanged() 
+    func networkChanged() throws 
     
     /**
-     * Registers a listener for every event of this client; returns its id.
+     * Registers a listener for every event of this client; returns its id. Refused after
+     * shutdown (it would never be called).
      */
-    func onEvent(listener: EventListener)  -> UInt64
+    func onEvent(listener: EventListener) throws  -> UInt64
     
     /**
      * Registers a listener for every event of this client, delivered in batches (one call per
      * run of the queue, see [`EventBatchListener`]); returns its id.
      */
-    func onEvents(listener: EventBatchListener)  -> UInt64
+    func onEvents(listener: EventBatchListener) throws  -> UInt64
     
     /**
      * Removes every channel (see `remove_channel`).
@@ -2486,23 +2488,25 @@ public protocol RealtimeClientProtocol: AnyObject, Sendable {
     func removeChannel(channel: RealtimeChannel) async throws 
     
     /**
-     * Removes a listener registered on this client or any of its channels.
+     * Removes a listener registered on this client or any of its channels (also after
+     * shutdown, where it does nothing).
      */
     func removeListener(id: UInt64) 
     
     /**
      * Sets the user token (sent to every joined channel); `None` falls back to the API key.
      */
-    func setAuth(token: String?) 
+    func setAuth(token: String?) throws 
     
     /**
      * App-pumped mode: `listener.wake()` is called (on a library helper thread) when events
      * are waiting; it should only schedule a `dispatch()` call on the app's thread.
      */
-    func setWakeup(listener: WakeupListener) 
+    func setWakeup(listener: WakeupListener) throws 
     
     /**
-     * Closes everything for good; later calls fail with `Shutdown`.
+     * Closes everything for good; later calls fail with `Shutdown` (the state, metrics and
+     * `dispatch()`/`remove_listener()` excepted). Idempotent.
      */
     func shutdown() 
     
@@ -2578,7 +2582,7 @@ public convenience init(options: ClientOptions, tokenProvider: TokenProvider? = 
     
 
     
-open func appBackgrounded()  {try! rustCall() {
+open func appBackgrounded()throws   {try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimeclient_app_backgrounded(
             self.uniffiCloneHandle(),uniffiCallStatus
@@ -2586,7 +2590,7 @@ open func appBackgrounded()  {try! rustCall() {
 }
 }
     
-open func appForegrounded()  {try! rustCall() {
+open func appForegrounded()throws   {try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimeclient_app_foregrounded(
             self.uniffiCloneHandle(),uniffiCallStatus
@@ -2597,8 +2601,8 @@ open func appForegrounded()  {try! rustCall() {
     /**
      * The channel for topic `realtime:<name>`; an existing live one is returned as is.
      */
-open func channel(name: String, options: ChannelOptions) -> RealtimeChannel  {
-    return try!  FfiConverterTypeRealtimeChannel_lift(try! rustCall() {
+open func channel(name: String, options: ChannelOptions)throws  -> RealtimeChannel  {
+    return try  FfiConverterTypeRealtimeChannel_lift(try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimeclient_channel(
             self.uniffiCloneHandle(),
@@ -2623,8 +2627,8 @@ open func channelStates() -> [ChannelStateEntry]  {
     /**
      * Every live channel of this client, as realtime-js' `getChannels()`.
      */
-open func channels() -> [RealtimeChannel]  {
-    return try!  FfiConverterSequenceTypeRealtimeChannel.lift(try! rustCall() {
+open func channels()throws  -> [RealtimeChannel]  {
+    return try  FfiConverterSequenceTypeRealtimeChannel.lift(try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimeclient_channels(
             self.uniffiCloneHandle(),uniffiCallStatus
@@ -2635,7 +2639,7 @@ open func channels() -> [RealtimeChannel]  {
     /**
      * Starts connecting (and keeps reconnecting until `disconnect()`).
      */
-open func connect()  {try! rustCall() {
+open func connect()throws   {try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimeclient_connect(
             self.uniffiCloneHandle(),uniffiCallStatus
@@ -2674,7 +2678,7 @@ open func connectionState() -> ConnectionState  {
     /**
      * Closes the socket and stops reconnecting; channels rejoin on the next `connect()`.
      */
-open func disconnect()  {try! rustCall() {
+open func disconnect()throws   {try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimeclient_disconnect(
             self.uniffiCloneHandle(),uniffiCallStatus
@@ -2683,7 +2687,8 @@ open func disconnect()  {try! rustCall() {
 }
     
     /**
-     * App-pumped mode: runs up to `max` queued listener calls on this thread.
+     * App-pumped mode: runs up to `max` queued listener calls on this thread. Still works
+     * after shutdown: the final statuses queued by it are delivered this way.
      */
 open func dispatch(max: UInt32) -> UInt32  {
     return try!  FfiConverterUInt32.lift(try! rustCall() {
@@ -2707,7 +2712,7 @@ open func metrics() -> Metrics  {
     /**
      * The network changed: check the link now.
      */
-open func networkChanged()  {try! rustCall() {
+open func networkChanged()throws   {try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimeclient_network_changed(
             self.uniffiCloneHandle(),uniffiCallStatus
@@ -2716,10 +2721,11 @@ open func networkChanged()  {try! rustCall() {
 }
     
     /**
-     * Registers a listener for every event of this client; returns its id.
+     * Registers a listener for every event of this client; returns its id. Refused after
+     * shutdown (it would never be called).
      */
-open func onEvent(listener: EventListener) -> UInt64  {
-    return try!  FfiConverterUInt64.lift(try! rustCall() {
+open func onEvent(listener: EventListener)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimeclient_on_event(
             self.uniffiCloneHandle(),
@@ -2732,8 +2738,8 @@ open func onEvent(listener: EventListener) -> UInt64  {
      * Registers a listener for every event of this client, delivered in batches (one call per
      * run of the queue, see [`EventBatchListener`]); returns its id.
      */
-open func onEvents(listener: EventBatchListener) -> UInt64  {
-    return try!  FfiConverterUInt64.lift(try! rustCall() {
+open func onEvents(listener: EventBatchListener)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimeclient_on_events(
             self.uniffiCloneHandle(),
@@ -2781,7 +2787,8 @@ open func removeChannel(channel: RealtimeChannel)async throws   {
 }
     
     /**
-     * Removes a listener registered on this client or any of its channels.
+     * Removes a listener registered on this client or any of its channels (also after
+     * shutdown, where it does nothing).
      */
 open func removeListener(id: UInt64)  {try! rustCall() {
         uniffiCallStatus in
@@ -2795,7 +2802,7 @@ open func removeListener(id: UInt64)  {try! rustCall() {
     /**
      * Sets the user token (sent to every joined channel); `None` falls back to the API key.
      */
-open func setAuth(token: String?)  {try! rustCall() {
+open func setAuth(token: String?)throws   {try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimeclient_set_auth(
             self.uniffiCloneHandle(),
@@ -2808,7 +2815,7 @@ open func setAuth(token: String?)  {try! rustCall() {
      * App-pumped mode: `listener.wake()` is called (on a library helper thread) when events
      * are waiting; it should only schedule a `dispatch()` call on the app's thread.
      */
-open func setWakeup(listener: WakeupListener)  {try! rustCall() {
+open func setWakeup(listener: WakeupListener)throws   {try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
         uniffiCallStatus in
     uniffi_supa_realtime_fn_method_realtimeclient_set_wakeup(
             self.uniffiCloneHandle(),
@@ -2818,7 +2825,8 @@ open func setWakeup(listener: WakeupListener)  {try! rustCall() {
 }
     
     /**
-     * Closes everything for good; later calls fail with `Shutdown`.
+     * Closes everything for good; later calls fail with `Shutdown` (the state, metrics and
+     * `dispatch()`/`remove_listener()` excepted). Idempotent.
      */
 open func shutdown()  {try! rustCall() {
         uniffiCallStatus in
@@ -3797,6 +3805,27 @@ public struct ClientOptions: Equatable, Hashable {
      * (default 3).
      */
     public var authRetries: UInt32?
+    /**
+     * The largest WebSocket message read from the server, in bytes (default 16 MiB, at least
+     * 1024). A larger one is a `ClientError` event and the connection is dropped and
+     * reconnected.
+     */
+    public var maxMessageSize: UInt64?
+    /**
+     * The largest frame decoded into events, in bytes (default 8 MiB, at least 1024). A larger
+     * one is skipped with a `ClientError` event; the connection stays up.
+     */
+    public var maxPayloadSize: UInt64?
+    /**
+     * Per channel, the presence keys kept (default 100,000, at least 1). A presence state or
+     * diff that would go over is not applied and is reported as a `ClientError` event.
+     */
+    public var maxPresenceKeys: UInt64?
+    /**
+     * Per channel, the presence state's size as JSON text, in bytes (default 32 MiB, at least
+     * 1024); over it, as for `max_presence_keys`.
+     */
+    public var maxPresenceSize: UInt64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3834,7 +3863,24 @@ public struct ClientOptions: Equatable, Hashable {
         /**
          * With a token provider: join refusals for the token tolerated before the channel stops
          * (default 3).
-         */authRetries: UInt32? = nil) {
+         */authRetries: UInt32? = nil, 
+        /**
+         * The largest WebSocket message read from the server, in bytes (default 16 MiB, at least
+         * 1024). A larger one is a `ClientError` event and the connection is dropped and
+         * reconnected.
+         */maxMessageSize: UInt64? = nil, 
+        /**
+         * The largest frame decoded into events, in bytes (default 8 MiB, at least 1024). A larger
+         * one is skipped with a `ClientError` event; the connection stays up.
+         */maxPayloadSize: UInt64? = nil, 
+        /**
+         * Per channel, the presence keys kept (default 100,000, at least 1). A presence state or
+         * diff that would go over is not applied and is reported as a `ClientError` event.
+         */maxPresenceKeys: UInt64? = nil, 
+        /**
+         * Per channel, the presence state's size as JSON text, in bytes (default 32 MiB, at least
+         * 1024); over it, as for `max_presence_keys`.
+         */maxPresenceSize: UInt64? = nil) {
         self.url = url
         self.apiKey = apiKey
         self.accessToken = accessToken
@@ -3852,6 +3898,10 @@ public struct ClientOptions: Equatable, Hashable {
         self.queueCapacity = queueCapacity
         self.tokenRefreshMarginMs = tokenRefreshMarginMs
         self.authRetries = authRetries
+        self.maxMessageSize = maxMessageSize
+        self.maxPayloadSize = maxPayloadSize
+        self.maxPresenceKeys = maxPresenceKeys
+        self.maxPresenceSize = maxPresenceSize
     }
 
     
@@ -3886,7 +3936,11 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
                 dispatch: FfiConverterOptionTypeDispatchMode.read(from: &buf), 
                 queueCapacity: FfiConverterOptionUInt32.read(from: &buf), 
                 tokenRefreshMarginMs: FfiConverterOptionUInt64.read(from: &buf), 
-                authRetries: FfiConverterOptionUInt32.read(from: &buf)
+                authRetries: FfiConverterOptionUInt32.read(from: &buf), 
+                maxMessageSize: FfiConverterOptionUInt64.read(from: &buf), 
+                maxPayloadSize: FfiConverterOptionUInt64.read(from: &buf), 
+                maxPresenceKeys: FfiConverterOptionUInt64.read(from: &buf), 
+                maxPresenceSize: FfiConverterOptionUInt64.read(from: &buf)
         )
     }
 
@@ -3908,6 +3962,10 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
         FfiConverterOptionUInt32.write(value.queueCapacity, into: &buf)
         FfiConverterOptionUInt64.write(value.tokenRefreshMarginMs, into: &buf)
         FfiConverterOptionUInt32.write(value.authRetries, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxMessageSize, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxPayloadSize, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxPresenceKeys, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxPresenceSize, into: &buf)
     }
 }
 
@@ -4718,6 +4776,91 @@ public func FfiConverterTypeHeartbeatStatus_lower(_ value: HeartbeatStatus) -> R
 
 
 /**
+ * What kind of transport problem an [`RealtimeError::Io`] is.
+ */
+
+public enum IoCause: Equatable, Hashable {
+    
+    /**
+     * The server's name did not resolve (DNS, /etc/hosts).
+     */
+    case hostNotFound
+    /**
+     * Nothing listens at the address (is the server running?).
+     */
+    case connectionRefused
+    /**
+     * Anything else: unreachable, reset, a connect timeout, a WebSocket protocol error.
+     */
+    case other
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension IoCause: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIoCause: FfiConverterRustBuffer {
+    typealias SwiftType = IoCause
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IoCause {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .hostNotFound
+        
+        case 2: return .connectionRefused
+        
+        case 3: return .other
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: IoCause, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .hostNotFound:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .connectionRefused:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .other:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIoCause_lift(_ buf: RustBuffer) throws -> IoCause {
+    return try FfiConverterTypeIoCause.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIoCause_lower(_ value: IoCause) -> RustBuffer {
+    return FfiConverterTypeIoCause.lower(value)
+}
+
+
+
+/**
  * A broadcast payload: JSON text or raw bytes (vsn 2.0.0 binary frames).
  */
 
@@ -4933,9 +5076,9 @@ enum RealtimeError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
     case Tls(reason: String
     )
     /**
-     * Transport problem (DNS, TCP, WebSocket).
+     * Transport problem (DNS, TCP, WebSocket); `kind` says which, for typed errors.
      */
-    case Io(reason: String
+    case Io(reason: String, kind: IoCause
     )
     /**
      * A foreign callback (listener, token provider) threw.
@@ -4990,7 +5133,8 @@ public struct FfiConverterTypeRealtimeError: FfiConverterRustBuffer {
             reason: try FfiConverterString.read(from: &buf)
             )
         case 9: return .Io(
-            reason: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf), 
+            kind: try FfiConverterTypeIoCause.read(from: &buf)
             )
         case 10: return .Callback(
             reason: try FfiConverterString.read(from: &buf)
@@ -5045,9 +5189,10 @@ public struct FfiConverterTypeRealtimeError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Io(reason):
+        case let .Io(reason,kind):
             writeInt(&buf, Int32(9))
             FfiConverterString.write(reason, into: &buf)
+            FfiConverterTypeIoCause.write(kind, into: &buf)
             
         
         case let .Callback(reason):
@@ -5969,31 +6114,31 @@ private let initializationResult: InitializationResult = {
     if (uniffi_supa_realtime_checksum_method_realtimechannel_add_postgres_changes() != 52346) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimechannel_enable_presence() != 3265) {
+    if (uniffi_supa_realtime_checksum_method_realtimechannel_enable_presence() != 59522) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimechannel_http_send() != 36831) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimechannel_on_broadcast() != 39190) {
+    if (uniffi_supa_realtime_checksum_method_realtimechannel_on_broadcast() != 33311) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimechannel_on_event() != 12664) {
+    if (uniffi_supa_realtime_checksum_method_realtimechannel_on_event() != 56171) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimechannel_on_events() != 187) {
+    if (uniffi_supa_realtime_checksum_method_realtimechannel_on_events() != 56129) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimechannel_on_postgres_changes() != 34805) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimechannel_on_presence() != 40923) {
+    if (uniffi_supa_realtime_checksum_method_realtimechannel_on_presence() != 57207) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimechannel_on_system() != 5491) {
+    if (uniffi_supa_realtime_checksum_method_realtimechannel_on_system() != 18326) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimechannel_presence_state_json() != 53703) {
+    if (uniffi_supa_realtime_checksum_method_realtimechannel_presence_state_json() != 20325) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimechannel_remove_listener() != 34085) {
@@ -6029,22 +6174,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_supa_realtime_checksum_method_realtimechannel_untrack() != 46236) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_app_backgrounded() != 15232) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_app_backgrounded() != 63521) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_app_foregrounded() != 22423) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_app_foregrounded() != 12638) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_channel() != 60483) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_channel() != 55933) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimeclient_channel_states() != 19622) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_channels() != 48129) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_channels() != 35019) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_connect() != 42034) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_connect() != 41652) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimeclient_connected() != 15877) {
@@ -6053,22 +6198,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_supa_realtime_checksum_method_realtimeclient_connection_state() != 32765) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_disconnect() != 42885) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_disconnect() != 35131) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_dispatch() != 60577) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_dispatch() != 60081) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimeclient_metrics() != 39387) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_network_changed() != 22148) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_network_changed() != 33410) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_on_event() != 26632) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_on_event() != 42446) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_on_events() != 38220) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_on_events() != 59829) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimeclient_remove_all_channels() != 53910) {
@@ -6077,16 +6222,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_supa_realtime_checksum_method_realtimeclient_remove_channel() != 20008) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_remove_listener() != 46305) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_remove_listener() != 50473) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_set_auth() != 975) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_set_auth() != 41088) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_set_wakeup() != 48927) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_set_wakeup() != 54583) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_supa_realtime_checksum_method_realtimeclient_shutdown() != 24417) {
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_shutdown() != 34724) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_broadcastlistener_on_broadcast() != 6833) {

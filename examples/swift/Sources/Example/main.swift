@@ -13,14 +13,14 @@ struct Presence: Codable { let user: String }
 struct Message: Codable { let text: String }
 
 let client = try RealtimeClient(url: url, apiKey: key)
-let room = client.channel("example") {
+let room = try client.channel("example") {
     $0.broadcast.receiveOwnBroadcasts = true
     $0.presence.key = "swift"
 }
 
 // Closures and streams are registered before subscribing (postgres bindings are part of the join).
 let messages = room.broadcastStream(event: "message")
-let presence = room.onPresenceChange { action in
+let presence = try room.onPresenceChange { action in
     print("presence joins: \((try? action.decodeJoins(as: Presence.self)) ?? [])")
 }
 let inserts = table.map { room.postgresChange(InsertAction.self, schema: "public", table: $0) }

@@ -6,6 +6,7 @@ import com.sun.jna.Native
 import io.supabase.realtime.ffi.uniffiCallbackInterfaceBroadcastListener
 import io.supabase.realtime.ffi.uniffiCallbackInterfaceEventBatchListener
 import io.supabase.realtime.ffi.uniffiCallbackInterfaceEventListener
+import io.supabase.realtime.ffi.uniffiCallbackInterfaceLogger
 import io.supabase.realtime.ffi.uniffiCallbackInterfacePostgresChangeListener
 import io.supabase.realtime.ffi.uniffiCallbackInterfacePresenceListener
 import io.supabase.realtime.ffi.uniffiCallbackInterfaceSystemListener
@@ -48,6 +49,9 @@ internal object CallbackThreads {
             uniffiCallbackInterfaceWakeupListener.wake,
             uniffiCallbackInterfaceWakeupListener.uniffiFree,
             uniffiCallbackInterfaceWakeupListener.uniffiClone,
+            uniffiCallbackInterfaceLogger.log,
+            uniffiCallbackInterfaceLogger.uniffiFree,
+            uniffiCallbackInterfaceLogger.uniffiClone,
             uniffiRustFutureContinuationCallbackImpl,
         )
         for (cb in callbacks) Native.setCallbackThreadInitializer(cb, stayAttached)

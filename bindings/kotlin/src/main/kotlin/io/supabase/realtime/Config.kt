@@ -72,6 +72,28 @@ class RealtimeConfig internal constructor() {
     /** With a token provider: join refusals for the token tolerated before the channel stops. */
     var authRetries: Int? = null
 
+    /**
+     * The largest WebSocket message read from the server, in bytes: default 16 MiB, at least
+     * 1024. A larger one is reported as a [RealtimeEvent.ClientError] and the connection is
+     * dropped and reconnected (a socket cannot skip a message).
+     */
+    var maxMessageSize: Long? = null
+
+    /**
+     * The largest frame decoded into events, in bytes: default 8 MiB, at least 1024. A larger
+     * one is skipped and reported as a [RealtimeEvent.ClientError]; the connection stays up.
+     */
+    var maxPayloadSize: Long? = null
+
+    /**
+     * Per channel, the presence keys kept: default 100,000, at least 1. A presence state or
+     * diff that would go over is not applied and is reported as a [RealtimeEvent.ClientError].
+     */
+    var maxPresenceKeys: Long? = null
+
+    /** Per channel, the presence state's size as JSON text, in bytes: default 32 MiB, at least 1024; over it, as for [maxPresenceKeys]. */
+    var maxPresenceSize: Long? = null
+
     /** Decodes typed payloads, records and presence states (`broadcastFlow<T>`, `decodeRecord<T>`). */
     var serializer: Json = Json { ignoreUnknownKeys = true }
 
@@ -92,6 +114,10 @@ class RealtimeConfig internal constructor() {
         queueCapacity = queueCapacity.also { require(it >= 1) { "queueCapacity must be at least 1" } }.toUInt(),
         tokenRefreshMarginMs = tokenRefreshMargin?.ms(),
         authRetries = authRetries?.toUInt(),
+        maxMessageSize = bound("max_message_size", maxMessageSize),
+        maxPayloadSize = bound("max_payload_size", maxPayloadSize),
+        maxPresenceKeys = bound("max_presence_keys", maxPresenceKeys),
+        maxPresenceSize = bound("max_presence_size", maxPresenceSize),
     )
 }
 
@@ -178,6 +204,14 @@ class PostgresChangeFilter internal constructor(private val event: String, priva
     }
 
     internal fun toFfi() = FfiFilter(event = event, schema = schema, table = table, filter = filter, select = select)
+}
+
+/** A bound as the library takes it (the library checks its minimum; errors name the option as every language does). */
+private fun bound(name: String, value: Long?): ULong? {
+    if (value != null && value < 0) {
+        throw RealtimeException.InvalidArgument("$name must not be negative (got $value)")
+    }
+    return value?.toULong()
 }
 
 private fun Duration.ms(): ULong = inWholeMilliseconds.coerceAtLeast(0).toULong()

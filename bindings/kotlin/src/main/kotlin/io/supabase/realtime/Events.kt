@@ -197,11 +197,24 @@ internal class BatchListener(
 ) : io.supabase.realtime.ffi.EventBatchListener {
     override fun onEvents(eventsJson: String, binaries: List<ByteArray>) {
         if (onlyIf != null && !eventsJson.contains(onlyIf)) return
+        delivering.set(true)
         try {
             onBatch(decodeBatch(eventsJson, binaries, json))
         } catch (e: Throwable) {
             log.log(java.util.logging.Level.WARNING, what, e)
+        } finally {
+            delivering.set(false)
         }
+    }
+
+    companion object {
+        private val delivering = ThreadLocal.withInitial { false }
+
+        /**
+         * Whether this thread is delivering a batch (an unconfined collector may resume inside
+         * it): waiting there for the library's next events would wait on itself.
+         */
+        fun onDispatchThread(): Boolean = delivering.get()
     }
 }
 

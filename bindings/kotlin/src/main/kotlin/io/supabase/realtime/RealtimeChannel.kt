@@ -67,12 +67,20 @@ class RealtimeChannel internal constructor(
     internal var finished = false
         private set
 
+    /** True once [subscribe] was called: the library then ends the channel with a final CLOSED. */
+    @Volatile
+    internal var subscribed = false
+        private set
+
+    /** Counted down when the flows have ended (after the final CLOSED, or by [closeFlows]). */
+    internal val ended = java.util.concurrent.CountDownLatch(1)
+
     // One listener per channel feeds every flow, so an event crosses from the library once
     // however many flows collect it, and events cross in batches (one call per batch).
     init {
-        ffi.onEvents(BatchListener(serializer, "$topic: event delivery failed") { batch ->
+        ffiCall { ffi.onEvents(BatchListener(serializer, "$topic: event delivery failed") { batch ->
             for ((raw, e) in batch) route(raw, e)
-        })
+        }) }
     }
 
     private fun route(raw: JsonObject, e: RealtimeEvent) {
@@ -84,10 +92,14 @@ class RealtimeChannel internal constructor(
             else -> {}
         }
         events.emit(e)
-        if (finished) closeFlows()
+        if (e is RealtimeEvent.SubscribeStatusChange && e.status == SubscribeStatus.CLOSED) closeFlows()
     }
 
-    /** The channel is done (closed for good, or its client shut down): every flow completes. */
+    /**
+     * The channel is done: every flow completes. Called after the channel's final CLOSED
+     * status was handed to the flows (every ending path has exactly one), and by the client's
+     * `close()` for whatever is left. Idempotent.
+     */
     internal fun closeFlows() {
         finished = true
         _status.value = ChannelStatus.UNSUBSCRIBED
@@ -95,6 +107,7 @@ class RealtimeChannel internal constructor(
         broadcasts.close()
         presence.close()
         changes.forEach { it.close() }
+        ended.countDown()
     }
 
     private fun updateStatus(e: RealtimeEvent.SubscribeStatusChange) {
@@ -104,18 +117,29 @@ class RealtimeChannel internal constructor(
             terminal -> ChannelStatus.UNSUBSCRIBED
             else -> ChannelStatus.SUBSCRIBING // recoverable: the client rejoins by itself
         }
+        // A terminal error is followed by the final CLOSED, which ends the flows; from now on
+        // the client hands out a new channel for this name.
         if (terminal) finished = true
     }
 
     /**
      * Joins (connecting the client if needed). With [blockUntilSubscribed] (the default) it
-     * returns on SUBSCRIBED and throws [RealtimeException] with the server's reason otherwise
-     * (`ChannelError`, `Timeout`); without, it only starts joining and [status] tells the rest.
+     * returns on SUBSCRIBED and otherwise throws, within the join timeout (`pushTimeout`,
+     * 10 s), the [RealtimeException] that names the cause: the server's refusal of the key
+     * ([RealtimeException.Http.AuthRejected]) or of the join ([RealtimeException.ChannelError]),
+     * [RealtimeException.Io.ConnectionRefused], [RealtimeException.Http.NotFound], ... ;
+     * without, it only starts joining and [status] tells the rest.
      */
     suspend fun subscribe(blockUntilSubscribed: Boolean = true) {
         _status.compareAndSet(ChannelStatus.UNSUBSCRIBED, ChannelStatus.SUBSCRIBING)
+        subscribed = true
         if (!blockUntilSubscribed) return ffiCall { ffi.subscribeNowait() }
-        ffiCall { ffi.subscribe() }
+        try {
+            ffiCall { ffi.subscribe() }
+        } catch (e: RealtimeException.Timeout) {
+            throw RealtimeException.Timeout("timed out: $topic not joined within the join timeout (pushTimeout); the client keeps trying")
+                .apply { initCause(e.cause) }
+        }
         // The SUBSCRIBED event may still be queued; unless something newer already arrived,
         // the state is known now.
         _status.compareAndSet(ChannelStatus.SUBSCRIBING, ChannelStatus.SUBSCRIBED)
@@ -151,7 +175,7 @@ class RealtimeChannel internal constructor(
 
     /** The current presence state: key → the presences tracked under it. */
     fun presenceState(): Map<String, List<Presence>> =
-        Json.parseToJsonElement(ffi.presenceStateJson()).jsonObject.mapValues { (_, v) -> presences(v) }
+        Json.parseToJsonElement(ffiCall { ffi.presenceStateJson() }).jsonObject.mapValues { (_, v) -> presences(v) }
 
     /** Every event of this channel (statuses, broadcasts, presence, changes, system), cold. */
     fun events(): Flow<RealtimeEvent> = events.flow()
@@ -220,7 +244,7 @@ class RealtimeChannel internal constructor(
     fun presenceChangeFlow(): Flow<PresenceAction> {
         synchronized(this) {
             if (!presenceEnabled) {
-                ffi.enablePresence()
+                ffiCall { ffi.enablePresence() }
                 presenceEnabled = true
             }
         }

@@ -5,6 +5,7 @@ import kotlin.time.Duration.Companion.microseconds
 import io.supabase.realtime.ffi.ConnectionState as FfiConnectionState
 import io.supabase.realtime.ffi.ErrorKind as FfiErrorKind
 import io.supabase.realtime.ffi.HeartbeatStatus as FfiHeartbeatStatus
+import io.supabase.realtime.ffi.IoCause as FfiIoCause
 import io.supabase.realtime.ffi.Metrics as FfiMetrics
 import io.supabase.realtime.ffi.RealtimeException as FfiException
 import io.supabase.realtime.ffi.SubscribeStatus as FfiSubscribeStatus
@@ -51,23 +52,88 @@ data class Metrics(
 )
 
 /**
- * Everything a call can fail with. [ChannelError.reason] is the server's text unchanged
- * (`InvalidJWTToken: Token has expired 120 seconds ago`); `recoverable` says whether the client
- * keeps retrying by itself.
+ * Everything a call can fail with, one type per cause; every message names the cause and
+ * carries the text the server or the system gave. Catch the sealed groups ([ChannelError],
+ * [Http], [Io]) or the precise type:
+ *
+ * ```
+ * try {
+ *     channel.subscribe()
+ * } catch (e: RealtimeException.Http.AuthRejected) {      // wrong or expired API key / token
+ *     println("the server refused the key: ${e.body}")
+ * } catch (e: RealtimeException.Io.ConnectionRefused) {   // the server is not running
+ *     println(e.message)
+ * } catch (e: RealtimeException.ChannelError) {           // refused with the server's reason
+ *     println(e.reason)
+ * }
+ * ```
  */
 sealed class RealtimeException(message: String) : Exception(message) {
     /** A caller-supplied value is unusable (bad URL, malformed JSON, binding after subscribe, ...). */
     class InvalidArgument(val reason: String) : RealtimeException("invalid argument: $reason")
-    class NotConnected : RealtimeException("not connected")
-    class Timeout : RealtimeException("timed out")
-    class ChannelError(val reason: String, val recoverable: Boolean) : RealtimeException("channel error: $reason")
+
+    /** The call needs a connected socket or a joined channel. */
+    class NotConnected : RealtimeException("not connected: the call needs a connected socket or a joined channel")
+
+    /**
+     * No reply in time (a join with no other cause to report: the client keeps trying
+     * underneath, and the channel joins once it can).
+     */
+    class Timeout(message: String = "timed out: no reply from the server in time") : RealtimeException(message)
+
+    /**
+     * The server refused a join or a push; [reason] is its text unchanged (for example
+     * `InvalidJWTToken: Token has expired 120 seconds ago`), [recoverable] says whether the
+     * client keeps retrying by itself.
+     */
+    sealed class ChannelError(val reason: String, val recoverable: Boolean) : RealtimeException("channel error: $reason") {
+        /** Upstream's error code, the text before the first `:` (`ChannelRateLimitReached`, `Unauthorized`, ...). */
+        val code: String get() = reason.substringBefore(':').trim()
+
+        /** Too many channels on this connection (`ChannelRateLimitReached`; recoverable). */
+        class RateLimitReached(reason: String, recoverable: Boolean) : ChannelError(reason, recoverable)
+
+        /** A private channel the token may not join (`Unauthorized`, `PrivateOnly`). */
+        class Unauthorized(reason: String, recoverable: Boolean) : ChannelError(reason, recoverable)
+
+        /** Any other refusal. */
+        class Refused(reason: String, recoverable: Boolean) : ChannelError(reason, recoverable)
+    }
+
     /** A blocking call was made on the library's dispatch thread. */
     class WouldDeadlock : RealtimeException("blocking call on the dispatch thread would deadlock")
-    /** The client was shut down ([RealtimeClient.close]). */
-    class Shutdown : RealtimeException("client shut down")
-    class Http(val status: Int, val body: String) : RealtimeException("HTTP $status: $body")
+
+    /** The client was shut down ([RealtimeClient.close]): every later call fails with this. */
+    class Shutdown(message: String = "client shut down") : RealtimeException(message)
+
+    /** An HTTP request (the WebSocket upgrade, or [RealtimeChannel.httpSend]) got [status] with [body], the server's reason. */
+    sealed class Http(val status: Int, val body: String, message: String) : RealtimeException(message) {
+        /** 401 or 403: the server refused the API key or the access token (wrong, expired). */
+        class AuthRejected(status: Int, body: String) :
+            Http(status, body, "HTTP $status: the server refused the API key or token: $body")
+
+        /** 404: nothing answers at this URL's path (it should end in `/realtime/v1`). */
+        class NotFound(body: String) : Http(404, body, "HTTP 404: $body")
+
+        /** Any other status. */
+        class Status(status: Int, body: String) : Http(status, body, "HTTP $status: $body")
+    }
+
+    /** A TLS configuration or handshake problem. */
     class Tls(val reason: String) : RealtimeException("TLS error: $reason")
-    class Io(val reason: String) : RealtimeException("I/O error: $reason")
+
+    /** A transport problem; [reason] is the system's text with the address. */
+    sealed class Io(val reason: String, message: String) : RealtimeException(message) {
+        /** The server's name did not resolve (DNS, /etc/hosts). */
+        class HostNotFound(reason: String) : Io(reason, "host not found: $reason")
+
+        /** Nothing listens at the address: is the server running? */
+        class ConnectionRefused(reason: String) : Io(reason, "connection refused: $reason")
+
+        /** Anything else (unreachable, reset, a connect timeout, a protocol error). */
+        class Other(reason: String) : Io(reason, "I/O error: $reason")
+    }
+
     /** A callback (token provider) threw. */
     class Callback(val reason: String) : RealtimeException("callback failed: $reason")
 }
@@ -76,14 +142,30 @@ internal fun FfiException.toPublic(): RealtimeException = when (this) {
     is FfiException.InvalidArgument -> RealtimeException.InvalidArgument(reason)
     is FfiException.NotConnected -> RealtimeException.NotConnected()
     is FfiException.Timeout -> RealtimeException.Timeout()
-    is FfiException.ChannelException -> RealtimeException.ChannelError(reason, recoverable)
+    is FfiException.ChannelException -> channelError(reason, recoverable)
     is FfiException.WouldDeadlock -> RealtimeException.WouldDeadlock()
     is FfiException.Shutdown -> RealtimeException.Shutdown()
-    is FfiException.Http -> RealtimeException.Http(status.toInt(), body)
+    is FfiException.Http -> when (val code = status.toInt()) {
+        401, 403 -> RealtimeException.Http.AuthRejected(code, body)
+        404 -> RealtimeException.Http.NotFound(body)
+        else -> RealtimeException.Http.Status(code, body)
+    }
     is FfiException.Tls -> RealtimeException.Tls(reason)
-    is FfiException.Io -> RealtimeException.Io(reason)
+    is FfiException.Io -> when (kind) {
+        FfiIoCause.HOST_NOT_FOUND -> RealtimeException.Io.HostNotFound(reason)
+        FfiIoCause.CONNECTION_REFUSED -> RealtimeException.Io.ConnectionRefused(reason)
+        FfiIoCause.OTHER -> RealtimeException.Io.Other(reason)
+    }
     is FfiException.Callback -> RealtimeException.Callback(reason)
 }.also { it.initCause(this) }
+
+/** A server refusal as its typed exception, by upstream's error code. */
+internal fun channelError(reason: String, recoverable: Boolean): RealtimeException.ChannelError =
+    when (reason.substringBefore(':').trim()) {
+        "ChannelRateLimitReached" -> RealtimeException.ChannelError.RateLimitReached(reason, recoverable)
+        "Unauthorized", "PrivateOnly" -> RealtimeException.ChannelError.Unauthorized(reason, recoverable)
+        else -> RealtimeException.ChannelError.Refused(reason, recoverable)
+    }
 
 /** Runs a call into the generated layer, turning its exceptions into [RealtimeException]. */
 internal inline fun <T> ffiCall(block: () -> T): T = try {

@@ -260,6 +260,6 @@ class RealtimeTest {
         assertThrows(RealtimeException.InvalidArgument::class.java) { RealtimeClient("not a url", "key") }
         val c = client()
         c.close()
-        assertThrows(IllegalStateException::class.java) { c.metrics() } // released: the handle is gone
+        assertThrows(RealtimeException.Shutdown::class.java) { c.connect() }
     }
 }

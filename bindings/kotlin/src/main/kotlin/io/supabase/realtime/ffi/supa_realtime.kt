@@ -1314,31 +1314,31 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_add_postgres_changes() and 0xFFFF) != 52346) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_enable_presence() and 0xFFFF) != 3265) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_enable_presence() and 0xFFFF) != 59522) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_http_send() and 0xFFFF) != 36831) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_broadcast() and 0xFFFF) != 39190) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_broadcast() and 0xFFFF) != 33311) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_event() and 0xFFFF) != 12664) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_event() and 0xFFFF) != 56171) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_events() and 0xFFFF) != 187) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_events() and 0xFFFF) != 56129) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_postgres_changes() and 0xFFFF) != 34805) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_presence() and 0xFFFF) != 40923) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_presence() and 0xFFFF) != 57207) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_system() and 0xFFFF) != 5491) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_system() and 0xFFFF) != 18326) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_presence_state_json() and 0xFFFF) != 53703) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_presence_state_json() and 0xFFFF) != 20325) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_remove_listener() and 0xFFFF) != 34085) {
@@ -1374,22 +1374,22 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_untrack() and 0xFFFF) != 46236) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_app_backgrounded() and 0xFFFF) != 15232) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_app_backgrounded() and 0xFFFF) != 63521) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_app_foregrounded() and 0xFFFF) != 22423) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_app_foregrounded() and 0xFFFF) != 12638) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_channel() and 0xFFFF) != 60483) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_channel() and 0xFFFF) != 55933) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_channel_states() and 0xFFFF) != 19622) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_channels() and 0xFFFF) != 48129) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_channels() and 0xFFFF) != 35019) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_connect() and 0xFFFF) != 42034) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_connect() and 0xFFFF) != 41652) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_connected() and 0xFFFF) != 15877) {
@@ -1398,22 +1398,22 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_connection_state() and 0xFFFF) != 32765) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_disconnect() and 0xFFFF) != 42885) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_disconnect() and 0xFFFF) != 35131) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_dispatch() and 0xFFFF) != 60577) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_dispatch() and 0xFFFF) != 60081) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_metrics() and 0xFFFF) != 39387) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_network_changed() and 0xFFFF) != 22148) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_network_changed() and 0xFFFF) != 33410) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_on_event() and 0xFFFF) != 26632) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_on_event() and 0xFFFF) != 42446) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_on_events() and 0xFFFF) != 38220) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_on_events() and 0xFFFF) != 59829) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_remove_all_channels() and 0xFFFF) != 53910) {
@@ -1422,16 +1422,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_remove_channel() and 0xFFFF) != 20008) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_remove_listener() and 0xFFFF) != 46305) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_remove_listener() and 0xFFFF) != 50473) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_set_auth() and 0xFFFF) != 975) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_set_auth() and 0xFFFF) != 41088) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_set_wakeup() and 0xFFFF) != 48927) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_set_wakeup() and 0xFFFF) != 54583) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_shutdown() and 0xFFFF) != 24417) {
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_shutdown() and 0xFFFF) != 34724) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_broadcastlistener_on_broadcast() and 0xFFFF) != 6833) {
@@ -4190,10 +4190,11 @@ internal open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelI
     /**
      * Turns presence on for this channel, as a presence listener does, for bindings that
      * receive presence through `on_events`. Must come before `subscribe()`.
-     */override fun `enablePresence`()
+     */
+    @Throws(RealtimeException::class)override fun `enablePresence`()
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimechannel_enable_presence(
         it,
         _status)
@@ -4232,10 +4233,11 @@ internal open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelI
     
     /**
      * Broadcasts named `event` (case-insensitive), or all of them with `"*"`.
-     */override fun `onBroadcast`(`event`: kotlin.String, `listener`: BroadcastListener): kotlin.ULong {
+     */
+    @Throws(RealtimeException::class)override fun `onBroadcast`(`event`: kotlin.String, `listener`: BroadcastListener): kotlin.ULong {
             return FfiConverterULong.lift(
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimechannel_on_broadcast(
         it,
         
@@ -4250,10 +4252,11 @@ internal open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelI
     
     /**
      * Every event of this channel (statuses, broadcasts, presence, changes, system).
-     */override fun `onEvent`(`listener`: EventListener): kotlin.ULong {
+     */
+    @Throws(RealtimeException::class)override fun `onEvent`(`listener`: EventListener): kotlin.ULong {
             return FfiConverterULong.lift(
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimechannel_on_event(
         it,
         
@@ -4269,10 +4272,11 @@ internal open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelI
      * Every event of this channel, delivered in batches (one call per run of the queue, see
      * [`EventBatchListener`]); returns its id. With [`add_postgres_changes`](Self::add_postgres_changes)
      * and [`enable_presence`](Self::enable_presence) it is all a binding needs.
-     */override fun `onEvents`(`listener`: EventBatchListener): kotlin.ULong {
+     */
+    @Throws(RealtimeException::class)override fun `onEvents`(`listener`: EventBatchListener): kotlin.ULong {
             return FfiConverterULong.lift(
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimechannel_on_events(
         it,
         
@@ -4305,10 +4309,11 @@ internal open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelI
     
     /**
      * Presence sync/join/leave; turns presence on for this channel.
-     */override fun `onPresence`(`listener`: PresenceListener): kotlin.ULong {
+     */
+    @Throws(RealtimeException::class)override fun `onPresence`(`listener`: PresenceListener): kotlin.ULong {
             return FfiConverterULong.lift(
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimechannel_on_presence(
         it,
         
@@ -4322,10 +4327,11 @@ internal open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelI
     
     /**
      * `system` messages (e.g. `Subscribed to PostgreSQL`).
-     */override fun `onSystem`(`listener`: SystemListener): kotlin.ULong {
+     */
+    @Throws(RealtimeException::class)override fun `onSystem`(`listener`: SystemListener): kotlin.ULong {
             return FfiConverterULong.lift(
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimechannel_on_system(
         it,
         
@@ -4339,10 +4345,11 @@ internal open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelI
     
     /**
      * The presence state as a JSON object: key → array of metas (each with `presence_ref`).
-     */override fun `presenceStateJson`(): kotlin.String {
+     */
+    @Throws(RealtimeException::class)override fun `presenceStateJson`(): kotlin.String {
             return FfiConverterString.lift(
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimechannel_presence_state_json(
         it,
         _status)
@@ -4755,7 +4762,8 @@ internal interface RealtimeClientInterface {
     fun `disconnect`()
     
     /**
-     * App-pumped mode: runs up to `max` queued listener calls on this thread.
+     * App-pumped mode: runs up to `max` queued listener calls on this thread. Still works
+     * after shutdown: the final statuses queued by it are delivered this way.
      */
     fun `dispatch`(`max`: kotlin.UInt): kotlin.UInt
     
@@ -4767,7 +4775,8 @@ internal interface RealtimeClientInterface {
     fun `networkChanged`()
     
     /**
-     * Registers a listener for every event of this client; returns its id.
+     * Registers a listener for every event of this client; returns its id. Refused after
+     * shutdown (it would never be called).
      */
     fun `onEvent`(`listener`: EventListener): kotlin.ULong
     
@@ -4788,7 +4797,8 @@ internal interface RealtimeClientInterface {
     suspend fun `removeChannel`(`channel`: RealtimeChannel)
     
     /**
-     * Removes a listener registered on this client or any of its channels.
+     * Removes a listener registered on this client or any of its channels (also after
+     * shutdown, where it does nothing).
      */
     fun `removeListener`(`id`: kotlin.ULong)
     
@@ -4804,7 +4814,8 @@ internal interface RealtimeClientInterface {
     fun `setWakeup`(`listener`: WakeupListener)
     
     /**
-     * Closes everything for good; later calls fail with `Shutdown`.
+     * Closes everything for good; later calls fail with `Shutdown` (the state, metrics and
+     * `dispatch()`/`remove_listener()` excepted). Idempotent.
      */
     fun `shutdown`()
     
@@ -4930,10 +4941,11 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
         }
     }
 
-    override fun `appBackgrounded`()
+    
+    @Throws(RealtimeException::class)override fun `appBackgrounded`()
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_app_backgrounded(
         it,
         _status)
@@ -4942,10 +4954,11 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
     
     
 
-    override fun `appForegrounded`()
+    
+    @Throws(RealtimeException::class)override fun `appForegrounded`()
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_app_foregrounded(
         it,
         _status)
@@ -4957,10 +4970,11 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
     
     /**
      * The channel for topic `realtime:<name>`; an existing live one is returned as is.
-     */override fun `channel`(`name`: kotlin.String, `options`: ChannelOptions): RealtimeChannel {
+     */
+    @Throws(RealtimeException::class)override fun `channel`(`name`: kotlin.String, `options`: ChannelOptions): RealtimeChannel {
             return FfiConverterTypeRealtimeChannel.lift(
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_channel(
         it,
         
@@ -4991,10 +5005,11 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
     
     /**
      * Every live channel of this client, as realtime-js' `getChannels()`.
-     */override fun `channels`(): List<RealtimeChannel> {
+     */
+    @Throws(RealtimeException::class)override fun `channels`(): List<RealtimeChannel> {
             return FfiConverterSequenceTypeRealtimeChannel.lift(
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_channels(
         it,
         _status)
@@ -5007,10 +5022,11 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
     
     /**
      * Starts connecting (and keeps reconnecting until `disconnect()`).
-     */override fun `connect`()
+     */
+    @Throws(RealtimeException::class)override fun `connect`()
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_connect(
         it,
         _status)
@@ -5060,10 +5076,11 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
     
     /**
      * Closes the socket and stops reconnecting; channels rejoin on the next `connect()`.
-     */override fun `disconnect`()
+     */
+    @Throws(RealtimeException::class)override fun `disconnect`()
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_disconnect(
         it,
         _status)
@@ -5074,7 +5091,8 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
 
     
     /**
-     * App-pumped mode: runs up to `max` queued listener calls on this thread.
+     * App-pumped mode: runs up to `max` queued listener calls on this thread. Still works
+     * after shutdown: the final statuses queued by it are delivered this way.
      */override fun `dispatch`(`max`: kotlin.UInt): kotlin.UInt {
             return FfiConverterUInt.lift(
     callWithHandle {
@@ -5105,10 +5123,11 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
     
     /**
      * The network changed: check the link now.
-     */override fun `networkChanged`()
+     */
+    @Throws(RealtimeException::class)override fun `networkChanged`()
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_network_changed(
         it,
         _status)
@@ -5119,11 +5138,13 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
 
     
     /**
-     * Registers a listener for every event of this client; returns its id.
-     */override fun `onEvent`(`listener`: EventListener): kotlin.ULong {
+     * Registers a listener for every event of this client; returns its id. Refused after
+     * shutdown (it would never be called).
+     */
+    @Throws(RealtimeException::class)override fun `onEvent`(`listener`: EventListener): kotlin.ULong {
             return FfiConverterULong.lift(
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_on_event(
         it,
         
@@ -5138,10 +5159,11 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
     /**
      * Registers a listener for every event of this client, delivered in batches (one call per
      * run of the queue, see [`EventBatchListener`]); returns its id.
-     */override fun `onEvents`(`listener`: EventBatchListener): kotlin.ULong {
+     */
+    @Throws(RealtimeException::class)override fun `onEvents`(`listener`: EventBatchListener): kotlin.ULong {
             return FfiConverterULong.lift(
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_on_events(
         it,
         
@@ -5205,7 +5227,8 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
 
     
     /**
-     * Removes a listener registered on this client or any of its channels.
+     * Removes a listener registered on this client or any of its channels (also after
+     * shutdown, where it does nothing).
      */override fun `removeListener`(`id`: kotlin.ULong)
         = 
     callWithHandle {
@@ -5222,10 +5245,11 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
     
     /**
      * Sets the user token (sent to every joined channel); `None` falls back to the API key.
-     */override fun `setAuth`(`token`: kotlin.String?)
+     */
+    @Throws(RealtimeException::class)override fun `setAuth`(`token`: kotlin.String?)
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_set_auth(
         it,
         
@@ -5239,10 +5263,11 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
     /**
      * App-pumped mode: `listener.wake()` is called (on a library helper thread) when events
      * are waiting; it should only schedule a `dispatch()` call on the app's thread.
-     */override fun `setWakeup`(`listener`: WakeupListener)
+     */
+    @Throws(RealtimeException::class)override fun `setWakeup`(`listener`: WakeupListener)
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(RealtimeException) { _status ->
     UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_set_wakeup(
         it,
         
@@ -5254,7 +5279,8 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
 
     
     /**
-     * Closes everything for good; later calls fail with `Shutdown`.
+     * Closes everything for good; later calls fail with `Shutdown` (the state, metrics and
+     * `dispatch()`/`remove_listener()` excepted). Idempotent.
      */override fun `shutdown`()
         = 
     callWithHandle {
@@ -6538,6 +6564,31 @@ internal data class ClientOptions (
      * (default 3).
      */
     var `authRetries`: kotlin.UInt? = null 
+    , 
+    /**
+     * The largest WebSocket message read from the server, in bytes (default 16 MiB, at least
+     * 1024). A larger one is a `ClientError` event and the connection is dropped and
+     * reconnected.
+     */
+    var `maxMessageSize`: kotlin.ULong? = null 
+    , 
+    /**
+     * The largest frame decoded into events, in bytes (default 8 MiB, at least 1024). A larger
+     * one is skipped with a `ClientError` event; the connection stays up.
+     */
+    var `maxPayloadSize`: kotlin.ULong? = null 
+    , 
+    /**
+     * Per channel, the presence keys kept (default 100,000, at least 1). A presence state or
+     * diff that would go over is not applied and is reported as a `ClientError` event.
+     */
+    var `maxPresenceKeys`: kotlin.ULong? = null 
+    , 
+    /**
+     * Per channel, the presence state's size as JSON text, in bytes (default 32 MiB, at least
+     * 1024); over it, as for `max_presence_keys`.
+     */
+    var `maxPresenceSize`: kotlin.ULong? = null 
     
 ){
     
@@ -6571,6 +6622,10 @@ internal object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOpti
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalULong.read(buf),
             FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
         )
     }
 
@@ -6591,7 +6646,11 @@ internal object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOpti
             FfiConverterOptionalTypeDispatchMode.allocationSize(value.`dispatch`) +
             FfiConverterOptionalUInt.allocationSize(value.`queueCapacity`) +
             FfiConverterOptionalULong.allocationSize(value.`tokenRefreshMarginMs`) +
-            FfiConverterOptionalUInt.allocationSize(value.`authRetries`)
+            FfiConverterOptionalUInt.allocationSize(value.`authRetries`) +
+            FfiConverterOptionalULong.allocationSize(value.`maxMessageSize`) +
+            FfiConverterOptionalULong.allocationSize(value.`maxPayloadSize`) +
+            FfiConverterOptionalULong.allocationSize(value.`maxPresenceKeys`) +
+            FfiConverterOptionalULong.allocationSize(value.`maxPresenceSize`)
     )
 
     override fun write(value: ClientOptions, buf: ByteBuffer) {
@@ -6612,6 +6671,10 @@ internal object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOpti
             FfiConverterOptionalUInt.write(value.`queueCapacity`, buf)
             FfiConverterOptionalULong.write(value.`tokenRefreshMarginMs`, buf)
             FfiConverterOptionalUInt.write(value.`authRetries`, buf)
+            FfiConverterOptionalULong.write(value.`maxMessageSize`, buf)
+            FfiConverterOptionalULong.write(value.`maxPayloadSize`, buf)
+            FfiConverterOptionalULong.write(value.`maxPresenceKeys`, buf)
+            FfiConverterOptionalULong.write(value.`maxPresenceSize`, buf)
     }
 }
 
@@ -7121,6 +7184,53 @@ internal object FfiConverterTypeHeartbeatStatus: FfiConverterRustBuffer<Heartbea
 
 
 /**
+ * What kind of transport problem an [`RealtimeError::Io`] is.
+ */
+
+internal enum class IoCause {
+    
+    /**
+     * The server's name did not resolve (DNS, /etc/hosts).
+     */
+    HOST_NOT_FOUND,
+    /**
+     * Nothing listens at the address (is the server running?).
+     */
+    CONNECTION_REFUSED,
+    /**
+     * Anything else: unreachable, reset, a connect timeout, a WebSocket protocol error.
+     */
+    OTHER;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+internal object FfiConverterTypeIoCause: FfiConverterRustBuffer<IoCause> {
+    override fun read(buf: ByteBuffer) = try {
+        IoCause.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: IoCause) = 4UL
+
+    override fun write(value: IoCause, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
  * A broadcast payload: JSON text or raw bytes (vsn 2.0.0 binary frames).
  */
 internal sealed class Payload {
@@ -7437,14 +7547,16 @@ internal sealed class RealtimeException: kotlin.Exception() {
     }
     
     /**
-     * Transport problem (DNS, TCP, WebSocket).
+     * Transport problem (DNS, TCP, WebSocket); `kind` says which, for typed errors.
      */
     class Io(
         
-        val `reason`: kotlin.String
+        val `reason`: kotlin.String, 
+        
+        val `kind`: IoCause
         ) : RealtimeException() {
         override val message
-            get() = "reason=${ `reason` }"
+            get() = "reason=${ `reason` }, kind=${ `kind` }"
     }
     
     /**
@@ -7497,6 +7609,7 @@ internal object FfiConverterTypeRealtimeError : FfiConverterRustBuffer<RealtimeE
                 )
             9 -> RealtimeException.Io(
                 FfiConverterString.read(buf),
+                FfiConverterTypeIoCause.read(buf),
                 )
             10 -> RealtimeException.Callback(
                 FfiConverterString.read(buf),
@@ -7549,6 +7662,7 @@ internal object FfiConverterTypeRealtimeError : FfiConverterRustBuffer<RealtimeE
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
+                + FfiConverterTypeIoCause.allocationSize(value.`kind`)
             )
             is RealtimeException.Callback -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -7601,6 +7715,7 @@ internal object FfiConverterTypeRealtimeError : FfiConverterRustBuffer<RealtimeE
             is RealtimeException.Io -> {
                 buf.putInt(9)
                 FfiConverterString.write(value.`reason`, buf)
+                FfiConverterTypeIoCause.write(value.`kind`, buf)
                 Unit
             }
             is RealtimeException.Callback -> {
