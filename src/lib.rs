@@ -35,6 +35,11 @@
 //! # Ok(()) }
 //! ```
 
+// Every unsafe block says why it is sound; unsafe operations inside an `unsafe fn` need their
+// own block (the C ABI's exports opt out for now, see `capi`).
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod capi;
 mod channel;
 mod client;

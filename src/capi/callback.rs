@@ -62,7 +62,10 @@ pub(crate) struct UserData {
     state: Arc<AtomicU8>,
 }
 
+// SAFETY: the header states that userdata is used on library threads (the dispatcher, the log
+// thread, a token helper): the C caller promises that the pointer may be used from them.
 unsafe impl Send for UserData {}
+// SAFETY: as for `Send`; callbacks of one registration never run concurrently on the pointer.
 unsafe impl Sync for UserData {}
 
 impl UserData {
@@ -94,6 +97,8 @@ impl UserData {
 
     fn run_destroy(ptr: *mut c_void, destroy: supa_destroy_cb) {
         if let Some(f) = destroy {
+            // SAFETY: the caller's destructor with its own userdata, called exactly once (the
+            // state machine above), after the registration's last callback.
             unsafe { f(ptr) }
         }
     }

@@ -288,8 +288,11 @@ pub unsafe extern "C" fn supa_client_set_wakeup(
                     cb,
                     userdata: UserData::armed(userdata, destroy),
                 };
-                c.inner
-                    .set_wakeup(move || unsafe { (w.cb)(w.userdata.ptr()) });
+                c.inner.set_wakeup(move || {
+                    // SAFETY: the caller's hook with its own userdata, as `supa_wakeup_cb`
+                    // states; the userdata lives as long as the hook.
+                    unsafe { (w.cb)(w.userdata.ptr()) }
+                });
             }
             None => {
                 drop(UserData::armed(userdata, destroy));

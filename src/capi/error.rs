@@ -151,6 +151,7 @@ mod tests {
     use std::ffi::CStr;
 
     fn name(code: u32) -> &'static str {
+        // SAFETY: `supa_result_name` returns a static NUL-terminated string.
         unsafe { CStr::from_ptr(supa_result_name(code)) }
             .to_str()
             .unwrap()
@@ -184,10 +185,12 @@ mod tests {
             fail(supa_result::SUPA_TIMEOUT, "slow"),
             supa_result::SUPA_TIMEOUT
         );
+        // SAFETY: the message is NUL-terminated and valid until the next call on this thread.
         let msg = || unsafe { CStr::from_ptr(supa_last_error_message()) }.to_owned();
         assert_eq!(msg().to_str().unwrap(), "slow");
         std::thread::spawn(move || {
             assert_eq!(
+                // SAFETY: as above, on this thread.
                 unsafe { CStr::from_ptr(supa_last_error_message()) }.to_bytes(),
                 b""
             )

@@ -810,5 +810,7 @@ pub(crate) fn deliver(
     source: Source,
 ) {
     let ev = supa_event::new(source);
+    // SAFETY: the caller's callback with its own userdata and an event that outlives the call,
+    // as `supa_event_cb` states.
     unsafe { cb(userdata, &ev) };
 }

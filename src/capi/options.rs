@@ -474,6 +474,8 @@ struct CTokenProvider {
 impl TokenProvider for CTokenProvider {
     fn token(&self) -> Result<Option<String>, String> {
         let mut token: *const c_char = std::ptr::null();
+        // SAFETY: the caller's provider with its own userdata and a place for the token, as
+        // `supa_token_cb` states.
         let rc = unsafe { (self.cb)(self.userdata.ptr(), &mut token) };
         if rc != 0 {
             return Err(format!("the token callback failed ({rc})"));
@@ -481,6 +483,8 @@ impl TokenProvider for CTokenProvider {
         if token.is_null() {
             return Ok(None);
         }
+        // SAFETY: a non-NULL token is a NUL-terminated string valid until the callback returns
+        // (`supa_token_cb`); it is copied before anything else runs.
         unsafe { std::ffi::CStr::from_ptr(token) }
             .to_str()
             .map(|s| Some(s.to_owned()))

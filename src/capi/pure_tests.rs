@@ -21,6 +21,8 @@ fn text<'a>(p: *const c_char, len: usize) -> &'a str {
 #[test]
 fn options_are_made_set_and_freed_and_bad_arguments_are_refused() {
     let mut o: *mut supa_options = ptr::null_mut();
+    // SAFETY: the exports are called as the header says: valid or NULL pointers, NUL-terminated
+    // strings, each object freed once.
     unsafe {
         assert_eq!(
             supa_options_new(
@@ -97,9 +99,11 @@ fn a_borrowed_event_and_its_copy_hand_out_text_that_lives_as_long_as_they_do() {
         meta: Some(json!({"id": "u"})),
     });
     let borrowed = event::supa_event::new(event::Source::Event(&ev));
+    // SAFETY: `borrowed` is a live event; the copy is freed once below.
     let copy = unsafe { supa_event_copy(&borrowed) };
     drop(borrowed);
     let mut len = 0;
+    // SAFETY: `copy` is live until the `supa_event_free` at the end of this block.
     unsafe {
         assert_eq!(
             text(supa_event_topic(copy, &mut len), len),
@@ -135,6 +139,7 @@ fn a_borrowed_event_and_its_copy_hand_out_text_that_lives_as_long_as_they_do() {
         meta: None,
     });
     let e = event::supa_event::new(event::Source::Event(&bin));
+    // SAFETY: `e` borrows `bin`, which outlives it.
     unsafe {
         let p = supa_event_payload_binary(&e, &mut len);
         assert!(!p.is_null(), "an empty payload is not NULL");

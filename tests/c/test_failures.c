@@ -191,17 +191,22 @@ static void wait_log(int *flag, const char *what) {
 }
 
 static void test_log_callback(void) {
-  test_begin("log callback: a failed connect is logged as a warning");
+  test_begin("log callback: a failed connect is logged as a warning; replaced, then off");
   CHECK_RC(supa_set_log_callback(6, on_log, NULL, on_log_destroy), SUPA_INVALID_ARGUMENT);
   CHECK_OK(supa_set_log_callback(2, on_log, NULL, on_log_destroy));
   supa_client *c = client_for("ws://127.0.0.1:1/realtime/v1", "k");
   CHECK_OK(supa_client_connect(c));
   wait_log(&saw_connect_warning, "the connect warning");
   supa_client_free(c);
+  /* A new callback replaces the old one, whose destructor then runs once. */
+  CHECK_OK(supa_set_log_callback(1, on_log, NULL, on_log_destroy));
+  wait_log(&log_destroyed, "the replaced callback's destructor");
   CHECK_OK(supa_set_log_callback(0, NULL, NULL, NULL));
-  wait_log(&log_destroyed, "the log destructor");
+  struct timespec until = deadline_after(DEADLINE_MS);
   pthread_mutex_lock(&log_mu);
-  CHECK(log_destroyed == 1);
+  while (log_destroyed < 2)
+    if (pthread_cond_timedwait(&log_cv, &log_mu, &until) == ETIMEDOUT) FAIL("no second destructor");
+  CHECK(log_destroyed == 2);
   pthread_mutex_unlock(&log_mu);
 }
 
