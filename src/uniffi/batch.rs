@@ -245,7 +245,7 @@ impl<'a> WireEvent<'a> {
                 rtt_ms: rtt.map(|d| d.as_secs_f64() * 1000.0),
             },
             Event::System { topic, payload } => WireEvent::System { topic, payload },
-            Event::Resumed { topic, gap } => WireEvent::Resumed {
+            Event::Resumed { topic, gap, .. } => WireEvent::Resumed {
                 topic,
                 gap_ms: gap.as_millis() as u64,
             },

@@ -613,7 +613,7 @@ impl From<&core::Event> for RealtimeEvent {
                 topic: topic.clone(),
                 payload_json: payload.to_string(),
             },
-            core::Event::Resumed { topic, gap } => RealtimeEvent::Resumed {
+            core::Event::Resumed { topic, gap, .. } => RealtimeEvent::Resumed {
                 topic: topic.clone(),
                 gap_ms: gap.as_millis() as u64,
             },
