@@ -414,6 +414,14 @@ pub struct ChannelOptions {
     pub auto_replay: bool,
 }
 
+/// The foreign APIs' persist argument: a TTL in seconds, 0 for the server's retention.
+pub(crate) fn persist_for_ttl(ttl_seconds: u32) -> crate::Persist {
+    match ttl_seconds {
+        0 => crate::Persist::Yes,
+        s => crate::Persist::Ttl(Duration::from_secs(u64::from(s))),
+    }
+}
+
 /// `replay` of [`ChannelOptions`]: stored broadcasts from `since` on, at most `limit` of
 /// them (the server's default and cap: 25).
 ///

@@ -10,20 +10,12 @@ use supa_realtime::{
     ChannelOptions, ClientOptions, ErrorKind, Event, PostgresChange, PostgresChangesFilter,
     RealtimeClient, SubscribeStatus,
 };
-use supa_realtime_server::{Config, Server};
+use supa_realtime_server::Server;
 use support::resilience::sql;
-use support::{database_url, Recorder, DEADLINE};
+use support::{server_with_database, Recorder, DEADLINE};
 
 fn setup(table: &str) -> Option<(Server, &'static str)> {
-    let Some(url) = database_url() else {
-        eprintln!("SKIPPED: no DATABASE_URL and scripts/dev-postgres could not start PostgreSQL");
-        return None;
-    };
-    let server = Server::start(Config {
-        database_url: Some(url.to_owned()),
-        ..Config::default()
-    })
-    .expect("server with PostgreSQL starts");
+    let (server, url) = server_with_database()?;
     sql(
         url,
         &format!(

@@ -13,25 +13,17 @@ use supa_realtime::{
     Broadcast, ChannelOptions, ClientOptions, Error, Event, Payload, Persist, RealtimeChannel,
     RealtimeClient, Replay, SubscribeStatus,
 };
-use supa_realtime_server::{Config, Server};
+use supa_realtime_server::Server;
 use support::fault_proxy::FaultProxy;
 use support::resilience::sql;
-use support::{database_url, Recorder, DEADLINE};
+use support::{server_with_database, Recorder, DEADLINE};
 
 /// Topics of these tests start with this; the policies below let `authenticated` read and
 /// write them (and nothing else).
 const PREFIX: &str = "client-replay-";
 
 fn setup() -> Option<Server> {
-    let Some(url) = database_url() else {
-        eprintln!("SKIPPED: no DATABASE_URL and scripts/dev-postgres could not start PostgreSQL");
-        return None;
-    };
-    let server = Server::start(Config {
-        database_url: Some(url.to_owned()),
-        ..Config::default()
-    })
-    .expect("server with PostgreSQL starts");
+    let (server, url) = server_with_database()?;
     // Once per test binary: the tests run in parallel and policy names are global.
     static POLICIES: Once = Once::new();
     POLICIES.call_once(|| {

@@ -51,6 +51,20 @@ pub fn database_url() -> Option<&'static str> {
     .map(|(u, _)| u.as_str())
 }
 
+/// A server on the tests' PostgreSQL and its URL; `None` (after saying SKIPPED) without one.
+pub fn server_with_database() -> Option<(Server, &'static str)> {
+    let Some(url) = database_url() else {
+        eprintln!("SKIPPED: no DATABASE_URL and scripts/dev-postgres could not start PostgreSQL");
+        return None;
+    };
+    let server = Server::start(Config {
+        database_url: Some(url.to_owned()),
+        ..Config::default()
+    })
+    .expect("server with PostgreSQL starts");
+    Some((server, url))
+}
+
 pub fn server() -> Server {
     Server::start(Config::default()).expect("server starts")
 }
