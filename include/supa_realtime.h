@@ -132,7 +132,7 @@ enum supa_event_kind
   SUPA_EVENT_CHANNEL_STATUS = 3,
   /**
    * A broadcast: `supa_event_name`, `supa_event_payload_json` or `supa_event_payload_binary`,
-   * `supa_event_meta_json`.
+   * `supa_event_meta_json`, `supa_event_broadcast_id`, `supa_event_broadcast_replayed`.
    */
   SUPA_EVENT_BROADCAST = 4,
   /**
@@ -158,7 +158,8 @@ enum supa_event_kind
    */
   SUPA_EVENT_SYSTEM = 9,
   /**
-   * The channel joined again after a gap: `supa_event_resumed_gap_ms`.
+   * The channel joined again after a gap: `supa_event_resumed_gap_ms`,
+   * `supa_event_resumed_filled`.
    */
   SUPA_EVENT_RESUMED = 10,
   /**
@@ -1023,6 +1024,23 @@ const uint8_t *supa_event_payload_binary(const struct supa_event *event, size_t 
 const char *supa_event_meta_json(const struct supa_event *event, size_t *len);
 
 /**
+ * A stored broadcast's id (`meta.id`, the same live and replayed); NULL for a broadcast that
+ * was not stored and for other kinds.
+ */
+const char *supa_event_broadcast_id(const struct supa_event *event, size_t *len);
+
+/**
+ * Whether a broadcast was delivered by a replay on join (`meta.replayed`) rather than live.
+ */
+bool supa_event_broadcast_replayed(const struct supa_event *event);
+
+/**
+ * Whether a `SUPA_EVENT_RESUMED` channel got every broadcast stored during its gap (gap fill,
+ * `supa_channel_options_set_auto_replay`); false otherwise.
+ */
+bool supa_event_resumed_filled(const struct supa_event *event);
+
+/**
  * The connection state a `SUPA_EVENT_CONNECTION_STATUS` reports (a `supa_connection_state`);
  * `SUPA_CONNECTION_DISCONNECTED` for other kinds.
  */
@@ -1391,6 +1409,60 @@ supa_result supa_channel_options_set_wait_for_postgres_ready(struct supa_channel
  */
 supa_result supa_channel_options_set_postgres_ready_timeout_ms(struct supa_channel_options *options,
                                                                uint64_t timeout_ms);
+
+/**
+ * Replay stored broadcasts on join (private channels only): the newest `limit` (1..25; 0
+ * for the server's default, 25) stored since `since_ms` (Unix milliseconds), oldest first,
+ * before any live message; each is marked replayed (`supa_event_broadcast_replayed`).
+ */
+supa_result supa_channel_options_set_replay(struct supa_channel_options *options,
+                                            int64_t since_ms,
+                                            uint32_t limit);
+
+/**
+ * Ask the server for the `system` message that says the channel's replication is ready;
+ * wait for it with `supa_channel_replication_ready_blocking`.
+ */
+supa_result supa_channel_options_set_replication_ready(struct supa_channel_options *options,
+                                                       bool on);
+
+/**
+ * Gap fill (private channels only; `supa_channel_subscribe` refuses it on a public one):
+ * after a rejoin, the stored broadcasts since the last one delivered are replayed, those
+ * already delivered dropped, and `SUPA_EVENT_RESUMED` comes after them with
+ * `supa_event_resumed_filled` saying whether the whole gap was replayed.
+ */
+supa_result supa_channel_options_set_auto_replay(struct supa_channel_options *options, bool on);
+
+/**
+ * As `supa_channel_send_broadcast_json_blocking`, and the server stores the message (private
+ * channels only: `SUPA_INVALID_ARGUMENT` on a public one) for `ttl_s` seconds (0: the
+ * server's retention, 72 hours upstream), so a join with replay can replay it.
+ */
+supa_result supa_channel_send_broadcast_persist_json_blocking(const struct supa_channel *channel,
+                                                              const char *event,
+                                                              const char *json,
+                                                              uint32_t ttl_s,
+                                                              uint64_t timeout_ms);
+
+/**
+ * As `supa_channel_http_send_json_blocking`, storing the message as
+ * `supa_channel_send_broadcast_persist_json_blocking` does.
+ */
+supa_result supa_channel_http_send_persist_json_blocking(const struct supa_channel *channel,
+                                                         const char *event,
+                                                         const char *json,
+                                                         uint32_t ttl_s,
+                                                         uint64_t timeout_ms);
+
+/**
+ * Waits up to `timeout_ms` for the server's word that the channel's replication is ready
+ * (with `supa_channel_options_set_replication_ready`). `SUPA_CHANNEL_ERROR` with the
+ * server's message when it is not ready, `SUPA_TIMEOUT` without an answer. Blocking:
+ * `SUPA_WOULD_DEADLOCK` inside a callback.
+ */
+supa_result supa_channel_replication_ready_blocking(const struct supa_channel *channel,
+                                                    uint64_t timeout_ms);
 
 #ifdef __cplusplus
 }  // extern "C"

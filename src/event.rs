@@ -93,8 +93,25 @@ pub struct Broadcast {
     /// The user event name.
     pub event: String,
     pub payload: Payload,
-    /// `meta` (e.g. `{"id": ...}` for database-originated messages), when present.
+    /// `meta` (e.g. `{"id": ...}` for stored and database-originated messages), when present.
     pub meta: Option<Value>,
+}
+
+impl Broadcast {
+    /// The stored message's id (`meta.id`), for persisted messages: the same whether the
+    /// message came live or replayed.
+    pub fn id(&self) -> Option<&str> {
+        self.meta.as_ref()?.get("id")?.as_str()
+    }
+
+    /// Delivered by a replay on join (`meta.replayed`), not live.
+    pub fn replayed(&self) -> bool {
+        self.meta
+            .as_ref()
+            .and_then(|m| m.get("replayed"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
 }
 
 /// A presence change; metas carry `presence_ref` (phoenix's `phx_ref` keys removed).
@@ -179,9 +196,13 @@ pub enum Event {
         payload: Value,
     },
     /// The channel joined again after being away for `gap`: events may have been missed.
+    /// With [`auto_replay`](crate::ChannelOptions::auto_replay), it comes after the replayed
+    /// messages, and `filled` says that every broadcast stored during the gap was delivered
+    /// (`false` without gap fill, or when more were stored than one replay carries).
     Resumed {
         topic: String,
         gap: Duration,
+        filled: bool,
     },
     /// The queue was full: this many data events were dropped here.
     Lagged {

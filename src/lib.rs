@@ -69,9 +69,10 @@ pub use event::{
     Broadcast, ChannelState, ConnectionState, Event, HeartbeatStatus, Payload, PostgresChange,
     PresenceEvent, SubscribeStatus,
 };
-pub use options::{ChannelOptions, ClientOptions, DispatchMode, TokenProvider, Vsn};
+pub use options::{ChannelOptions, ClientOptions, DispatchMode, Replay, TokenProvider, Vsn};
 pub use postgres::PostgresChangesFilter;
 pub use supa_realtime_protocol as protocol;
+pub use supa_realtime_protocol::Persist;
 
 /// For fuzz targets only (not a supported API): the engine fed frames without a socket.
 #[doc(hidden)]

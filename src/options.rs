@@ -400,6 +400,71 @@ pub struct ChannelOptions {
     pub wait_for_postgres_ready: bool,
     /// How long to wait for that message before reporting TIMED_OUT.
     pub postgres_ready_timeout: std::time::Duration,
+    /// Replay stored broadcasts on join (private channels only): the server sends the newest
+    /// `limit` messages stored since `since`, oldest first, before any live one, each with
+    /// [`Broadcast::replayed`](crate::Broadcast::replayed) set.
+    pub replay: Option<Replay>,
+    /// Ask the server for a `system` message once the channel's replication is ready; wait
+    /// for it with [`RealtimeChannel::replication_ready`](crate::RealtimeChannel::replication_ready).
+    pub replication_ready: bool,
+    /// Gap fill (private channels only): after a rejoin, replay the stored broadcasts since
+    /// the last one delivered, dropping those already delivered, so no persisted message is
+    /// lost across an outage; `Event::Resumed { filled, .. }` says whether the whole gap was
+    /// replayed.
+    pub auto_replay: bool,
+}
+
+/// The foreign APIs' persist argument: a TTL in seconds, 0 for the server's retention.
+pub(crate) fn persist_for_ttl(ttl_seconds: u32) -> crate::Persist {
+    match ttl_seconds {
+        0 => crate::Persist::Yes,
+        s => crate::Persist::Ttl(Duration::from_secs(u64::from(s))),
+    }
+}
+
+/// `replay` of [`ChannelOptions`]: stored broadcasts from `since` on, at most `limit` of
+/// them (the server's default and cap: 25).
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use supa_realtime::{ChannelOptions, Replay};
+/// let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+/// let opts = ChannelOptions::default().private(true).replay(Replay::since(hour_ago).limit(10));
+/// assert_eq!(opts.replay.unwrap().limit, Some(10));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replay {
+    pub since: std::time::SystemTime,
+    pub limit: Option<u32>,
+}
+
+impl Replay {
+    pub fn since(since: std::time::SystemTime) -> Replay {
+        Replay { since, limit: None }
+    }
+
+    /// `since` as Unix milliseconds (the wire's form); earlier than 1970 is 0.
+    pub fn since_ms(since_ms: i64) -> Replay {
+        let ms = Duration::from_millis(since_ms.max(0) as u64);
+        Replay::since(std::time::UNIX_EPOCH + ms)
+    }
+
+    pub fn limit(mut self, limit: u32) -> Replay {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// The wire's `{since, limit}`.
+    pub(crate) fn to_config(self) -> crate::protocol::ReplayConfig {
+        let since = self
+            .since
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        crate::protocol::ReplayConfig {
+            since: Some(since),
+            limit: self.limit.map(i64::from),
+        }
+    }
 }
 
 impl Default for ChannelOptions {
@@ -412,6 +477,9 @@ impl Default for ChannelOptions {
             private: false,
             wait_for_postgres_ready: true,
             postgres_ready_timeout: std::time::Duration::from_secs(20),
+            replay: None,
+            replication_ready: false,
+            auto_replay: false,
         }
     }
 }
@@ -423,7 +491,18 @@ impl ChannelOptions {
             "postgres_ready_timeout",
             self.postgres_ready_timeout,
             ONE_MS,
-        )
+        )?;
+        if self.auto_replay && !self.private {
+            return Err(Error::InvalidArgument(
+                "auto_replay needs a private channel (only private channels store messages)".into(),
+            ));
+        }
+        if self.replay.is_some_and(|r| r.limit == Some(0)) {
+            return Err(Error::InvalidArgument(
+                "replay limit must be at least 1".into(),
+            ));
+        }
+        Ok(())
     }
 
     pub fn broadcast_self(mut self, on: bool) -> Self {
@@ -452,6 +531,18 @@ impl ChannelOptions {
     }
     pub fn postgres_ready_timeout(mut self, d: std::time::Duration) -> Self {
         self.postgres_ready_timeout = d;
+        self
+    }
+    pub fn replay(mut self, replay: Replay) -> Self {
+        self.replay = Some(replay);
+        self
+    }
+    pub fn replication_ready(mut self, on: bool) -> Self {
+        self.replication_ready = on;
+        self
+    }
+    pub fn auto_replay(mut self, on: bool) -> Self {
+        self.auto_replay = on;
         self
     }
 }
@@ -500,5 +591,14 @@ mod tests {
             .postgres_ready_timeout(Duration::ZERO)
             .validate()
             .is_err());
+        assert!(ChannelOptions::default()
+            .auto_replay(true)
+            .validate()
+            .is_err());
+        assert!(ChannelOptions::default()
+            .private(true)
+            .auto_replay(true)
+            .validate()
+            .is_ok());
     }
 }

@@ -5,59 +5,17 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-
 use serde_json::json;
 use supa_realtime::{
     ChannelOptions, ClientOptions, ErrorKind, Event, PostgresChange, PostgresChangesFilter,
     RealtimeClient, SubscribeStatus,
 };
-use supa_realtime_server::{Config, Server};
+use supa_realtime_server::Server;
 use support::resilience::sql;
-use support::{Recorder, DEADLINE};
-
-fn database_url() -> Option<&'static str> {
-    static URL: OnceLock<Option<(String, Option<Child>)>> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            return Some((url, None));
-        }
-        let dir = std::env::temp_dir().join(format!("supa-pg-client-{}", std::process::id()));
-        let script = format!(
-            "scripts/dev-postgres start '{d}' || exit 1; cat >/dev/null; scripts/dev-postgres stop '{d}'",
-            d = dir.display()
-        );
-        let mut child = Command::new("bash")
-            .args(["-c", &script])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .ok()?;
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take()?),
-            &mut line,
-        )
-        .ok()?;
-        let url = line.trim().strip_prefix("DATABASE_URL=")?.to_string();
-        Some((url, Some(child)))
-    })
-    .as_ref()
-    .map(|(u, _)| u.as_str())
-}
+use support::{server_with_database, Recorder, DEADLINE};
 
 fn setup(table: &str) -> Option<(Server, &'static str)> {
-    let Some(url) = database_url() else {
-        eprintln!("SKIPPED: no DATABASE_URL and scripts/dev-postgres could not start PostgreSQL");
-        return None;
-    };
-    let server = Server::start(Config {
-        database_url: Some(url.to_owned()),
-        ..Config::default()
-    })
-    .expect("server with PostgreSQL starts");
+    let (server, url) = server_with_database()?;
     sql(
         url,
         &format!(

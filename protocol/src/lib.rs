@@ -30,6 +30,7 @@ mod fanout;
 mod frame;
 mod join;
 mod push;
+mod stored;
 
 pub use binary::{
     BinaryFrame, BroadcastPayload, Direction, UserBroadcastRef, UserPayloadRef, MAX_HEADER_FIELD,
@@ -39,6 +40,7 @@ pub use frame::{DecodeError, Frame, Vsn};
 pub use join::{
     BroadcastConfig, JoinConfig, JoinPayload, PostgresBinding, PresenceConfig, ReplayConfig,
 };
+pub use stored::{replication_status, BroadcastMeta, Persist, SYSTEM_EXTENSION};
 
 /// The prefix every channel topic carries on the wire (`realtime:room1`).
 pub const TOPIC_PREFIX: &str = "realtime:";

@@ -23,7 +23,7 @@ use crate::{ListenerId, RealtimeChannel, RealtimeClient};
 /// Thread-safety: every function may be called from any thread and from inside callbacks.
 /// Freeing the handle does not leave the channel (use `supa_channel_unsubscribe`).
 pub struct supa_channel {
-    inner: RealtimeChannel,
+    pub(super) inner: RealtimeChannel,
     topic: CString,
     /// The client, for its per-topic metrics; weak, as the core channel's own link.
     client: Weak<ClientInner>,
@@ -378,7 +378,7 @@ pub unsafe extern "C" fn supa_channel_subscribe_blocking(
     })
 }
 
-unsafe fn json_payload(json: *const c_char) -> Result<Payload, supa_result> {
+pub(super) unsafe fn json_payload(json: *const c_char) -> Result<Payload, supa_result> {
     json_arg(json, "json").map(Payload::Json)
 }
 

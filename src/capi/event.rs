@@ -17,6 +17,7 @@ use crate::event::{
     SubscribeStatus,
 };
 use crate::incoming::{BroadcastRef, Incoming, RawBroadcast, RawPayload};
+use crate::protocol::BroadcastMeta;
 
 /// What an event is. Values are stable.
 #[repr(u32)]
@@ -30,7 +31,7 @@ pub enum supa_event_kind {
     /// `supa_event_reason` (the server's text, unchanged), `supa_event_error_kind`.
     SUPA_EVENT_CHANNEL_STATUS = 3,
     /// A broadcast: `supa_event_name`, `supa_event_payload_json` or `supa_event_payload_binary`,
-    /// `supa_event_meta_json`.
+    /// `supa_event_meta_json`, `supa_event_broadcast_id`, `supa_event_broadcast_replayed`.
     SUPA_EVENT_BROADCAST = 4,
     /// The presence state changed; read it with `supa_channel_presence_state_json`.
     SUPA_EVENT_PRESENCE_SYNC = 5,
@@ -44,7 +45,8 @@ pub enum supa_event_kind {
     SUPA_EVENT_POSTGRES_CHANGE = 8,
     /// A `system` message; `supa_event_payload_json` is its payload as sent.
     SUPA_EVENT_SYSTEM = 9,
-    /// The channel joined again after a gap: `supa_event_resumed_gap_ms`.
+    /// The channel joined again after a gap: `supa_event_resumed_gap_ms`,
+    /// `supa_event_resumed_filled`.
     SUPA_EVENT_RESUMED = 10,
     /// The queue was full and data events were dropped: `supa_event_lagged_dropped`.
     SUPA_EVENT_LAGGED = 11,
@@ -153,6 +155,7 @@ pub struct supa_event {
     name: OnceCell<Option<Vec<u8>>>,
     payload: OnceCell<Option<Vec<u8>>>,
     meta: OnceCell<Option<Vec<u8>>>,
+    id: OnceCell<Option<Vec<u8>>>,
     reason: OnceCell<Option<Vec<u8>>>,
     key: OnceCell<Option<Vec<u8>>>,
     current: OnceCell<Option<Vec<u8>>>,
@@ -216,6 +219,7 @@ impl supa_event {
             name: OnceCell::new(),
             payload: OnceCell::new(),
             meta: OnceCell::new(),
+            id: OnceCell::new(),
             reason: OnceCell::new(),
             key: OnceCell::new(),
             current: OnceCell::new(),
@@ -484,6 +488,46 @@ pub unsafe extern "C" fn supa_event_meta_json(
             },
             len,
         )
+    })
+}
+
+/// A stored broadcast's meta, however the broadcast arrived.
+fn stored_meta(e: &supa_event) -> BroadcastMeta {
+    match e.view() {
+        View::Broadcast(b) => b.meta.as_ref().map(BroadcastMeta::from_value),
+        View::Raw(r) => r
+            .meta
+            .as_ref()
+            .map(|m| BroadcastMeta::from_json(m.as_str())),
+        _ => None,
+    }
+    .unwrap_or_default()
+}
+
+/// A stored broadcast's id (`meta.id`, the same live and replayed); NULL for a broadcast that
+/// was not stored and for other kinds.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_broadcast_id(
+    event: *const supa_event,
+    len: *mut usize,
+) -> *const c_char {
+    with(event, std::ptr::null(), |e| {
+        out_text(&e.id, || stored_meta(e).id.as_deref().map(text), len)
+    })
+}
+
+/// Whether a broadcast was delivered by a replay on join (`meta.replayed`) rather than live.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_broadcast_replayed(event: *const supa_event) -> bool {
+    with(event, false, |e| stored_meta(e).replayed)
+}
+
+/// Whether a `SUPA_EVENT_RESUMED` channel got every broadcast stored during its gap (gap fill,
+/// `supa_channel_options_set_auto_replay`); false otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn supa_event_resumed_filled(event: *const supa_event) -> bool {
+    with(event, false, |e| {
+        matches!(e.view(), View::Other(Event::Resumed { filled: true, .. }))
     })
 }
 

@@ -44,6 +44,7 @@ mod logging;
 mod options;
 #[cfg(test)]
 mod pure_tests;
+mod stored;
 
 pub use callback::{supa_destroy_cb, supa_event_cb, supa_token_cb, supa_wakeup_cb};
 pub use channel::*;
@@ -52,6 +53,7 @@ pub use error::*;
 pub use event::*;
 pub use logging::*;
 pub use options::*;
+pub use stored::*;
 
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};

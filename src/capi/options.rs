@@ -52,7 +52,9 @@ unsafe fn opts<'a>(p: *mut supa_options) -> Result<&'a mut ClientOptions, supa_r
     }
 }
 
-unsafe fn chopts<'a>(p: *mut supa_channel_options) -> Result<&'a mut ChannelOptions, supa_result> {
+pub(super) unsafe fn chopts<'a>(
+    p: *mut supa_channel_options,
+) -> Result<&'a mut ChannelOptions, supa_result> {
     match p.as_mut() {
         Some(o) => Ok(&mut o.inner),
         None => Err(fail(supa_result::SUPA_NULL_ARGUMENT, "`options` is NULL")),

@@ -14,6 +14,7 @@ use crate::client::inner::ClientInner;
 use crate::command::Command;
 use crate::dispatch::{Callback, Filter, ListenerId};
 use crate::engine::channel::{ChannelConfig, PushOp};
+use crate::engine::gap::WallClock;
 use crate::engine::snapshot::{StatusSnap, SHUTDOWN_REASON};
 use crate::error::{Error, ErrorKind};
 use crate::event::{
@@ -22,7 +23,7 @@ use crate::event::{
 use crate::incoming::BroadcastRef;
 use crate::options::Vsn;
 use crate::postgres::PostgresChangesFilter;
-use crate::protocol::MAX_HEADER_FIELD;
+use crate::protocol::{Persist, MAX_HEADER_FIELD};
 
 /// One channel (topic `realtime:<name>`): broadcast, presence and postgres changes.
 ///
@@ -210,7 +211,54 @@ impl RealtimeChannel {
             bindings,
             presence_enabled,
             snapshot: self.shared.snapshot.clone(),
+            clock: WallClock::now(),
         }))
+    }
+
+    /// Resolves once the server said the channel's replication is ready (the `system`
+    /// message asked for with [`ChannelOptions::replication_ready`](crate::ChannelOptions)).
+    /// Fails with the server's message when it is not ready in time (the server then closes
+    /// the channel), when the channel closes first, or after the join timeout when the
+    /// option is off or the server never answers.
+    pub async fn replication_ready(&self) -> Result<(), Error> {
+        let client = self.client()?;
+        let timeout = client.options.push_timeout;
+        drop(client);
+        let mut ready = self.shared.snapshot.watch_replication();
+        let mut status = self.shared.snapshot.watch_status();
+        let wait = async {
+            loop {
+                if let Some(answer) = ready.borrow_and_update().clone() {
+                    return answer.map_err(Error::ChannelError);
+                }
+                let closed = status.borrow_and_update().as_ref().map(|s| s.status)
+                    == Some(SubscribeStatus::Closed);
+                if closed {
+                    return Err(Error::ChannelError(
+                        "the channel closed before its replication was ready".into(),
+                    ));
+                }
+                tokio::select! {
+                    r = ready.changed() => r.map_err(|_| Error::Shutdown)?,
+                    r = status.changed() => r.map_err(|_| Error::Shutdown)?,
+                }
+            }
+        };
+        // Counted from SUBSCRIBED at the latest: the server answers right after the join.
+        let joined = async {
+            let _ = self.subscribed().await;
+            tokio::time::sleep(timeout).await;
+        };
+        tokio::select! {
+            r = wait => r,
+            () = joined => Err(Error::Timeout),
+        }
+    }
+
+    /// [`replication_ready`](Self::replication_ready) for synchronous callers.
+    pub fn replication_ready_blocking(&self, timeout: Duration) -> Result<(), Error> {
+        let this = self.clone();
+        crate::runtime::block_on(async move { this.replication_ready().await }, timeout)
     }
 
     /// Resolves on SUBSCRIBED. Fails with the cause on CLOSED (the server's reason, or
@@ -284,8 +332,14 @@ impl RealtimeChannel {
 
     fn push(&self, op: PushOp) -> Result<oneshot::Receiver<Result<(), Error>>, Error> {
         let client = self.client()?;
-        if let PushOp::Broadcast { event, payload } = &op {
+        if let PushOp::Broadcast {
+            event,
+            payload,
+            persist,
+        } = &op
+        {
             validate_broadcast(client.options.vsn, &self.shared.topic, event, payload)?;
+            self.validate_persist(*persist)?;
         }
         if !self.shared.setup.lock().subscribed {
             return Err(Error::InvalidArgument(
@@ -301,20 +355,48 @@ impl RealtimeChannel {
     /// resolves when the server acks; otherwise once written. Before the join completes the
     /// message waits in the channel's buffer (100 entries, push timeout applies).
     pub async fn send_broadcast(&self, event: &str, payload: Payload) -> Result<(), Error> {
-        let rx = self.push(PushOp::Broadcast {
+        self.send_broadcast_persist(event, payload, Persist::No)
+            .await
+    }
+
+    /// [`send_broadcast`](Self::send_broadcast) that asks the server to store the message
+    /// (private channels only), so that a join with [`Replay`](crate::Replay) or
+    /// `auto_replay` can replay it. Refused here on a public channel, as realtime-js does.
+    ///
+    /// ```no_run
+    /// # use supa_realtime::*;
+    /// # async fn demo(ch: RealtimeChannel) -> Result<(), Error> {
+    /// let payload = serde_json::json!({"text": "hi"}).into();
+    /// ch.send_broadcast_persist("message", payload, Persist::Yes).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_broadcast_persist(
+        &self,
+        event: &str,
+        payload: Payload,
+        persist: Persist,
+    ) -> Result<(), Error> {
+        let rx = self.push_broadcast(event, payload, persist)?;
+        rx.await.unwrap_or(Err(Error::Shutdown))
+    }
+
+    /// Queues a broadcast; the receiver gets its outcome (see [`send_broadcast`](Self::send_broadcast)).
+    pub(crate) fn push_broadcast(
+        &self,
+        event: &str,
+        payload: Payload,
+        persist: Persist,
+    ) -> Result<oneshot::Receiver<Result<(), Error>>, Error> {
+        self.push(PushOp::Broadcast {
             event: event.to_owned(),
             payload,
-        })?;
-        rx.await.unwrap_or(Err(Error::Shutdown))
+            persist,
+        })
     }
 
     /// Queues a broadcast without waiting for the outcome.
     pub fn send_broadcast_nowait(&self, event: &str, payload: Payload) -> Result<(), Error> {
-        self.push(PushOp::Broadcast {
-            event: event.to_owned(),
-            payload,
-        })
-        .map(drop)
+        self.push_broadcast(event, payload, Persist::No).map(drop)
     }
 
     /// [`send_broadcast`](Self::send_broadcast) for synchronous callers.
@@ -324,21 +406,55 @@ impl RealtimeChannel {
         payload: Payload,
         timeout: Duration,
     ) -> Result<(), Error> {
+        self.send_broadcast_persist_blocking(event, payload, Persist::No, timeout)
+    }
+
+    /// [`send_broadcast_persist`](Self::send_broadcast_persist) for synchronous callers.
+    pub fn send_broadcast_persist_blocking(
+        &self,
+        event: &str,
+        payload: Payload,
+        persist: Persist,
+        timeout: Duration,
+    ) -> Result<(), Error> {
         // Refused before sending, so a refused call has no effect.
         crate::runtime::may_block()?;
-        let rx = self.push(PushOp::Broadcast {
-            event: event.to_owned(),
-            payload,
-        })?;
+        let rx = self.push_broadcast(event, payload, persist)?;
         crate::runtime::block_on(
             async move { rx.await.unwrap_or(Err(Error::Shutdown)) },
             timeout,
         )
     }
 
+    /// Only private channels store messages; a TTL is whole seconds.
+    fn validate_persist(&self, persist: Persist) -> Result<(), Error> {
+        match persist {
+            Persist::No => Ok(()),
+            _ if !self.shared.options.private => Err(Error::InvalidArgument(
+                "Messages can only be stored on private channels".into(),
+            )),
+            Persist::Ttl(ttl) if ttl.as_secs() == 0 => Err(Error::InvalidArgument(
+                "persist ttl must be at least 1 second".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Broadcast over REST (`POST .../api/broadcast/<name>/events/<event>`), as realtime-js'
     /// `httpSend`: works without joining; JSON or binary body; 202 is success.
     pub async fn http_send(&self, event: &str, payload: Payload) -> Result<(), Error> {
+        self.http_send_persist(event, payload, Persist::No).await
+    }
+
+    /// [`http_send`](Self::http_send) that asks the server to store the message (private
+    /// channels only), as realtime-js' `httpSend(event, payload, { persist })`.
+    pub async fn http_send_persist(
+        &self,
+        event: &str,
+        payload: Payload,
+        persist: Persist,
+    ) -> Result<(), Error> {
+        self.validate_persist(persist)?;
         let client = self.client()?;
         let name = self
             .shared
@@ -351,8 +467,17 @@ impl RealtimeChannel {
             crate::client::url::encode(name),
             crate::client::url::encode(event)
         );
-        if self.shared.options.private {
-            url.push_str("?private=true");
+        let query: Vec<String> = self
+            .shared
+            .options
+            .private
+            .then(|| "private=true".to_owned())
+            .into_iter()
+            .chain(persist.query())
+            .collect();
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&query.join("&"));
         }
         // Asked of the engine, which took any earlier `set_auth` first.
         let (tx, rx) = oneshot::channel();
@@ -399,10 +524,21 @@ impl RealtimeChannel {
         payload: Payload,
         timeout: Duration,
     ) -> Result<(), Error> {
+        self.http_send_persist_blocking(event, payload, Persist::No, timeout)
+    }
+
+    /// [`http_send_persist`](Self::http_send_persist) for synchronous callers.
+    pub fn http_send_persist_blocking(
+        &self,
+        event: &str,
+        payload: Payload,
+        persist: Persist,
+        timeout: Duration,
+    ) -> Result<(), Error> {
         let this = self.clone();
         let event = event.to_owned();
         crate::runtime::block_on(
-            async move { this.http_send(&event, payload).await },
+            async move { this.http_send_persist(&event, payload, persist).await },
             timeout,
         )
     }

@@ -15,6 +15,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
+use super::gap::{Admit, GapFill, WallClock};
 use super::outbox::{Ctx, Reply};
 use super::snapshot::{ChannelSnapshot, StatusSnap};
 use crate::error::{is_token_rejection, reason_kind, Error, ErrorKind};
@@ -26,8 +27,8 @@ use crate::options::ChannelOptions;
 use crate::postgres::{self, PostgresChangesFilter};
 use crate::presence::{Change, Presence};
 use crate::protocol::{
-    event, BinaryFrame, BroadcastConfig, BroadcastPayload, Frame, JoinConfig, JoinPayload,
-    PresenceConfig, Vsn,
+    event, replication_status, BinaryFrame, BroadcastConfig, BroadcastMeta, BroadcastPayload,
+    Frame, JoinConfig, JoinPayload, Persist, PresenceConfig, ReplayConfig, Vsn,
 };
 
 /// realtime-js caps each channel's push buffer at 100, dropping the oldest.
@@ -36,7 +37,11 @@ pub(crate) const PUSH_BUFFER: usize = 100;
 /// A channel message that expects (or may expect) a reply.
 #[derive(Debug, Clone)]
 pub(crate) enum PushOp {
-    Broadcast { event: String, payload: Payload },
+    Broadcast {
+        event: String,
+        payload: Payload,
+        persist: Persist,
+    },
     Track(Value),
     Untrack,
 }
@@ -50,6 +55,8 @@ pub(crate) struct ChannelConfig {
     pub presence_enabled: bool,
     /// Where the machine publishes its state for the handles.
     pub snapshot: Arc<ChannelSnapshot>,
+    /// Unix time for replay's `since` (read by the handle at subscribe).
+    pub clock: WallClock,
 }
 
 /// What the engine should do with the machine after an input.
@@ -255,12 +262,22 @@ pub(crate) struct ChannelMachine {
     close_reason: Option<String>,
     /// `unsubscribe()` callers, answered when the channel is closed.
     leave_waiters: Vec<Reply>,
+    /// With `auto_replay`: de-duplication and the replay of the last rejoin.
+    gap: Option<GapFill>,
+    /// The join in flight asks to replay the gap (its Resumed waits for the replay).
+    gap_replay_sent: bool,
 }
 
 impl ChannelMachine {
     /// A machine for a subscribed channel; call [`join`](Self::join) next.
     pub(crate) fn new(config: ChannelConfig) -> Self {
+        let gap = config
+            .options
+            .auto_replay
+            .then(|| GapFill::new(config.clock));
         ChannelMachine {
+            gap,
+            gap_replay_sent: false,
             config,
             state: State::Closed,
             rejoin_attempt: 0,
@@ -308,6 +325,7 @@ impl ChannelMachine {
             self.state.deadline(),
             self.buffer.front().map(|b| b.deadline),
             self.inflight.first_deadline(),
+            self.gap.as_ref().and_then(GapFill::deadline),
         ]
         .into_iter()
         .flatten()
@@ -356,14 +374,25 @@ impl ChannelMachine {
         );
     }
 
-    fn join_payload(&self, ctx: &Ctx) -> JoinPayload {
+    /// The replay a join asks for: the gap since the last delivery on a rejoin with
+    /// `auto_replay` (`true`), else the channel's `replay` option, every time (as realtime-js).
+    fn replay_config(&self) -> (Option<ReplayConfig>, bool) {
+        let gap = self.gap.as_ref().filter(|_| self.ever_subscribed);
+        match gap.and_then(GapFill::rejoin_replay) {
+            Some(r) => (Some(r), true),
+            None => (self.config.options.replay.map(|r| r.to_config()), false),
+        }
+    }
+
+    fn join_payload(&self, ctx: &Ctx, replay: Option<ReplayConfig>) -> JoinPayload {
         let o = &self.config.options;
         JoinPayload {
             config: Some(JoinConfig {
                 broadcast: BroadcastConfig {
                     ack: o.broadcast_ack,
                     self_: o.broadcast_self,
-                    ..BroadcastConfig::default()
+                    replay,
+                    replication_ready: o.replication_ready,
                 },
                 presence: PresenceConfig {
                     key: o.presence_key.clone(),
@@ -416,7 +445,9 @@ impl ChannelMachine {
         let r = ctx.refs.next();
         log::debug!("join {} (ref {r})", self.topic());
         self.presence.reset_pending();
-        let frame = Frame::join(r.clone(), self.topic(), &self.join_payload(ctx));
+        let (replay, gap_replay) = self.replay_config();
+        self.gap_replay_sent = gap_replay;
+        let frame = Frame::join(r.clone(), self.topic(), &self.join_payload(ctx, replay));
         ctx.send(&frame);
         self.join_started.get_or_insert(now);
         self.set_state(State::Joining {
@@ -428,6 +459,10 @@ impl ChannelMachine {
     /// Joined or joining → errored: the bookkeeping shared by socket loss, `phx_error` and
     /// timeouts. The channel waits for the socket unless the caller schedules a rejoin.
     fn lose_join(&mut self, now: Instant) {
+        // Lost again while its replay was arriving: the outage it reported goes on.
+        if let Some(gap) = self.gap.as_mut().and_then(GapFill::cancel) {
+            self.lost_at = Some(now.checked_sub(gap).unwrap_or(now));
+        }
         if matches!(self.state, State::Joined { .. }) && self.ever_subscribed {
             self.lost_at.get_or_insert(now);
         }
@@ -460,15 +495,53 @@ impl ChannelMachine {
         }
         self.status(ctx, SubscribeStatus::Subscribed, None, None);
         if let Some(lost) = self.lost_at.take() {
-            ctx.emit(
-                Some(self.id()),
-                Event::Resumed {
-                    topic: self.topic().to_owned(),
-                    gap: now.saturating_duration_since(lost),
-                },
-            );
+            let gap = now.saturating_duration_since(lost);
+            match self.gap.as_mut() {
+                // Resumed waits for the replay of the gap, which follows the join reply.
+                Some(fill) if self.gap_replay_sent => fill.start(gap, now),
+                _ => self.resumed(ctx, gap, false),
+            }
+        }
+        if let Some(fill) = &mut self.gap {
+            fill.on_subscribed(now);
         }
         self.ever_subscribed = true;
+    }
+
+    fn resumed(&self, ctx: &mut Ctx, gap: std::time::Duration, filled: bool) {
+        ctx.emit(
+            Some(self.id()),
+            Event::Resumed {
+                topic: self.topic().to_owned(),
+                gap,
+                filled,
+            },
+        );
+    }
+
+    /// Gap fill's word on a received broadcast (`stored`: its meta, read when gap fill is
+    /// on), whose delivery `deliver` emits; a duplicate is dropped. Reports `Resumed` where a
+    /// pending replay ends.
+    fn admit(
+        &mut self,
+        ctx: &mut Ctx,
+        stored: Option<BroadcastMeta>,
+        now: Instant,
+        deliver: impl FnOnce(&mut Ctx),
+    ) {
+        let (Some(fill), Some(meta)) = (&mut self.gap, stored) else {
+            return deliver(ctx);
+        };
+        let v = fill.admit(&meta, now);
+        if let Some((gap, filled)) = v.resumed_before {
+            self.resumed(ctx, gap, filled);
+        }
+        if v.admit == Admit::Deliver {
+            deliver(ctx);
+        }
+        if let Some((gap, filled)) = v.resumed_after {
+            self.resumed(ctx, gap, filled);
+        }
     }
 
     fn fail_all(&mut self, err: Error) {
@@ -569,14 +642,19 @@ impl ChannelMachine {
             PushOp::Broadcast { .. } => {}
         }
         let sent = match op {
-            PushOp::Broadcast { event: ev, payload } => match (ctx.vsn(), payload) {
+            PushOp::Broadcast {
+                event: ev,
+                payload,
+                persist,
+            } => match (ctx.vsn(), payload) {
                 (Vsn::V2, payload) => {
                     let payload = match payload {
                         Payload::Json(v) => BroadcastPayload::Json(v.to_string()),
                         Payload::Binary(b) => BroadcastPayload::Binary(b),
                     };
                     let frame =
-                        BinaryFrame::user_broadcast_push(jr, r.clone(), self.topic(), ev, payload);
+                        BinaryFrame::user_broadcast_push(jr, r.clone(), self.topic(), ev, payload)
+                            .with_persist(persist);
                     match frame.encode() {
                         Ok(bytes) => ctx.send_binary(bytes),
                         Err(field) => {
@@ -587,9 +665,9 @@ impl ChannelMachine {
                         }
                     }
                 }
-                (Vsn::V1, Payload::Json(v)) => {
-                    ctx.send(&Frame::broadcast(jr, r.clone(), self.topic(), &ev, v))
-                }
+                (Vsn::V1, Payload::Json(v)) => ctx.send(
+                    &Frame::broadcast(jr, r.clone(), self.topic(), &ev, v).with_persist(persist),
+                ),
                 (Vsn::V1, Payload::Binary(_)) => {
                     let _ = reply.send(Err(Error::InvalidArgument(
                         "binary payloads need vsn 2.0.0".into(),
@@ -770,6 +848,9 @@ impl ChannelMachine {
         for reply in self.inflight.expire(now) {
             let _ = reply.send(Err(Error::Timeout));
         }
+        if let Some((gap, filled)) = self.gap.as_mut().and_then(|g| g.on_timer(now)) {
+            self.resumed(ctx, gap, filled);
+        }
         After::Keep
     }
 
@@ -800,14 +881,22 @@ impl ChannelMachine {
         event: SharedStr,
         payload: RawPayload,
         meta: Option<SharedStr>,
+        now: Instant,
     ) -> After {
+        // Read only for gap fill: other channels leave `meta` as text.
+        let stored = self.gap.is_some().then(|| {
+            meta.as_ref()
+                .map(|m| BroadcastMeta::from_json(m.as_str()))
+                .unwrap_or_default()
+        });
         let b = RawBroadcast {
             topic: self.config.topic.clone(),
             event,
             payload,
             meta,
         };
-        ctx.emit(Some(self.id()), b);
+        let id = self.id();
+        self.admit(ctx, stored, now, |ctx| ctx.emit(Some(id), b));
         After::Keep
     }
 
@@ -819,6 +908,7 @@ impl ChannelMachine {
         event: SharedStr,
         payload: RawPayload,
         metadata: SharedStr,
+        now: Instant,
     ) -> After {
         if let RawPayload::Json(text) = &payload {
             if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text.as_str()) {
@@ -836,7 +926,7 @@ impl ChannelMachine {
             }
         }
         let meta = (!metadata.as_str().is_empty()).then_some(metadata);
-        self.on_raw_broadcast(ctx, event, payload, meta)
+        self.on_raw_broadcast(ctx, event, payload, meta, now)
     }
 
     /// A JSON broadcast for this topic, already parsed (from a frame of the general path).
@@ -846,14 +936,23 @@ impl ChannelMachine {
         event: String,
         payload: Value,
         meta: Option<Value>,
+        now: Instant,
     ) -> After {
+        let stored = self.gap.is_some().then(|| {
+            meta.as_ref()
+                .map(BroadcastMeta::from_value)
+                .unwrap_or_default()
+        });
         let b = Broadcast {
             topic: self.topic().to_owned(),
             event,
             payload: Payload::Json(payload),
             meta,
         };
-        ctx.emit(Some(self.id()), Event::Broadcast(b));
+        let id = self.id();
+        self.admit(ctx, stored, now, |ctx| {
+            ctx.emit(Some(id), Event::Broadcast(b))
+        });
         After::Keep
     }
 
@@ -924,7 +1023,7 @@ impl ChannelMachine {
                     .to_owned();
                 let payload = p.get_mut("payload").map(Value::take).unwrap_or(Value::Null);
                 let meta = p.get_mut("meta").map(Value::take);
-                self.on_broadcast(ctx, event, payload, meta)
+                self.on_broadcast(ctx, event, payload, meta, now)
             }
             event::PRESENCE_STATE => {
                 let limits = ctx.opts.presence_limits();
@@ -966,6 +1065,9 @@ impl ChannelMachine {
                 payload: payload.clone(),
             },
         );
+        if let Some(ready) = replication_status(&payload) {
+            self.config.snapshot.set_replication(ready);
+        }
         let ext = payload.get("extension").and_then(Value::as_str);
         let status = payload.get("status").and_then(Value::as_str);
         if ext == Some("system") && status == Some("error") {
@@ -1169,7 +1271,7 @@ impl ChannelMachine {
                     BroadcastPayload::Json(text) => RawPayload::Json(text.into()),
                     BroadcastPayload::Binary(b) => RawPayload::Binary(b.into()),
                 };
-                self.on_user_broadcast(ctx, ev.into(), payload, metadata.into())
+                self.on_user_broadcast(ctx, ev.into(), payload, metadata.into(), now)
             }
             // Kinds 0-2 (phoenix.js' binary serializer): JSON payloads become ordinary frames.
             BinaryFrame::Push {

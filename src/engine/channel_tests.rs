@@ -49,6 +49,7 @@ impl H {
             bindings,
             presence_enabled: false,
             snapshot: snapshot.clone(),
+            clock: crate::engine::gap::WallClock::at(Instant::now(), 0),
         });
         H {
             m,
@@ -93,6 +94,7 @@ impl H {
                 bindings: Vec::new(),
                 presence_enabled: false,
                 snapshot: self.snapshot.clone(),
+                clock: crate::engine::gap::WallClock::at(Instant::now(), 0),
             });
             let m = std::mem::replace(&mut self.m, idle);
             let why = why.clone();
@@ -430,6 +432,7 @@ fn socket_loss_errors_then_rejoins_and_reports_the_gap() {
     let mut h = H::joined(ChannelOptions::default().broadcast_ack(true));
     let mut rx = h.push(
         PushOp::Broadcast {
+            persist: crate::protocol::Persist::No,
             event: "e".into(),
             payload: json!({}).into(),
         },
@@ -839,6 +842,7 @@ fn pushes_wait_for_the_join_and_flush_in_order() {
     let mut a = h.push(PushOp::Track(json!({"u": 1})), 1);
     let mut b = h.push(
         PushOp::Broadcast {
+            persist: crate::protocol::Persist::No,
             event: "e".into(),
             payload: json!({"n": 1}).into(),
         },
@@ -905,6 +909,7 @@ fn push_buffer_is_bounded_and_pushes_time_out() {
     let mut h = H::joined(ChannelOptions::default().broadcast_ack(true));
     let mut rx = h.push(
         PushOp::Broadcast {
+            persist: crate::protocol::Persist::No,
             event: "e".into(),
             payload: json!(1).into(),
         },
@@ -921,6 +926,7 @@ fn pushes_after_leave_and_bad_broadcasts_fail_at_once() {
     let mut h = H::joined(ChannelOptions::default());
     let mut rx = h.push(
         PushOp::Broadcast {
+            persist: crate::protocol::Persist::No,
             event: "e".repeat(300),
             payload: json!({}).into(),
         },
@@ -934,6 +940,7 @@ fn pushes_after_leave_and_bad_broadcasts_fail_at_once() {
     );
     let mut ok = h.push(
         PushOp::Broadcast {
+            persist: crate::protocol::Persist::No,
             event: "e".into(),
             payload: json!({}).into(),
         },
@@ -963,6 +970,7 @@ fn vsn1_broadcasts_are_json_frames() {
     );
     h.push(
         PushOp::Broadcast {
+            persist: crate::protocol::Persist::No,
             event: "e".into(),
             payload: json!({"n": 1}).into(),
         },
@@ -970,6 +978,7 @@ fn vsn1_broadcasts_are_json_frames() {
     );
     let mut bin = h.push(
         PushOp::Broadcast {
+            persist: crate::protocol::Persist::No,
             event: "e".into(),
             payload: Payload::Binary(vec![1]),
         },
@@ -1013,5 +1022,202 @@ fn shutdown_publishes_closed_with_the_shutdown_reason() {
     assert_eq!(
         snap.reason.as_deref(),
         Some(super::snapshot::SHUTDOWN_REASON)
+    );
+}
+
+/// A machine whose wall clock reads 1,000,000 ms at `t0`.
+fn with_clock(options: ChannelOptions) -> H {
+    let mut h = H::new(options.clone());
+    h.m = ChannelMachine::new(ChannelConfig {
+        id: 7,
+        topic: TOPIC.into(),
+        options,
+        bindings: Vec::new(),
+        presence_enabled: false,
+        snapshot: h.snapshot.clone(),
+        clock: crate::engine::gap::WallClock::at(h.t0, 1_000_000),
+    });
+    h
+}
+
+fn stored(join_ref: &str, id: &str, replayed: bool) -> String {
+    format!(
+        r#"["{join_ref}",null,"{TOPIC}","broadcast",{{"type":"broadcast","event":"e","payload":{{"id":"{id}"}},"meta":{{"id":"{id}","replayed":{replayed}}}}}]"#
+    )
+}
+
+/// (id, replayed) of the broadcasts, and `Resumed` as `("resumed", filled)`.
+fn deliveries(events: Vec<Event>) -> Vec<(String, bool)> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Broadcast(b) => Some((b.id().unwrap_or("-").to_owned(), b.replayed())),
+            Event::Resumed { filled, .. } => Some(("resumed".to_owned(), filled)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn join_asks_for_replay_and_replication_and_sends_persist() {
+    let since = std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
+    let opts = ChannelOptions::default()
+        .private(true)
+        .replication_ready(true)
+        .replay(crate::Replay::since(since).limit(10));
+    let mut h = H::new(opts);
+    h.subscribe(0);
+    let sent = h.sent();
+    assert!(
+        sent[0].contains(r#""broadcast":{"ack":false,"self":false,"replay":{"since":1700000000000,"limit":10},"replication_ready":true}"#),
+        "{sent:?}"
+    );
+    h.recv(&ok_reply("1", "1", "{}"), 5);
+    h.recv(
+        &format!(
+            r#"["1",null,"{TOPIC}","system",{{"extension":"system","status":"ok","message":"Replication connection established","channel":"room1"}}]"#
+        ),
+        6,
+    );
+    assert_eq!(
+        h.snapshot.watch_replication().borrow().clone(),
+        Some(Ok(()))
+    );
+
+    // persist rides in a kind-3 frame's metadata (vsn 2.0.0) or the push (vsn 1.0.0).
+    let _sent = h.push(
+        PushOp::Broadcast {
+            event: "e".into(),
+            payload: json!({"n": 1}).into(),
+            persist: crate::protocol::Persist::Yes,
+        },
+        10,
+    );
+    let Transmit::Binary(bytes) = h.out.transmits.pop().expect("a frame") else {
+        panic!("binary")
+    };
+    match BinaryFrame::decode_from_client(&bytes).expect("kind 3") {
+        BinaryFrame::UserBroadcastPush { metadata, .. } => {
+            assert_eq!(metadata, r#"{"persist":true}"#)
+        }
+        other => panic!("{other:?}"),
+    }
+    h.opts.vsn = Vsn::V1;
+    let _sent = h.push(
+        PushOp::Broadcast {
+            event: "e".into(),
+            payload: json!({"n": 2}).into(),
+            persist: crate::protocol::Persist::Ttl(Duration::from_secs(60)),
+        },
+        11,
+    );
+    let sent = h.sent();
+    assert!(
+        sent[0].contains(r#""payload":{"n":2},"persist":{"ttl":60}"#),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn gap_fill_asks_since_the_last_delivery_and_drops_duplicates() {
+    let opts = ChannelOptions::default().private(true).auto_replay(true);
+    let mut h = with_clock(opts);
+    h.subscribe(0);
+    assert!(
+        !h.sent()[0].contains("replay"),
+        "a first join replays nothing"
+    );
+    h.recv(&ok_reply("1", "1", "{}"), 5);
+    h.recv(&stored("1", "a", false), 100);
+    h.recv_binary(
+        BinaryFrame::UserBroadcast {
+            topic: TOPIC.into(),
+            event: "e".into(),
+            metadata: r#"{"id":"b"}"#.into(),
+            payload: BroadcastPayload::Json("{}".into()),
+        },
+        200,
+    );
+    assert_eq!(
+        deliveries(h.events()),
+        vec![("a".into(), false), ("b".into(), false)]
+    );
+
+    // The outage: the rejoin asks for what was stored since "b" (less the clock margin).
+    let now = h.at(300);
+    h.with(|m, c| m.on_socket_closed(c, "connection lost", now));
+    let now = h.at(1_300);
+    h.with(|m, c| m.on_socket_open(c, now));
+    let sent = h.sent();
+    assert!(
+        sent[0].contains(r#""replay":{"since":995200,"limit":25}"#),
+        "{sent:?}"
+    );
+    h.recv(&ok_reply("2", "2", "{}"), 1_350);
+    // Resumed waits for the replay; "b" was delivered before and is dropped.
+    h.recv(&stored("2", "b", true), 1_351);
+    h.recv(&stored("2", "c", true), 1_352);
+    assert_eq!(h.m.deadline(), Some(h.at(1_850)));
+    h.recv(&stored("2", "d", false), 1_400);
+    h.recv(&stored("2", "d", false), 1_401);
+    let events = h.events();
+    let gap = events.iter().find_map(|e| match e {
+        Event::Resumed { gap, .. } => Some(*gap),
+        _ => None,
+    });
+    assert_eq!(gap, Some(Duration::from_millis(1_050)));
+    assert_eq!(
+        deliveries(events),
+        vec![
+            ("c".into(), true),
+            ("resumed".into(), true),
+            ("d".into(), false)
+        ]
+    );
+    assert_eq!(h.m.deadline(), None);
+
+    // A second outage whose replay is full and all new: more may have been stored.
+    let now = h.at(2_000);
+    h.with(|m, c| m.on_socket_closed(c, "connection lost", now));
+    let now = h.at(3_000);
+    h.with(|m, c| m.on_socket_open(c, now));
+    assert!(h.sent()[0].contains(r#""since":996400"#));
+    h.recv(&ok_reply("3", "3", "{}"), 3_010);
+    for i in 0..25 {
+        h.recv(&stored("3", &format!("r{i}"), true), 3_020);
+    }
+    let d = deliveries(h.events());
+    assert_eq!(d.len(), 26, "{d:?}");
+    assert_eq!(d[25], ("resumed".into(), false));
+
+    // A third, quiet one: Resumed comes when the settle time is over.
+    let now = h.at(4_000);
+    h.with(|m, c| m.on_socket_closed(c, "connection lost", now));
+    let now = h.at(4_100);
+    h.with(|m, c| m.on_socket_open(c, now));
+    h.recv(&ok_reply("4", "4", "{}"), 4_110);
+    assert_eq!(deliveries(h.events()), vec![]);
+    h.tick(4_610);
+    assert_eq!(deliveries(h.events()), vec![("resumed".into(), true)]);
+}
+
+#[test]
+fn without_gap_fill_resumed_is_at_once_and_not_filled() {
+    let mut h = H::joined(ChannelOptions::default().private(true));
+    let now = h.at(100);
+    h.with(|m, c| m.on_socket_closed(c, "connection lost", now));
+    let now = h.at(200);
+    h.with(|m, c| m.on_socket_open(c, now));
+    assert!(!h.sent()[0].contains("replay"));
+    h.recv(&ok_reply("2", "2", "{}"), 210);
+    h.recv(&stored("2", "x", false), 220);
+    h.recv(&stored("2", "x", false), 221);
+    assert_eq!(
+        deliveries(h.events()),
+        vec![
+            ("resumed".into(), false),
+            ("x".into(), false),
+            ("x".into(), false)
+        ]
     );
 }

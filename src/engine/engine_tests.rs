@@ -91,6 +91,7 @@ impl E {
                 bindings: Vec::new(),
                 presence_enabled: false,
                 snapshot,
+                clock: crate::engine::gap::WallClock::at(std::time::Instant::now(), 0),
             },
             self.at(ms),
         );

@@ -189,6 +189,7 @@ impl FuzzEngine {
                 },
                 presence_enabled: pg,
                 snapshot: snapshot.clone(),
+                clock: crate::engine::gap::WallClock::at(std::time::Instant::now(), 0),
             },
             self.now,
         );
@@ -211,6 +212,7 @@ impl FuzzEngine {
             Payload::Json(payload)
         };
         let op = PushOp::Broadcast {
+            persist: crate::protocol::Persist::No,
             event: event.to_owned(),
             payload,
         };

@@ -12,6 +12,7 @@
 
 pub(crate) mod channel;
 pub(crate) mod fuzz;
+pub(crate) mod gap;
 pub(crate) mod outbox;
 pub(crate) mod router;
 pub(crate) mod snapshot;
@@ -554,7 +555,7 @@ impl Engine {
         if self.oversized("text", text.len()) {
             return;
         }
-        if self.opts.vsn == Vsn::V2 && self.fanout_broadcast(&text) {
+        if self.opts.vsn == Vsn::V2 && self.fanout_broadcast(&text, now) {
             return;
         }
         match Frame::decode(self.opts.vsn, text.as_str()) {
@@ -585,7 +586,7 @@ impl Engine {
 
     /// The fast path for fan-out broadcasts (the bulk of inbound traffic): routed with the
     /// user payload left as text. `false` for any other frame.
-    fn fanout_broadcast(&mut self, text: &Utf8Bytes) -> bool {
+    fn fanout_broadcast(&mut self, text: &Utf8Bytes, now: Instant) -> bool {
         let Some(b) = FanoutBroadcast::decode(text.as_str()) else {
             return false;
         };
@@ -612,7 +613,7 @@ impl Engine {
         self.route(
             &b.topic,
             (event, payload, meta),
-            |m, ctx, (event, payload, meta)| m.on_raw_broadcast(ctx, event, payload, meta),
+            |m, ctx, (event, payload, meta)| m.on_raw_broadcast(ctx, event, payload, meta, now),
         );
         true
     }
@@ -638,7 +639,7 @@ impl Engine {
             return;
         }
         let frame = match UserBroadcastRef::decode(&bytes) {
-            Some(Ok(b)) => return self.user_broadcast(&bytes, b),
+            Some(Ok(b)) => return self.user_broadcast(&bytes, b, now),
             Some(Err(e)) => Err(e),
             None => BinaryFrame::decode_from_server(&bytes),
         };
@@ -661,7 +662,7 @@ impl Engine {
         self.route(&topic, frame, |m, ctx, f| m.on_binary(ctx, f, now));
     }
 
-    fn user_broadcast(&mut self, bytes: &Bytes, b: UserBroadcastRef<'_>) {
+    fn user_broadcast(&mut self, bytes: &Bytes, b: UserBroadcastRef<'_>, now: Instant) {
         if self.router.get(b.topic).is_empty() {
             return;
         }
@@ -683,7 +684,9 @@ impl Engine {
         self.route(
             b.topic,
             (event, payload, metadata),
-            |m, ctx, (event, payload, metadata)| m.on_user_broadcast(ctx, event, payload, metadata),
+            |m, ctx, (event, payload, metadata)| {
+                m.on_user_broadcast(ctx, event, payload, metadata, now)
+            },
         );
     }
 

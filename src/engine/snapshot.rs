@@ -45,6 +45,8 @@ struct ChannelView {
 pub(crate) struct ChannelSnapshot {
     view: Mutex<ChannelView>,
     status: watch::Sender<Option<StatusSnap>>,
+    /// The server's answer to `replication_ready`: ready, or its error message.
+    replication: watch::Sender<Option<Result<(), String>>>,
 }
 
 impl Default for ChannelSnapshot {
@@ -56,6 +58,7 @@ impl Default for ChannelSnapshot {
                 presence: Vec::new(),
             }),
             status: watch::channel(None).0,
+            replication: watch::channel(None).0,
         }
     }
 }
@@ -75,7 +78,15 @@ impl ChannelSnapshot {
         self.status.subscribe()
     }
 
+    pub(crate) fn watch_replication(&self) -> watch::Receiver<Option<Result<(), String>>> {
+        self.replication.subscribe()
+    }
+
     // The writers below are called by the engine only.
+
+    pub(crate) fn set_replication(&self, ready: Result<(), String>) {
+        self.replication.send_replace(Some(ready));
+    }
 
     pub(crate) fn set_state(&self, state: ChannelState) {
         let mut v = self.view.lock();

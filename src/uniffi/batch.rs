@@ -22,7 +22,7 @@
 //! | `connection` | `state` (`DISCONNECTED`, `CONNECTING`, `CONNECTED`, `SHUT_DOWN`), `reason` |
 //! | `heartbeat` | `status` (`SENT`, `OK`, `ERROR`, `TIMEOUT`), `rtt_ms` |
 //! | `system` | `topic`, `payload` |
-//! | `resumed` | `topic`, `gap_ms` |
+//! | `resumed` | `topic`, `gap_ms`, `filled` |
 //! | `lagged` | `dropped` |
 //! | `error` | `message` |
 
@@ -152,6 +152,7 @@ enum WireEvent<'a> {
     Resumed {
         topic: &'a str,
         gap_ms: u64,
+        filled: bool,
     },
     Lagged {
         dropped: u64,
@@ -245,9 +246,10 @@ impl<'a> WireEvent<'a> {
                 rtt_ms: rtt.map(|d| d.as_secs_f64() * 1000.0),
             },
             Event::System { topic, payload } => WireEvent::System { topic, payload },
-            Event::Resumed { topic, gap } => WireEvent::Resumed {
+            Event::Resumed { topic, gap, filled } => WireEvent::Resumed {
                 topic,
                 gap_ms: gap.as_millis() as u64,
+                filled: *filled,
             },
             Event::Lagged { dropped } => WireEvent::Lagged { dropped: *dropped },
             Event::Error { message } => WireEvent::Error { message },

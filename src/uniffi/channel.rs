@@ -223,6 +223,40 @@ impl RealtimeChannel {
             .send_broadcast_nowait(&event, payload.into_core()?)?)
     }
 
+    /// Sends a broadcast that the server stores (private channels only) for `ttl_seconds`
+    /// (0: the server's retention), so that a join with replay can replay it.
+    pub async fn send_broadcast_persist(
+        &self,
+        event: String,
+        payload: Payload,
+        ttl_seconds: u32,
+    ) -> Result<(), RealtimeError> {
+        let payload = payload.into_core()?;
+        let ch = self.inner.clone();
+        let persist = crate::options::persist_for_ttl(ttl_seconds);
+        on_runtime(async move { ch.send_broadcast_persist(&event, payload, persist).await }).await
+    }
+
+    /// REST broadcast that the server stores, as `send_broadcast_persist`.
+    pub async fn http_send_persist(
+        &self,
+        event: String,
+        payload: Payload,
+        ttl_seconds: u32,
+    ) -> Result<(), RealtimeError> {
+        let payload = payload.into_core()?;
+        let ch = self.inner.clone();
+        let persist = crate::options::persist_for_ttl(ttl_seconds);
+        on_runtime(async move { ch.http_send_persist(&event, payload, persist).await }).await
+    }
+
+    /// Completes once the server said the channel's replication is ready (with the
+    /// `replication_ready` option); fails with its message when it is not.
+    pub async fn replication_ready(&self) -> Result<(), RealtimeError> {
+        let ch = self.inner.clone();
+        on_runtime(async move { ch.replication_ready().await }).await
+    }
+
     /// Broadcasts over REST (works without joining).
     pub async fn http_send(&self, event: String, payload: Payload) -> Result<(), RealtimeError> {
         self.check()?;

@@ -228,18 +228,43 @@ pub struct ChannelOptions {
     pub wait_for_postgres_ready: bool,
     #[uniffi(default = 20000)]
     pub postgres_ready_timeout_ms: u64,
+    /// Replay stored broadcasts on join (private channels only) from this Unix time in ms.
+    #[uniffi(default = None)]
+    pub replay_since_ms: Option<i64>,
+    /// At most this many replayed messages (the server's default and cap: 25).
+    #[uniffi(default = None)]
+    pub replay_limit: Option<u32>,
+    /// Ask for the `system` message that says the channel's replication is ready.
+    #[uniffi(default = false)]
+    pub replication_ready: bool,
+    /// Gap fill (private channels only): replay what was stored during an outage.
+    #[uniffi(default = false)]
+    pub auto_replay: bool,
 }
 
 impl From<ChannelOptions> for core_options::ChannelOptions {
     fn from(o: ChannelOptions) -> Self {
-        core_options::ChannelOptions::default()
+        let options = core_options::ChannelOptions::default()
             .broadcast_self(o.broadcast_self)
             .broadcast_ack(o.broadcast_ack)
             .presence_key(o.presence_key)
             .presence_enabled(o.presence_enabled)
             .private(o.private)
             .wait_for_postgres_ready(o.wait_for_postgres_ready)
-            .postgres_ready_timeout(Duration::from_millis(o.postgres_ready_timeout_ms))
+            .postgres_ready_timeout(Duration::from_millis(o.postgres_ready_timeout_ms));
+        let replay = o.replay_since_ms.map(|since| {
+            let r = core_options::Replay::since_ms(since);
+            match o.replay_limit {
+                Some(limit) => r.limit(limit),
+                None => r,
+            }
+        });
+        core_options::ChannelOptions {
+            replay,
+            replication_ready: o.replication_ready,
+            auto_replay: o.auto_replay,
+            ..options
+        }
     }
 }
 
@@ -304,6 +329,10 @@ pub struct BroadcastMessage {
     pub payload: Payload,
     /// `meta` (e.g. `{"id": ...}` for database-originated messages), when present.
     pub meta_json: Option<String>,
+    /// The stored message's id (`meta.id`), for persisted messages.
+    pub id: Option<String>,
+    /// Delivered by a replay on join, not live.
+    pub replayed: bool,
 }
 
 /// Presence changes; metas are JSON arrays of objects carrying `presence_ref`.
@@ -380,10 +409,12 @@ pub enum RealtimeEvent {
         topic: String,
         payload_json: String,
     },
-    /// The channel joined again after `gap_ms` away: events may have been missed.
+    /// The channel joined again after `gap_ms` away: events may have been missed. With
+    /// `auto_replay`, `filled` says every broadcast stored during the gap was delivered.
     Resumed {
         topic: String,
         gap_ms: u64,
+        filled: bool,
     },
     /// The queue was full: this many data events were dropped.
     Lagged {
@@ -528,6 +559,8 @@ impl From<&core::Broadcast> for BroadcastMessage {
             event: b.event.clone(),
             payload: (&b.payload).into(),
             meta_json: b.meta.as_ref().map(Value::to_string),
+            id: b.id().map(str::to_owned),
+            replayed: b.replayed(),
         }
     }
 }
@@ -613,9 +646,10 @@ impl From<&core::Event> for RealtimeEvent {
                 topic: topic.clone(),
                 payload_json: payload.to_string(),
             },
-            core::Event::Resumed { topic, gap } => RealtimeEvent::Resumed {
+            core::Event::Resumed { topic, gap, filled } => RealtimeEvent::Resumed {
                 topic: topic.clone(),
                 gap_ms: gap.as_millis() as u64,
+                filled: *filled,
             },
             core::Event::Lagged { dropped } => RealtimeEvent::Lagged { dropped: *dropped },
             core::Event::Error { message } => RealtimeEvent::ClientError {

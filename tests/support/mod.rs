@@ -6,7 +6,8 @@
 pub mod fault_proxy;
 pub mod resilience;
 
-use std::sync::Arc;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -15,6 +16,54 @@ use supa_realtime::{ClientOptions, Event, RealtimeClient, SubscribeStatus};
 use supa_realtime_server::{Config, Server};
 
 pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// The PostgreSQL of the tests: `DATABASE_URL` (as scripts/test exports it), else a
+/// throwaway cluster from scripts/dev-postgres kept for the test binary's life; `None` when
+/// neither is available (the caller says SKIPPED).
+pub fn database_url() -> Option<&'static str> {
+    static URL: OnceLock<Option<(String, Option<Child>)>> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            return Some((url, None));
+        }
+        let dir = std::env::temp_dir().join(format!("supa-pg-client-{}", std::process::id()));
+        let script = format!(
+            "scripts/dev-postgres start '{d}' || exit 1; cat >/dev/null; scripts/dev-postgres stop '{d}'",
+            d = dir.display()
+        );
+        let mut child = Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take()?),
+            &mut line,
+        )
+        .ok()?;
+        let url = line.trim().strip_prefix("DATABASE_URL=")?.to_string();
+        Some((url, Some(child)))
+    })
+    .as_ref()
+    .map(|(u, _)| u.as_str())
+}
+
+/// A server on the tests' PostgreSQL and its URL; `None` (after saying SKIPPED) without one.
+pub fn server_with_database() -> Option<(Server, &'static str)> {
+    let Some(url) = database_url() else {
+        eprintln!("SKIPPED: no DATABASE_URL and scripts/dev-postgres could not start PostgreSQL");
+        return None;
+    };
+    let server = Server::start(Config {
+        database_url: Some(url.to_owned()),
+        ..Config::default()
+    })
+    .expect("server with PostgreSQL starts");
+    Some((server, url))
+}
 
 pub fn server() -> Server {
     Server::start(Config::default()).expect("server starts")

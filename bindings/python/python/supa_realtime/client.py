@@ -67,6 +67,19 @@ log = logging.getLogger("supa_realtime")
 atexit.register(_ffi.stop_callbacks, 2000)
 
 Payload = Union[Json, bytes]
+Persist = Union[bool, int, None]
+"""``True`` (stored for the server's retention), a TTL in seconds, or ``None``/``False``."""
+
+
+def _persist_ttl(persist: Persist) -> Optional[int]:
+    """The TTL the library takes (0: the server's retention), or ``None`` for not stored."""
+    if persist is None or persist is False:
+        return None
+    if persist is True:
+        return 0
+    if isinstance(persist, int) and persist > 0:
+        return persist
+    raise ValueError(f"persist must be True or a positive number of seconds, not {persist!r}")
 SubscribeCallback = Callable[[RealtimeSubscribeStates, Optional[Exception]], Any]
 
 DEFAULT_JOIN_TIMEOUT = 10.0
@@ -442,12 +455,18 @@ class RealtimeClient:
         private: Optional[bool] = None,
         wait_for_postgres_ready: bool = True,
         postgres_ready_timeout: float = 20.0,
+        replay: Optional[Dict[str, int]] = None,
+        replication_ready: Optional[bool] = None,
+        auto_replay: bool = False,
     ) -> "RealtimeChannel":
         """The channel for ``realtime:<topic>``. While a channel of that topic is live it is
         returned as is (its options unchanged), as in realtime.
 
-        ``params`` takes realtime's ``{"config": {"broadcast": {"self", "ack"}, "presence":
-        {"key", "enabled"}, "private"}}``; the keyword arguments say the same and win over it.
+        ``params`` takes realtime's ``{"config": {"broadcast": {"self", "ack", "replay",
+        "replication_ready"}, "presence": {"key", "enabled"}, "private"}}``; the keyword
+        arguments say the same and win over it. ``replay`` (``{"since": unix_ms, "limit": n}``,
+        private channels only) replays stored broadcasts on join; ``auto_replay`` (private
+        channels only) replays what was stored during an outage after a rejoin (gap fill).
         """
         self._check(f"channel({topic!r})")
         existing = self._channels.get("realtime:" + topic)
@@ -457,7 +476,8 @@ class RealtimeClient:
         unknown = set(config) - {"broadcast", "presence", "private"}
         broadcast = config.get("broadcast") or {}
         presence = config.get("presence") or {}
-        unknown |= {f"broadcast.{k}" for k in set(broadcast) - {"self", "ack"}}
+        known_broadcast = {"self", "ack", "replay", "replication_ready"}
+        unknown |= {f"broadcast.{k}" for k in set(broadcast) - known_broadcast}
         unknown |= {f"presence.{k}" for k in set(presence) - {"key", "enabled"}}
         if unknown:
             raise ValueError(f"unsupported channel config: {', '.join(sorted(unknown))}")
@@ -473,7 +493,19 @@ class RealtimeClient:
             private=bool(pick(private, config.get("private", False))),
             wait_for_postgres_ready=wait_for_postgres_ready,
             postgres_ready_timeout_ms=int(postgres_ready_timeout * 1000),
+            replay_since_ms=None,
+            replay_limit=None,
+            replication_ready=bool(
+                pick(replication_ready, broadcast.get("replication_ready", False))
+            ),
+            auto_replay=auto_replay,
         )
+        replay = pick(replay, broadcast.get("replay"))
+        if replay is not None:
+            if not isinstance(replay.get("since"), int):
+                raise ValueError("replay needs 'since': Unix time in milliseconds (an int)")
+            options.replay_since_ms = replay["since"]
+            options.replay_limit = replay.get("limit")
         channel = RealtimeChannel(self, self._ffi.channel(topic, options))
         self._channels[channel.topic] = channel
         return channel
@@ -862,11 +894,16 @@ class RealtimeChannel:
         self._subscribed = True
         self._ffi.subscribe_nowait()
 
-    async def send_broadcast(self, event: str, payload: Payload) -> None:
+    async def send_broadcast(self, event: str, payload: Payload, persist: Persist = None) -> None:
         """Broadcasts ``payload`` (JSON-serializable, or bytes); with ``broadcast_ack`` it
-        returns once the server acknowledged."""
+        returns once the server acknowledged. ``persist`` (private channels only): ``True``
+        or a TTL in seconds stores the message, so that a join with replay replays it."""
         self._check("send_broadcast()")
-        await self._ffi.send_broadcast(event, payload_to_ffi(payload))
+        ttl = _persist_ttl(persist)
+        if ttl is None:
+            await self._ffi.send_broadcast(event, payload_to_ffi(payload))
+        else:
+            await self._ffi.send_broadcast_persist(event, payload_to_ffi(payload), ttl)
 
     def send_broadcast_nowait(self, event: str, payload: Payload) -> None:
         """Queues a broadcast without waiting. Usable inside callbacks."""
@@ -878,10 +915,20 @@ class RealtimeChannel:
     send_nowait = send_broadcast_nowait
     """Deprecated name of :meth:`send_broadcast_nowait`."""
 
-    async def http_send(self, event: str, payload: Payload) -> None:
-        """Broadcasts over REST (no join needed)."""
+    async def http_send(self, event: str, payload: Payload, persist: Persist = None) -> None:
+        """Broadcasts over REST (no join needed); ``persist`` as for :meth:`send_broadcast`."""
         self._check("http_send()")
-        await self._ffi.http_send(event, payload_to_ffi(payload))
+        ttl = _persist_ttl(persist)
+        if ttl is None:
+            await self._ffi.http_send(event, payload_to_ffi(payload))
+        else:
+            await self._ffi.http_send_persist(event, payload_to_ffi(payload), ttl)
+
+    async def replication_ready(self) -> None:
+        """Returns once the server said the channel's replication is ready (channel option
+        ``replication_ready``); raises with the server's message when it is not."""
+        self._check("replication_ready()")
+        await self._ffi.replication_ready()
 
     async def track(self, user_status: Dict[str, Json]) -> None:
         """Tracks this client's presence with ``user_status``."""

@@ -56,6 +56,17 @@ class Broadcast:
     payload: Union[Json, bytes]
     meta: Optional[Dict[str, Json]] = None
 
+    @property
+    def id(self) -> Optional[str]:
+        """The stored message's id (``meta["id"]``), for persisted messages."""
+        value = (self.meta or {}).get("id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def replayed(self) -> bool:
+        """Delivered by a replay on join (``meta["replayed"]``), not live."""
+        return (self.meta or {}).get("replayed") is True
+
 
 @dataclass(frozen=True)
 class PresenceSync:
@@ -113,10 +124,13 @@ class System:
 
 @dataclass(frozen=True)
 class Resumed:
-    """The channel joined again after ``gap_ms`` away: events may have been missed."""
+    """The channel joined again after ``gap_ms`` away: events may have been missed. With
+    ``auto_replay``, it comes after the replayed messages and ``filled`` says that every
+    broadcast stored during the gap was delivered."""
 
     topic: str
     gap_ms: int
+    filled: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,7 +216,7 @@ _DECODERS: Dict[str, Callable[[Dict[str, Any]], Event]] = {
     "connection": lambda d: ConnectionStatus(d["state"], d["reason"]),
     "heartbeat": lambda d: Heartbeat(d["status"], d["rtt_ms"]),
     "system": lambda d: System(d["topic"], d["payload"]),
-    "resumed": lambda d: Resumed(d["topic"], d["gap_ms"]),
+    "resumed": lambda d: Resumed(d["topic"], d["gap_ms"], d.get("filled", False)),
     "lagged": lambda d: Lagged(d["dropped"]),
     "error": lambda d: ClientError(d["message"]),
 }

@@ -14,6 +14,12 @@ public struct RealtimeChannelConfig {
         public var receiveOwnBroadcasts = false
         /// Ask the server to ack broadcasts: `broadcast(event:message:)` then returns on the ack.
         public var acknowledgeBroadcasts = false
+        /// Replay stored broadcasts on join (private channels only): since this Unix time in
+        /// milliseconds, at most `replayLimit` (the server's cap: 25).
+        public var replaySinceMs: Int64?
+        public var replayLimit: UInt32?
+        /// Ask for the `system` message that says replication is ready (`replicationReady()`).
+        public var replicationReady = false
     }
 
     public struct Presence {
@@ -29,6 +35,9 @@ public struct RealtimeChannelConfig {
     public var isPrivate = false
     /// With postgres bindings, report SUBSCRIBED only once changes flow.
     public var waitForPostgresReady = true
+    /// Gap fill (private channels only): after a rejoin, replay the broadcasts stored during
+    /// the outage and drop those already delivered.
+    public var autoReplay = false
 
     func ffiOptions() -> ChannelOptions {
         ChannelOptions(
@@ -37,7 +46,11 @@ public struct RealtimeChannelConfig {
             presenceKey: presence.key,
             presenceEnabled: presence.enabled,
             private: isPrivate,
-            waitForPostgresReady: waitForPostgresReady
+            waitForPostgresReady: waitForPostgresReady,
+            replaySinceMs: broadcast.replaySinceMs,
+            replayLimit: broadcast.replayLimit,
+            replicationReady: broadcast.replicationReady,
+            autoReplay: autoReplay
         )
     }
 }
@@ -57,6 +70,10 @@ public struct BroadcastMessage {
     public let json: String?
     /// The bytes of a binary broadcast.
     public let data: Data?
+    /// The stored message's id, for persisted messages.
+    public let id: String?
+    /// Delivered by a replay on join, not live.
+    public let replayed: Bool
     let decoder: JSONDecoder
 
     /// The JSON payload decoded as `T`.
@@ -332,7 +349,9 @@ private final class ChannelHub: EventListener, @unchecked Sendable {
             case let .json(text): json = text
             case let .binary(bytes): data = bytes
             }
-            broadcasts.emit(BroadcastMessage(topic: message.topic, event: message.event, json: json, data: data, decoder: decoder))
+            broadcasts.emit(BroadcastMessage(
+                topic: message.topic, event: message.event, json: json, data: data,
+                id: message.id, replayed: message.replayed, decoder: decoder))
         case let .channelStatus(_, status, _, errorKind, tokenRejected):
             let terminal = status == .closed || errorKind == .terminal || tokenRejected
             if status == .subscribed {
@@ -473,6 +492,23 @@ public final class RealtimeChannel: @unchecked Sendable {
     public func httpSend(event: String, message: some Encodable) async throws {
         let json = String(decoding: try encoder.encode(message), as: UTF8.self)
         try await ffiCall { try await ffi.httpSend(event: event, payload: .json(json: json)) }
+    }
+
+    /// Broadcasts `message` and has the server store it (private channels only) for
+    /// `ttlSeconds` (0: the server's retention), so that a join with replay replays it; over
+    /// REST with `http`.
+    public func broadcastPersisted(event: String, message: some Encodable, ttlSeconds: UInt32 = 0, http: Bool = false) async throws {
+        let json = String(decoding: try encoder.encode(message), as: UTF8.self)
+        if http {
+            try await ffiCall { try await ffi.httpSendPersist(event: event, payload: .json(json: json), ttlSeconds: ttlSeconds) }
+        } else {
+            try await ffiCall { try await ffi.sendBroadcastPersist(event: event, payload: .json(json: json), ttlSeconds: ttlSeconds) }
+        }
+    }
+
+    /// Returns once the server said the channel's replication is ready (`replicationReady`).
+    public func replicationReady() async throws {
+        try await ffiCall { try await ffi.replicationReady() }
     }
 
     /// Broadcasts named `event` (case-insensitive; `"*"` for all) on the dispatch thread.

@@ -519,6 +519,22 @@ fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
+    typealias FfiType = Int64
+    typealias SwiftType = Int64
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int64 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Int64, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
     typealias FfiType = Double
     typealias SwiftType = Double
@@ -1907,6 +1923,11 @@ public protocol RealtimeChannelProtocol: AnyObject, Sendable {
     func httpSend(event: String, payload: Payload) async throws 
     
     /**
+     * REST broadcast that the server stores, as `send_broadcast_persist`.
+     */
+    func httpSendPersist(event: String, payload: Payload, ttlSeconds: UInt32) async throws 
+    
+    /**
      * Broadcasts named `event` (case-insensitive), or all of them with `"*"`.
      */
     func onBroadcast(event: String, listener: BroadcastListener) throws  -> UInt64
@@ -1949,6 +1970,12 @@ public protocol RealtimeChannelProtocol: AnyObject, Sendable {
     func removeListener(id: UInt64) 
     
     /**
+     * Completes once the server said the channel's replication is ready (with the
+     * `replication_ready` option); fails with its message when it is not.
+     */
+    func replicationReady() async throws 
+    
+    /**
      * Sends a broadcast; with `broadcast_ack` completes on the server's ack.
      */
     func sendBroadcast(event: String, payload: Payload) async throws 
@@ -1957,6 +1984,12 @@ public protocol RealtimeChannelProtocol: AnyObject, Sendable {
      * Queues a broadcast without waiting for the outcome (usable inside a listener).
      */
     func sendBroadcastNowait(event: String, payload: Payload) throws 
+    
+    /**
+     * Sends a broadcast that the server stores (private channels only) for `ttl_seconds`
+     * (0: the server's retention), so that a join with replay can replay it.
+     */
+    func sendBroadcastPersist(event: String, payload: Payload, ttlSeconds: UInt32) async throws 
     
     func state()  -> ChannelState
     
@@ -2101,6 +2134,25 @@ open func httpSend(event: String, payload: Payload)async throws   {
 }
     
     /**
+     * REST broadcast that the server stores, as `send_broadcast_persist`.
+     */
+open func httpSendPersist(event: String, payload: Payload, ttlSeconds: UInt32)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_supa_realtime_fn_method_realtimechannel_http_send_persist(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(event),FfiConverterTypePayload_lower(payload),FfiConverterUInt32.lower(ttlSeconds)
+                )
+            },
+            pollFunc: ffi_supa_realtime_rust_future_poll_void,
+            completeFunc: ffi_supa_realtime_rust_future_complete_void,
+            freeFunc: ffi_supa_realtime_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeRealtimeError_lift
+        )
+}
+    
+    /**
      * Broadcasts named `event` (case-insensitive), or all of them with `"*"`.
      */
 open func onBroadcast(event: String, listener: BroadcastListener)throws  -> UInt64  {
@@ -2207,6 +2259,26 @@ open func removeListener(id: UInt64)  {try! rustCall() {
 }
     
     /**
+     * Completes once the server said the channel's replication is ready (with the
+     * `replication_ready` option); fails with its message when it is not.
+     */
+open func replicationReady()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_supa_realtime_fn_method_realtimechannel_replication_ready(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_supa_realtime_rust_future_poll_void,
+            completeFunc: ffi_supa_realtime_rust_future_complete_void,
+            freeFunc: ffi_supa_realtime_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeRealtimeError_lift
+        )
+}
+    
+    /**
      * Sends a broadcast; with `broadcast_ack` completes on the server's ack.
      */
 open func sendBroadcast(event: String, payload: Payload)async throws   {
@@ -2236,6 +2308,26 @@ open func sendBroadcastNowait(event: String, payload: Payload)throws   {try rust
         FfiConverterTypePayload_lower(payload),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Sends a broadcast that the server stores (private channels only) for `ttl_seconds`
+     * (0: the server's retention), so that a join with replay can replay it.
+     */
+open func sendBroadcastPersist(event: String, payload: Payload, ttlSeconds: UInt32)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_supa_realtime_fn_method_realtimechannel_send_broadcast_persist(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(event),FfiConverterTypePayload_lower(payload),FfiConverterUInt32.lower(ttlSeconds)
+                )
+            },
+            pollFunc: ffi_supa_realtime_rust_future_poll_void,
+            completeFunc: ffi_supa_realtime_rust_future_complete_void,
+            freeFunc: ffi_supa_realtime_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeRealtimeError_lift
+        )
 }
     
 open func state() -> ChannelState  {
@@ -3519,17 +3611,33 @@ public struct BroadcastMessage: Equatable, Hashable {
      * `meta` (e.g. `{"id": ...}` for database-originated messages), when present.
      */
     public var metaJson: String?
+    /**
+     * The stored message's id (`meta.id`), for persisted messages.
+     */
+    public var id: String?
+    /**
+     * Delivered by a replay on join, not live.
+     */
+    public var replayed: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(topic: String, event: String, payload: Payload, 
         /**
          * `meta` (e.g. `{"id": ...}` for database-originated messages), when present.
-         */metaJson: String?) {
+         */metaJson: String?, 
+        /**
+         * The stored message's id (`meta.id`), for persisted messages.
+         */id: String?, 
+        /**
+         * Delivered by a replay on join, not live.
+         */replayed: Bool) {
         self.topic = topic
         self.event = event
         self.payload = payload
         self.metaJson = metaJson
+        self.id = id
+        self.replayed = replayed
     }
 
     
@@ -3551,7 +3659,9 @@ public struct FfiConverterTypeBroadcastMessage: FfiConverterRustBuffer {
                 topic: FfiConverterString.read(from: &buf), 
                 event: FfiConverterString.read(from: &buf), 
                 payload: FfiConverterTypePayload.read(from: &buf), 
-                metaJson: FfiConverterOptionString.read(from: &buf)
+                metaJson: FfiConverterOptionString.read(from: &buf), 
+                id: FfiConverterOptionString.read(from: &buf), 
+                replayed: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -3560,6 +3670,8 @@ public struct FfiConverterTypeBroadcastMessage: FfiConverterRustBuffer {
         FfiConverterString.write(value.event, into: &buf)
         FfiConverterTypePayload.write(value.payload, into: &buf)
         FfiConverterOptionString.write(value.metaJson, into: &buf)
+        FfiConverterOptionString.write(value.id, into: &buf)
+        FfiConverterBool.write(value.replayed, into: &buf)
     }
 }
 
@@ -3608,6 +3720,22 @@ public struct ChannelOptions: Equatable, Hashable {
      */
     public var waitForPostgresReady: Bool
     public var postgresReadyTimeoutMs: UInt64
+    /**
+     * Replay stored broadcasts on join (private channels only) from this Unix time in ms.
+     */
+    public var replaySinceMs: Int64?
+    /**
+     * At most this many replayed messages (the server's default and cap: 25).
+     */
+    public var replayLimit: UInt32?
+    /**
+     * Ask for the `system` message that says the channel's replication is ready.
+     */
+    public var replicationReady: Bool
+    /**
+     * Gap fill (private channels only): replay what was stored during an outage.
+     */
+    public var autoReplay: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3629,7 +3757,19 @@ public struct ChannelOptions: Equatable, Hashable {
          */`private`: Bool = false, 
         /**
          * With postgres bindings, report SUBSCRIBED only once changes flow.
-         */waitForPostgresReady: Bool = true, postgresReadyTimeoutMs: UInt64 = UInt64(20000)) {
+         */waitForPostgresReady: Bool = true, postgresReadyTimeoutMs: UInt64 = UInt64(20000), 
+        /**
+         * Replay stored broadcasts on join (private channels only) from this Unix time in ms.
+         */replaySinceMs: Int64? = nil, 
+        /**
+         * At most this many replayed messages (the server's default and cap: 25).
+         */replayLimit: UInt32? = nil, 
+        /**
+         * Ask for the `system` message that says the channel's replication is ready.
+         */replicationReady: Bool = false, 
+        /**
+         * Gap fill (private channels only): replay what was stored during an outage.
+         */autoReplay: Bool = false) {
         self.broadcastSelf = broadcastSelf
         self.broadcastAck = broadcastAck
         self.presenceKey = presenceKey
@@ -3637,6 +3777,10 @@ public struct ChannelOptions: Equatable, Hashable {
         self.`private` = `private`
         self.waitForPostgresReady = waitForPostgresReady
         self.postgresReadyTimeoutMs = postgresReadyTimeoutMs
+        self.replaySinceMs = replaySinceMs
+        self.replayLimit = replayLimit
+        self.replicationReady = replicationReady
+        self.autoReplay = autoReplay
     }
 
     
@@ -3661,7 +3805,11 @@ public struct FfiConverterTypeChannelOptions: FfiConverterRustBuffer {
                 presenceEnabled: FfiConverterBool.read(from: &buf), 
                 private: FfiConverterBool.read(from: &buf), 
                 waitForPostgresReady: FfiConverterBool.read(from: &buf), 
-                postgresReadyTimeoutMs: FfiConverterUInt64.read(from: &buf)
+                postgresReadyTimeoutMs: FfiConverterUInt64.read(from: &buf), 
+                replaySinceMs: FfiConverterOptionInt64.read(from: &buf), 
+                replayLimit: FfiConverterOptionUInt32.read(from: &buf), 
+                replicationReady: FfiConverterBool.read(from: &buf), 
+                autoReplay: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -3673,6 +3821,10 @@ public struct FfiConverterTypeChannelOptions: FfiConverterRustBuffer {
         FfiConverterBool.write(value.`private`, into: &buf)
         FfiConverterBool.write(value.waitForPostgresReady, into: &buf)
         FfiConverterUInt64.write(value.postgresReadyTimeoutMs, into: &buf)
+        FfiConverterOptionInt64.write(value.replaySinceMs, into: &buf)
+        FfiConverterOptionUInt32.write(value.replayLimit, into: &buf)
+        FfiConverterBool.write(value.replicationReady, into: &buf)
+        FfiConverterBool.write(value.autoReplay, into: &buf)
     }
 }
 
@@ -5245,9 +5397,10 @@ public enum RealtimeEvent: Equatable, Hashable {
     case system(topic: String, payloadJson: String
     )
     /**
-     * The channel joined again after `gap_ms` away: events may have been missed.
+     * The channel joined again after `gap_ms` away: events may have been missed. With
+     * `auto_replay`, `filled` says every broadcast stored during the gap was delivered.
      */
-    case resumed(topic: String, gapMs: UInt64
+    case resumed(topic: String, gapMs: UInt64, filled: Bool
     )
     /**
      * The queue was full: this many data events were dropped.
@@ -5301,7 +5454,7 @@ public struct FfiConverterTypeRealtimeEvent: FfiConverterRustBuffer {
         case 7: return .system(topic: try FfiConverterString.read(from: &buf), payloadJson: try FfiConverterString.read(from: &buf)
         )
         
-        case 8: return .resumed(topic: try FfiConverterString.read(from: &buf), gapMs: try FfiConverterUInt64.read(from: &buf)
+        case 8: return .resumed(topic: try FfiConverterString.read(from: &buf), gapMs: try FfiConverterUInt64.read(from: &buf), filled: try FfiConverterBool.read(from: &buf)
         )
         
         case 9: return .lagged(dropped: try FfiConverterUInt64.read(from: &buf)
@@ -5360,10 +5513,11 @@ public struct FfiConverterTypeRealtimeEvent: FfiConverterRustBuffer {
             FfiConverterString.write(payloadJson, into: &buf)
             
         
-        case let .resumed(topic,gapMs):
+        case let .resumed(topic,gapMs,filled):
             writeInt(&buf, Int32(8))
             FfiConverterString.write(topic, into: &buf)
             FfiConverterUInt64.write(gapMs, into: &buf)
+            FfiConverterBool.write(filled, into: &buf)
             
         
         case let .lagged(dropped):
@@ -5590,6 +5744,30 @@ fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
+    typealias SwiftType = Int64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterInt64.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -6120,6 +6298,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_supa_realtime_checksum_method_realtimechannel_http_send() != 36831) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_supa_realtime_checksum_method_realtimechannel_http_send_persist() != 10758) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_supa_realtime_checksum_method_realtimechannel_on_broadcast() != 33311) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6144,10 +6325,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_supa_realtime_checksum_method_realtimechannel_remove_listener() != 34085) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_supa_realtime_checksum_method_realtimechannel_replication_ready() != 8699) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_supa_realtime_checksum_method_realtimechannel_send_broadcast() != 6088) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimechannel_send_broadcast_nowait() != 14351) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_supa_realtime_checksum_method_realtimechannel_send_broadcast_persist() != 24100) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimechannel_state() != 7466) {

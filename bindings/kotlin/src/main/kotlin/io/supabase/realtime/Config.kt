@@ -143,6 +143,13 @@ class ChannelConfig internal constructor() {
     var waitForPostgresReady: Boolean = true
     var postgresReadyTimeout: Duration = 20.seconds
 
+    /**
+     * Gap fill (private channels only): after a rejoin, replay the broadcasts stored during the
+     * outage, drop those already delivered; [RealtimeEvent.Resumed.filled] says whether the
+     * whole gap was replayed.
+     */
+    var autoReplay: Boolean = false
+
     fun broadcast(block: BroadcastConfig.() -> Unit) = broadcast.block()
     fun presence(block: PresenceConfig.() -> Unit) = presence.block()
 
@@ -154,6 +161,10 @@ class ChannelConfig internal constructor() {
         private = isPrivate,
         waitForPostgresReady = waitForPostgresReady,
         postgresReadyTimeoutMs = postgresReadyTimeout.ms(),
+        replaySinceMs = broadcast.replay?.sinceMs,
+        replayLimit = broadcast.replay?.limit?.toUInt(),
+        replicationReady = broadcast.replicationReady,
+        autoReplay = autoReplay,
     )
 }
 
@@ -164,7 +175,16 @@ class BroadcastConfig internal constructor() {
 
     /** Ask the server to ack broadcasts: [RealtimeChannel.send] then returns on the ack. */
     var acknowledgeBroadcasts: Boolean = false
+
+    /** Replay stored broadcasts on join (private channels only). */
+    var replay: ReplayConfig? = null
+
+    /** Ask for the `system` message that says replication is ready ([RealtimeChannel.replicationReady]). */
+    var replicationReady: Boolean = false
 }
+
+/** Stored broadcasts since [sinceMs] (Unix ms), at most [limit] (the server's cap: 25). */
+data class ReplayConfig(val sinceMs: Long, val limit: Int? = null)
 
 @RealtimeDsl
 class PresenceConfig internal constructor() {

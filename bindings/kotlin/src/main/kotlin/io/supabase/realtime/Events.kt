@@ -4,6 +4,8 @@ import kotlinx.serialization.json.Json
 import kotlinx.serialization.json.JsonArray
 import kotlinx.serialization.json.JsonElement
 import kotlinx.serialization.json.JsonObject
+import kotlinx.serialization.json.JsonPrimitive
+import kotlinx.serialization.json.boolean
 import kotlinx.serialization.json.booleanOrNull
 import kotlinx.serialization.json.contentOrNull
 import kotlinx.serialization.json.decodeFromJsonElement
@@ -46,8 +48,12 @@ sealed interface RealtimeEvent {
     data class PresenceChange(override val topic: String, val action: PresenceAction) : RealtimeEvent
     data class System(override val topic: String, val payload: JsonObject) : RealtimeEvent
 
-    /** The channel joined again after [gap] away: events may have been missed. */
-    data class Resumed(override val topic: String, val gap: Duration) : RealtimeEvent
+    /**
+     * The channel joined again after [gap] away: events may have been missed. With
+     * `autoReplay`, it follows the replayed messages and [filled] says every broadcast stored
+     * during the gap was delivered.
+     */
+    data class Resumed(override val topic: String, val gap: Duration, val filled: Boolean = false) : RealtimeEvent
 
     /** The library's queue was full: this many data events were dropped. */
     data class Lagged(val dropped: Long) : RealtimeEvent
@@ -72,6 +78,12 @@ class BroadcastMessage internal constructor(
 ) : RealtimeEvent {
     /** The payload's JSON text; null for a binary broadcast. */
     val json: String? by lazy { payload?.toString() }
+
+    /** The stored message's id (`meta.id`), for persisted messages. */
+    val id: String? get() = (meta?.get("id") as? JsonPrimitive)?.takeIf { it.isString }?.content
+
+    /** Delivered by a replay on join (`meta.replayed`), not live. */
+    val replayed: Boolean get() = (meta?.get("replayed") as? JsonPrimitive)?.booleanOrNull == true
 
     /** The JSON payload decoded as [T] with the client's serializer; throws for a binary one. */
     inline fun <reified T> decodeAs(): T = serializer.decodeFromJsonElement(
@@ -272,7 +284,11 @@ private fun JsonObject.toPublic(binaries: List<ByteArray>, json: Json): Realtime
             this["rtt_ms"]?.jsonPrimitive?.doubleOrNull?.let(::msDuration),
         )
         "system" -> RealtimeEvent.System(topic, this["payload"] as? JsonObject ?: JsonObject(emptyMap()))
-        "resumed" -> RealtimeEvent.Resumed(topic, getValue("gap_ms").jsonPrimitive.long.milliseconds)
+        "resumed" -> RealtimeEvent.Resumed(
+            topic,
+            getValue("gap_ms").jsonPrimitive.long.milliseconds,
+            this["filled"]?.jsonPrimitive?.boolean ?: false,
+        )
         "lagged" -> RealtimeEvent.Lagged(getValue("dropped").jsonPrimitive.long)
         else -> RealtimeEvent.ClientError(string("message"))
     }

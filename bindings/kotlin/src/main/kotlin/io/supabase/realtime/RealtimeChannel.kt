@@ -15,6 +15,7 @@ import kotlinx.serialization.json.int
 import kotlinx.serialization.json.jsonArray
 import kotlinx.serialization.json.jsonObject
 import kotlinx.serialization.json.jsonPrimitive
+import kotlin.time.Duration
 import kotlinx.serialization.serializer
 import java.util.logging.Logger
 import kotlin.reflect.KClass
@@ -164,6 +165,20 @@ class RealtimeChannel internal constructor(
     /** Broadcasts over REST: works without joining. */
     suspend fun httpSend(event: String, message: JsonElement) =
         ffiCall { ffi.httpSend(event, FfiPayload.Json(message.toString())) }
+
+    /**
+     * Broadcasts JSON that the server stores (private channels only) for [ttl] (null: the
+     * server's retention), so that a join with replay replays it; over REST with [http].
+     */
+    suspend fun sendPersisted(event: String, message: JsonElement, ttl: Duration? = null, http: Boolean = false) {
+        val payload = FfiPayload.Json(message.toString())
+        val ttlSeconds = (ttl?.inWholeSeconds ?: 0L).coerceIn(0L, UInt.MAX_VALUE.toLong()).toUInt()
+        if (http) ffiCall { ffi.httpSendPersist(event, payload, ttlSeconds) }
+        else ffiCall { ffi.sendBroadcastPersist(event, payload, ttlSeconds) }
+    }
+
+    /** Returns once the server said replication is ready (`broadcast { replicationReady = true }`). */
+    suspend fun replicationReady() = ffiCall { ffi.replicationReady() }
 
     /** Tracks this client's presence with [state] (a JSON object); call again to update it. */
     suspend fun track(state: JsonObject) = ffiCall { ffi.track(state.toString()) }

@@ -61,6 +61,53 @@ data class User(val user: String)
 
 class RealtimeTest {
     @Test
+    fun persistedBroadcastsReplayOnJoinWithIdsInOrder() = test {
+        assumeTrue(TestServer.databaseUrl != null, "no DATABASE_URL")
+        TestServer.psql(
+            """
+            drop policy if exists kt_replay_read on realtime.messages;
+            drop policy if exists kt_replay_write on realtime.messages;
+            create policy kt_replay_read on realtime.messages for select to authenticated
+              using (realtime.topic() like 'kt-replay-%');
+            create policy kt_replay_write on realtime.messages for insert to authenticated
+              with check (realtime.topic() like 'kt-replay-%');
+            """.trimIndent(),
+        )
+        val user = "44444444-4444-4444-8444-444444444444"
+        val name = TestServer.unique("kt-replay")
+        val since = System.currentTimeMillis() - 60_000
+        client { accessTokenProvider = { TestServer.userToken(user) } }.use { sender ->
+            client { accessTokenProvider = { TestServer.userToken(user) } }.use { late ->
+                val out = sender.channel(name) {
+                    isPrivate = true
+                    broadcast { acknowledgeBroadcasts = true }
+                }
+                out.subscribe()
+                out.sendPersisted("note", buildJsonObject { put("n", 1) })
+                out.sendPersisted("note", buildJsonObject { put("n", 2) }, ttl = 3600.seconds)
+                out.sendPersisted("note", buildJsonObject { put("n", 3) }, http = true)
+
+                val ch = late.channel(name) {
+                    isPrivate = true
+                    broadcast {
+                        replay = ReplayConfig(since, 10)
+                        replicationReady = true
+                    }
+                }
+                val got = collectingAll(ch.broadcastFlow("note").take(4))
+                ch.subscribe()
+                ch.replicationReady()
+                out.sendPersisted("note", buildJsonObject { put("n", 4) })
+                val notes = got.within()
+                assertEquals(listOf(1, 2, 3, 4), notes.map { it.payload!!.jsonObject["n"]!!.jsonPrimitive.int })
+                assertEquals(listOf(true, true, true, false), notes.map { it.replayed })
+                assertTrue(notes.all { it.id?.length == 36 })
+                assertEquals(4, notes.map { it.id }.toSet().size)
+            }
+        }
+    }
+
+    @Test
     fun broadcastFlowsAreColdTypedAndCollectableManyTimes() = test {
         val name = TestServer.unique("room")
         client().use { a ->

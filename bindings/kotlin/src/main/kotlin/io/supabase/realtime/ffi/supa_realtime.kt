@@ -892,6 +892,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_http_send(
     ): Int
+    external fun uniffi_supa_realtime_checksum_method_realtimechannel_http_send_persist(
+    ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_on_broadcast(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_on_event(
@@ -908,9 +910,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_remove_listener(
     ): Int
+    external fun uniffi_supa_realtime_checksum_method_realtimechannel_replication_ready(
+    ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_send_broadcast(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_send_broadcast_nowait(
+    ): Int
+    external fun uniffi_supa_realtime_checksum_method_realtimechannel_send_broadcast_persist(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimechannel_state(
     ): Int
@@ -1033,6 +1039,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_supa_realtime_fn_method_realtimechannel_http_send(`ptr`: Long,`event`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_supa_realtime_fn_method_realtimechannel_http_send_persist(`ptr`: Long,`event`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,`ttlSeconds`: Int,
+    ): Long
     external fun uniffi_supa_realtime_fn_method_realtimechannel_on_broadcast(`ptr`: Long,`event`: RustBuffer.ByValue,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_supa_realtime_fn_method_realtimechannel_on_event(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1049,10 +1057,14 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_supa_realtime_fn_method_realtimechannel_remove_listener(`ptr`: Long,`id`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_supa_realtime_fn_method_realtimechannel_replication_ready(`ptr`: Long,
+    ): Long
     external fun uniffi_supa_realtime_fn_method_realtimechannel_send_broadcast(`ptr`: Long,`event`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_supa_realtime_fn_method_realtimechannel_send_broadcast_nowait(`ptr`: Long,`event`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_supa_realtime_fn_method_realtimechannel_send_broadcast_persist(`ptr`: Long,`event`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,`ttlSeconds`: Int,
+    ): Long
     external fun uniffi_supa_realtime_fn_method_realtimechannel_state(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_supa_realtime_fn_method_realtimechannel_subscribe(`ptr`: Long,
@@ -1320,6 +1332,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_http_send() and 0xFFFF) != 36831) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_http_send_persist() and 0xFFFF) != 10758) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_on_broadcast() and 0xFFFF) != 33311) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1344,10 +1359,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_remove_listener() and 0xFFFF) != 34085) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_replication_ready() and 0xFFFF) != 8699) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_send_broadcast() and 0xFFFF) != 6088) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_send_broadcast_nowait() and 0xFFFF) != 14351) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_send_broadcast_persist() and 0xFFFF) != 24100) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimechannel_state() and 0xFFFF) != 7466) {
@@ -1759,6 +1780,29 @@ internal object FfiConverterULong: FfiConverter<ULong, Long> {
 
     override fun write(value: ULong, buf: ByteBuffer) {
         buf.putLong(value.toLong())
+    }
+}
+
+/**
+ * @suppress
+ */
+internal object FfiConverterLong: FfiConverter<Long, Long> {
+    override fun lift(value: Long): Long {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Long {
+        return buf.getLong()
+    }
+
+    override fun lower(value: Long): Long {
+        return value
+    }
+
+    override fun allocationSize(value: Long) = 8UL
+
+    override fun write(value: Long, buf: ByteBuffer) {
+        buf.putLong(value)
     }
 }
 
@@ -3969,6 +4013,11 @@ internal interface RealtimeChannelInterface {
     suspend fun `httpSend`(`event`: kotlin.String, `payload`: Payload)
     
     /**
+     * REST broadcast that the server stores, as `send_broadcast_persist`.
+     */
+    suspend fun `httpSendPersist`(`event`: kotlin.String, `payload`: Payload, `ttlSeconds`: kotlin.UInt)
+    
+    /**
      * Broadcasts named `event` (case-insensitive), or all of them with `"*"`.
      */
     fun `onBroadcast`(`event`: kotlin.String, `listener`: BroadcastListener): kotlin.ULong
@@ -4011,6 +4060,12 @@ internal interface RealtimeChannelInterface {
     fun `removeListener`(`id`: kotlin.ULong)
     
     /**
+     * Completes once the server said the channel's replication is ready (with the
+     * `replication_ready` option); fails with its message when it is not.
+     */
+    suspend fun `replicationReady`()
+    
+    /**
      * Sends a broadcast; with `broadcast_ack` completes on the server's ack.
      */
     suspend fun `sendBroadcast`(`event`: kotlin.String, `payload`: Payload)
@@ -4019,6 +4074,12 @@ internal interface RealtimeChannelInterface {
      * Queues a broadcast without waiting for the outcome (usable inside a listener).
      */
     fun `sendBroadcastNowait`(`event`: kotlin.String, `payload`: Payload)
+    
+    /**
+     * Sends a broadcast that the server stores (private channels only) for `ttl_seconds`
+     * (0: the server's retention), so that a join with replay can replay it.
+     */
+    suspend fun `sendBroadcastPersist`(`event`: kotlin.String, `payload`: Payload, `ttlSeconds`: kotlin.UInt)
     
     fun `state`(): ChannelState
     
@@ -4232,6 +4293,34 @@ internal open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelI
 
     
     /**
+     * REST broadcast that the server stores, as `send_broadcast_persist`.
+     */
+    @Throws(RealtimeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `httpSendPersist`(`event`: kotlin.String, `payload`: Payload, `ttlSeconds`: kotlin.UInt) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_supa_realtime_fn_method_realtimechannel_http_send_persist(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`event`),
+        FfiConverterTypePayload.lower(`payload`),
+        FfiConverterUInt.lower(`ttlSeconds`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_supa_realtime_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_supa_realtime_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_supa_realtime_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        RealtimeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * Broadcasts named `event` (case-insensitive), or all of them with `"*"`.
      */
     @Throws(RealtimeException::class)override fun `onBroadcast`(`event`: kotlin.String, `listener`: BroadcastListener): kotlin.ULong {
@@ -4377,6 +4466,32 @@ internal open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelI
 
     
     /**
+     * Completes once the server said the channel's replication is ready (with the
+     * `replication_ready` option); fails with its message when it is not.
+     */
+    @Throws(RealtimeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `replicationReady`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_supa_realtime_fn_method_realtimechannel_replication_ready(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_supa_realtime_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_supa_realtime_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_supa_realtime_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        RealtimeException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * Sends a broadcast; with `broadcast_ack` completes on the server's ack.
      */
     @Throws(RealtimeException::class)
@@ -4419,6 +4534,35 @@ internal open class RealtimeChannel: Disposable, AutoCloseable, RealtimeChannelI
     }
     
     
+
+    
+    /**
+     * Sends a broadcast that the server stores (private channels only) for `ttl_seconds`
+     * (0: the server's retention), so that a join with replay can replay it.
+     */
+    @Throws(RealtimeException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `sendBroadcastPersist`(`event`: kotlin.String, `payload`: Payload, `ttlSeconds`: kotlin.UInt) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_supa_realtime_fn_method_realtimechannel_send_broadcast_persist(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`event`),
+        FfiConverterTypePayload.lower(`payload`),
+        FfiConverterUInt.lower(`ttlSeconds`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_supa_realtime_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_supa_realtime_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_supa_realtime_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        RealtimeException.ErrorHandler,
+    )
+    }
 
     override fun `state`(): ChannelState {
             return FfiConverterTypeChannelState.lift(
@@ -6327,6 +6471,16 @@ internal data class BroadcastMessage (
      * `meta` (e.g. `{"id": ...}` for database-originated messages), when present.
      */
     var `metaJson`: kotlin.String?
+    , 
+    /**
+     * The stored message's id (`meta.id`), for persisted messages.
+     */
+    var `id`: kotlin.String?
+    , 
+    /**
+     * Delivered by a replay on join, not live.
+     */
+    var `replayed`: kotlin.Boolean
     
 ){
     
@@ -6347,6 +6501,8 @@ internal object FfiConverterTypeBroadcastMessage: FfiConverterRustBuffer<Broadca
             FfiConverterString.read(buf),
             FfiConverterTypePayload.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -6354,7 +6510,9 @@ internal object FfiConverterTypeBroadcastMessage: FfiConverterRustBuffer<Broadca
             FfiConverterString.allocationSize(value.`topic`) +
             FfiConverterString.allocationSize(value.`event`) +
             FfiConverterTypePayload.allocationSize(value.`payload`) +
-            FfiConverterOptionalString.allocationSize(value.`metaJson`)
+            FfiConverterOptionalString.allocationSize(value.`metaJson`) +
+            FfiConverterOptionalString.allocationSize(value.`id`) +
+            FfiConverterBoolean.allocationSize(value.`replayed`)
     )
 
     override fun write(value: BroadcastMessage, buf: ByteBuffer) {
@@ -6362,6 +6520,8 @@ internal object FfiConverterTypeBroadcastMessage: FfiConverterRustBuffer<Broadca
             FfiConverterString.write(value.`event`, buf)
             FfiConverterTypePayload.write(value.`payload`, buf)
             FfiConverterOptionalString.write(value.`metaJson`, buf)
+            FfiConverterOptionalString.write(value.`id`, buf)
+            FfiConverterBoolean.write(value.`replayed`, buf)
     }
 }
 
@@ -6402,6 +6562,26 @@ internal data class ChannelOptions (
     var `waitForPostgresReady`: kotlin.Boolean = true 
     , 
     var `postgresReadyTimeoutMs`: kotlin.ULong = 20000uL 
+    , 
+    /**
+     * Replay stored broadcasts on join (private channels only) from this Unix time in ms.
+     */
+    var `replaySinceMs`: kotlin.Long? = null 
+    , 
+    /**
+     * At most this many replayed messages (the server's default and cap: 25).
+     */
+    var `replayLimit`: kotlin.UInt? = null 
+    , 
+    /**
+     * Ask for the `system` message that says the channel's replication is ready.
+     */
+    var `replicationReady`: kotlin.Boolean = false 
+    , 
+    /**
+     * Gap fill (private channels only): replay what was stored during an outage.
+     */
+    var `autoReplay`: kotlin.Boolean = false 
     
 ){
     
@@ -6425,6 +6605,10 @@ internal object FfiConverterTypeChannelOptions: FfiConverterRustBuffer<ChannelOp
             FfiConverterBoolean.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -6435,7 +6619,11 @@ internal object FfiConverterTypeChannelOptions: FfiConverterRustBuffer<ChannelOp
             FfiConverterBoolean.allocationSize(value.`presenceEnabled`) +
             FfiConverterBoolean.allocationSize(value.`private`) +
             FfiConverterBoolean.allocationSize(value.`waitForPostgresReady`) +
-            FfiConverterULong.allocationSize(value.`postgresReadyTimeoutMs`)
+            FfiConverterULong.allocationSize(value.`postgresReadyTimeoutMs`) +
+            FfiConverterOptionalLong.allocationSize(value.`replaySinceMs`) +
+            FfiConverterOptionalUInt.allocationSize(value.`replayLimit`) +
+            FfiConverterBoolean.allocationSize(value.`replicationReady`) +
+            FfiConverterBoolean.allocationSize(value.`autoReplay`)
     )
 
     override fun write(value: ChannelOptions, buf: ByteBuffer) {
@@ -6446,6 +6634,10 @@ internal object FfiConverterTypeChannelOptions: FfiConverterRustBuffer<ChannelOp
             FfiConverterBoolean.write(value.`private`, buf)
             FfiConverterBoolean.write(value.`waitForPostgresReady`, buf)
             FfiConverterULong.write(value.`postgresReadyTimeoutMs`, buf)
+            FfiConverterOptionalLong.write(value.`replaySinceMs`, buf)
+            FfiConverterOptionalUInt.write(value.`replayLimit`, buf)
+            FfiConverterBoolean.write(value.`replicationReady`, buf)
+            FfiConverterBoolean.write(value.`autoReplay`, buf)
     }
 }
 
@@ -7811,11 +8003,13 @@ internal sealed class RealtimeEvent {
     }
     
     /**
-     * The channel joined again after `gap_ms` away: events may have been missed.
+     * The channel joined again after `gap_ms` away: events may have been missed. With
+     * `auto_replay`, `filled` says every broadcast stored during the gap was delivered.
      */
     data class Resumed(
         val `topic`: kotlin.String, 
-        val `gapMs`: kotlin.ULong) : RealtimeEvent()
+        val `gapMs`: kotlin.ULong, 
+        val `filled`: kotlin.Boolean) : RealtimeEvent()
         
     {
         
@@ -7894,6 +8088,7 @@ internal object FfiConverterTypeRealtimeEvent : FfiConverterRustBuffer<RealtimeE
             8 -> RealtimeEvent.Resumed(
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
+                FfiConverterBoolean.read(buf),
                 )
             9 -> RealtimeEvent.Lagged(
                 FfiConverterULong.read(buf),
@@ -7968,6 +8163,7 @@ internal object FfiConverterTypeRealtimeEvent : FfiConverterRustBuffer<RealtimeE
                 4UL
                 + FfiConverterString.allocationSize(value.`topic`)
                 + FfiConverterULong.allocationSize(value.`gapMs`)
+                + FfiConverterBoolean.allocationSize(value.`filled`)
             )
         }
         is RealtimeEvent.Lagged -> {
@@ -8034,6 +8230,7 @@ internal object FfiConverterTypeRealtimeEvent : FfiConverterRustBuffer<RealtimeE
                 buf.putInt(8)
                 FfiConverterString.write(value.`topic`, buf)
                 FfiConverterULong.write(value.`gapMs`, buf)
+                FfiConverterBoolean.write(value.`filled`, buf)
                 Unit
             }
             is RealtimeEvent.Lagged -> {
@@ -8188,6 +8385,38 @@ internal object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?>
         } else {
             buf.put(1)
             FfiConverterULong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+internal object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
+    override fun read(buf: ByteBuffer): kotlin.Long? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterLong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Long?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterLong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Long?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterLong.write(value, buf)
         }
     }
 }
