@@ -490,10 +490,13 @@ def main():
     t_start = time.monotonic()
     load_start = os.getloadavg()
     keys = [k for k in CONTESTANTS if available(k)]
-    missing = {k: CONTESTANTS[k][0] for k in CONTESTANTS if k not in keys and not (ONLY and k not in ONLY.split(","))}
+    # Why each contestant is left out: the report prints it next to the label.
+    missing = {k: "only with BENCH_DIST=1" if k == "c_dist" else "its program did not build or is not installed"
+               for k in CONTESTANTS if k not in keys and not (ONLY and k not in ONLY.split(","))}
     log("contestants:", keys, "missing:", list(missing))
     results = {"settings": {"reps": REPS, "reps_slow": REPS_SLOW, "msgs": MSGS, "msgs_py": MSGS_PY,
                             "lat_msgs": LAT_MSGS, "lat_rate": LAT_RATE, "pg_rows": PG_ROWS, "pg_rate": PG_RATE,
+                            "pg_server_args": os.environ.get("BENCH_PG_SERVER_ARGS", ""),
                             "mem_sizes": MEM_SIZES, "connect_iters": CONNECT_ITERS,
                             "ch_sizes": CH_SIZES, "ch_msgs": CH_MSGS},
                "labels": {k: CONTESTANTS[k][0] for k in CONTESTANTS}, "missing": missing}
