@@ -78,8 +78,10 @@ def test_bad_payload_and_unsubscribed_send_are_clear_errors(server):
                 await ch.send_broadcast("x", {"n": 1})  # not subscribed
             with pytest.raises(TypeError):
                 await ch.send_broadcast("x", {"bad": object()})  # not JSON-serializable
-            with pytest.raises(ValueError, match="replay"):
-                c.channel(unique("room"), {"config": {"broadcast": {"replay": {"since": 1}}}})
+            with pytest.raises(ValueError, match="broadcast.rewind"):
+                c.channel(unique("room"), {"config": {"broadcast": {"rewind": True}}})
+            with pytest.raises(ValueError, match="replay needs 'since'"):
+                c.channel(unique("room"), {"config": {"broadcast": {"replay": {"limit": 1}}}})
             with pytest.raises(ValueError, match="event must be"):
                 ch.on_postgres_changes("insert", print)  # type: ignore[arg-type]
 

@@ -167,12 +167,14 @@ class RealtimeChannel internal constructor(
         ffiCall { ffi.httpSend(event, FfiPayload.Json(message.toString())) }
 
     /**
-     * Broadcasts JSON that the server stores (private channels only) for [ttl] (null: the
-     * server's retention), so that a join with replay replays it; over REST with [http].
+     * Broadcasts JSON that the server stores (private channels only) for [ttl] (whole seconds,
+     * at least 1; null: the server's retention), so that a join with replay replays it; over
+     * REST with [http].
      */
     suspend fun sendPersisted(event: String, message: JsonElement, ttl: Duration? = null, http: Boolean = false) {
+        require(ttl == null || ttl.inWholeSeconds >= 1) { "persist ttl must be at least 1 second (got $ttl)" }
         val payload = FfiPayload.Json(message.toString())
-        val ttlSeconds = (ttl?.inWholeSeconds ?: 0L).coerceIn(0L, UInt.MAX_VALUE.toLong()).toUInt()
+        val ttlSeconds = (ttl?.inWholeSeconds ?: 0L).coerceAtMost(UInt.MAX_VALUE.toLong()).toUInt()
         if (http) ffiCall { ffi.httpSendPersist(event, payload, ttlSeconds) }
         else ffiCall { ffi.sendBroadcastPersist(event, payload, ttlSeconds) }
     }
