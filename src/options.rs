@@ -463,6 +463,7 @@ impl Replay {
         crate::protocol::ReplayConfig {
             since: Some(since),
             limit: self.limit.map(i64::from),
+            ..Default::default()
         }
     }
 }

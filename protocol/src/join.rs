@@ -100,9 +100,10 @@ pub struct BroadcastConfig {
     pub replication_ready: bool,
 }
 
-/// `config.broadcast.replay`. Fields that are absent or not integers are `None`: the server
-/// answers `UnableToReplayMessages: Replay params are not valid` for a missing `since` and
-/// uses its default (25) for a missing `limit`.
+/// `config.broadcast.replay`. Fields that are absent, `null` or not integers are `None`; a
+/// field given as something other than an integer also sets `malformed`. The server answers
+/// `UnableToReplayMessages: Replay params are not valid` for a missing `since` or a malformed
+/// replay and uses its default (25) for a missing `limit`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplayConfig {
     /// Unix milliseconds.
@@ -118,6 +119,10 @@ pub struct ReplayConfig {
         deserialize_with = "lenient"
     )]
     pub limit: Option<i64>,
+    /// Set when decoding a replay that is not an object, or whose `since` or `limit` is present
+    /// but not an integer; never sent.
+    #[serde(skip)]
+    pub malformed: bool,
 }
 
 /// `config.presence`.
@@ -278,12 +283,25 @@ fn presence_key<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     })
 }
 
-/// `null` is no replay; any other value is a replay request, its fields read leniently.
+/// `null` is no replay; any other value is a replay request, its fields read leniently and
+/// `malformed` set when it is not an object or a present field is not an integer.
 fn replay<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ReplayConfig>, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::Null => None,
-        Value::Object(m) => Some(ReplayConfig::deserialize(Value::Object(m)).unwrap_or_default()),
-        _ => Some(ReplayConfig::default()),
+        Value::Object(m) => {
+            let not_integer = |k: &str| {
+                m.get(k)
+                    .is_some_and(|v| !v.is_null() && v.as_i64().is_none())
+            };
+            let malformed = not_integer("since") || not_integer("limit");
+            let mut config = ReplayConfig::deserialize(Value::Object(m)).unwrap_or_default();
+            config.malformed = malformed;
+            Some(config)
+        }
+        _ => Some(ReplayConfig {
+            malformed: true,
+            ..ReplayConfig::default()
+        }),
     })
 }
 
@@ -421,25 +439,43 @@ mod tests {
             replay(json!({"since": 1_700_000_000_000_i64, "limit": 10})),
             Some(ReplayConfig {
                 since: Some(1_700_000_000_000),
-                limit: Some(10)
+                limit: Some(10),
+                malformed: false,
             })
         );
         assert_eq!(replay(Value::Null), None);
-        // Present but unusable: a replay request with no valid parameters.
-        assert_eq!(replay(json!("soon")), Some(ReplayConfig::default()));
+        // `null` fields are absent ones.
         assert_eq!(
-            replay(json!({"since": "x", "limit": 5})),
+            replay(json!({"since": 5, "limit": null})),
             Some(ReplayConfig {
-                since: None,
-                limit: Some(5)
+                since: Some(5),
+                ..ReplayConfig::default()
             })
         );
+        // Present but unusable: a replay request the server refuses.
+        let malformed = |since, limit| {
+            Some(ReplayConfig {
+                since,
+                limit,
+                malformed: true,
+            })
+        };
+        assert_eq!(replay(json!("soon")), malformed(None, None));
+        assert_eq!(
+            replay(json!({"since": "x", "limit": 5})),
+            malformed(None, Some(5))
+        );
+        assert_eq!(
+            replay(json!({"since": 5, "limit": "x"})),
+            malformed(Some(5), None)
+        );
+        assert_eq!(replay(json!({"since": 1.5})), malformed(None, None));
         let with = JoinConfig {
             private: true,
             broadcast: BroadcastConfig {
                 replay: Some(ReplayConfig {
                     since: Some(5),
-                    limit: None,
+                    ..ReplayConfig::default()
                 }),
                 ..BroadcastConfig::default()
             },
@@ -503,6 +539,7 @@ mod tests {
                     replay: Some(ReplayConfig {
                         since: Some(1),
                         limit: Some(2),
+                        malformed: false,
                     }),
                     replication_ready: true,
                 },

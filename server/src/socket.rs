@@ -15,7 +15,8 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use supa_realtime_protocol::{
-    event, BinaryFrame, BroadcastPayload, Frame, Vsn, PHOENIX_TOPIC, TOPIC_PREFIX,
+    event, BinaryFrame, BroadcastPayload, Frame, JoinPayload, PostgresBinding, Vsn, PHOENIX_TOPIC,
+    TOPIC_PREFIX,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -212,16 +213,6 @@ pub(crate) async fn run(
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(Message::Close(Some(frame))))
             .await;
-    }
-}
-
-/// A boolean as the server casts it: `true`/`false`, or those strings in any case.
-fn truthy(value: Option<&Value>) -> Option<bool> {
-    match value? {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
     }
 }
 
@@ -461,15 +452,17 @@ impl Conn {
         if self.channels.len() >= self.shared.config.limits.max_channels_per_client {
             return Err("ChannelRateLimitReached: Too many channels".into());
         }
-        let payload = &frame.payload;
-        let config = payload.get("config").cloned().unwrap_or(Value::Null);
+        // The protocol crate reads the join as the server does: leniently, field by field.
+        let join: JoinPayload = serde_json::from_value(frame.payload.clone()).unwrap_or_default();
+        let config = join.config.unwrap_or_default();
         // As upstream: an `sb_…` key means "use the connection's token"; otherwise the legacy
         // `user_token` wins over `access_token`, and without either the connection's is used.
-        let field = |k: &str| payload.get(k).and_then(Value::as_str);
-        let opaque_key = field("access_token")
-            .or_else(|| field("user_token"))
+        let opaque_key = join
+            .access_token
+            .as_deref()
+            .or(join.user_token.as_deref())
             .is_some_and(|t| t.starts_with("sb_"));
-        let given = field("user_token").or_else(|| field("access_token"));
+        let given = join.user_token.as_deref().or(join.access_token.as_deref());
         let token = match given {
             Some(t) if !opaque_key => t,
             _ => &self.conn_token,
@@ -481,9 +474,9 @@ impl Conn {
             .jwt
             .verify(&token)
             .map_err(|e| e.join_reason())?;
-        let private = truthy(config.get("private")).unwrap_or(false);
-        let broadcast = config.get("broadcast");
-        let replay = stored::replay_params(broadcast)?;
+        let private = config.private;
+        let broadcast = &config.broadcast;
+        let replay = stored::replay_params(broadcast.replay.as_ref())?;
         if !private && replay.is_some() {
             return Err(stored::REPLAY_PUBLIC.into());
         }
@@ -500,30 +493,23 @@ impl Conn {
                 .map_err(|_| stored::REPLAY_FAILED.to_owned())?,
             _ => Vec::new(),
         };
-        let replication_ready =
-            truthy(broadcast.and_then(|b| b.get("replication_ready"))).unwrap_or(false);
-        let broadcast_self = truthy(broadcast.and_then(|b| b.get("self"))).unwrap_or(false);
-        let ack = truthy(broadcast.and_then(|b| b.get("ack"))).unwrap_or(false);
-        let presence = config.get("presence");
-        let presence_enabled = truthy(presence.and_then(|p| p.get("enabled"))).unwrap_or(false);
-        let presence_key = match presence.and_then(|p| p.get("key")) {
-            None | Some(Value::Null) => ids::uuid_v1(),
-            Some(Value::String(s)) if s.is_empty() => ids::uuid_v1(),
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
+        let replication_ready = broadcast.replication_ready;
+        let broadcast_self = broadcast.self_;
+        let ack = broadcast.ack;
+        let presence_enabled = config.presence.enabled;
+        let presence_key = match config.presence.key {
+            key if key.is_empty() => ids::uuid_v1(),
+            key => key,
         };
         let mut bindings = Vec::new();
         let mut echoed = Vec::new();
-        if let Some(Value::Array(items)) = config.get("postgres_changes") {
-            for item in items {
-                let Value::Object(map) = item else { continue };
-                let id = ids::binding_id(map);
-                let mut with_id = Map::with_capacity(map.len() + 1);
-                with_id.insert("id".into(), json!(id));
-                with_id.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
-                echoed.push(Value::Object(with_id));
-                bindings.push((id, map.clone()));
-            }
+        for PostgresBinding(map) in config.postgres_changes {
+            let id = ids::binding_id(&map);
+            let mut with_id = Map::with_capacity(map.len() + 1);
+            with_id.insert("id".into(), json!(id));
+            with_id.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
+            echoed.push(Value::Object(with_id));
+            bindings.push((id, map));
         }
 
         let key = TopicKey {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use supa_realtime_protocol::{event, BinaryFrame, BroadcastPayload, Frame, Vsn};
+use supa_realtime_protocol::{event, BinaryFrame, BroadcastPayload, Frame, ReplayConfig, Vsn};
 
 use crate::hub::{Fanout, SubId, TopicKey};
 use crate::ids;
@@ -21,23 +21,19 @@ pub(crate) const REPLAY_PUBLIC: &str =
 /// Upstream's `limit` when the join gives none.
 const DEFAULT_REPLAY_LIMIT: i64 = 25;
 
-/// `config.broadcast.replay` of a join: `None` when absent, else `(since_ms, limit)`.
-/// As upstream, `since` must be an integer (Unix ms) and `limit`, when given, an integer.
-pub(crate) fn replay_params(broadcast: Option<&Value>) -> Result<Option<(i64, i64)>, &'static str> {
-    let replay = match broadcast.and_then(|b| b.get("replay")) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Object(r)) => r,
-        Some(_) => return Err(REPLAY_INVALID),
+/// `config.broadcast.replay` of a join (decoded by the protocol crate): `None` when absent,
+/// else `(since_ms, limit)`. As upstream, `since` must be an integer (Unix ms) and `limit`,
+/// when given, an integer.
+pub(crate) fn replay_params(
+    replay: Option<&ReplayConfig>,
+) -> Result<Option<(i64, i64)>, &'static str> {
+    let Some(replay) = replay else {
+        return Ok(None);
     };
-    let since = replay
-        .get("since")
-        .and_then(Value::as_i64)
-        .ok_or(REPLAY_INVALID)?;
-    let limit = match replay.get("limit") {
-        None | Some(Value::Null) => DEFAULT_REPLAY_LIMIT,
-        Some(v) => v.as_i64().ok_or(REPLAY_INVALID)?,
-    };
-    Ok(Some((since, limit)))
+    match (replay.malformed, replay.since) {
+        (false, Some(since)) => Ok(Some((since, replay.limit.unwrap_or(DEFAULT_REPLAY_LIMIT)))),
+        _ => Err(REPLAY_INVALID),
+    }
 }
 
 /// What a send asks to be stored: `persist: true` or `persist: {"ttl": seconds}` (realtime-js
@@ -195,9 +191,19 @@ mod tests {
 
     #[test]
     fn replay_params_follow_upstream() {
-        let b = |v: Value| replay_params(Some(&json!({ "replay": v })));
+        let config = |v: Value| {
+            serde_json::from_value::<supa_realtime_protocol::BroadcastConfig>(v)
+                .unwrap()
+                .replay
+        };
+        let b = |v: Value| replay_params(config(json!({ "replay": v })).as_ref());
         assert_eq!(replay_params(None), Ok(None));
-        assert_eq!(replay_params(Some(&json!({"ack": true}))), Ok(None));
+        assert_eq!(
+            replay_params(config(json!({"ack": true})).as_ref()),
+            Ok(None)
+        );
+        assert_eq!(b(Value::Null), Ok(None));
+        assert_eq!(b(json!({"since": 5, "limit": null})), Ok(Some((5, 25))));
         assert_eq!(b(json!({"since": 5})), Ok(Some((5, 25))));
         assert_eq!(b(json!({"since": 5, "limit": 3})), Ok(Some((5, 3))));
         assert_eq!(b(json!({"limit": 3})), Err(REPLAY_INVALID));

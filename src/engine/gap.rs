@@ -112,6 +112,7 @@ impl GapFill {
         Some(ReplayConfig {
             since: Some(since),
             limit: Some(REPLAY_LIMIT),
+            ..ReplayConfig::default()
         })
     }
 
