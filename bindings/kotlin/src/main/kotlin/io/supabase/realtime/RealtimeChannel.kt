@@ -77,23 +77,47 @@ class RealtimeChannel internal constructor(
     internal val ended = java.util.concurrent.CountDownLatch(1)
 
     // One listener per channel feeds every flow, so an event crosses from the library once
-    // however many flows collect it, and events cross in batches (one call per batch).
+    // however many flows collect it, and events cross in batches (one call per batch) that
+    // reach each flow's collector as one hand-off.
     init {
-        ffiCall { ffi.onEvents(BatchListener(serializer, "$topic: event delivery failed") { batch ->
-            for ((raw, e) in batch) route(raw, e)
-        }) }
+        ffiCall { ffi.onEvents(BatchListener(serializer, "$topic: event delivery failed") { batch -> route(batch) }) }
     }
 
-    private fun route(raw: JsonObject, e: RealtimeEvent) {
-        when (e) {
-            is BroadcastMessage -> broadcasts.emit(e)
-            is RealtimeEvent.SubscribeStatusChange -> updateStatus(e)
-            is PostgresAction -> raw["ids"]?.jsonArray?.forEach { changes.getOrNull(it.jsonPrimitive.int)?.emit(e) }
-            is RealtimeEvent.PresenceChange -> presence.emit(e.action)
-            else -> {}
+    /** Sorts one delivered batch into the flows' batches; on the dispatch thread. */
+    private fun route(batch: List<Pair<JsonObject, RealtimeEvent>>) {
+        val all = ArrayList<RealtimeEvent>(batch.size)
+        val messages = ArrayList<BroadcastMessage>(batch.size)
+        val actions = ArrayList<PresenceAction>()
+        val changed = HashMap<Int, MutableList<PostgresAction>>()
+        fun flush() {
+            broadcasts.emit(messages)
+            presence.emit(actions)
+            for ((i, list) in changed) changes.getOrNull(i)?.emit(list)
+            events.emit(all)
+            all.clear(); messages.clear(); actions.clear(); changed.clear()
         }
-        events.emit(e)
-        if (e is RealtimeEvent.SubscribeStatusChange && e.status == SubscribeStatus.CLOSED) closeFlows()
+        for ((raw, e) in batch) {
+            when (e) {
+                is BroadcastMessage -> messages += e
+                is PostgresAction -> raw["ids"]?.jsonArray?.forEach { changed.getOrPut(it.jsonPrimitive.int, ::ArrayList) += e }
+                is RealtimeEvent.PresenceChange -> actions += e.action
+                is RealtimeEvent.SubscribeStatusChange -> {
+                    // [status] changes only after the events before it were handed on, and
+                    // the final CLOSED ends the flows after it was.
+                    flush()
+                    updateStatus(e)
+                    all += e
+                    if (e.status == SubscribeStatus.CLOSED) {
+                        flush()
+                        closeFlows()
+                    }
+                    continue
+                }
+                else -> {}
+            }
+            all += e
+        }
+        flush()
     }
 
     /**
@@ -213,12 +237,23 @@ class RealtimeChannel internal constructor(
         broadcastFlow(event).mapNotNull { m ->
             val payload = m.payload ?: return@mapNotNull null
             try {
-                serializer.decodeFromJsonElement(deserializer, payload)
+                asJsonTree(deserializer, payload) ?: serializer.decodeFromJsonElement(deserializer, payload)
             } catch (e: IllegalArgumentException) {
                 log.warning("$topic: broadcast '${m.event}' skipped, not a ${deserializer.descriptor.serialName}: ${e.message}")
                 null
             }
         }
+
+    /**
+     * [payload] itself when [T] is the JSON tree type it already is: kotlinx.serialization would
+     * copy it entry by entry.
+     */
+    @Suppress("UNCHECKED_CAST")
+    private fun <T> asJsonTree(deserializer: DeserializationStrategy<T>, payload: JsonElement): T? = when {
+        deserializer === JsonElement.serializer() -> payload as T
+        deserializer === JsonObject.serializer() && payload is JsonObject -> payload as T
+        else -> null
+    }
 
     /**
      * Database changes of type [T] ([PostgresAction.Insert], `Update`, `Delete`, or

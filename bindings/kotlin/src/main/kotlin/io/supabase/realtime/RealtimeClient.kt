@@ -134,13 +134,12 @@ class RealtimeClient(url: String, apiKey: String, configure: RealtimeConfig.() -
      * The flow completes after the client's final `SHUT_DOWN` status; collecting it after
      * [close] throws [RealtimeException.Shutdown].
      */
-    fun events(): Flow<RealtimeEvent> = coldFlow {
+    fun events(): Flow<RealtimeEvent> = coldBatchFlow {
         val id = ffiCall {
             ffi.onEvents(BatchListener(serializer, "event delivery failed") { batch ->
-                for ((_, e) in batch) {
-                    trySend(e)
-                    if (e is RealtimeEvent.ConnectionChange && e.state == ConnectionState.SHUT_DOWN) channel.close()
-                }
+                val end = batch.indexOfFirst { (_, e) -> e is RealtimeEvent.ConnectionChange && e.state == ConnectionState.SHUT_DOWN }
+                trySend(batch.subList(0, if (end < 0) batch.size else end + 1).map { it.second })
+                if (end >= 0) channel.close()
             })
         }
         awaitClose { ffi.removeListener(id) }

@@ -9,6 +9,7 @@ import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.filterIsInstance
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.launchIn
+import kotlinx.coroutines.flow.map
 import kotlinx.coroutines.flow.onEach
 import kotlinx.coroutines.flow.take
 import kotlinx.coroutines.flow.toList
@@ -18,6 +19,7 @@ import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.withTimeoutOrNull
 import kotlinx.serialization.Serializable
+import kotlinx.serialization.json.JsonObject
 import kotlinx.serialization.json.buildJsonObject
 import kotlinx.serialization.json.int
 import kotlinx.serialization.json.jsonObject
@@ -142,6 +144,33 @@ class RealtimeTest {
                 assertArrayEquals(byteArrayOf(0, 1, -1), m.binary)
                 assertNull(m.payload)
                 assertTrue(b.metrics().messagesIn > 0)
+            }
+        }
+    }
+
+    @Test
+    fun aBurstReachesEveryCollectorCompleteAndInOrder() = test {
+        // Events reach a collector one delivered batch at a time: a burst spans many batches
+        // of many events, and each collector still sees every message once, in order.
+        val name = TestServer.unique("burst")
+        val n = 2_000
+        client().use { a ->
+            client().use { b ->
+                val ca = a.channel(name)
+                val cb = b.channel(name)
+                fun <T> CoroutineScope.ids(flow: Flow<T>, id: (T) -> Int) =
+                    async(start = CoroutineStart.UNDISPATCHED) { flow.take(n).map(id).toList() }
+                val raw = ids(cb.broadcastFlow<JsonObject>("n")) { it["id"]!!.jsonPrimitive.int }
+                val typed = ids(cb.broadcastFlow<Note>("n")) { it.id }
+                val messages = ids(cb.broadcastFlow("*")) { it.payload!!.jsonObject["id"]!!.jsonPrimitive.int }
+                ca.subscribe()
+                cb.subscribe()
+                repeat(n) { ca.send("n", Note(it)) }
+                val expected = (0 until n).toList()
+                assertEquals(expected, raw.within())
+                assertEquals(expected, typed.within())
+                assertEquals(expected, messages.within())
+                assertEquals(0L, b.metrics().droppedEvents)
             }
         }
     }
