@@ -181,7 +181,7 @@ def write(results, docs: Path):
     how = {
         "ours": "`RealtimeClient` + `channel.on_broadcast`; callback on the library's dispatcher thread, default options (event queue 10,000)",
         "c": "the C ABI (`supa_channel_on_broadcast`), statically linked C program; the callback gets the payload as JSON text",
-        "c_dist": "the same C program on the static library of the `dist` profile (the released SDK's: fat LTO, one codegen unit, opt-level s, inliner threshold 120)",
+        "c_dist": "the same C program on the static library of the `dist` profile (the released SDK's: fat LTO, one codegen unit, opt-level s)",
         "py": "the Python binding (`supa_realtime`, uniffi), callback on the dispatcher thread (takes the GIL)",
         "js": "`@supabase/realtime-js` on Node with the `ws` transport, `channel.on('broadcast')`",
         "realtime_py": "the official Python `realtime` client (asyncio, websockets, vsn 1.0.0)",
