@@ -88,7 +88,8 @@ pub struct BroadcastConfig {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "replay"
+        deserialize_with = "replay",
+        serialize_with = "replay_out"
     )]
     pub replay: Option<ReplayConfig>,
     /// Ask for a `Replication connection established` system message.
@@ -120,7 +121,8 @@ pub struct ReplayConfig {
     )]
     pub limit: Option<i64>,
     /// Set when decoding a replay that is not an object, or whose `since` or `limit` is present
-    /// but not an integer; never sent.
+    /// but not an integer. Encoded as a non-integer in the first field that is `None` (one is),
+    /// so that a decoded join encodes to what decodes the same.
     #[serde(skip)]
     pub malformed: bool,
 }
@@ -281,6 +283,31 @@ fn presence_key<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         Value::String(s) => s,
         other => other.to_string(),
     })
+}
+
+/// A replay as `{since, limit}`; a malformed one keeps a non-integer where it had one.
+fn replay_out<S: serde::Serializer>(
+    replay: &Option<ReplayConfig>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let Some(r) = replay else {
+        return s.serialize_none();
+    };
+    let mut m = Map::new();
+    let mut field = |k: &str, v: Option<i64>, mark: bool| match v {
+        Some(n) => {
+            m.insert(k.into(), n.into());
+            false
+        }
+        None if mark => {
+            m.insert(k.into(), Value::from("invalid"));
+            true
+        }
+        None => mark,
+    };
+    let marked = field("since", r.since, r.malformed);
+    field("limit", r.limit, r.malformed && !marked);
+    Value::Object(m).serialize(s)
 }
 
 /// `null` is no replay; any other value is a replay request, its fields read leniently and
@@ -470,6 +497,21 @@ mod tests {
             malformed(Some(5), None)
         );
         assert_eq!(replay(json!({"since": 1.5})), malformed(None, None));
+        // A malformed replay encodes to one that decodes the same.
+        for v in [
+            json!("soon"),
+            json!({"since": "x", "limit": 5}),
+            json!({"since": 5, "limit": "x"}),
+        ] {
+            let decoded = replay(v);
+            let config = BroadcastConfig {
+                replay: decoded.clone(),
+                ..BroadcastConfig::default()
+            };
+            let again: BroadcastConfig =
+                serde_json::from_value(serde_json::to_value(&config).unwrap()).unwrap();
+            assert_eq!(again.replay, decoded);
+        }
         let with = JoinConfig {
             private: true,
             broadcast: BroadcastConfig {
