@@ -9,37 +9,28 @@ messages/s, its difference from the first binary, and CPU per message. Used for 
 release-vs-dist comparison, e.g. after `BENCH_DIST=1 BENCH_ONLY=c,c_dist scripts/bench`:
 `python3 bench/ab.py bench/c/build/contestant,bench/c/build/contestant-dist 10`.
 """
-import json
-import pathlib
 import statistics
-import subprocess
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from run import receive_run, start_source
+
 bins = sys.argv[1].split(",")
 rounds = int(sys.argv[2])
 n = sys.argv[3] if len(sys.argv) > 3 else "300000"
-src = subprocess.Popen([str(ROOT / "target/release/supa-bench"), "source", "127.0.0.1:0"],
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-url = None
-while not url:
-    line = src.stdout.readline()
-    if not line:
-        sys.exit("the replay source did not start (build it: cargo build --release -p supa-bench)")
-    if line.startswith("listening on "):
-        url = line.split(" ", 2)[2].strip()
+source, url = start_source()
 rates = {b: [] for b in bins}
 cpu = {b: [] for b in bins}
 try:
     for r in range(rounds):
         for b in bins if r % 2 == 0 else bins[::-1]:
-            out = subprocess.run([b, "throughput", url, "bench-key", f"tp-{n}", n],
-                                 capture_output=True, text=True, timeout=120).stdout
-            res = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+            errors = []
+            res = receive_run([b, "throughput", url, "bench-key", f"tp-{n}", n], errors)
+            if not res:
+                sys.exit(f"{b}: {errors[0]}")
             rates[b].append(res["n"] / res["secs"])
             cpu[b].append(res["cpu_s"] / res["n"] * 1e6)
 finally:
-    src.terminate()
+    source.stop()
 base = statistics.median(rates[bins[0]])
 for b in bins:
     m = statistics.median(rates[b])
