@@ -1,12 +1,12 @@
 //! Postgres changes through the module API against a real PostgreSQL (DATABASE_URL, or a
 //! throwaway cluster from scripts/dev-postgres started for this test binary).
 
-mod pg;
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use pg::{database_url, sql};
+use common::pg::{database_url, sql};
 use serde_json::{json, Value};
 use supa_realtime_server::postgres::{
     DbBroadcast, Extension, Options, PgChanges, PgEvent, PgSubscription, Source, Subscriber,

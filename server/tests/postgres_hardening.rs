@@ -4,7 +4,8 @@
 //! dropped with a `system` error while a healthy subscriber keeps receiving every change.
 
 mod common;
-mod pg;
+
+use common::pg;
 
 use std::time::Duration;
 

@@ -2,10 +2,9 @@
 //! WebSocket client speaking the wire protocol.
 
 mod common;
-mod pg;
 
+use common::pg::database_url;
 use common::Client;
-use pg::database_url;
 use serde_json::{json, Value};
 use supa_realtime_protocol::Vsn;
 use supa_realtime_server::{Config, Server};

@@ -46,8 +46,26 @@ pub fn database_url() -> &'static str {
     .0
 }
 
-/// A connection for the test's own SQL.
+/// Runs the server's set-up (roles, schemas `auth` and `realtime`, the publication) on the test
+/// database, once per test process: tests create tables, grants and policies through [`sql`]
+/// before any server of theirs has started, which on a fresh cluster would find none of those.
+fn prepare_once() {
+    static PREPARED: std::sync::Once = std::sync::Once::new();
+    PREPARED.call_once(|| {
+        let server = supa_realtime_server::Server::start(supa_realtime_server::Config {
+            database_url: Some(database_url().to_string()),
+            ..supa_realtime_server::Config::default()
+        })
+        .expect("the server's set-up runs on the test database");
+        server.shutdown();
+    });
+}
+
+/// A connection for the test's own SQL, on a prepared database.
 pub async fn sql() -> Client {
+    tokio::task::spawn_blocking(prepare_once)
+        .await
+        .expect("preparing the test database");
     let (client, conn) = tokio_postgres::connect(database_url(), NoTls)
         .await
         .unwrap();
