@@ -107,7 +107,8 @@ pub extern "C" fn supa_client_new(
         match RealtimeClient::new(opts) {
             Ok(c) => {
                 let c = Box::into_raw(Box::new(supa_client { inner: c, mode }));
-                // SAFETY: `out` is non-NULL (checked above), so writable (the header's pointer rule).
+                // SAFETY: `out` is non-NULL (checked above), so writable (the header's pointer
+                // rule).
                 unsafe { put(out, c) };
                 ok()
             }

@@ -122,7 +122,7 @@ pub extern "C" fn supa_options_set_access_token(
     token: *const c_char,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         // SAFETY: `token` is NULL or a NUL-terminated string (the header's pointer rule).
         o.access_token = tri!(unsafe { super::opt_str_arg(token, "token") }).map(str::to_owned);
@@ -138,7 +138,7 @@ pub extern "C" fn supa_options_add_param(
     value: *const c_char,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         // SAFETY: `key` is NULL or a NUL-terminated string (the header's pointer rule).
         let k = tri!(unsafe { str_arg(key, "key") });
@@ -159,7 +159,7 @@ pub extern "C" fn supa_options_add_header(
     value: *const c_char,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         // SAFETY: `name` is NULL or a NUL-terminated string (the header's pointer rule).
         let k = tri!(unsafe { str_arg(name, "name") });
@@ -175,7 +175,7 @@ pub extern "C" fn supa_options_add_header(
 #[no_mangle]
 pub extern "C" fn supa_options_set_vsn(options: *mut supa_options, vsn: u32) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         o.vsn = match vsn {
             v if v == supa_vsn::SUPA_VSN_2 as u32 => Vsn::V2,
@@ -194,7 +194,7 @@ pub extern "C" fn supa_options_set_heartbeat_interval_ms(
     interval_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         let d = ms(interval_ms);
         tri!(checked(checks::check_duration(
@@ -215,7 +215,7 @@ pub extern "C" fn supa_options_set_push_timeout_ms(
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         let d = ms(timeout_ms);
         tri!(checked(checks::check_duration(
@@ -257,7 +257,7 @@ pub extern "C" fn supa_options_set_reconnect_delays_ms(
     count: usize,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         // SAFETY: `delays_ms` points to `count` delays (the header's pointer rule).
         o.reconnect_delays = tri!(unsafe { delays("reconnect_delays", delays_ms, count) });
@@ -273,7 +273,7 @@ pub extern "C" fn supa_options_set_reconnect_jitter(
     jitter: f64,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         tri!(checked(checks::check_jitter(jitter)));
         o.reconnect_jitter = jitter;
@@ -290,7 +290,7 @@ pub extern "C" fn supa_options_set_rejoin_delays_ms(
     count: usize,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         // SAFETY: `delays_ms` points to `count` delays (the header's pointer rule).
         o.rejoin_delays = tri!(unsafe { delays("rejoin_delays", delays_ms, count) });
@@ -307,7 +307,7 @@ pub extern "C" fn supa_options_set_custom_ca_pem(
     len: usize,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         // SAFETY: `pem` points to `len` bytes when `len` is not 0 (the header's pointer rule).
         let bytes = tri!(unsafe { slice_arg(pem, len, "pem") });
@@ -323,7 +323,7 @@ pub extern "C" fn supa_options_set_native_roots(
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         o.native_roots = on;
         ok()
@@ -338,7 +338,7 @@ pub extern "C" fn supa_options_set_dispatch_mode(
     mode: u32,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         o.dispatch = match mode {
             m if m == supa_dispatch_mode::SUPA_DISPATCH_THREAD as u32 => DispatchMode::Thread,
@@ -364,7 +364,7 @@ pub extern "C" fn supa_options_set_queue_capacity(
     capacity: usize,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         tri!(checked(checks::check_queue_capacity(capacity)));
         o.queue_capacity = capacity;
@@ -383,7 +383,7 @@ pub extern "C" fn supa_options_set_token_refresh_margin_ms(
     margin_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         let d = ms(margin_ms);
         tri!(checked(checks::check_duration(
@@ -407,7 +407,7 @@ pub extern "C" fn supa_options_set_auth_retries(
     retries: u32,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         tri!(unsafe { opts(options) }).auth_retries = retries;
         ok()
     })
@@ -419,21 +419,9 @@ fn checked(r: Result<(), crate::error::Error>) -> Result<(), supa_result> {
 }
 
 /// Stores a `max_*` bound after the core's check.
-///
-/// # Safety
-///
-/// As [`opts`].
-unsafe fn set_bound(
-    options: *mut supa_options,
-    name: &str,
-    value: usize,
-    min: usize,
-    field: impl FnOnce(&mut ClientOptions) -> &mut usize,
-) -> supa_result {
-    // SAFETY: the caller's promise for `options`, passed on.
-    let o = tri!(unsafe { opts(options) });
+fn set_bound(field: &mut usize, name: &str, value: usize, min: usize) -> supa_result {
     tri!(checked(checks::check_bound(name, value, min)));
-    *field(o) = value;
+    *field = value;
     ok()
 }
 
@@ -445,14 +433,14 @@ pub extern "C" fn supa_options_set_max_message_size(
     options: *mut supa_options,
     bytes: usize,
 ) -> supa_result {
-    // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
-    boundary(|| unsafe {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         set_bound(
-            options,
+            &mut o.max_message_size,
             "max_message_size",
             bytes,
             checks::MIN_SIZE_BOUND,
-            |o| &mut o.max_message_size,
         )
     })
 }
@@ -466,14 +454,14 @@ pub extern "C" fn supa_options_set_max_payload_size(
     options: *mut supa_options,
     bytes: usize,
 ) -> supa_result {
-    // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
-    boundary(|| unsafe {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         set_bound(
-            options,
+            &mut o.max_payload_size,
             "max_payload_size",
             bytes,
             checks::MIN_SIZE_BOUND,
-            |o| &mut o.max_payload_size,
         )
     })
 }
@@ -486,11 +474,10 @@ pub extern "C" fn supa_options_set_max_presence_keys(
     options: *mut supa_options,
     keys: usize,
 ) -> supa_result {
-    // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
-    boundary(|| unsafe {
-        set_bound(options, "max_presence_keys", keys, 1, |o| {
-            &mut o.max_presence_keys
-        })
+    boundary(|| {
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
+        set_bound(&mut o.max_presence_keys, "max_presence_keys", keys, 1)
     })
 }
 
@@ -502,14 +489,14 @@ pub extern "C" fn supa_options_set_max_presence_size(
     options: *mut supa_options,
     bytes: usize,
 ) -> supa_result {
-    // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
-    boundary(|| unsafe {
+    boundary(|| {
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         set_bound(
-            options,
+            &mut o.max_presence_size,
             "max_presence_size",
             bytes,
             checks::MIN_SIZE_BOUND,
-            |o| &mut o.max_presence_size,
         )
     })
 }
@@ -560,7 +547,7 @@ pub extern "C" fn supa_options_set_token_provider(
     destroy: supa_destroy_cb,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { opts(options) });
         let Some(cb) = cb else {
             return fail(supa_result::SUPA_NULL_ARGUMENT, "`cb` is NULL");
@@ -607,7 +594,7 @@ pub extern "C" fn supa_channel_options_set_broadcast_self(
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         tri!(unsafe { chopts(options) }).broadcast_self = on;
         ok()
     })
@@ -620,7 +607,7 @@ pub extern "C" fn supa_channel_options_set_broadcast_ack(
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         tri!(unsafe { chopts(options) }).broadcast_ack = on;
         ok()
     })
@@ -633,7 +620,7 @@ pub extern "C" fn supa_channel_options_set_presence_key(
     key: *const c_char,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { chopts(options) });
         // SAFETY: `key` is NULL or a NUL-terminated string (the header's pointer rule).
         o.presence_key = tri!(unsafe { str_arg(key, "key") }).to_owned();
@@ -648,7 +635,7 @@ pub extern "C" fn supa_channel_options_set_presence_enabled(
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         tri!(unsafe { chopts(options) }).presence_enabled = on;
         ok()
     })
@@ -661,7 +648,7 @@ pub extern "C" fn supa_channel_options_set_private(
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         tri!(unsafe { chopts(options) }).private = on;
         ok()
     })
@@ -675,7 +662,7 @@ pub extern "C" fn supa_channel_options_set_wait_for_postgres_ready(
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         tri!(unsafe { chopts(options) }).wait_for_postgres_ready = on;
         ok()
     })
@@ -688,7 +675,7 @@ pub extern "C" fn supa_channel_options_set_postgres_ready_timeout_ms(
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { chopts(options) });
         let d = ms(timeout_ms);
         tri!(checked(checks::check_duration(

@@ -21,7 +21,7 @@ pub extern "C" fn supa_channel_options_set_replay(
     limit: u32,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         let o = tri!(unsafe { chopts(options) });
         if since_ms < 0 {
             return fail(
@@ -47,7 +47,7 @@ pub extern "C" fn supa_channel_options_set_replication_ready(
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         tri!(unsafe { chopts(options) }).replication_ready = on;
         ok()
     })
@@ -63,7 +63,7 @@ pub extern "C" fn supa_channel_options_set_auto_replay(
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        // SAFETY: `options` is NULL or live options no other thread uses (the header's pointer rule).
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
         tri!(unsafe { chopts(options) }).auto_replay = on;
         ok()
     })
