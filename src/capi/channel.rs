@@ -7,7 +7,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::callback::{event_listener, supa_destroy_cb, supa_event_cb, Arming, UserData};
 use super::error::{fail, ok};
-use super::event::{deliver, Source};
+use super::event::{deliver, Borrowed};
 use super::{
     borrow, boundary, free_box, json_arg, ms, non_null, opt_str_arg, owned_c_string, put, result,
     slice_arg, str_arg, supa_result, tri,
@@ -260,7 +260,7 @@ pub extern "C" fn supa_channel_on_broadcast(
         // Raw: the callback reads the payload's JSON text as the frame carried it.
         let id = ch
             .inner
-            .on_broadcast_raw(event, move |b| deliver(cb, ud.ptr(), Source::from(b)));
+            .on_broadcast_raw(event, move |b| deliver(cb, ud.ptr(), Borrowed::from(b)));
         // SAFETY: `listener_id` is NULL or writable (the header's pointer rule).
         unsafe { registered(Ok(id), arming, userdata, destroy, listener_id) }
     })
@@ -284,7 +284,7 @@ pub extern "C" fn supa_channel_on_presence(
         let (ud, arming) = UserData::pending(userdata, destroy);
         let id = ch
             .inner
-            .on_presence(move |p| deliver(cb, ud.ptr(), Source::Presence(p)));
+            .on_presence(move |p| deliver(cb, ud.ptr(), Borrowed::Presence(p)));
         // SAFETY: `listener_id` is NULL or writable (the header's pointer rule).
         unsafe { registered(Ok(id), arming, userdata, destroy, listener_id) }
     })
@@ -308,7 +308,7 @@ pub extern "C" fn supa_channel_on_system(
         let topic = ch.inner.topic().to_owned();
         let id = ch
             .inner
-            .on_system(move |v| deliver(cb, ud.ptr(), Source::System(topic.as_str(), v)));
+            .on_system(move |v| deliver(cb, ud.ptr(), Borrowed::System(topic.as_str(), v)));
         // SAFETY: `listener_id` is NULL or writable (the header's pointer rule).
         unsafe { registered(Ok(id), arming, userdata, destroy, listener_id) }
     })
@@ -368,7 +368,7 @@ pub extern "C" fn supa_channel_on_postgres_changes(
         let (ud, arming) = UserData::pending(userdata, destroy);
         let id = ch
             .inner
-            .on_postgres_changes(f, move |c| deliver(cb, ud.ptr(), Source::Change(c)));
+            .on_postgres_changes(f, move |c| deliver(cb, ud.ptr(), Borrowed::Change(c)));
         // SAFETY: `listener_id` is NULL or writable (the header's pointer rule).
         unsafe { registered(id, arming, userdata, destroy, listener_id) }
     })

@@ -124,11 +124,34 @@ pub(crate) enum Source {
     OwnedRaw(Box<RawBroadcast>),
 }
 
-impl From<BroadcastRef<'_>> for Source {
-    fn from(b: BroadcastRef<'_>) -> Self {
+/// What a registration hands to [`deliver`]: the core's data, borrowed for the callback.
+pub(crate) enum Borrowed<'a> {
+    Event(&'a Event),
+    Broadcast(&'a Broadcast),
+    Raw(&'a RawBroadcast),
+    Presence(&'a PresenceEvent),
+    Change(&'a PostgresChange),
+    System(&'a str, &'a Value),
+}
+
+impl<'a> From<BroadcastRef<'a>> for Borrowed<'a> {
+    fn from(b: BroadcastRef<'a>) -> Self {
         match b {
-            BroadcastRef::Parsed(b) => Source::Broadcast(b),
-            BroadcastRef::Raw(r) => Source::Raw(r),
+            BroadcastRef::Parsed(b) => Borrowed::Broadcast(b),
+            BroadcastRef::Raw(r) => Borrowed::Raw(r),
+        }
+    }
+}
+
+impl From<Borrowed<'_>> for Source {
+    fn from(b: Borrowed<'_>) -> Self {
+        match b {
+            Borrowed::Event(e) => Source::Event(e),
+            Borrowed::Broadcast(b) => Source::Broadcast(b),
+            Borrowed::Raw(r) => Source::Raw(r),
+            Borrowed::Presence(p) => Source::Presence(p),
+            Borrowed::Change(c) => Source::Change(c),
+            Borrowed::System(t, v) => Source::System(t, v),
         }
     }
 }
@@ -212,7 +235,13 @@ fn change_json(c: &PostgresChange) -> Value {
 }
 
 impl supa_event {
-    pub(crate) fn new(source: Source) -> supa_event {
+    /// An event over `source`, its texts not rendered yet.
+    ///
+    /// # Safety
+    ///
+    /// The data a borrowed `source` points to stays valid and unchanged while the event is
+    /// used (an owned source points to nothing outside itself).
+    pub(crate) unsafe fn new(source: Source) -> supa_event {
         supa_event {
             source,
             topic: OnceCell::new(),
@@ -235,8 +264,8 @@ impl supa_event {
     }
 
     fn view(&self) -> View<'_> {
-        // SAFETY: borrowed sources are only built for the duration of a callback (see `deliver`),
-        // and the C caller may only use the event during it.
+        // SAFETY: a borrowed source's data outlives the event (`supa_event::new`'s contract):
+        // `deliver` drops its event before the borrow ends, and C may use it only meanwhile.
         let event: &Event = unsafe {
             match &self.source {
                 Source::Broadcast(b) => return View::Broadcast(&**b),
@@ -854,7 +883,9 @@ pub extern "C" fn supa_event_change_columns_json(
 pub extern "C" fn supa_event_copy(event: *const supa_event) -> *mut supa_event {
     // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
     with(unsafe { borrow(event) }, std::ptr::null_mut(), |e| {
-        Box::into_raw(Box::new(supa_event::new(e.to_owned_source())))
+        // SAFETY: an owned source points to nothing outside itself.
+        let copy = unsafe { supa_event::new(e.to_owned_source()) };
+        Box::into_raw(Box::new(copy))
     })
 }
 
@@ -870,9 +901,10 @@ pub extern "C" fn supa_event_free(event: *mut supa_event) {
 pub(crate) fn deliver(
     cb: unsafe extern "C" fn(*mut c_void, *const supa_event),
     userdata: *mut c_void,
-    source: Source,
+    source: Borrowed<'_>,
 ) {
-    let ev = supa_event::new(source);
+    // SAFETY: `ev` is dropped at the end of this call, while `source`'s borrows still last.
+    let ev = unsafe { supa_event::new(source.into()) };
     // SAFETY: the caller's callback with its own userdata and an event that outlives the call,
     // as `supa_event_cb` states.
     unsafe { cb(userdata, &ev) };

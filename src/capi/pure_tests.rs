@@ -100,7 +100,8 @@ fn a_borrowed_event_and_its_copy_hand_out_text_that_lives_as_long_as_they_do() {
         payload: Payload::Json(json!({"n": 1})),
         meta: Some(json!({"id": "u"})),
     });
-    let borrowed = event::supa_event::new(event::Source::Event(&ev));
+    // SAFETY: `ev` outlives `borrowed`.
+    let borrowed = unsafe { event::supa_event::new(event::Source::Event(&ev)) };
     // The copy is freed once below.
     let copy = supa_event_copy(&borrowed);
     drop(borrowed);
@@ -138,8 +139,8 @@ fn a_borrowed_event_and_its_copy_hand_out_text_that_lives_as_long_as_they_do() {
         payload: Payload::Binary(Vec::new()),
         meta: None,
     });
-    let e = event::supa_event::new(event::Source::Event(&bin));
-    // `e` borrows `bin`, which outlives it.
+    // SAFETY: `bin` outlives `e`.
+    let e = unsafe { event::supa_event::new(event::Source::Event(&bin)) };
     let p = supa_event_payload_binary(&e, &mut len);
     assert!(!p.is_null(), "an empty payload is not NULL");
     assert_eq!(len, 0);
