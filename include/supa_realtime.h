@@ -7,6 +7,10 @@
  * - Every pointer argument is checked: NULL gives SUPA_NULL_ARGUMENT (or a neutral value for
  *   accessors); supa_*_free(NULL) is a no-op. Strings in are NUL-terminated UTF-8, borrowed for
  *   the call and copied if kept; invalid UTF-8 gives SUPA_INVALID_UTF8.
+ * - What the library cannot check, the caller guarantees: a non-NULL pointer argument points
+ *   to what its type and documentation say (an object the library made and has not freed, and
+ *   options objects used by one thread at a time; a NUL-terminated string; the stated number
+ *   of elements; writable space for an output), valid for the whole call.
  * - Objects the library creates are freed only with their own supa_*_free, never with free().
  * - Callbacks get `void *userdata`; the optional destructor runs exactly once, after the last
  *   callback. A registering call that fails never calls either.

@@ -35,12 +35,14 @@
 //! # Ok(()) }
 //! ```
 
-// Every unsafe block says why it is sound; unsafe operations inside an `unsafe fn` need their
-// own block (the C ABI's exports opt out for now, see `capi`).
-#![deny(clippy::undocumented_unsafe_blocks)]
-#![deny(unsafe_op_in_unsafe_fn)]
+// Every unsafe block says why it is sound, and unsafe operations inside an `unsafe fn` need
+// their own block (the C ABI's exports are safe functions, see `capi`).
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
-pub mod capi;
+// The C ABI is for C callers only: `#[no_mangle]` exports its symbols from the library, while
+// as Rust items its safe `extern "C"` functions stay inside the crate, so no safe Rust caller
+// can hand them an invalid pointer.
+mod capi;
 mod channel;
 mod client;
 mod command;

@@ -13,6 +13,9 @@
 //! one, then throughput as in `throughput`). Contestants print
 //! `READY` when subscribed (latency, memory, pg) and one `RESULT <json>` line.
 
+// Every unsafe block says why it is sound.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 mod drivers;
 mod ours;
 mod raw;

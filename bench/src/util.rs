@@ -44,8 +44,9 @@ pub fn now_us() -> u64 {
 
 /// User + system CPU seconds of this process (all threads).
 pub fn cpu_secs() -> f64 {
-    // SAFETY: getrusage only writes into the zeroed struct we pass.
+    // SAFETY: `rusage` is plain integers, for which all-zero bytes are a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage for the duration of the call.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(ru.ru_utime) + tv(ru.ru_stime)

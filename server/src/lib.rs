@@ -15,6 +15,9 @@
 //! server.shutdown();
 //! ```
 
+// Every unsafe block says why it is sound.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 mod config;
 mod fdlimit;
 mod http;

@@ -9,7 +9,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use super::event::{deliver, supa_event, Source};
+use super::event::{deliver, supa_event, Borrowed};
 use crate::event::Event;
 
 /// Called with each event of a registration, on the client's dispatcher thread (or inside
@@ -143,5 +143,5 @@ pub(crate) fn event_listener(
     cb: unsafe extern "C" fn(*mut c_void, *const supa_event),
     userdata: UserData,
 ) -> impl Fn(&Event) + Send + Sync + 'static {
-    move |e: &Event| deliver(cb, userdata.ptr(), Source::Event(e))
+    move |e: &Event| deliver(cb, userdata.ptr(), Borrowed::Event(e))
 }

@@ -7,10 +7,10 @@ use std::task::{Context, Poll, Waker};
 
 use super::callback::{event_listener, supa_destroy_cb, supa_event_cb, Arming, UserData};
 use super::error::{fail, ok};
-use super::event::{deliver, Source};
+use super::event::{deliver, Borrowed};
 use super::{
-    boundary, bytes_arg, json_arg, ms, non_null, opt_str_arg, owned_c_string, result, str_arg,
-    supa_result, tri,
+    borrow, boundary, free_box, json_arg, ms, non_null, opt_str_arg, owned_c_string, put, result,
+    slice_arg, str_arg, supa_result, tri,
 };
 use crate::client::ClientInner;
 use crate::error::Error;
@@ -68,9 +68,13 @@ pub enum supa_channel_state {
 /// The channel behind a handle: `SUPA_NULL_ARGUMENT` for NULL, `SUPA_SHUTDOWN` once its client
 /// was shut down or freed (every export refuses then, except the getters and
 /// `supa_channel_free`).
+///
+/// # Safety
+///
+/// As [`borrow`]: `p` is NULL or a channel handle not yet freed.
 pub(crate) unsafe fn channel<'a>(p: *const supa_channel) -> Result<&'a supa_channel, supa_result> {
-    let ch = p
-        .as_ref()
+    // SAFETY: the caller's promise for `p`, passed on.
+    let ch = unsafe { borrow(p) }
         .ok_or_else(|| fail(supa_result::SUPA_NULL_ARGUMENT, "`channel` is NULL"))?;
     match ch.client.upgrade() {
         Some(client) if client.check().is_ok() => Ok(ch),
@@ -99,18 +103,16 @@ fn start(fut: impl Future<Output = Result<(), Error>> + Send + 'static) -> Resul
 /// Frees the handle (NULL is a no-op). Does not leave the channel; callbacks keep running
 /// until it is unsubscribed or the client is freed. Safe inside a callback.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_free(channel: *mut supa_channel) {
-    boundary(|| {
-        if !channel.is_null() {
-            drop(Box::from_raw(channel));
-        }
-    })
+pub extern "C" fn supa_channel_free(channel: *mut supa_channel) {
+    // SAFETY: the header allows only NULL or a handle this library made, freed once.
+    boundary(|| unsafe { free_box(channel) })
 }
 
 /// The wire topic, `realtime:<name>`. Lifetime: as long as the handle. NULL for NULL.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_topic(channel: *const supa_channel) -> *const c_char {
-    boundary(|| match channel.as_ref() {
+pub extern "C" fn supa_channel_topic(channel: *const supa_channel) -> *const c_char {
+    // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+    boundary(|| match unsafe { borrow(channel) } {
         Some(c) => c.topic.as_ptr(),
         None => std::ptr::null(),
     })
@@ -118,8 +120,9 @@ pub unsafe extern "C" fn supa_channel_topic(channel: *const supa_channel) -> *co
 
 /// The channel's state (a `supa_channel_state`); `SUPA_CHANNEL_CLOSED` for NULL.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_get_state(channel: *const supa_channel) -> u32 {
-    boundary(|| match channel.as_ref() {
+pub extern "C" fn supa_channel_get_state(channel: *const supa_channel) -> u32 {
+    // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+    boundary(|| match unsafe { borrow(channel) } {
         None => supa_channel_state::SUPA_CHANNEL_CLOSED as u32,
         Some(c) => {
             (match c.inner.state() {
@@ -140,12 +143,13 @@ pub unsafe extern "C" fn supa_channel_get_state(channel: *const supa_channel) ->
 /// removed (unsubscribed or closed for good), `SUPA_SHUTDOWN` when the client was freed.
 /// Callable from any thread and inside callbacks (it does not block).
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_join_latency_us(
+pub extern "C" fn supa_channel_join_latency_us(
     channel: *const supa_channel,
     out: *mut u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
         non_null!(out);
         let Some(inner) = ch.client.upgrade() else {
             return super::shut_down();
@@ -157,7 +161,9 @@ pub unsafe extern "C" fn supa_channel_join_latency_us(
             .find(|(topic, _)| topic == ch.inner.topic())
         {
             Some((_, d)) => {
-                *out = super::us(*d);
+                // SAFETY: `out` is non-NULL (checked above), so writable (the header's pointer
+                // rule).
+                unsafe { put(out, super::us(*d)) };
                 ok()
             }
             None => fail(
@@ -169,6 +175,10 @@ pub unsafe extern "C" fn supa_channel_join_latency_us(
 }
 
 /// Finishes a registration: a listener id of 0 means the client is gone.
+///
+/// # Safety
+///
+/// As [`put`]: `out` is NULL or writable.
 unsafe fn registered(
     id: Result<ListenerId, Error>,
     arming: Arming,
@@ -183,9 +193,8 @@ unsafe fn registered(
     match id {
         Ok(id) => {
             arming.armed(userdata, destroy);
-            if !out.is_null() {
-                *out = id.0;
-            }
+            // SAFETY: the caller's promise for `out`, passed on.
+            unsafe { put(out, id.0) };
             ok()
         }
         Err(e) => {
@@ -212,7 +221,7 @@ macro_rules! callback_arg {
 /// after the last callback: after removal, once the channel is closed (its final CLOSED status
 /// delivered), or when the client shuts down. On failure neither is ever called.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_on_event(
+pub extern "C" fn supa_channel_on_event(
     channel: *const supa_channel,
     cb: supa_event_cb,
     userdata: *mut c_void,
@@ -220,18 +229,20 @@ pub unsafe extern "C" fn supa_channel_on_event(
     listener_id: *mut u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
         let cb = callback_arg!(cb);
         let (ud, arming) = UserData::pending(userdata, destroy);
         let id = ch.inner.on_event(event_listener(cb, ud));
-        registered(Ok(id), arming, userdata, destroy, listener_id)
+        // SAFETY: `listener_id` is NULL or writable (the header's pointer rule).
+        unsafe { registered(Ok(id), arming, userdata, destroy, listener_id) }
     })
 }
 
 /// Registers `cb` for broadcasts whose event equals `event` (ASCII case-insensitive), or all
 /// broadcasts with `"*"`. Kind `SUPA_EVENT_BROADCAST`. Rules as `supa_channel_on_event`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_on_broadcast(
+pub extern "C" fn supa_channel_on_broadcast(
     channel: *const supa_channel,
     event: *const c_char,
     cb: supa_event_cb,
@@ -240,15 +251,18 @@ pub unsafe extern "C" fn supa_channel_on_broadcast(
     listener_id: *mut u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
-        let event = tri!(str_arg(event, "event"));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
+        // SAFETY: `event` is NULL or a NUL-terminated string (the header's pointer rule).
+        let event = tri!(unsafe { str_arg(event, "event") });
         let cb = callback_arg!(cb);
         let (ud, arming) = UserData::pending(userdata, destroy);
         // Raw: the callback reads the payload's JSON text as the frame carried it.
         let id = ch
             .inner
-            .on_broadcast_raw(event, move |b| deliver(cb, ud.ptr(), Source::from(b)));
-        registered(Ok(id), arming, userdata, destroy, listener_id)
+            .on_broadcast_raw(event, move |b| deliver(cb, ud.ptr(), Borrowed::from(b)));
+        // SAFETY: `listener_id` is NULL or writable (the header's pointer rule).
+        unsafe { registered(Ok(id), arming, userdata, destroy, listener_id) }
     })
 }
 
@@ -256,7 +270,7 @@ pub unsafe extern "C" fn supa_channel_on_broadcast(
 /// turns presence on in the join. Register before `supa_channel_subscribe`. Rules as
 /// `supa_channel_on_event`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_on_presence(
+pub extern "C" fn supa_channel_on_presence(
     channel: *const supa_channel,
     cb: supa_event_cb,
     userdata: *mut c_void,
@@ -264,20 +278,22 @@ pub unsafe extern "C" fn supa_channel_on_presence(
     listener_id: *mut u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
         let cb = callback_arg!(cb);
         let (ud, arming) = UserData::pending(userdata, destroy);
         let id = ch
             .inner
-            .on_presence(move |p| deliver(cb, ud.ptr(), Source::Presence(p)));
-        registered(Ok(id), arming, userdata, destroy, listener_id)
+            .on_presence(move |p| deliver(cb, ud.ptr(), Borrowed::Presence(p)));
+        // SAFETY: `listener_id` is NULL or writable (the header's pointer rule).
+        unsafe { registered(Ok(id), arming, userdata, destroy, listener_id) }
     })
 }
 
 /// Registers `cb` for the channel's `system` messages (kind `SUPA_EVENT_SYSTEM`, e.g.
 /// `Subscribed to PostgreSQL`). Rules as `supa_channel_on_event`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_on_system(
+pub extern "C" fn supa_channel_on_system(
     channel: *const supa_channel,
     cb: supa_event_cb,
     userdata: *mut c_void,
@@ -285,14 +301,16 @@ pub unsafe extern "C" fn supa_channel_on_system(
     listener_id: *mut u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
         let cb = callback_arg!(cb);
         let (ud, arming) = UserData::pending(userdata, destroy);
         let topic = ch.inner.topic().to_owned();
         let id = ch
             .inner
-            .on_system(move |v| deliver(cb, ud.ptr(), Source::System(topic.as_str(), v)));
-        registered(Ok(id), arming, userdata, destroy, listener_id)
+            .on_system(move |v| deliver(cb, ud.ptr(), Borrowed::System(topic.as_str(), v)));
+        // SAFETY: `listener_id` is NULL or writable (the header's pointer rule).
+        unsafe { registered(Ok(id), arming, userdata, destroy, listener_id) }
     })
 }
 
@@ -305,7 +323,7 @@ pub unsafe extern "C" fn supa_channel_on_system(
 /// Must come before `supa_channel_subscribe` (`SUPA_INVALID_ARGUMENT` after). Rules as
 /// `supa_channel_on_event`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_on_postgres_changes(
+pub extern "C" fn supa_channel_on_postgres_changes(
     channel: *const supa_channel,
     event: *const c_char,
     schema: *const c_char,
@@ -319,22 +337,30 @@ pub unsafe extern "C" fn supa_channel_on_postgres_changes(
     listener_id: *mut u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
-        let mut f = PostgresChangesFilter::new(
-            tri!(str_arg(event, "event")),
-            tri!(str_arg(schema, "schema")),
-        );
-        if let Some(t) = tri!(opt_str_arg(table, "table")) {
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
+        // SAFETY: `event` is NULL or a NUL-terminated string (the header's pointer rule).
+        let event = tri!(unsafe { str_arg(event, "event") });
+        // SAFETY: `schema` is NULL or a NUL-terminated string (the header's pointer rule).
+        let schema = tri!(unsafe { str_arg(schema, "schema") });
+        let mut f = PostgresChangesFilter::new(event, schema);
+        // SAFETY: `table` is NULL or a NUL-terminated string (the header's pointer rule).
+        if let Some(t) = tri!(unsafe { opt_str_arg(table, "table") }) {
             f = f.table(t);
         }
-        if let Some(x) = tri!(opt_str_arg(filter, "filter")) {
+        // SAFETY: `filter` is NULL or a NUL-terminated string (the header's pointer rule).
+        if let Some(x) = tri!(unsafe { opt_str_arg(filter, "filter") }) {
             f = f.filter(x);
         }
         if select_count > 0 {
-            non_null!(select);
+            // SAFETY: `select` is NULL or points to `select_count` string pointers (the header's
+            // pointer rule).
+            let select = tri!(unsafe { slice_arg(select, select_count, "select") });
             let mut cols = Vec::with_capacity(select_count);
-            for p in std::slice::from_raw_parts(select, select_count) {
-                cols.push(tri!(str_arg(*p, "select[i]")).to_owned());
+            for p in select {
+                // SAFETY: each element is NULL or a NUL-terminated string (the header's pointer
+                // rule).
+                cols.push(tri!(unsafe { str_arg(*p, "select[i]") }).to_owned());
             }
             f = f.select(cols);
         }
@@ -342,8 +368,9 @@ pub unsafe extern "C" fn supa_channel_on_postgres_changes(
         let (ud, arming) = UserData::pending(userdata, destroy);
         let id = ch
             .inner
-            .on_postgres_changes(f, move |c| deliver(cb, ud.ptr(), Source::Change(c)));
-        registered(id, arming, userdata, destroy, listener_id)
+            .on_postgres_changes(f, move |c| deliver(cb, ud.ptr(), Borrowed::Change(c)));
+        // SAFETY: `listener_id` is NULL or writable (the header's pointer rule).
+        unsafe { registered(id, arming, userdata, destroy, listener_id) }
     })
 }
 
@@ -351,9 +378,10 @@ pub unsafe extern "C" fn supa_channel_on_postgres_changes(
 /// `SUPA_EVENT_CHANNEL_STATUS` events. A channel is single-use: once closed, subscribing again
 /// gives `SUPA_INVALID_ARGUMENT`; get a fresh handle with `supa_client_channel`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_subscribe(channel: *const supa_channel) -> supa_result {
+pub extern "C" fn supa_channel_subscribe(channel: *const supa_channel) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
         result(ch.inner.subscribe())
     })
 }
@@ -368,37 +396,53 @@ pub unsafe extern "C" fn supa_channel_subscribe(channel: *const supa_channel) ->
 /// listens or the name does not resolve, `SUPA_TLS`, or `SUPA_TIMEOUT` when the server did not
 /// answer the join; `supa_last_error_message()` says which.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_subscribe_blocking(
+pub extern "C" fn supa_channel_subscribe_blocking(
     channel: *const supa_channel,
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
         result(ch.inner.subscribe_blocking(ms(timeout_ms)))
     })
 }
 
+/// A JSON payload argument.
+///
+/// # Safety
+///
+/// As [`str_arg`].
 pub(super) unsafe fn json_payload(json: *const c_char) -> Result<Payload, supa_result> {
-    json_arg(json, "json").map(Payload::Json)
+    // SAFETY: the caller's promise for `json`, passed on.
+    unsafe { json_arg(json, "json") }.map(Payload::Json)
 }
 
+/// A binary payload argument (copied).
+///
+/// # Safety
+///
+/// As [`slice_arg`].
 unsafe fn binary_payload(data: *const u8, len: usize) -> Result<Payload, supa_result> {
-    bytes_arg(data, len, "data").map(|b| Payload::Binary(b.to_vec()))
+    // SAFETY: the caller's promise for `data`, passed on.
+    unsafe { slice_arg(data, len, "data") }.map(|b| Payload::Binary(b.to_vec()))
 }
 
 /// Sends a broadcast with a JSON payload (`json`: NUL-terminated JSON text) without waiting.
 /// Before the join completes it waits in the channel's buffer. Errors known at once (invalid
 /// JSON, not subscribed, shut down) are returned; later ones are dropped.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_send_broadcast_json(
+pub extern "C" fn supa_channel_send_broadcast_json(
     channel: *const supa_channel,
     event: *const c_char,
     json: *const c_char,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
-        let event = tri!(str_arg(event, "event"));
-        let payload = tri!(json_payload(json));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
+        // SAFETY: `event` is NULL or a NUL-terminated string (the header's pointer rule).
+        let event = tri!(unsafe { str_arg(event, "event") });
+        // SAFETY: `json` is NULL or a NUL-terminated string (the header's pointer rule).
+        let payload = tri!(unsafe { json_payload(json) });
         result(ch.inner.send_broadcast_nowait(event, payload))
     })
 }
@@ -406,16 +450,19 @@ pub unsafe extern "C" fn supa_channel_send_broadcast_json(
 /// Sends a broadcast with a binary payload (`len` bytes, copied; vsn 2.0.0 only) without
 /// waiting. As `supa_channel_send_broadcast_json`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_send_broadcast_binary(
+pub extern "C" fn supa_channel_send_broadcast_binary(
     channel: *const supa_channel,
     event: *const c_char,
     data: *const u8,
     len: usize,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
-        let event = tri!(str_arg(event, "event"));
-        let payload = tri!(binary_payload(data, len));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
+        // SAFETY: `event` is NULL or a NUL-terminated string (the header's pointer rule).
+        let event = tri!(unsafe { str_arg(event, "event") });
+        // SAFETY: `data` points to `len` bytes when `len` is not 0 (the header's pointer rule).
+        let payload = tri!(unsafe { binary_payload(data, len) });
         result(ch.inner.send_broadcast_nowait(event, payload))
     })
 }
@@ -423,16 +470,19 @@ pub unsafe extern "C" fn supa_channel_send_broadcast_binary(
 /// Sends a JSON broadcast and waits up to `timeout_ms`: for the server's ack with
 /// `broadcast_ack`, else until written. Blocking: `SUPA_WOULD_DEADLOCK` inside a callback.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_send_broadcast_json_blocking(
+pub extern "C" fn supa_channel_send_broadcast_json_blocking(
     channel: *const supa_channel,
     event: *const c_char,
     json: *const c_char,
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
-        let event = tri!(str_arg(event, "event"));
-        let payload = tri!(json_payload(json));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
+        // SAFETY: `event` is NULL or a NUL-terminated string (the header's pointer rule).
+        let event = tri!(unsafe { str_arg(event, "event") });
+        // SAFETY: `json` is NULL or a NUL-terminated string (the header's pointer rule).
+        let payload = tri!(unsafe { json_payload(json) });
         result(
             ch.inner
                 .send_broadcast_blocking(event, payload, ms(timeout_ms)),
@@ -442,7 +492,7 @@ pub unsafe extern "C" fn supa_channel_send_broadcast_json_blocking(
 
 /// The binary form of `supa_channel_send_broadcast_json_blocking`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_send_broadcast_binary_blocking(
+pub extern "C" fn supa_channel_send_broadcast_binary_blocking(
     channel: *const supa_channel,
     event: *const c_char,
     data: *const u8,
@@ -450,9 +500,12 @@ pub unsafe extern "C" fn supa_channel_send_broadcast_binary_blocking(
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
-        let event = tri!(str_arg(event, "event"));
-        let payload = tri!(binary_payload(data, len));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
+        // SAFETY: `event` is NULL or a NUL-terminated string (the header's pointer rule).
+        let event = tri!(unsafe { str_arg(event, "event") });
+        // SAFETY: `data` points to `len` bytes when `len` is not 0 (the header's pointer rule).
+        let payload = tri!(unsafe { binary_payload(data, len) });
         result(
             ch.inner
                 .send_broadcast_blocking(event, payload, ms(timeout_ms)),
@@ -465,23 +518,26 @@ pub unsafe extern "C" fn supa_channel_send_broadcast_binary_blocking(
 /// for a refusal. Blocking: `SUPA_WOULD_DEADLOCK` inside a callback (use the non-blocking
 /// `supa_channel_http_send_json` there).
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_http_send_json_blocking(
+pub extern "C" fn supa_channel_http_send_json_blocking(
     channel: *const supa_channel,
     event: *const c_char,
     json: *const c_char,
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
-        let event = tri!(str_arg(event, "event"));
-        let payload = tri!(json_payload(json));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
+        // SAFETY: `event` is NULL or a NUL-terminated string (the header's pointer rule).
+        let event = tri!(unsafe { str_arg(event, "event") });
+        // SAFETY: `json` is NULL or a NUL-terminated string (the header's pointer rule).
+        let payload = tri!(unsafe { json_payload(json) });
         result(ch.inner.http_send_blocking(event, payload, ms(timeout_ms)))
     })
 }
 
 /// The binary form of `supa_channel_http_send_json_blocking`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_http_send_binary_blocking(
+pub extern "C" fn supa_channel_http_send_binary_blocking(
     channel: *const supa_channel,
     event: *const c_char,
     data: *const u8,
@@ -489,24 +545,30 @@ pub unsafe extern "C" fn supa_channel_http_send_binary_blocking(
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
-        let event = tri!(str_arg(event, "event"));
-        let payload = tri!(binary_payload(data, len));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
+        // SAFETY: `event` is NULL or a NUL-terminated string (the header's pointer rule).
+        let event = tri!(unsafe { str_arg(event, "event") });
+        // SAFETY: `data` points to `len` bytes when `len` is not 0 (the header's pointer rule).
+        let payload = tri!(unsafe { binary_payload(data, len) });
         result(ch.inner.http_send_blocking(event, payload, ms(timeout_ms)))
     })
 }
 
 /// REST broadcast without waiting for the HTTP status (its outcome is not reported).
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_http_send_json(
+pub extern "C" fn supa_channel_http_send_json(
     channel: *const supa_channel,
     event: *const c_char,
     json: *const c_char,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
-        let event = tri!(str_arg(event, "event")).to_owned();
-        let payload = tri!(json_payload(json));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
+        // SAFETY: `event` is NULL or a NUL-terminated string (the header's pointer rule).
+        let event = tri!(unsafe { str_arg(event, "event") }).to_owned();
+        // SAFETY: `json` is NULL or a NUL-terminated string (the header's pointer rule).
+        let payload = tri!(unsafe { json_payload(json) });
         let c = ch.inner.clone();
         result(start(async move { c.http_send(&event, payload).await }))
     })
@@ -515,13 +577,15 @@ pub unsafe extern "C" fn supa_channel_http_send_json(
 /// Tracks this client's presence with `meta_json` (a JSON object) without waiting for the
 /// reply. Errors known at once (not an object, not subscribed) are returned.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_track(
+pub extern "C" fn supa_channel_track(
     channel: *const supa_channel,
     meta_json: *const c_char,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
-        let meta = tri!(json_arg(meta_json, "meta_json"));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
+        // SAFETY: `meta_json` is NULL or a NUL-terminated string (the header's pointer rule).
+        let meta = tri!(unsafe { json_arg(meta_json, "meta_json") });
         let c = ch.inner.clone();
         result(start(async move { c.track(meta).await }))
     })
@@ -530,23 +594,26 @@ pub unsafe extern "C" fn supa_channel_track(
 /// Tracks and waits up to `timeout_ms` for the reply. Blocking: `SUPA_WOULD_DEADLOCK` inside a
 /// callback.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_track_blocking(
+pub extern "C" fn supa_channel_track_blocking(
     channel: *const supa_channel,
     meta_json: *const c_char,
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
-        let meta = tri!(json_arg(meta_json, "meta_json"));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
+        // SAFETY: `meta_json` is NULL or a NUL-terminated string (the header's pointer rule).
+        let meta = tri!(unsafe { json_arg(meta_json, "meta_json") });
         result(ch.inner.track_blocking(meta, ms(timeout_ms)))
     })
 }
 
 /// Stops tracking without waiting for the reply.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_untrack(channel: *const supa_channel) -> supa_result {
+pub extern "C" fn supa_channel_untrack(channel: *const supa_channel) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
         let c = ch.inner.clone();
         result(start(async move { c.untrack().await }))
     })
@@ -555,12 +622,13 @@ pub unsafe extern "C" fn supa_channel_untrack(channel: *const supa_channel) -> s
 /// Stops tracking and waits up to `timeout_ms` for the reply. Blocking: `SUPA_WOULD_DEADLOCK`
 /// inside a callback.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_untrack_blocking(
+pub extern "C" fn supa_channel_untrack_blocking(
     channel: *const supa_channel,
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
         result(ch.inner.untrack_blocking(ms(timeout_ms)))
     })
 }
@@ -571,12 +639,13 @@ pub unsafe extern "C" fn supa_channel_untrack_blocking(
 /// Ownership: on success `*json` is a NUL-terminated string the caller frees with
 /// `supa_string_free`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_presence_state_json(
+pub extern "C" fn supa_channel_presence_state_json(
     channel: *const supa_channel,
     json: *mut *mut c_char,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
         non_null!(json);
         let map: serde_json::Map<String, serde_json::Value> = ch
             .inner
@@ -584,7 +653,9 @@ pub unsafe extern "C" fn supa_channel_presence_state_json(
             .into_iter()
             .map(|(k, metas)| (k, serde_json::Value::Array(metas)))
             .collect();
-        *json = owned_c_string(serde_json::Value::Object(map).to_string());
+        let text = owned_c_string(serde_json::Value::Object(map).to_string());
+        // SAFETY: `json` is non-NULL (checked above), so writable (the header's pointer rule).
+        unsafe { put(json, text) };
         ok()
     })
 }
@@ -592,9 +663,10 @@ pub unsafe extern "C" fn supa_channel_presence_state_json(
 /// Leaves the channel without waiting. The final `SUPA_STATUS_CLOSED` status is delivered, then
 /// the channel's registrations are removed (their destructors run). Safe inside a callback.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_unsubscribe(channel: *const supa_channel) -> supa_result {
+pub extern "C" fn supa_channel_unsubscribe(channel: *const supa_channel) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
         result(ch.inner.unsubscribe_nowait())
     })
 }
@@ -602,12 +674,13 @@ pub unsafe extern "C" fn supa_channel_unsubscribe(channel: *const supa_channel) 
 /// Leaves and waits up to `timeout_ms` for the server's confirmation. Blocking:
 /// `SUPA_WOULD_DEADLOCK` inside a callback.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_unsubscribe_blocking(
+pub extern "C" fn supa_channel_unsubscribe_blocking(
     channel: *const supa_channel,
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
         result(ch.inner.unsubscribe_blocking(ms(timeout_ms)))
     })
 }

@@ -8,8 +8,8 @@ use super::error::{fail, from_error, ok};
 use super::event::connection_state;
 use super::options::{supa_channel_options, supa_options};
 use super::{
-    boundary, ms, non_null, opt_str_arg, opt_us, owned_c_string, result, str_arg, supa_result, tri,
-    us,
+    borrow, boundary, ms, non_null, opt_str_arg, opt_us, owned_c_string, put, result, str_arg,
+    supa_result, tri, us,
 };
 use crate::event::{ChannelState, ConnectionState};
 use crate::options::{ChannelOptions, DispatchMode};
@@ -64,8 +64,13 @@ pub struct supa_metrics {
 /// The client behind a live handle: `SUPA_NULL_ARGUMENT` for NULL, `SUPA_SHUTDOWN` once it was
 /// shut down (every export refuses then, except the getters, `supa_client_shutdown`,
 /// `supa_client_dispatch` and `supa_client_free`, which use [`any_client`]).
+///
+/// # Safety
+///
+/// As [`borrow`]: `p` is NULL or a client handle not yet freed.
 pub(crate) unsafe fn client<'a>(p: *const supa_client) -> Result<&'a supa_client, supa_result> {
-    let c = any_client(p)?;
+    // SAFETY: the caller's promise for `p`, passed on.
+    let c = unsafe { any_client(p) }?;
     if c.inner.is_shut_down() {
         return Err(super::shut_down());
     }
@@ -73,9 +78,13 @@ pub(crate) unsafe fn client<'a>(p: *const supa_client) -> Result<&'a supa_client
 }
 
 /// The client behind a handle, shut down or not.
+///
+/// # Safety
+///
+/// As [`borrow`]: `p` is NULL or a client handle not yet freed.
 unsafe fn any_client<'a>(p: *const supa_client) -> Result<&'a supa_client, supa_result> {
-    p.as_ref()
-        .ok_or_else(|| fail(supa_result::SUPA_NULL_ARGUMENT, "`client` is NULL"))
+    // SAFETY: the caller's promise for `p`, passed on.
+    unsafe { borrow(p) }.ok_or_else(|| fail(supa_result::SUPA_NULL_ARGUMENT, "`client` is NULL"))
 }
 
 /// Creates a client from `options` (copied; free them whenever you like). Does not connect:
@@ -85,17 +94,22 @@ unsafe fn any_client<'a>(p: *const supa_client) -> Result<&'a supa_client, supa_
 /// custom CA. Ownership: on success `*out` is a new client the caller frees with
 /// `supa_client_free`. With `SUPA_DISPATCH_THREAD` this starts the client's dispatcher thread.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_new(
+pub extern "C" fn supa_client_new(
     options: *const supa_options,
     out: *mut *mut supa_client,
 ) -> supa_result {
     boundary(|| {
         non_null!(options, out);
-        let opts = (*options).inner.clone();
+        // SAFETY: `options` is non-NULL (checked above), so live options (the header's pointer
+        // rule).
+        let opts = unsafe { &*options }.inner.clone();
         let mode = opts.dispatch;
         match RealtimeClient::new(opts) {
             Ok(c) => {
-                *out = Box::into_raw(Box::new(supa_client { inner: c, mode }));
+                let c = Box::into_raw(Box::new(supa_client { inner: c, mode }));
+                // SAFETY: `out` is non-NULL (checked above), so writable (the header's pointer
+                // rule).
+                unsafe { put(out, c) };
                 ok()
             }
             Err(e) => from_error(&e),
@@ -110,10 +124,12 @@ pub unsafe extern "C" fn supa_client_new(
 /// each registration's destructor runs after its last callback. Channel handles stay valid
 /// until freed; their calls then return `SUPA_SHUTDOWN`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_free(client: *mut supa_client) {
+pub extern "C" fn supa_client_free(client: *mut supa_client) {
     boundary(|| {
         if !client.is_null() {
-            let c = Box::from_raw(client);
+            // SAFETY: the header allows only NULL or a client from `supa_client_new`, freed
+            // once.
+            let c = unsafe { Box::from_raw(client) };
             c.inner.shutdown();
             drop(c);
         }
@@ -124,9 +140,10 @@ pub unsafe extern "C" fn supa_client_free(client: *mut supa_client) {
 /// Returns at once; `SUPA_EVENT_CONNECTION_STATUS` events report progress.
 /// `SUPA_SHUTDOWN` after `supa_client_shutdown`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_connect(client: *const supa_client) -> supa_result {
+pub extern "C" fn supa_client_connect(client: *const supa_client) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
         c.inner.connect();
         ok()
     })
@@ -139,12 +156,13 @@ pub unsafe extern "C" fn supa_client_connect(client: *const supa_client) -> supa
 /// 127.0.0.1:4000: Connection refused") or `SUPA_HTTP` ("HTTP 401: ..." from the upgrade), and
 /// `SUPA_TIMEOUT` when no attempt has failed yet; `SUPA_SHUTDOWN` after shutdown.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_connect_blocking(
+pub extern "C" fn supa_client_connect_blocking(
     client: *const supa_client,
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
         result(c.inner.connect_blocking(ms(timeout_ms)))
     })
 }
@@ -152,9 +170,10 @@ pub unsafe extern "C" fn supa_client_connect_blocking(
 /// Closes the socket (code 1000) and stops reconnecting. Channels stay registered and rejoin
 /// on the next connect. Returns at once.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_disconnect(client: *const supa_client) -> supa_result {
+pub extern "C" fn supa_client_disconnect(client: *const supa_client) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
         c.inner.disconnect();
         ok()
     })
@@ -167,9 +186,10 @@ pub unsafe extern "C" fn supa_client_disconnect(client: *const supa_client) -> s
 /// shut down") and last a `SUPA_CONNECTION_SHUT_DOWN` status; then the listeners' destructors
 /// run.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_shutdown(client: *const supa_client) -> supa_result {
+pub extern "C" fn supa_client_shutdown(client: *const supa_client) -> supa_result {
     boundary(|| {
-        let c = tri!(any_client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { any_client(client) });
         c.inner.shutdown();
         ok()
     })
@@ -178,13 +198,15 @@ pub unsafe extern "C" fn supa_client_shutdown(client: *const supa_client) -> sup
 /// Sets the access token (a user JWT) sent to every joined channel and used on every (re)join;
 /// NULL falls back to the API key. The token is copied.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_set_auth(
+pub extern "C" fn supa_client_set_auth(
     client: *const supa_client,
     token: *const c_char,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
-        let token = tri!(opt_str_arg(token, "token"));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
+        // SAFETY: `token` is NULL or a NUL-terminated string (the header's pointer rule).
+        let token = tri!(unsafe { opt_str_arg(token, "token") });
         c.inner.set_auth(token.map(str::to_owned));
         ok()
     })
@@ -196,7 +218,7 @@ pub unsafe extern "C" fn supa_client_set_auth(
 /// Callback context: see `supa_event_cb`. Ownership: `destroy` (may be NULL) runs exactly once
 /// with `userdata` after the last callback: after removal, or when the client shuts down.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_on_event(
+pub extern "C" fn supa_client_on_event(
     client: *const supa_client,
     cb: supa_event_cb,
     userdata: *mut c_void,
@@ -204,16 +226,16 @@ pub unsafe extern "C" fn supa_client_on_event(
     listener_id: *mut u64,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
         let Some(cb) = cb else {
             return fail(supa_result::SUPA_NULL_ARGUMENT, "`cb` is NULL");
         };
         let id = c
             .inner
             .on_event(event_listener(cb, UserData::armed(userdata, destroy)));
-        if !listener_id.is_null() {
-            *listener_id = id.0;
-        }
+        // SAFETY: `listener_id` is NULL or writable (the header's pointer rule).
+        unsafe { put(listener_id, id.0) };
         ok()
     })
 }
@@ -221,12 +243,13 @@ pub unsafe extern "C" fn supa_client_on_event(
 /// Removes a listener registered on this client or any of its channels. Unknown ids are
 /// ignored. A callback already running finishes; its destructor runs after it.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_remove_listener(
+pub extern "C" fn supa_client_remove_listener(
     client: *const supa_client,
     listener_id: u64,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
         c.inner.remove_listener(crate::ListenerId(listener_id));
         ok()
     })
@@ -238,13 +261,14 @@ pub unsafe extern "C" fn supa_client_remove_listener(
 /// Callbacks run inside this call (blocking calls in them return `SUPA_WOULD_DEADLOCK`).
 /// `SUPA_INVALID_ARGUMENT` for a client in `SUPA_DISPATCH_THREAD` mode.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_dispatch(
+pub extern "C" fn supa_client_dispatch(
     client: *const supa_client,
     max: usize,
     count: *mut usize,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(any_client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { any_client(client) });
         if c.mode != DispatchMode::AppPumped {
             return fail(
                 supa_result::SUPA_INVALID_ARGUMENT,
@@ -254,9 +278,8 @@ pub unsafe extern "C" fn supa_client_dispatch(
         // A callback may free this very client: keep the core handle alive for the call.
         let inner = c.inner.clone();
         let n = inner.dispatch(max);
-        if !count.is_null() {
-            *count = n;
-        }
+        // SAFETY: `count` is NULL or writable (the header's pointer rule).
+        unsafe { put(count, n) };
         ok()
     })
 }
@@ -274,14 +297,15 @@ struct Wakeup {
 /// replaced or removed, or when the client shuts down. Set the hook before connecting so that
 /// no wakeup is missed.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_set_wakeup(
+pub extern "C" fn supa_client_set_wakeup(
     client: *const supa_client,
     cb: supa_wakeup_cb,
     userdata: *mut c_void,
     destroy: supa_destroy_cb,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
         match cb {
             Some(cb) => {
                 let w = Wakeup {
@@ -306,8 +330,9 @@ pub unsafe extern "C" fn supa_client_set_wakeup(
 /// The socket's state (a `supa_connection_state`); `SUPA_CONNECTION_SHUT_DOWN` for NULL and
 /// from the moment `supa_client_shutdown` returns.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_connection_state(client: *const supa_client) -> u32 {
-    boundary(|| match client.as_ref() {
+pub extern "C" fn supa_client_connection_state(client: *const supa_client) -> u32 {
+    // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+    boundary(|| match unsafe { borrow(client) } {
         Some(c) if !c.inner.is_shut_down() => connection_state(c.inner.connection_state()) as u32,
         _ => connection_state(ConnectionState::ShutDown) as u32,
     })
@@ -329,12 +354,13 @@ const METRICS_MAX_SIZE: usize = 4096;
 /// the struct or implausibly large (over 4096: not set), and nothing is written;
 /// `SUPA_SHUTDOWN` after shutdown.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_metrics(
+pub extern "C" fn supa_client_metrics(
     client: *const supa_client,
     out: *mut supa_metrics,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
         non_null!(out);
         // SAFETY: `out` is non-NULL and points to at least `struct_size`, its first field, as
         // every version of the struct starts with it.
@@ -386,12 +412,13 @@ pub unsafe extern "C" fn supa_client_metrics(
 /// Ownership: on success `*json` is a NUL-terminated string the caller frees with
 /// `supa_string_free`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_join_latency_json(
+pub extern "C" fn supa_client_join_latency_json(
     client: *const supa_client,
     json: *mut *mut c_char,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
         non_null!(json);
         let map: serde_json::Map<String, serde_json::Value> = c
             .inner
@@ -400,7 +427,9 @@ pub unsafe extern "C" fn supa_client_join_latency_json(
             .into_iter()
             .map(|(t, d)| (t, us(d).into()))
             .collect();
-        *json = owned_c_string(serde_json::Value::Object(map).to_string());
+        let text = owned_c_string(serde_json::Value::Object(map).to_string());
+        // SAFETY: `json` is non-NULL (checked above), so writable (the header's pointer rule).
+        unsafe { put(json, text) };
         ok()
     })
 }
@@ -421,12 +450,13 @@ fn channel_state_name(s: ChannelState) -> &'static str {
 /// Ownership: on success `*json` is a NUL-terminated string the caller frees with
 /// `supa_string_free`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_channel_states_json(
+pub extern "C" fn supa_client_channel_states_json(
     client: *const supa_client,
     json: *mut *mut c_char,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
         non_null!(json);
         let map: serde_json::Map<String, serde_json::Value> = c
             .inner
@@ -434,7 +464,9 @@ pub unsafe extern "C" fn supa_client_channel_states_json(
             .into_iter()
             .map(|(t, s)| (t, channel_state_name(s).into()))
             .collect();
-        *json = owned_c_string(serde_json::Value::Object(map).to_string());
+        let text = owned_c_string(serde_json::Value::Object(map).to_string());
+        // SAFETY: `json` is non-NULL (checked above), so writable (the header's pointer rule).
+        unsafe { put(json, text) };
         ok()
     })
 }
@@ -443,9 +475,12 @@ pub unsafe extern "C" fn supa_client_channel_states_json(
 /// reply within 5 s closes the socket and reconnects) and reconnect at once if waiting.
 /// Returns at once.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_network_changed(client: *const supa_client) -> supa_result {
+pub extern "C" fn supa_client_network_changed(client: *const supa_client) -> supa_result {
     boundary(|| {
-        tri!(self::client(client)).inner.network_changed();
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        tri!(unsafe { self::client(client) })
+            .inner
+            .network_changed();
         ok()
     })
 }
@@ -453,9 +488,12 @@ pub unsafe extern "C" fn supa_client_network_changed(client: *const supa_client)
 /// The app went to the background. Deliberately a no-op: the socket and heartbeat keep running
 /// for as long as the OS lets the process run (as realtime-js does). Returns at once.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_app_backgrounded(client: *const supa_client) -> supa_result {
+pub extern "C" fn supa_client_app_backgrounded(client: *const supa_client) -> supa_result {
     boundary(|| {
-        tri!(self::client(client)).inner.app_backgrounded();
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        tri!(unsafe { self::client(client) })
+            .inner
+            .app_backgrounded();
         ok()
     })
 }
@@ -464,9 +502,12 @@ pub unsafe extern "C" fn supa_client_app_backgrounded(client: *const supa_client
 /// (a heartbeat now, reconnect when dead within 5 s), and ask the token provider (if any) for a
 /// fresh token, which may have expired while the app was suspended. Returns at once.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_app_foregrounded(client: *const supa_client) -> supa_result {
+pub extern "C" fn supa_client_app_foregrounded(client: *const supa_client) -> supa_result {
     boundary(|| {
-        tri!(self::client(client)).inner.app_foregrounded();
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        tri!(unsafe { self::client(client) })
+            .inner
+            .app_foregrounded();
         ok()
     })
 }
@@ -478,31 +519,39 @@ pub unsafe extern "C" fn supa_client_app_foregrounded(client: *const supa_client
 /// handle the caller frees with `supa_channel_free` (which does not leave the channel; the
 /// handle does not keep the client alive).
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_channel(
+pub extern "C" fn supa_client_channel(
     client: *const supa_client,
     name: *const c_char,
     options: *const supa_channel_options,
     out: *mut *mut supa_channel,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
         non_null!(out);
-        let name = tri!(str_arg(name, "name"));
-        let opts = options
-            .as_ref()
-            .map_or_else(ChannelOptions::default, |o| o.inner.clone());
-        let ch = c.inner.channel(name, opts);
-        *out = supa_channel::new(ch, &c.inner);
+        // SAFETY: `name` is NULL or a NUL-terminated string (the header's pointer rule).
+        let name = tri!(unsafe { str_arg(name, "name") });
+        // SAFETY: `options` is NULL or live channel options (the header's pointer rule).
+        let opts =
+            unsafe { borrow(options) }.map_or_else(ChannelOptions::default, |o| o.inner.clone());
+        let ch = supa_channel::new(c.inner.channel(name, opts), &c.inner);
+        // SAFETY: `out` is non-NULL (checked above), so writable (the header's pointer rule).
+        unsafe { put(out, ch) };
         ok()
     })
 }
 
 /// The handle `channel` must belong to `c`.
+///
+/// # Safety
+///
+/// As [`borrow`]: `channel` is NULL or a channel handle not yet freed.
 unsafe fn own_channel<'a>(
     c: &supa_client,
     channel: *const supa_channel,
 ) -> Result<&'a supa_channel, supa_result> {
-    let ch = super::channel::channel(channel)?;
+    // SAFETY: the caller's promise for `channel`, passed on.
+    let ch = unsafe { super::channel::channel(channel) }?;
     if !ch.belongs_to(&c.inner) {
         return Err(fail(
             supa_result::SUPA_INVALID_ARGUMENT,
@@ -529,23 +578,27 @@ unsafe fn own_channel<'a>(
 /// supa_client_channels(client, chs, n, &n);   // n may have changed: min(n, capacity) written
 /// ```
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_channels(
+pub extern "C" fn supa_client_channels(
     client: *const supa_client,
     out: *mut *mut supa_channel,
     capacity: usize,
     count: *mut usize,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
         non_null!(count);
         if capacity > 0 {
             non_null!(out);
         }
         let live = c.inner.channels();
         for (i, ch) in live.iter().take(capacity).enumerate() {
-            *out.add(i) = supa_channel::new(ch.clone(), &c.inner);
+            // SAFETY: `out` is non-NULL (checked above) with room for `capacity` handles, and
+            // `i < capacity` (the header's pointer rule).
+            unsafe { put(out.add(i), supa_channel::new(ch.clone(), &c.inner)) };
         }
-        *count = live.len();
+        // SAFETY: `count` is non-NULL (checked above), so writable (the header's pointer rule).
+        unsafe { put(count, live.len()) };
         ok()
     })
 }
@@ -557,13 +610,15 @@ pub unsafe extern "C" fn supa_client_channels(
 /// Errors: `SUPA_INVALID_ARGUMENT` for a channel of another client, `SUPA_SHUTDOWN` after
 /// shutdown. Safe inside a callback.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_remove_channel(
+pub extern "C" fn supa_client_remove_channel(
     client: *const supa_client,
     channel: *const supa_channel,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
-        let ch = tri!(own_channel(c, channel));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { own_channel(c, channel) });
         result(ch.core().leave(true).map(drop))
     })
 }
@@ -572,14 +627,16 @@ pub unsafe extern "C" fn supa_client_remove_channel(
 /// Blocking: `SUPA_WOULD_DEADLOCK` inside a callback or a token provider (the channel is then
 /// not removed).
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_remove_channel_blocking(
+pub extern "C" fn supa_client_remove_channel_blocking(
     client: *const supa_client,
     channel: *const supa_channel,
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
-        let ch = tri!(own_channel(c, channel));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { own_channel(c, channel) });
         result(c.inner.remove_channel_blocking(ch.core(), ms(timeout_ms)))
     })
 }
@@ -588,11 +645,10 @@ pub unsafe extern "C" fn supa_client_remove_channel_blocking(
 /// with one final `SUPA_STATUS_CLOSED` ("removed"). `SUPA_SHUTDOWN` after shutdown. Safe
 /// inside a callback.
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_remove_all_channels(
-    client: *const supa_client,
-) -> supa_result {
+pub extern "C" fn supa_client_remove_all_channels(client: *const supa_client) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
         let mut first = Ok(());
         for ch in c.inner.channels() {
             let r = ch.leave(true).map(drop);
@@ -608,12 +664,13 @@ pub unsafe extern "C" fn supa_client_remove_all_channels(
 /// returns the first failure. Blocking: `SUPA_WOULD_DEADLOCK` inside a callback or a token
 /// provider (nothing is then removed).
 #[no_mangle]
-pub unsafe extern "C" fn supa_client_remove_all_channels_blocking(
+pub extern "C" fn supa_client_remove_all_channels_blocking(
     client: *const supa_client,
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let c = tri!(self::client(client));
+        // SAFETY: `client` is NULL or a live client handle (the header's pointer rule).
+        let c = tri!(unsafe { self::client(client) });
         result(c.inner.remove_all_channels_blocking(ms(timeout_ms)))
     })
 }

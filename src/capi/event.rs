@@ -10,7 +10,7 @@ use std::time::Duration;
 use once_cell::unsync::OnceCell;
 use serde_json::{json, Value};
 
-use super::boundary;
+use super::{borrow, boundary, free_box, put};
 use crate::error::ErrorKind;
 use crate::event::{
     Broadcast, ConnectionState, Event, HeartbeatStatus, Payload, PostgresChange, PresenceEvent,
@@ -124,11 +124,34 @@ pub(crate) enum Source {
     OwnedRaw(Box<RawBroadcast>),
 }
 
-impl From<BroadcastRef<'_>> for Source {
-    fn from(b: BroadcastRef<'_>) -> Self {
+/// What a registration hands to [`deliver`]: the core's data, borrowed for the callback.
+pub(crate) enum Borrowed<'a> {
+    Event(&'a Event),
+    Broadcast(&'a Broadcast),
+    Raw(&'a RawBroadcast),
+    Presence(&'a PresenceEvent),
+    Change(&'a PostgresChange),
+    System(&'a str, &'a Value),
+}
+
+impl<'a> From<BroadcastRef<'a>> for Borrowed<'a> {
+    fn from(b: BroadcastRef<'a>) -> Self {
         match b {
-            BroadcastRef::Parsed(b) => Source::Broadcast(b),
-            BroadcastRef::Raw(r) => Source::Raw(r),
+            BroadcastRef::Parsed(b) => Borrowed::Broadcast(b),
+            BroadcastRef::Raw(r) => Borrowed::Raw(r),
+        }
+    }
+}
+
+impl From<Borrowed<'_>> for Source {
+    fn from(b: Borrowed<'_>) -> Self {
+        match b {
+            Borrowed::Event(e) => Source::Event(e),
+            Borrowed::Broadcast(b) => Source::Broadcast(b),
+            Borrowed::Raw(r) => Source::Raw(r),
+            Borrowed::Presence(p) => Source::Presence(p),
+            Borrowed::Change(c) => Source::Change(c),
+            Borrowed::System(t, v) => Source::System(t, v),
         }
     }
 }
@@ -212,7 +235,13 @@ fn change_json(c: &PostgresChange) -> Value {
 }
 
 impl supa_event {
-    pub(crate) fn new(source: Source) -> supa_event {
+    /// An event over `source`, its texts not rendered yet.
+    ///
+    /// # Safety
+    ///
+    /// The data a borrowed `source` points to stays valid and unchanged while the event is
+    /// used (an owned source points to nothing outside itself).
+    pub(crate) unsafe fn new(source: Source) -> supa_event {
         supa_event {
             source,
             topic: OnceCell::new(),
@@ -235,8 +264,8 @@ impl supa_event {
     }
 
     fn view(&self) -> View<'_> {
-        // SAFETY: borrowed sources are only built for the duration of a callback (see `deliver`),
-        // and the C caller may only use the event during it.
+        // SAFETY: a borrowed source's data outlives the event (`supa_event::new`'s contract):
+        // `deliver` drops its event before the borrow ends, and C may use it only meanwhile.
         let event: &Event = unsafe {
             match &self.source {
                 Source::Broadcast(b) => return View::Broadcast(&**b),
@@ -309,88 +338,109 @@ impl supa_event {
     }
 }
 
-/// Hands out a cached text: pointer to NUL-terminated bytes and (optionally) the length
-/// without the terminator; NULL and length 0 when absent.
-unsafe fn out_text(
+/// A text the event renders on first access and keeps: NUL-terminated bytes, or `None` when
+/// the event has no such text.
+fn cached(
     cell: &OnceCell<Option<Vec<u8>>>,
     make: impl FnOnce() -> Option<Vec<u8>>,
-    len: *mut usize,
-) -> *const c_char {
-    match cell.get_or_init(make) {
-        Some(bytes) => {
-            if !len.is_null() {
-                *len = bytes.len() - 1;
-            }
-            bytes.as_ptr().cast()
-        }
-        None => {
-            if !len.is_null() {
-                *len = 0;
-            }
-            std::ptr::null()
-        }
-    }
+) -> Option<&[u8]> {
+    cell.get_or_init(make).as_deref()
 }
 
-/// Runs an accessor on a non-NULL event, or returns the neutral value.
-unsafe fn with<R: super::OnPanic>(
-    ev: *const supa_event,
+/// Runs an accessor on an event, or returns the neutral value for NULL.
+fn with<R: super::OnPanic>(
+    ev: Option<&supa_event>,
     neutral: R,
     f: impl FnOnce(&supa_event) -> R,
 ) -> R {
-    boundary(|| match ev.as_ref() {
+    boundary(|| match ev {
         Some(ev) => f(ev),
         None => neutral,
     })
 }
 
+/// A text accessor: the pointer to the NUL-terminated text `get` picks and, in `*len`, its
+/// length without the terminator; NULL and length 0 when absent. A NULL event gives NULL and
+/// leaves `*len` alone.
+///
+/// # Safety
+///
+/// `event` as [`borrow`] (NULL, or an event valid for the call) and `len` as [`put`].
+unsafe fn text_out(
+    event: *const supa_event,
+    len: *mut usize,
+    get: impl FnOnce(&supa_event) -> Option<&[u8]>,
+) -> *const c_char {
+    // SAFETY: the caller's promise for `event`, passed on.
+    let ev = unsafe { borrow(event) };
+    with(ev, std::ptr::null(), |e| {
+        let (text, n) = match get(e) {
+            Some(bytes) => (bytes.as_ptr().cast(), bytes.len() - 1),
+            None => (std::ptr::null(), 0),
+        };
+        // SAFETY: the caller's promise for `len`, passed on.
+        unsafe { put(len, n) };
+        text
+    })
+}
+
 /// The event's kind. 0 for a NULL event.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_get_kind(event: *const supa_event) -> u32 {
-    with(event, 0, |e| e.kind() as u32)
+pub extern "C" fn supa_event_get_kind(event: *const supa_event) -> u32 {
+    // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
+    with(unsafe { borrow(event) }, 0, |e| e.kind() as u32)
+}
+
+fn topic_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.topic, || match e.view() {
+        View::Broadcast(b) => Some(text(&b.topic)),
+        View::Raw(r) => Some(text(&r.topic)),
+        View::Presence(p) => Some(text(p.topic())),
+        View::Change(c) => Some(text(&c.topic)),
+        View::System(t, _) => Some(text(t)),
+        View::Other(ev) => ev.topic().map(text),
+    })
 }
 
 /// The channel topic (`realtime:room1`), or NULL when the event has none (connection status,
 /// heartbeat, lagged, error). `len` (may be NULL) receives the length in bytes.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_topic(
-    event: *const supa_event,
-    len: *mut usize,
-) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(
-            &e.topic,
-            || match e.view() {
-                View::Broadcast(b) => Some(text(&b.topic)),
-                View::Raw(r) => Some(text(&r.topic)),
-                View::Presence(p) => Some(text(p.topic())),
-                View::Change(c) => Some(text(&c.topic)),
-                View::System(t, _) => Some(text(t)),
-                View::Other(ev) => ev.topic().map(text),
-            },
-            len,
-        )
+pub extern "C" fn supa_event_topic(event: *const supa_event, len: *mut usize) -> *const c_char {
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, topic_text) }
+}
+
+fn name_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.name, || match e.view() {
+        View::Broadcast(b) => Some(text(&b.event)),
+        View::Raw(r) => Some(text(r.event.as_str())),
+        View::Change(c) => Some(text(&c.event_type)),
+        _ => None,
     })
 }
 
 /// The event name: a broadcast's user event, or a change's type (`INSERT`, `UPDATE`, `DELETE`);
 /// NULL for other kinds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_name(
-    event: *const supa_event,
-    len: *mut usize,
-) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(
-            &e.name,
-            || match e.view() {
-                View::Broadcast(b) => Some(text(&b.event)),
-                View::Raw(r) => Some(text(r.event.as_str())),
-                View::Change(c) => Some(text(&c.event_type)),
-                _ => None,
-            },
-            len,
-        )
+pub extern "C" fn supa_event_name(event: *const supa_event, len: *mut usize) -> *const c_char {
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, name_text) }
+}
+
+fn payload_json_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.payload, || match e.view() {
+        View::Broadcast(b) => match &b.payload {
+            Payload::Json(v) => Some(json_text(v)),
+            Payload::Binary(_) => None,
+        },
+        // The frame's own text: copied (for the NUL), never re-serialized.
+        View::Raw(r) => r.payload_json().map(text),
+        View::System(_, v) => Some(json_text(v)),
+        View::Change(c) => Some(json_text(&change_json(c))),
+        View::Presence(p @ (PresenceEvent::Join { .. } | PresenceEvent::Leave { .. })) => {
+            Some(json_text(&presence_json(p)))
+        }
+        _ => None,
     })
 }
 
@@ -399,40 +449,23 @@ pub unsafe extern "C" fn supa_event_name(
 /// (`{schema, table, commit_timestamp, eventType, new, old, errors}`), a presence join/leave
 /// (`{key, currentPresences, newPresences|leftPresences}`); NULL for other kinds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_payload_json(
+pub extern "C" fn supa_event_payload_json(
     event: *const supa_event,
     len: *mut usize,
 ) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(
-            &e.payload,
-            || match e.view() {
-                View::Broadcast(b) => match &b.payload {
-                    Payload::Json(v) => Some(json_text(v)),
-                    Payload::Binary(_) => None,
-                },
-                // The frame's own text: copied (for the NUL), never re-serialized.
-                View::Raw(r) => r.payload_json().map(text),
-                View::System(_, v) => Some(json_text(v)),
-                View::Change(c) => Some(json_text(&change_json(c))),
-                View::Presence(p @ (PresenceEvent::Join { .. } | PresenceEvent::Leave { .. })) => {
-                    Some(json_text(&presence_json(p)))
-                }
-                _ => None,
-            },
-            len,
-        )
-    })
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, payload_json_text) }
 }
 
 /// A binary broadcast's bytes and length; NULL (and length 0) for JSON payloads and other
 /// kinds. An empty binary payload gives a non-NULL pointer and length 0.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_payload_binary(
+pub extern "C" fn supa_event_payload_binary(
     event: *const supa_event,
     len: *mut usize,
 ) -> *const u8 {
-    with(event, std::ptr::null(), |e| {
+    // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
+    with(unsafe { borrow(event) }, std::ptr::null(), |e| {
         let bytes: Option<&[u8]> = match e.view() {
             View::Broadcast(Broadcast {
                 payload: Payload::Binary(bytes),
@@ -444,51 +477,37 @@ pub unsafe extern "C" fn supa_event_payload_binary(
             }) => Some(bytes),
             _ => None,
         };
-        match bytes {
-            Some(bytes) => {
-                if !len.is_null() {
-                    *len = bytes.len();
-                }
-                if bytes.is_empty() {
-                    std::ptr::NonNull::<u8>::dangling().as_ptr()
-                } else {
-                    bytes.as_ptr()
-                }
-            }
-            None => {
-                if !len.is_null() {
-                    *len = 0;
-                }
-                std::ptr::null()
-            }
-        }
+        let (data, n) = match bytes {
+            Some([]) => (std::ptr::NonNull::<u8>::dangling().as_ptr().cast_const(), 0),
+            Some(bytes) => (bytes.as_ptr(), bytes.len()),
+            None => (std::ptr::null(), 0),
+        };
+        // SAFETY: `len` is NULL or writable (the header's pointer rule).
+        unsafe { put(len, n) };
+        data
+    })
+}
+
+fn meta_json_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.meta, || match e.view() {
+        View::Broadcast(b) => b.meta.as_ref().map(json_text),
+        // As the Rust API: metadata that is not JSON is left out.
+        View::Raw(r) => r
+            .meta
+            .as_ref()
+            .map(|m| m.as_str())
+            .filter(|m| serde_json::from_str::<serde::de::IgnoredAny>(m).is_ok())
+            .map(text),
+        _ => None,
     })
 }
 
 /// A broadcast's `meta` as JSON text (e.g. `{"id": ...}` for database broadcasts); NULL when
 /// absent.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_meta_json(
-    event: *const supa_event,
-    len: *mut usize,
-) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(
-            &e.meta,
-            || match e.view() {
-                View::Broadcast(b) => b.meta.as_ref().map(json_text),
-                // As the Rust API: metadata that is not JSON is left out.
-                View::Raw(r) => r
-                    .meta
-                    .as_ref()
-                    .map(|m| m.as_str())
-                    .filter(|m| serde_json::from_str::<serde::de::IgnoredAny>(m).is_ok())
-                    .map(text),
-                _ => None,
-            },
-            len,
-        )
-    })
+pub extern "C" fn supa_event_meta_json(event: *const supa_event, len: *mut usize) -> *const c_char {
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, meta_json_text) }
 }
 
 /// A stored broadcast's meta, however the broadcast arrived.
@@ -504,29 +523,34 @@ fn stored_meta(e: &supa_event) -> BroadcastMeta {
     .unwrap_or_default()
 }
 
+fn broadcast_id_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.id, || stored_meta(e).id.as_deref().map(text))
+}
+
 /// A stored broadcast's id (`meta.id`, the same live and replayed); NULL for a broadcast that
 /// was not stored and for other kinds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_broadcast_id(
+pub extern "C" fn supa_event_broadcast_id(
     event: *const supa_event,
     len: *mut usize,
 ) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(&e.id, || stored_meta(e).id.as_deref().map(text), len)
-    })
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, broadcast_id_text) }
 }
 
 /// Whether a broadcast was delivered by a replay on join (`meta.replayed`) rather than live.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_broadcast_replayed(event: *const supa_event) -> bool {
-    with(event, false, |e| stored_meta(e).replayed)
+pub extern "C" fn supa_event_broadcast_replayed(event: *const supa_event) -> bool {
+    // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
+    with(unsafe { borrow(event) }, false, |e| stored_meta(e).replayed)
 }
 
 /// Whether a `SUPA_EVENT_RESUMED` channel got every broadcast stored during its gap (gap fill,
 /// `supa_channel_options_set_auto_replay`); false otherwise.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_resumed_filled(event: *const supa_event) -> bool {
-    with(event, false, |e| {
+pub extern "C" fn supa_event_resumed_filled(event: *const supa_event) -> bool {
+    // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
+    with(unsafe { borrow(event) }, false, |e| {
         matches!(e.view(), View::Other(Event::Resumed { filled: true, .. }))
     })
 }
@@ -534,8 +558,9 @@ pub unsafe extern "C" fn supa_event_resumed_filled(event: *const supa_event) -> 
 /// The connection state a `SUPA_EVENT_CONNECTION_STATUS` reports (a `supa_connection_state`);
 /// `SUPA_CONNECTION_DISCONNECTED` for other kinds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_connection_state(event: *const supa_event) -> u32 {
-    with(event, 0, |e| match e.view() {
+pub extern "C" fn supa_event_connection_state(event: *const supa_event) -> u32 {
+    // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
+    with(unsafe { borrow(event) }, 0, |e| match e.view() {
         View::Other(Event::ConnectionStatus { state, .. }) => connection_state(*state) as u32,
         _ => 0,
     })
@@ -544,8 +569,10 @@ pub unsafe extern "C" fn supa_event_connection_state(event: *const supa_event) -
 /// The status a `SUPA_EVENT_CHANNEL_STATUS` reports (a `supa_subscribe_status`);
 /// `SUPA_STATUS_NONE` for other kinds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_subscribe_status(event: *const supa_event) -> u32 {
-    with(event, 0, |e| match e.view() {
+pub extern "C" fn supa_event_subscribe_status(event: *const supa_event) -> u32 {
+    const NONE: u32 = supa_subscribe_status::SUPA_STATUS_NONE as u32;
+    // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
+    with(unsafe { borrow(event) }, NONE, |e| match e.view() {
         View::Other(Event::ChannelStatus { status, .. }) => {
             (match status {
                 SubscribeStatus::Subscribed => supa_subscribe_status::SUPA_STATUS_SUBSCRIBED,
@@ -554,46 +581,45 @@ pub unsafe extern "C" fn supa_event_subscribe_status(event: *const supa_event) -
                 SubscribeStatus::ChannelError => supa_subscribe_status::SUPA_STATUS_CHANNEL_ERROR,
             }) as u32
         }
-        _ => 0,
+        _ => NONE,
     })
 }
 
 /// The realtime-js name of a channel status (`"SUBSCRIBED"`, `"TIMED_OUT"`, `"CLOSED"`,
 /// `"CHANNEL_ERROR"`), a static string; NULL for other kinds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_status_name(event: *const supa_event) -> *const c_char {
-    with(event, std::ptr::null(), |e| match e.view() {
-        View::Other(Event::ChannelStatus { status, .. }) => match status {
-            SubscribeStatus::Subscribed => "SUBSCRIBED\0",
-            SubscribeStatus::TimedOut => "TIMED_OUT\0",
-            SubscribeStatus::Closed => "CLOSED\0",
-            SubscribeStatus::ChannelError => "CHANNEL_ERROR\0",
+pub extern "C" fn supa_event_status_name(event: *const supa_event) -> *const c_char {
+    // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
+    with(unsafe { borrow(event) }, std::ptr::null(), |e| {
+        match e.view() {
+            View::Other(Event::ChannelStatus { status, .. }) => match status {
+                SubscribeStatus::Subscribed => "SUBSCRIBED\0",
+                SubscribeStatus::TimedOut => "TIMED_OUT\0",
+                SubscribeStatus::Closed => "CLOSED\0",
+                SubscribeStatus::ChannelError => "CHANNEL_ERROR\0",
+            }
+            .as_ptr()
+            .cast(),
+            _ => std::ptr::null(),
         }
-        .as_ptr()
-        .cast(),
-        _ => std::ptr::null(),
+    })
+}
+
+fn reason_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.reason, || match e.view() {
+        View::Other(Event::ConnectionStatus { reason, .. })
+        | View::Other(Event::ChannelStatus { reason, .. }) => reason.as_deref().map(text),
+        View::Other(Event::Error { message }) => Some(text(message)),
+        _ => None,
     })
 }
 
 /// Why: a connection or channel status's reason (the server's text, unchanged), or an error
 /// event's message; NULL when there is none.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_reason(
-    event: *const supa_event,
-    len: *mut usize,
-) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(
-            &e.reason,
-            || match e.view() {
-                View::Other(Event::ConnectionStatus { reason, .. })
-                | View::Other(Event::ChannelStatus { reason, .. }) => reason.as_deref().map(text),
-                View::Other(Event::Error { message }) => Some(text(message)),
-                _ => None,
-            },
-            len,
-        )
-    })
+pub extern "C" fn supa_event_reason(event: *const supa_event, len: *mut usize) -> *const c_char {
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, reason_text) }
 }
 
 /// Whether the event is the distinct terminal "token rejected" channel status: a
@@ -605,8 +631,9 @@ pub unsafe extern "C" fn supa_event_reason(
 /// With a token provider a refused join is first retried (`supa_options_set_auth_retries`);
 /// those retried refusals are `SUPA_ERROR_KIND_RECOVERABLE` and give `false`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_is_token_rejected(event: *const supa_event) -> bool {
-    with(event, false, |e| match e.view() {
+pub extern "C" fn supa_event_is_token_rejected(event: *const supa_event) -> bool {
+    // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
+    with(unsafe { borrow(event) }, false, |e| match e.view() {
         View::Other(ev) => ev.is_token_rejected(),
         _ => false,
     })
@@ -615,8 +642,10 @@ pub unsafe extern "C" fn supa_event_is_token_rejected(event: *const supa_event) 
 /// Whether a channel status's error may clear up by itself (a `supa_error_kind`);
 /// `SUPA_ERROR_KIND_NONE` when the event carries no error.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_error_kind(event: *const supa_event) -> u32 {
-    with(event, 0, |e| match e.view() {
+pub extern "C" fn supa_event_error_kind(event: *const supa_event) -> u32 {
+    const NONE: u32 = supa_error_kind::SUPA_ERROR_KIND_NONE as u32;
+    // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
+    with(unsafe { borrow(event) }, NONE, |e| match e.view() {
         View::Other(Event::ChannelStatus {
             error_kind: Some(k),
             ..
@@ -626,14 +655,16 @@ pub unsafe extern "C" fn supa_event_error_kind(event: *const supa_event) -> u32 
                 ErrorKind::Terminal => supa_error_kind::SUPA_ERROR_KIND_TERMINAL,
             }) as u32
         }
-        _ => 0,
+        _ => NONE,
     })
 }
 
 /// A heartbeat event's status (a `supa_heartbeat_status`); `SUPA_HEARTBEAT_NONE` otherwise.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_heartbeat_status(event: *const supa_event) -> u32 {
-    with(event, 0, |e| match e.view() {
+pub extern "C" fn supa_event_heartbeat_status(event: *const supa_event) -> u32 {
+    const NONE: u32 = supa_heartbeat_status::SUPA_HEARTBEAT_NONE as u32;
+    // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
+    with(unsafe { borrow(event) }, NONE, |e| match e.view() {
         View::Other(Event::Heartbeat { status, .. }) => {
             (match status {
                 HeartbeatStatus::Sent => supa_heartbeat_status::SUPA_HEARTBEAT_SENT,
@@ -642,14 +673,15 @@ pub unsafe extern "C" fn supa_event_heartbeat_status(event: *const supa_event) -
                 HeartbeatStatus::Timeout => supa_heartbeat_status::SUPA_HEARTBEAT_TIMEOUT,
             }) as u32
         }
-        _ => 0,
+        _ => NONE,
     })
 }
 
 /// A heartbeat reply's round trip in microseconds; 0 when unknown or not a heartbeat.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_heartbeat_rtt_us(event: *const supa_event) -> u64 {
-    with(event, 0, |e| match e.view() {
+pub extern "C" fn supa_event_heartbeat_rtt_us(event: *const supa_event) -> u64 {
+    // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
+    with(unsafe { borrow(event) }, 0, |e| match e.view() {
         View::Other(Event::Heartbeat { rtt: Some(d), .. }) => d.as_micros() as u64,
         _ => 0,
     })
@@ -657,8 +689,9 @@ pub unsafe extern "C" fn supa_event_heartbeat_rtt_us(event: *const supa_event) -
 
 /// How many data events a `SUPA_EVENT_LAGGED` says were dropped; 0 otherwise.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_lagged_dropped(event: *const supa_event) -> u64 {
-    with(event, 0, |e| match e.view() {
+pub extern "C" fn supa_event_lagged_dropped(event: *const supa_event) -> u64 {
+    // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
+    with(unsafe { borrow(event) }, 0, |e| match e.view() {
         View::Other(Event::Lagged { dropped }) => *dropped,
         _ => 0,
     })
@@ -666,72 +699,70 @@ pub unsafe extern "C" fn supa_event_lagged_dropped(event: *const supa_event) -> 
 
 /// How long a `SUPA_EVENT_RESUMED` channel was away, in milliseconds; 0 otherwise.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_resumed_gap_ms(event: *const supa_event) -> u64 {
-    with(event, 0, |e| match e.view() {
+pub extern "C" fn supa_event_resumed_gap_ms(event: *const supa_event) -> u64 {
+    // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
+    with(unsafe { borrow(event) }, 0, |e| match e.view() {
         View::Other(Event::Resumed { gap, .. }) => Duration::as_millis(gap) as u64,
         _ => 0,
     })
 }
 
+fn presence_key_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.key, || match e.view() {
+        View::Presence(PresenceEvent::Join { key, .. })
+        | View::Presence(PresenceEvent::Leave { key, .. }) => Some(text(key)),
+        _ => None,
+    })
+}
+
 /// A presence join/leave's key; NULL for other kinds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_presence_key(
+pub extern "C" fn supa_event_presence_key(
     event: *const supa_event,
     len: *mut usize,
 ) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(
-            &e.key,
-            || match e.view() {
-                View::Presence(PresenceEvent::Join { key, .. })
-                | View::Presence(PresenceEvent::Leave { key, .. }) => Some(text(key)),
-                _ => None,
-            },
-            len,
-        )
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, presence_key_text) }
+}
+
+fn presence_current_json_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.current, || match e.view() {
+        View::Presence(PresenceEvent::Join { current, .. })
+        | View::Presence(PresenceEvent::Leave { current, .. }) => {
+            Some(json_text(&Value::Array(current.clone())))
+        }
+        _ => None,
     })
 }
 
 /// A presence join/leave's metas of the key that remain/were known (JSON array); NULL otherwise.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_presence_current_json(
+pub extern "C" fn supa_event_presence_current_json(
     event: *const supa_event,
     len: *mut usize,
 ) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(
-            &e.current,
-            || match e.view() {
-                View::Presence(PresenceEvent::Join { current, .. })
-                | View::Presence(PresenceEvent::Leave { current, .. }) => {
-                    Some(json_text(&Value::Array(current.clone())))
-                }
-                _ => None,
-            },
-            len,
-        )
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, presence_current_json_text) }
+}
+
+fn presence_changed_json_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.changed, || match e.view() {
+        View::Presence(PresenceEvent::Join { new: metas, .. })
+        | View::Presence(PresenceEvent::Leave { left: metas, .. }) => {
+            Some(json_text(&Value::Array(metas.clone())))
+        }
+        _ => None,
     })
 }
 
 /// A presence join's new metas, or a leave's metas that left (JSON array); NULL otherwise.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_presence_changed_json(
+pub extern "C" fn supa_event_presence_changed_json(
     event: *const supa_event,
     len: *mut usize,
 ) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(
-            &e.changed,
-            || match e.view() {
-                View::Presence(PresenceEvent::Join { new: metas, .. })
-                | View::Presence(PresenceEvent::Leave { left: metas, .. }) => {
-                    Some(json_text(&Value::Array(metas.clone())))
-                }
-                _ => None,
-            },
-            len,
-        )
-    })
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, presence_changed_json_text) }
 }
 
 /// The change an event carries, if it is one.
@@ -742,87 +773,106 @@ fn change(e: &supa_event) -> Option<&PostgresChange> {
     }
 }
 
+fn change_schema_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.schema, || change(e).map(|c| text(&c.schema)))
+}
+
 /// A change's schema; NULL for other kinds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_change_schema(
+pub extern "C" fn supa_event_change_schema(
     event: *const supa_event,
     len: *mut usize,
 ) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(&e.schema, || change(e).map(|c| text(&c.schema)), len)
-    })
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, change_schema_text) }
+}
+
+fn change_table_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.table, || change(e).map(|c| text(&c.table)))
 }
 
 /// A change's table; NULL for other kinds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_change_table(
+pub extern "C" fn supa_event_change_table(
     event: *const supa_event,
     len: *mut usize,
 ) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(&e.table, || change(e).map(|c| text(&c.table)), len)
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, change_table_text) }
+}
+
+fn change_commit_timestamp_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.commit_timestamp, || {
+        change(e).map(|c| text(&c.commit_timestamp))
     })
 }
 
 /// A change's commit timestamp (ISO 8601 text); NULL for other kinds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_change_commit_timestamp(
+pub extern "C" fn supa_event_change_commit_timestamp(
     event: *const supa_event,
     len: *mut usize,
 ) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(
-            &e.commit_timestamp,
-            || change(e).map(|c| text(&c.commit_timestamp)),
-            len,
-        )
-    })
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, change_commit_timestamp_text) }
+}
+
+fn change_new_json_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.new, || change(e).map(|c| json_text(&c.new)))
 }
 
 /// A change's new row as a JSON object (`{}` for DELETE), values converted by column type;
 /// NULL for other kinds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_change_new_json(
+pub extern "C" fn supa_event_change_new_json(
     event: *const supa_event,
     len: *mut usize,
 ) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(&e.new, || change(e).map(|c| json_text(&c.new)), len)
-    })
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, change_new_json_text) }
+}
+
+fn change_old_json_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.old, || change(e).map(|c| json_text(&c.old)))
 }
 
 /// A change's old row as a JSON object (replica-identity columns; `{}` for INSERT);
 /// NULL for other kinds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_change_old_json(
+pub extern "C" fn supa_event_change_old_json(
     event: *const supa_event,
     len: *mut usize,
 ) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(&e.old, || change(e).map(|c| json_text(&c.old)), len)
-    })
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, change_old_json_text) }
+}
+
+fn change_errors_json_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.errors, || change(e).map(|c| json_text(&c.errors)))
 }
 
 /// A change's `errors` (JSON `null` or an array of strings); NULL for other kinds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_change_errors_json(
+pub extern "C" fn supa_event_change_errors_json(
     event: *const supa_event,
     len: *mut usize,
 ) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(&e.errors, || change(e).map(|c| json_text(&c.errors)), len)
-    })
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, change_errors_json_text) }
+}
+
+fn change_columns_json_text(e: &supa_event) -> Option<&[u8]> {
+    cached(&e.columns, || change(e).map(|c| json_text(&c.columns)))
 }
 
 /// A change's `columns` (`[{name, type}]`) as sent by the server; NULL for other kinds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_change_columns_json(
+pub extern "C" fn supa_event_change_columns_json(
     event: *const supa_event,
     len: *mut usize,
 ) -> *const c_char {
-    with(event, std::ptr::null(), |e| {
-        out_text(&e.columns, || change(e).map(|c| json_text(&c.columns)), len)
-    })
+    // SAFETY: `event` and `len` are NULL or valid for the call (the header's pointer rule).
+    unsafe { text_out(event, len, change_columns_json_text) }
 }
 
 /// Copies an event so it outlives the callback.
@@ -830,30 +880,31 @@ pub unsafe extern "C" fn supa_event_change_columns_json(
 /// Ownership: the caller owns the copy and frees it with `supa_event_free`. NULL for a NULL
 /// event. Thread-safety: the copy may be moved to and read on another thread.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_copy(event: *const supa_event) -> *mut supa_event {
-    with(event, std::ptr::null_mut(), |e| {
-        Box::into_raw(Box::new(supa_event::new(e.to_owned_source())))
+pub extern "C" fn supa_event_copy(event: *const supa_event) -> *mut supa_event {
+    // SAFETY: `event` is NULL or an event valid for the call (the header's pointer rule).
+    with(unsafe { borrow(event) }, std::ptr::null_mut(), |e| {
+        // SAFETY: an owned source points to nothing outside itself.
+        let copy = unsafe { supa_event::new(e.to_owned_source()) };
+        Box::into_raw(Box::new(copy))
     })
 }
 
 /// Frees an event made by `supa_event_copy`. NULL is a no-op. Never free the event a callback
 /// received.
 #[no_mangle]
-pub unsafe extern "C" fn supa_event_free(event: *mut supa_event) {
-    boundary(|| {
-        if !event.is_null() {
-            drop(Box::from_raw(event));
-        }
-    })
+pub extern "C" fn supa_event_free(event: *mut supa_event) {
+    // SAFETY: the header allows only NULL or a copy from `supa_event_copy`, freed once.
+    boundary(|| unsafe { free_box(event) })
 }
 
 /// Calls a C event callback with a borrowed event (used by the registrations).
 pub(crate) fn deliver(
     cb: unsafe extern "C" fn(*mut c_void, *const supa_event),
     userdata: *mut c_void,
-    source: Source,
+    source: Borrowed<'_>,
 ) {
-    let ev = supa_event::new(source);
+    // SAFETY: `ev` is dropped at the end of this call, while `source`'s borrows still last.
+    let ev = unsafe { supa_event::new(source.into()) };
     // SAFETY: the caller's callback with its own userdata and an event that outlives the call,
     // as `supa_event_cb` states.
     unsafe { cb(userdata, &ev) };

@@ -5,6 +5,9 @@
 //! thread-local message, and callbacks with `void *userdata` plus a destructor.
 //!
 //! Rules every export follows (after rustls-ffi):
+//! * is a safe `extern "C" fn`: its pointer arguments are read only through the unsafe
+//!   helpers below (each call in its own `unsafe {}` block whose `SAFETY:` line names the
+//!   header's contract that makes it sound);
 //! * runs under `boundary`: a panic becomes `SUPA_PANIC` (or NULL/0), never an unwind into C;
 //! * checks every pointer: NULL gives `SUPA_NULL_ARGUMENT`; `_free(NULL)` is a no-op;
 //! * reads strings as NUL-terminated UTF-8 (`SUPA_INVALID_UTF8` otherwise) and copies them;
@@ -28,12 +31,6 @@
 //! See `docs/c.md`, `examples/c/` and `tests/c/`.
 
 #![allow(non_camel_case_types)]
-#![allow(clippy::missing_safety_doc)]
-// The exports' bodies use the `unsafe fn` context for their pointer arguments (each is
-// NULL-checked, and the header states what the caller guarantees). Turning them into safe
-// `extern "C"` bodies with small commented unsafe blocks, as rustls-ffi does, is still to do;
-// explicit unsafe blocks here already carry a `SAFETY:` line (clippy enforces it).
-#![allow(unsafe_op_in_unsafe_fn)]
 
 mod callback;
 mod channel;
@@ -46,14 +43,7 @@ mod options;
 mod pure_tests;
 mod stored;
 
-pub use callback::{supa_destroy_cb, supa_event_cb, supa_token_cb, supa_wakeup_cb};
-pub use channel::*;
-pub use client::*;
-pub use error::*;
-pub use event::*;
-pub use logging::*;
-pub use options::*;
-pub use stored::*;
+pub(crate) use error::supa_result;
 
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -137,54 +127,70 @@ macro_rules! tri {
 }
 pub(crate) use tri;
 
-/// Borrows a NUL-terminated UTF-8 argument (`what` names it in the error message).
-pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, supa_result> {
-    if p.is_null() {
-        return Err(error::fail(
-            supa_result::SUPA_NULL_ARGUMENT,
-            &format!("`{what}` is NULL"),
-        ));
+// The unsafe helpers: every read of a pointer argument goes through one of them. Their
+// `# Safety` sections are the header's conventions ("Every pointer argument ...") for one kind
+// of argument; a call site's `SAFETY:` line says which convention the argument falls under.
+
+/// Borrows the object behind a handle argument; `None` for NULL.
+///
+/// # Safety
+///
+/// `p` is NULL or points to a live `T` (a handle not yet freed, or the event a callback is
+/// running with) that nothing mutates while the borrow lasts.
+pub(crate) unsafe fn borrow<'a, T>(p: *const T) -> Option<&'a T> {
+    // SAFETY: NULL or a live, unmutated `T`, as the caller promises.
+    unsafe { p.as_ref() }
+}
+
+/// Borrows the object behind a handle argument for changing it; `None` for NULL.
+///
+/// # Safety
+///
+/// `p` is NULL or points to a live `T` that nothing else reads or writes while the borrow
+/// lasts (the options objects are "one thread at a time").
+pub(crate) unsafe fn borrow_mut<'a, T>(p: *mut T) -> Option<&'a mut T> {
+    // SAFETY: NULL or a live `T` used by this call alone, as the caller promises.
+    unsafe { p.as_mut() }
+}
+
+/// Writes an out-parameter; NULL means the caller does not want the value.
+///
+/// # Safety
+///
+/// `out` is NULL or valid for writing a `T` (aligned; what it held before is not read or
+/// dropped, so it may be uninitialised).
+pub(crate) unsafe fn put<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: non-NULL, so writable and aligned, as the caller promises.
+        unsafe { out.write(value) }
     }
-    CStr::from_ptr(p).to_str().map_err(|e| {
-        error::fail(
-            supa_result::SUPA_INVALID_UTF8,
-            &format!("`{what}` is not valid UTF-8 ({e})"),
-        )
-    })
 }
 
-/// Like [`str_arg`], but NULL means "absent".
-pub(crate) unsafe fn opt_str_arg<'a>(
-    p: *const c_char,
-    what: &str,
-) -> Result<Option<&'a str>, supa_result> {
-    if p.is_null() {
-        Ok(None)
-    } else {
-        str_arg(p, what).map(Some)
+/// Takes back and drops an object handed out with `Box::into_raw`; NULL is a no-op.
+///
+/// # Safety
+///
+/// `p` is NULL or came from `Box::into_raw` for a `T` and was not freed before; nothing uses it
+/// after this call.
+pub(crate) unsafe fn free_box<T>(p: *mut T) {
+    if !p.is_null() {
+        // SAFETY: a box of ours, freed once, as the caller promises.
+        drop(unsafe { Box::from_raw(p) });
     }
 }
 
-/// Parses a NUL-terminated JSON text argument.
-pub(crate) unsafe fn json_arg(
-    p: *const c_char,
-    what: &str,
-) -> Result<serde_json::Value, supa_result> {
-    let text = str_arg(p, what)?;
-    serde_json::from_str(text).map_err(|e| {
-        error::fail(
-            supa_result::SUPA_INVALID_JSON,
-            &format!("`{what}` is not valid JSON: {e}"),
-        )
-    })
-}
-
-/// Borrows `len` bytes (NULL is allowed only when `len` is 0).
-pub(crate) unsafe fn bytes_arg<'a>(
-    p: *const u8,
+/// Borrows `len` elements at `p` (NULL is allowed only when `len` is 0; `what` names the
+/// argument in the error message).
+///
+/// # Safety
+///
+/// When `len` is not 0, `p` is NULL or points to `len` initialised `T`s that stay unchanged
+/// while the borrow lasts.
+pub(crate) unsafe fn slice_arg<'a, T>(
+    p: *const T,
     len: usize,
     what: &str,
-) -> Result<&'a [u8], supa_result> {
+) -> Result<&'a [T], supa_result> {
     if len == 0 {
         return Ok(&[]);
     }
@@ -194,7 +200,66 @@ pub(crate) unsafe fn bytes_arg<'a>(
             &format!("`{what}` is NULL"),
         ));
     }
-    Ok(std::slice::from_raw_parts(p, len))
+    // SAFETY: non-NULL with `len` initialised elements, as the caller promises.
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// Borrows a NUL-terminated UTF-8 argument (`what` names it in the error message).
+///
+/// # Safety
+///
+/// `p` is NULL or points to a NUL-terminated string that stays unchanged while the borrow
+/// lasts.
+pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, supa_result> {
+    if p.is_null() {
+        return Err(error::fail(
+            supa_result::SUPA_NULL_ARGUMENT,
+            &format!("`{what}` is NULL"),
+        ));
+    }
+    // SAFETY: non-NULL, so a NUL-terminated string, as the caller promises.
+    unsafe { CStr::from_ptr(p) }.to_str().map_err(|e| {
+        error::fail(
+            supa_result::SUPA_INVALID_UTF8,
+            &format!("`{what}` is not valid UTF-8 ({e})"),
+        )
+    })
+}
+
+/// Like [`str_arg`], but NULL means "absent".
+///
+/// # Safety
+///
+/// As [`str_arg`].
+pub(crate) unsafe fn opt_str_arg<'a>(
+    p: *const c_char,
+    what: &str,
+) -> Result<Option<&'a str>, supa_result> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: the caller's promise for `p`, passed on.
+        unsafe { str_arg(p, what) }.map(Some)
+    }
+}
+
+/// Parses a NUL-terminated JSON text argument.
+///
+/// # Safety
+///
+/// As [`str_arg`].
+pub(crate) unsafe fn json_arg(
+    p: *const c_char,
+    what: &str,
+) -> Result<serde_json::Value, supa_result> {
+    // SAFETY: the caller's promise for `p`, passed on.
+    let text = unsafe { str_arg(p, what) }?;
+    serde_json::from_str(text).map_err(|e| {
+        error::fail(
+            supa_result::SUPA_INVALID_JSON,
+            &format!("`{what}` is not valid JSON: {e}"),
+        )
+    })
 }
 
 /// A millisecond count from C.
@@ -237,10 +302,12 @@ pub(crate) fn owned_c_string(s: String) -> *mut c_char {
 /// Ownership: takes back the string; `NULL` is a no-op. Never pass it to `free()`, and never
 /// pass a string the library did not allocate.
 #[no_mangle]
-pub unsafe extern "C" fn supa_string_free(s: *mut c_char) {
+pub extern "C" fn supa_string_free(s: *mut c_char) {
     boundary(|| {
         if !s.is_null() {
-            drop(CString::from_raw(s));
+            // SAFETY: the header allows only NULL or a string of ours, freed once
+            // (`owned_c_string` made it with `CString::into_raw`).
+            drop(unsafe { CString::from_raw(s) });
         }
     })
 }

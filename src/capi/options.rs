@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use super::callback::{supa_destroy_cb, supa_token_cb, UserData};
 use super::error::{fail, ok};
-use super::{boundary, bytes_arg, ms, non_null, str_arg, supa_result, tri};
+use super::{
+    borrow_mut, boundary, free_box, ms, non_null, put, slice_arg, str_arg, supa_result, tri,
+};
 use crate::options::{
     self as checks, ChannelOptions, ClientOptions, DispatchMode, TokenProvider, Vsn,
 };
@@ -45,17 +47,29 @@ pub struct supa_channel_options {
     pub(crate) inner: ChannelOptions,
 }
 
+/// The options behind a `supa_options *`: `SUPA_NULL_ARGUMENT` for NULL.
+///
+/// # Safety
+///
+/// As [`borrow_mut`]: `p` is NULL or live options that only this call uses meanwhile.
 unsafe fn opts<'a>(p: *mut supa_options) -> Result<&'a mut ClientOptions, supa_result> {
-    match p.as_mut() {
+    // SAFETY: the caller's promise for `p`, passed on.
+    match unsafe { borrow_mut(p) } {
         Some(o) => Ok(&mut o.inner),
         None => Err(fail(supa_result::SUPA_NULL_ARGUMENT, "`options` is NULL")),
     }
 }
 
+/// The options behind a `supa_channel_options *`: `SUPA_NULL_ARGUMENT` for NULL.
+///
+/// # Safety
+///
+/// As [`borrow_mut`]: `p` is NULL or live options that only this call uses meanwhile.
 pub(super) unsafe fn chopts<'a>(
     p: *mut supa_channel_options,
 ) -> Result<&'a mut ChannelOptions, supa_result> {
-    match p.as_mut() {
+    // SAFETY: the caller's promise for `p`, passed on.
+    match unsafe { borrow_mut(p) } {
         Some(o) => Ok(&mut o.inner),
         None => Err(fail(supa_result::SUPA_NULL_ARGUMENT, "`options` is NULL")),
     }
@@ -72,19 +86,23 @@ pub(super) unsafe fn chopts<'a>(
 ///
 /// Ownership: on success `*out` is a new object the caller frees with `supa_options_free`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_new(
+pub extern "C" fn supa_options_new(
     url: *const c_char,
     api_key: *const c_char,
     out: *mut *mut supa_options,
 ) -> supa_result {
     boundary(|| {
         non_null!(out);
-        let url = tri!(str_arg(url, "url"));
-        let key = tri!(str_arg(api_key, "api_key"));
+        // SAFETY: `url` is NULL or a NUL-terminated string (the header's pointer rule).
+        let url = tri!(unsafe { str_arg(url, "url") });
+        // SAFETY: `api_key` is NULL or a NUL-terminated string (the header's pointer rule).
+        let key = tri!(unsafe { str_arg(api_key, "api_key") });
         let o = Box::new(supa_options {
             inner: ClientOptions::new(url, key),
         });
-        *out = Box::into_raw(o);
+        // SAFETY: `out` is non-NULL (checked above), so writable (the header's rule for
+        // out-parameters).
+        unsafe { put(out, Box::into_raw(o)) };
         ok()
     })
 }
@@ -92,38 +110,40 @@ pub unsafe extern "C" fn supa_options_new(
 /// Frees options. NULL is a no-op. Clients made from them are not affected. A token provider's
 /// destructor runs once neither these options nor any client made from them use it.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_free(options: *mut supa_options) {
-    boundary(|| {
-        if !options.is_null() {
-            drop(Box::from_raw(options));
-        }
-    })
+pub extern "C" fn supa_options_free(options: *mut supa_options) {
+    // SAFETY: the header allows only NULL or options from `supa_options_new`, freed once.
+    boundary(|| unsafe { free_box(options) })
 }
 
 /// Sets the user token (a JWT) for channel joins; NULL goes back to the API key.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_access_token(
+pub extern "C" fn supa_options_set_access_token(
     options: *mut supa_options,
     token: *const c_char,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
-        o.access_token = tri!(super::opt_str_arg(token, "token")).map(str::to_owned);
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
+        // SAFETY: `token` is NULL or a NUL-terminated string (the header's pointer rule).
+        o.access_token = tri!(unsafe { super::opt_str_arg(token, "token") }).map(str::to_owned);
         ok()
     })
 }
 
 /// Adds a query parameter to the WebSocket URL (after `apikey`, before `vsn`).
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_add_param(
+pub extern "C" fn supa_options_add_param(
     options: *mut supa_options,
     key: *const c_char,
     value: *const c_char,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
-        let k = tri!(str_arg(key, "key"));
-        let v = tri!(str_arg(value, "value"));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
+        // SAFETY: `key` is NULL or a NUL-terminated string (the header's pointer rule).
+        let k = tri!(unsafe { str_arg(key, "key") });
+        // SAFETY: `value` is NULL or a NUL-terminated string (the header's pointer rule).
+        let v = tri!(unsafe { str_arg(value, "value") });
         o.params.push((k.to_owned(), v.to_owned()));
         ok()
     })
@@ -133,15 +153,18 @@ pub unsafe extern "C" fn supa_options_add_param(
 /// HTTP token and the value visible ASCII, spaces and tabs (no CR or LF, which would inject
 /// headers): `SUPA_INVALID_ARGUMENT` otherwise.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_add_header(
+pub extern "C" fn supa_options_add_header(
     options: *mut supa_options,
     name: *const c_char,
     value: *const c_char,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
-        let k = tri!(str_arg(name, "name"));
-        let v = tri!(str_arg(value, "value"));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
+        // SAFETY: `name` is NULL or a NUL-terminated string (the header's pointer rule).
+        let k = tri!(unsafe { str_arg(name, "name") });
+        // SAFETY: `value` is NULL or a NUL-terminated string (the header's pointer rule).
+        let v = tri!(unsafe { str_arg(value, "value") });
         tri!(checked(checks::check_header(k, v)));
         o.headers.push((k.to_owned(), v.to_owned()));
         ok()
@@ -150,9 +173,10 @@ pub unsafe extern "C" fn supa_options_add_header(
 
 /// Sets the serializer version (a `supa_vsn`); other values give `SUPA_INVALID_ARGUMENT`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_vsn(options: *mut supa_options, vsn: u32) -> supa_result {
+pub extern "C" fn supa_options_set_vsn(options: *mut supa_options, vsn: u32) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         o.vsn = match vsn {
             v if v == supa_vsn::SUPA_VSN_2 as u32 => Vsn::V2,
             v if v == supa_vsn::SUPA_VSN_1 as u32 => Vsn::V1,
@@ -165,12 +189,13 @@ pub unsafe extern "C" fn supa_options_set_vsn(options: *mut supa_options, vsn: u
 /// Sets the heartbeat interval in milliseconds (1 ms to 24 h). An unanswered heartbeat at the
 /// next tick closes the socket and reconnects.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_heartbeat_interval_ms(
+pub extern "C" fn supa_options_set_heartbeat_interval_ms(
     options: *mut supa_options,
     interval_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         let d = ms(interval_ms);
         tri!(checked(checks::check_duration(
             "heartbeat_interval",
@@ -185,12 +210,13 @@ pub unsafe extern "C" fn supa_options_set_heartbeat_interval_ms(
 /// Sets how long a push (join, acked broadcast, track) waits for its reply, in milliseconds
 /// (1 ms to 24 h).
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_push_timeout_ms(
+pub extern "C" fn supa_options_set_push_timeout_ms(
     options: *mut supa_options,
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         let d = ms(timeout_ms);
         tri!(checked(checks::check_duration(
             "push_timeout",
@@ -203,21 +229,20 @@ pub unsafe extern "C" fn supa_options_set_push_timeout_ms(
 }
 
 /// A delay schedule from C, checked as the core checks it (`name` in the message).
+///
+/// # Safety
+///
+/// As [`slice_arg`]: `p` is NULL or points to `n` delays when `n` is not 0.
 unsafe fn delays(
     name: &str,
     p: *const u64,
     n: usize,
 ) -> Result<Vec<std::time::Duration>, supa_result> {
-    let list = if n == 0 {
-        Vec::new()
-    } else if p.is_null() {
-        return Err(fail(supa_result::SUPA_NULL_ARGUMENT, "`delays_ms` is NULL"));
-    } else {
-        std::slice::from_raw_parts(p, n)
-            .iter()
-            .map(|d| ms(*d))
-            .collect()
-    };
+    // SAFETY: the caller's promise for `p`, passed on.
+    let list: Vec<_> = unsafe { slice_arg(p, n, "delays_ms") }?
+        .iter()
+        .map(|d| ms(*d))
+        .collect();
     checked(checks::check_delays(name, &list))?;
     Ok(list)
 }
@@ -226,14 +251,16 @@ unsafe fn delays(
 /// the last repeats.
 /// `delays_ms` is copied; `count` must be at least 1.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_reconnect_delays_ms(
+pub extern "C" fn supa_options_set_reconnect_delays_ms(
     options: *mut supa_options,
     delays_ms: *const u64,
     count: usize,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
-        o.reconnect_delays = tri!(delays("reconnect_delays", delays_ms, count));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
+        // SAFETY: `delays_ms` points to `count` delays (the header's pointer rule).
+        o.reconnect_delays = tri!(unsafe { delays("reconnect_delays", delays_ms, count) });
         ok()
     })
 }
@@ -241,12 +268,13 @@ pub unsafe extern "C" fn supa_options_set_reconnect_delays_ms(
 /// Scales each reconnect delay by a random factor in `[1 - jitter, 1 + jitter]`; 0 turns it
 /// off. `jitter` must be within 0..1.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_reconnect_jitter(
+pub extern "C" fn supa_options_set_reconnect_jitter(
     options: *mut supa_options,
     jitter: f64,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         tri!(checked(checks::check_jitter(jitter)));
         o.reconnect_jitter = jitter;
         ok()
@@ -256,14 +284,16 @@ pub unsafe extern "C" fn supa_options_set_reconnect_jitter(
 /// Sets the channel rejoin schedule in milliseconds (each at most 24 h; the last repeats);
 /// `count` at least 1.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_rejoin_delays_ms(
+pub extern "C" fn supa_options_set_rejoin_delays_ms(
     options: *mut supa_options,
     delays_ms: *const u64,
     count: usize,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
-        o.rejoin_delays = tri!(delays("rejoin_delays", delays_ms, count));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
+        // SAFETY: `delays_ms` points to `count` delays (the header's pointer rule).
+        o.rejoin_delays = tri!(unsafe { delays("rejoin_delays", delays_ms, count) });
         ok()
     })
 }
@@ -271,14 +301,16 @@ pub unsafe extern "C" fn supa_options_set_rejoin_delays_ms(
 /// Adds trusted root certificates (PEM text, `len` bytes, copied) for `wss://` and `https://`.
 /// Checked by `supa_client_new` (`SUPA_TLS` when unusable).
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_custom_ca_pem(
+pub extern "C" fn supa_options_set_custom_ca_pem(
     options: *mut supa_options,
     pem: *const u8,
     len: usize,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
-        let bytes = tri!(bytes_arg(pem, len, "pem"));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
+        // SAFETY: `pem` points to `len` bytes when `len` is not 0 (the header's pointer rule).
+        let bytes = tri!(unsafe { slice_arg(pem, len, "pem") });
         o.custom_ca_pem = Some(bytes.to_vec());
         ok()
     })
@@ -286,12 +318,13 @@ pub unsafe extern "C" fn supa_options_set_custom_ca_pem(
 
 /// Also trusts the platform's root store (in addition to the bundled webpki roots).
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_native_roots(
+pub extern "C" fn supa_options_set_native_roots(
     options: *mut supa_options,
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         o.native_roots = on;
         ok()
     })
@@ -300,12 +333,13 @@ pub unsafe extern "C" fn supa_options_set_native_roots(
 /// Chooses who runs callbacks (a `supa_dispatch_mode`); other values give
 /// `SUPA_INVALID_ARGUMENT`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_dispatch_mode(
+pub extern "C" fn supa_options_set_dispatch_mode(
     options: *mut supa_options,
     mode: u32,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         o.dispatch = match mode {
             m if m == supa_dispatch_mode::SUPA_DISPATCH_THREAD as u32 => DispatchMode::Thread,
             m if m == supa_dispatch_mode::SUPA_DISPATCH_APP_PUMPED as u32 => {
@@ -325,12 +359,13 @@ pub unsafe extern "C" fn supa_options_set_dispatch_mode(
 /// Bounds the event queue: data events beyond `capacity` (at least 1) are dropped and reported
 /// by one `SUPA_EVENT_LAGGED`; status and error events are never dropped.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_queue_capacity(
+pub extern "C" fn supa_options_set_queue_capacity(
     options: *mut supa_options,
     capacity: usize,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         tri!(checked(checks::check_queue_capacity(capacity)));
         o.queue_capacity = capacity;
         ok()
@@ -343,12 +378,13 @@ pub unsafe extern "C" fn supa_options_set_queue_capacity(
 /// only at the moment of expiry). Tokens without an `exp` claim are never refreshed early.
 /// Without a provider this has no effect: call `supa_client_set_auth` before expiry yourself.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_token_refresh_margin_ms(
+pub extern "C" fn supa_options_set_token_refresh_margin_ms(
     options: *mut supa_options,
     margin_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         let d = ms(margin_ms);
         tri!(checked(checks::check_duration(
             "token_refresh_margin",
@@ -366,12 +402,13 @@ pub unsafe extern "C" fn supa_options_set_token_refresh_margin_ms(
 /// with the terminal "token rejected" status (`supa_event_is_token_rejected`). Default 3;
 /// 0 stops at the first refusal. Without a provider the first refusal is terminal.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_auth_retries(
+pub extern "C" fn supa_options_set_auth_retries(
     options: *mut supa_options,
     retries: u32,
 ) -> supa_result {
     boundary(|| {
-        tri!(opts(options)).auth_retries = retries;
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        tri!(unsafe { opts(options) }).auth_retries = retries;
         ok()
     })
 }
@@ -382,16 +419,9 @@ fn checked(r: Result<(), crate::error::Error>) -> Result<(), supa_result> {
 }
 
 /// Stores a `max_*` bound after the core's check.
-unsafe fn set_bound(
-    options: *mut supa_options,
-    name: &str,
-    value: usize,
-    min: usize,
-    field: impl FnOnce(&mut ClientOptions) -> &mut usize,
-) -> supa_result {
-    let o = tri!(opts(options));
+fn set_bound(field: &mut usize, name: &str, value: usize, min: usize) -> supa_result {
     tri!(checked(checks::check_bound(name, value, min)));
-    *field(o) = value;
+    *field = value;
     ok()
 }
 
@@ -399,17 +429,18 @@ unsafe fn set_bound(
 /// at least 1024. A larger message is reported as a `SUPA_EVENT_ERROR` ("... (max_message_size
 /// N)") and the connection is dropped and made again, as the socket cannot skip it.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_max_message_size(
+pub extern "C" fn supa_options_set_max_message_size(
     options: *mut supa_options,
     bytes: usize,
 ) -> supa_result {
     boundary(|| {
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         set_bound(
-            options,
+            &mut o.max_message_size,
             "max_message_size",
             bytes,
             checks::MIN_SIZE_BOUND,
-            |o| &mut o.max_message_size,
         )
     })
 }
@@ -419,17 +450,18 @@ pub unsafe extern "C" fn supa_options_set_max_message_size(
 /// a `SUPA_EVENT_ERROR` ("skipped a binary frame of N bytes: over max_payload_size (M)"); the
 /// connection stays up and later events arrive as usual.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_max_payload_size(
+pub extern "C" fn supa_options_set_max_payload_size(
     options: *mut supa_options,
     bytes: usize,
 ) -> supa_result {
     boundary(|| {
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         set_bound(
-            options,
+            &mut o.max_payload_size,
             "max_payload_size",
             bytes,
             checks::MIN_SIZE_BOUND,
-            |o| &mut o.max_payload_size,
         )
     })
 }
@@ -438,14 +470,14 @@ pub unsafe extern "C" fn supa_options_set_max_payload_size(
 /// that would go over is not applied (the state stays as it was) and is reported as a
 /// `SUPA_EVENT_ERROR` ("... over max_presence_keys (N)").
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_max_presence_keys(
+pub extern "C" fn supa_options_set_max_presence_keys(
     options: *mut supa_options,
     keys: usize,
 ) -> supa_result {
     boundary(|| {
-        set_bound(options, "max_presence_keys", keys, 1, |o| {
-            &mut o.max_presence_keys
-        })
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
+        set_bound(&mut o.max_presence_keys, "max_presence_keys", keys, 1)
     })
 }
 
@@ -453,17 +485,18 @@ pub unsafe extern "C" fn supa_options_set_max_presence_keys(
 /// 32 MiB (33554432), at least 1024; separately the same for diffs held until a new join's state
 /// arrives. Over it, as `supa_options_set_max_presence_keys`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_max_presence_size(
+pub extern "C" fn supa_options_set_max_presence_size(
     options: *mut supa_options,
     bytes: usize,
 ) -> supa_result {
     boundary(|| {
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         set_bound(
-            options,
+            &mut o.max_presence_size,
             "max_presence_size",
             bytes,
             checks::MIN_SIZE_BOUND,
-            |o| &mut o.max_presence_size,
         )
     })
 }
@@ -507,14 +540,15 @@ impl TokenProvider for CTokenProvider {
 /// when neither these options nor any client made from them hold the provider any more.
 /// On failure neither `cb` nor `destroy` is ever called.
 #[no_mangle]
-pub unsafe extern "C" fn supa_options_set_token_provider(
+pub extern "C" fn supa_options_set_token_provider(
     options: *mut supa_options,
     cb: supa_token_cb,
     userdata: *mut c_void,
     destroy: supa_destroy_cb,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(opts(options));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { opts(options) });
         let Some(cb) = cb else {
             return fail(supa_result::SUPA_NULL_ARGUMENT, "`cb` is NULL");
         };
@@ -532,85 +566,90 @@ pub unsafe extern "C" fn supa_options_set_token_provider(
 ///
 /// Ownership: on success `*out` is freed by the caller with `supa_channel_options_free`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_options_new(
-    out: *mut *mut supa_channel_options,
-) -> supa_result {
+pub extern "C" fn supa_channel_options_new(out: *mut *mut supa_channel_options) -> supa_result {
     boundary(|| {
         non_null!(out);
-        *out = Box::into_raw(Box::new(supa_channel_options {
+        let o = Box::new(supa_channel_options {
             inner: ChannelOptions::default(),
-        }));
+        });
+        // SAFETY: `out` is non-NULL (checked above), so writable (the header's rule for
+        // out-parameters).
+        unsafe { put(out, Box::into_raw(o)) };
         ok()
     })
 }
 
 /// Frees channel options. NULL is a no-op.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_options_free(options: *mut supa_channel_options) {
-    boundary(|| {
-        if !options.is_null() {
-            drop(Box::from_raw(options));
-        }
-    })
+pub extern "C" fn supa_channel_options_free(options: *mut supa_channel_options) {
+    // SAFETY: the header allows only NULL or options from `supa_channel_options_new`, freed
+    // once.
+    boundary(|| unsafe { free_box(options) })
 }
 
 /// Receive your own broadcasts.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_options_set_broadcast_self(
+pub extern "C" fn supa_channel_options_set_broadcast_self(
     options: *mut supa_channel_options,
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        tri!(chopts(options)).broadcast_self = on;
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        tri!(unsafe { chopts(options) }).broadcast_self = on;
         ok()
     })
 }
 
 /// Ask the server to ack each broadcast: blocking sends then return on the ack.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_options_set_broadcast_ack(
+pub extern "C" fn supa_channel_options_set_broadcast_ack(
     options: *mut supa_channel_options,
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        tri!(chopts(options)).broadcast_ack = on;
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        tri!(unsafe { chopts(options) }).broadcast_ack = on;
         ok()
     })
 }
 
 /// The presence key for this client; empty lets the server pick one per join.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_options_set_presence_key(
+pub extern "C" fn supa_channel_options_set_presence_key(
     options: *mut supa_channel_options,
     key: *const c_char,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(chopts(options));
-        o.presence_key = tri!(str_arg(key, "key")).to_owned();
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { chopts(options) });
+        // SAFETY: `key` is NULL or a NUL-terminated string (the header's pointer rule).
+        o.presence_key = tri!(unsafe { str_arg(key, "key") }).to_owned();
         ok()
     })
 }
 
 /// Turn presence on at join even without a presence callback (to track only).
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_options_set_presence_enabled(
+pub extern "C" fn supa_channel_options_set_presence_enabled(
     options: *mut supa_channel_options,
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        tri!(chopts(options)).presence_enabled = on;
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        tri!(unsafe { chopts(options) }).presence_enabled = on;
         ok()
     })
 }
 
 /// A private channel (authorised by RLS policies on `realtime.messages`).
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_options_set_private(
+pub extern "C" fn supa_channel_options_set_private(
     options: *mut supa_channel_options,
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        tri!(chopts(options)).private = on;
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        tri!(unsafe { chopts(options) }).private = on;
         ok()
     })
 }
@@ -618,24 +657,26 @@ pub unsafe extern "C" fn supa_channel_options_set_private(
 /// With postgres bindings, report SUBSCRIBED only after the server says changes flow (on by
 /// default); off gives realtime-js' plain behaviour.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_options_set_wait_for_postgres_ready(
+pub extern "C" fn supa_channel_options_set_wait_for_postgres_ready(
     options: *mut supa_channel_options,
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        tri!(chopts(options)).wait_for_postgres_ready = on;
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        tri!(unsafe { chopts(options) }).wait_for_postgres_ready = on;
         ok()
     })
 }
 
 /// How long to wait for postgres readiness before reporting TIMED_OUT, in milliseconds.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_options_set_postgres_ready_timeout_ms(
+pub extern "C" fn supa_channel_options_set_postgres_ready_timeout_ms(
     options: *mut supa_channel_options,
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(chopts(options));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { chopts(options) });
         let d = ms(timeout_ms);
         tri!(checked(checks::check_duration(
             "postgres_ready_timeout",

@@ -7,7 +7,9 @@ use std::ptr;
 
 use serde_json::json;
 
-use super::*;
+use super::error::{supa_last_error_message, supa_result};
+use super::event::{self, *};
+use super::options::*;
 use crate::event::{Broadcast, Event, Payload};
 
 fn text<'a>(p: *const c_char, len: usize) -> &'a str {
@@ -21,8 +23,8 @@ fn text<'a>(p: *const c_char, len: usize) -> &'a str {
 #[test]
 fn options_are_made_set_and_freed_and_bad_arguments_are_refused() {
     let mut o: *mut supa_options = ptr::null_mut();
-    // SAFETY: the exports are called as the header says: valid or NULL pointers, NUL-terminated
-    // strings, each object freed once.
+    // SAFETY: the derefs read options made here and not yet freed, and the last error message
+    // is a NUL-terminated string until the next call on this thread.
     unsafe {
         assert_eq!(
             supa_options_new(
@@ -98,39 +100,38 @@ fn a_borrowed_event_and_its_copy_hand_out_text_that_lives_as_long_as_they_do() {
         payload: Payload::Json(json!({"n": 1})),
         meta: Some(json!({"id": "u"})),
     });
-    let borrowed = event::supa_event::new(event::Source::Event(&ev));
-    // SAFETY: `borrowed` is a live event; the copy is freed once below.
-    let copy = unsafe { supa_event_copy(&borrowed) };
+    // SAFETY: `ev` outlives `borrowed`.
+    let borrowed = unsafe { event::supa_event::new(event::Source::Event(&ev)) };
+    // The copy is freed once below.
+    let copy = supa_event_copy(&borrowed);
     drop(borrowed);
     let mut len = 0;
-    // SAFETY: `copy` is live until the `supa_event_free` at the end of this block.
-    unsafe {
-        assert_eq!(
-            text(supa_event_topic(copy, &mut len), len),
-            "realtime:room1"
-        );
-        // A name with a NUL: the length tells where it really ends.
-        let name = supa_event_name(copy, &mut len);
-        assert_eq!(len, 12);
-        assert_eq!(
-            std::slice::from_raw_parts(name.cast::<u8>(), len),
-            b"msg\0with nul"
-        );
-        let payload = supa_event_payload_json(copy, &mut len);
-        assert_eq!(text(payload, len), r#"{"n":1}"#);
-        // Cached: the same pointer again.
-        assert_eq!(supa_event_payload_json(copy, ptr::null_mut()), payload);
-        assert_eq!(
-            text(supa_event_meta_json(copy, &mut len), len),
-            r#"{"id":"u"}"#
-        );
-        assert!(supa_event_payload_binary(copy, &mut len).is_null());
-        assert_eq!(len, 0);
-        assert!(supa_event_reason(copy, &mut len).is_null());
-        supa_event_free(copy);
-        supa_event_free(ptr::null_mut());
-        assert!(supa_event_topic(ptr::null(), ptr::null_mut()).is_null());
-    }
+    assert_eq!(
+        text(supa_event_topic(copy, &mut len), len),
+        "realtime:room1"
+    );
+    // A name with a NUL: the length tells where it really ends.
+    let name = supa_event_name(copy, &mut len);
+    assert_eq!(len, 12);
+    assert_eq!(
+        // SAFETY: the name's `len` bytes live as long as `copy`, freed below.
+        unsafe { std::slice::from_raw_parts(name.cast::<u8>(), len) },
+        b"msg\0with nul"
+    );
+    let payload = supa_event_payload_json(copy, &mut len);
+    assert_eq!(text(payload, len), r#"{"n":1}"#);
+    // Cached: the same pointer again.
+    assert_eq!(supa_event_payload_json(copy, ptr::null_mut()), payload);
+    assert_eq!(
+        text(supa_event_meta_json(copy, &mut len), len),
+        r#"{"id":"u"}"#
+    );
+    assert!(supa_event_payload_binary(copy, &mut len).is_null());
+    assert_eq!(len, 0);
+    assert!(supa_event_reason(copy, &mut len).is_null());
+    supa_event_free(copy);
+    supa_event_free(ptr::null_mut());
+    assert!(supa_event_topic(ptr::null(), ptr::null_mut()).is_null());
 
     let bin = Event::Broadcast(Broadcast {
         topic: "realtime:room1".into(),
@@ -138,12 +139,10 @@ fn a_borrowed_event_and_its_copy_hand_out_text_that_lives_as_long_as_they_do() {
         payload: Payload::Binary(Vec::new()),
         meta: None,
     });
-    let e = event::supa_event::new(event::Source::Event(&bin));
-    // SAFETY: `e` borrows `bin`, which outlives it.
-    unsafe {
-        let p = supa_event_payload_binary(&e, &mut len);
-        assert!(!p.is_null(), "an empty payload is not NULL");
-        assert_eq!(len, 0);
-        assert!(supa_event_meta_json(&e, &mut len).is_null());
-    }
+    // SAFETY: `bin` outlives `e`.
+    let e = unsafe { event::supa_event::new(event::Source::Event(&bin)) };
+    let p = supa_event_payload_binary(&e, &mut len);
+    assert!(!p.is_null(), "an empty payload is not NULL");
+    assert_eq!(len, 0);
+    assert!(supa_event_meta_json(&e, &mut len).is_null());
 }

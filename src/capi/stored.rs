@@ -15,13 +15,14 @@ use crate::options::{persist_for_ttl, Replay};
 /// for the server's default, 25) stored since `since_ms` (Unix milliseconds), oldest first,
 /// before any live message; each is marked replayed (`supa_event_broadcast_replayed`).
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_options_set_replay(
+pub extern "C" fn supa_channel_options_set_replay(
     options: *mut supa_channel_options,
     since_ms: i64,
     limit: u32,
 ) -> supa_result {
     boundary(|| {
-        let o = tri!(chopts(options));
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        let o = tri!(unsafe { chopts(options) });
         if since_ms < 0 {
             return fail(
                 supa_result::SUPA_INVALID_ARGUMENT,
@@ -41,12 +42,13 @@ pub unsafe extern "C" fn supa_channel_options_set_replay(
 /// Ask the server for the `system` message that says the channel's replication is ready;
 /// wait for it with `supa_channel_replication_ready_blocking`.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_options_set_replication_ready(
+pub extern "C" fn supa_channel_options_set_replication_ready(
     options: *mut supa_channel_options,
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        tri!(chopts(options)).replication_ready = on;
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        tri!(unsafe { chopts(options) }).replication_ready = on;
         ok()
     })
 }
@@ -56,12 +58,13 @@ pub unsafe extern "C" fn supa_channel_options_set_replication_ready(
 /// already delivered dropped, and `SUPA_EVENT_RESUMED` comes after them with
 /// `supa_event_resumed_filled` saying whether the whole gap was replayed.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_options_set_auto_replay(
+pub extern "C" fn supa_channel_options_set_auto_replay(
     options: *mut supa_channel_options,
     on: bool,
 ) -> supa_result {
     boundary(|| {
-        tri!(chopts(options)).auto_replay = on;
+        // SAFETY: `options` is NULL or live options used by one thread (the header's pointer rule).
+        tri!(unsafe { chopts(options) }).auto_replay = on;
         ok()
     })
 }
@@ -70,7 +73,7 @@ pub unsafe extern "C" fn supa_channel_options_set_auto_replay(
 /// channels only: `SUPA_INVALID_ARGUMENT` on a public one) for `ttl_s` seconds (0: the
 /// server's retention, 72 hours upstream), so a join with replay can replay it.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_send_broadcast_persist_json_blocking(
+pub extern "C" fn supa_channel_send_broadcast_persist_json_blocking(
     channel: *const supa_channel,
     event: *const c_char,
     json: *const c_char,
@@ -78,9 +81,12 @@ pub unsafe extern "C" fn supa_channel_send_broadcast_persist_json_blocking(
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
-        let event = tri!(str_arg(event, "event"));
-        let payload = tri!(json_payload(json));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
+        // SAFETY: `event` is NULL or a NUL-terminated string (the header's pointer rule).
+        let event = tri!(unsafe { str_arg(event, "event") });
+        // SAFETY: `json` is NULL or a NUL-terminated string (the header's pointer rule).
+        let payload = tri!(unsafe { json_payload(json) });
         result(ch.inner.send_broadcast_persist_blocking(
             event,
             payload,
@@ -93,7 +99,7 @@ pub unsafe extern "C" fn supa_channel_send_broadcast_persist_json_blocking(
 /// As `supa_channel_http_send_json_blocking`, storing the message as
 /// `supa_channel_send_broadcast_persist_json_blocking` does.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_http_send_persist_json_blocking(
+pub extern "C" fn supa_channel_http_send_persist_json_blocking(
     channel: *const supa_channel,
     event: *const c_char,
     json: *const c_char,
@@ -101,9 +107,12 @@ pub unsafe extern "C" fn supa_channel_http_send_persist_json_blocking(
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
-        let event = tri!(str_arg(event, "event"));
-        let payload = tri!(json_payload(json));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
+        // SAFETY: `event` is NULL or a NUL-terminated string (the header's pointer rule).
+        let event = tri!(unsafe { str_arg(event, "event") });
+        // SAFETY: `json` is NULL or a NUL-terminated string (the header's pointer rule).
+        let payload = tri!(unsafe { json_payload(json) });
         result(ch.inner.http_send_persist_blocking(
             event,
             payload,
@@ -118,12 +127,13 @@ pub unsafe extern "C" fn supa_channel_http_send_persist_json_blocking(
 /// server's message when it is not ready, `SUPA_TIMEOUT` without an answer. Blocking:
 /// `SUPA_WOULD_DEADLOCK` inside a callback.
 #[no_mangle]
-pub unsafe extern "C" fn supa_channel_replication_ready_blocking(
+pub extern "C" fn supa_channel_replication_ready_blocking(
     channel: *const supa_channel,
     timeout_ms: u64,
 ) -> supa_result {
     boundary(|| {
-        let ch = tri!(self::channel(channel));
+        // SAFETY: `channel` is NULL or a live channel handle (the header's pointer rule).
+        let ch = tri!(unsafe { self::channel(channel) });
         result(ch.inner.replication_ready_blocking(ms(timeout_ms)))
     })
 }
