@@ -24,6 +24,7 @@ T_CH_KEEP = {1000: 0.90, 10000: 0.80}
 T_CH_BYTES = 2500
 T_PG_P50_MS = 1.5  # issue 15: commit to callback through the streaming source
 T_PG_P99_MS = 5.0
+T_KT_X = 2.0  # issue 12: the Kotlin binding's throughput against supabase-kt's
 
 
 def pg_source(s):
@@ -185,7 +186,7 @@ def write(results, docs: Path):
         "py": "the Python binding (`supa_realtime`, uniffi), callback on the dispatcher thread (takes the GIL)",
         "js": "`@supabase/realtime-js` on Node with the `ws` transport, `channel.on('broadcast')`",
         "realtime_py": "the official Python `realtime` client (asyncio, websockets, vsn 1.0.0)",
-        "kt": "the Kotlin binding on the JVM: `channel.broadcastFlow<JsonObject>(\"e\")` collected on `Dispatchers.Default`, default options (JNA callbacks from the dispatcher thread)",
+        "kt": "the Kotlin binding on the JVM: `channel.broadcastFlow<JsonObject>(\"e\")` collected on `Dispatchers.Default`, default options (event queue 1,000,000; one JNA callback per batch hands its JSON text to the collector, which decodes it)",
         "supabase_kt": "supabase-kt's realtime module (Ktor OkHttp engine, vsn 1.0.0): `channel.broadcastFlow<JsonObject>(\"e\")` collected on `Dispatchers.Default`; its flow buffer drops silently when full",
         "phoenix": "`phoenix_channels_client` from crates.io, a generic Phoenix Channels v2 client (`channel.on(\"broadcast\")`)",
         "raw": "**the raw limit**: tokio-tungstenite reader that joins with one hand-written frame and only parses each frame with `serde_json::from_str::<Value>` — no client logic at all",
@@ -417,6 +418,7 @@ def write(results, docs: Path):
         for name, val, ok in targets:
             w(f"| {name} | {val} | {'yes' if ok else '**no**'} |")
         w("")
+    kotlin_section(results, w)
     # The hand-written profile analysis (bench/analysis.md) follows the generated tables.
     notes = Path(__file__).resolve().parent / "analysis.md"
     if notes.exists():
@@ -427,6 +429,54 @@ def write(results, docs: Path):
       "BENCH_ONLY=ours,js,raw BENCH_SCENARIOS=throughput scripts/bench\n```\n")
     w("Raw numbers of this run: [`benchmarks.json`](benchmarks.json).")
     (docs / "benchmarks.md").write_text("\n".join(out) + "\n")
+
+
+def kotlin_section(results, w):
+    """Issue 12's targets for the Kotlin binding, each against supabase-kt in the same run."""
+    def both(section, field):
+        sec = results.get(section) or {}
+        return med((sec.get("kt") or {}).get(field)), med((sec.get("supabase_kt") or {}).get(field))
+
+    if not any("kt" in (results.get(k) or {}) for k in ("throughput", "latency", "memory", "connect")):
+        return
+    rows = []
+    tp, tp_kt = both("throughput", "msgs_per_s")
+    if tp is not None and tp_kt:
+        rows.append(("Throughput ≥ 2× supabase-kt's", f"{fmt(tp)} vs {fmt(tp_kt)} msgs/s ({ratio(tp, tp_kt)})",
+                     "yes" if tp / tp_kt >= T_KT_X else "**no**"))
+    drops = ((results.get("throughput") or {}).get("kt") or {}).get("dropped_frac")
+    if drops:
+        drops_kt = med(((results.get("throughput") or {}).get("supabase_kt") or {}).get("dropped_frac"))
+        rows.append(("0 dropped in the burst at default settings (every run)",
+                     ("0 in every run" if drops["max"] == 0 else f"up to {100 * drops['max']:.2f} %")
+                     + f" (supabase-kt: median {100 * (drops_kt or 0):.2f} %)",
+                     "yes" if drops["max"] == 0 else "**no**"))
+    p99, p99_kt = both("latency", "p99")
+    if p99 is not None and p99_kt:
+        rows.append(("p99 latency at 1,000 msg/s below supabase-kt's", f"{fmt(p99 / 1e3)} vs {fmt(p99_kt / 1e3)} ms",
+                     "yes" if p99 < p99_kt else "**no**"))
+    mem = results.get("memory") or {}
+    b, b_kt = ((mem.get(k) or {}).get("bytes_per_channel") for k in ("kt", "supabase_kt"))
+    if b is not None and b_kt is not None:
+        rows.append(("Memory per joined channel below supabase-kt's", f"{fmt(b)} vs {fmt(b_kt)} B",
+                     "yes" if b < b_kt else "**no**"))
+    c, c_kt = both("connect", "warm_ms")
+    if c is not None and c_kt is not None:
+        rows.append(("Connect + join, warm (no target)", f"{fmt(c)} vs {fmt(c_kt)} ms", "—"))
+    if not rows:
+        return
+    w("## Kotlin binding against supabase-kt (issue 12)\n")
+    w("The `kt` and `supabase_kt` rows of the sections above, side by side: both on the same JVM, "
+      "each through its own `broadcastFlow<JsonObject>` with default settings. supabase-kt reads the "
+      "socket no faster than it delivers, so most of a burst waits in the kernel's socket buffers; our "
+      "library reads at network speed into its event queue (`queueCapacity`, 1,000,000 events by "
+      "default in Kotlin), which must hold the burst while a JVM that is still compiling the delivery "
+      "path drains it.\n")
+    w("| Target | Measured (ours vs supabase-kt) | Reached |")
+    w("|---|---|---|")
+    for name, val, ok in rows:
+        w(f"| {name} | {val} | {ok} |")
+    w("")
 
 
 def scale(a, f):

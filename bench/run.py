@@ -553,6 +553,10 @@ def main():
                 if extra:
                     kept.append(f"{k} ({', '.join(extra)})")
         results["settings"] = {**old.get("settings", {}), **results["settings"]}
+        # So do the notes on contestants the saved run left out (e.g. c_dist without BENCH_DIST).
+        ran = [k for k in CONTESTANTS if not (ONLY and k not in ONLY.split(","))]
+        results["missing"] = {**{k: v for k, v in old.get("missing", {}).items() if k not in ran},
+                              **results["missing"]}
         results["machine"]["merged"] = {"kept": kept, "from": old.get("machine", {}).get("date")}
     (DOCS / "benchmarks.json").write_text(json.dumps(results, indent=1) + "\n")
     import report  # bench/report.py

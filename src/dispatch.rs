@@ -64,10 +64,19 @@ pub(crate) enum Callback {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Filter {
     All,
+    /// The client's own events (connection, heartbeat, lag, errors), none of its channels':
+    /// a binding watching the connection then is not handed every broadcast.
+    Client,
     Channel(ChannelId),
-    Broadcast { channel: ChannelId, event: String },
+    Broadcast {
+        channel: ChannelId,
+        event: String,
+    },
     Presence(ChannelId),
-    Postgres { channel: ChannelId, binding: usize },
+    Postgres {
+        channel: ChannelId,
+        binding: usize,
+    },
     System(ChannelId),
 }
 
@@ -75,7 +84,7 @@ impl Filter {
     /// The channel whose events it wants; `None` for every event of the client.
     fn channel(&self) -> Option<ChannelId> {
         match self {
-            Filter::All => None,
+            Filter::All | Filter::Client => None,
             Filter::Channel(c)
             | Filter::Presence(c)
             | Filter::System(c)
@@ -87,6 +96,7 @@ impl Filter {
     fn matches(&self, channel: Option<ChannelId>, event: &Event) -> bool {
         match self {
             Filter::All => true,
+            Filter::Client => channel.is_none(),
             Filter::Channel(c) => channel == Some(*c) || matches!(event, Event::Lagged { .. }),
             Filter::Broadcast {
                 channel: c,
@@ -111,6 +121,7 @@ impl Filter {
     fn matches_raw(&self, channel: Option<ChannelId>, raw: &RawBroadcast) -> bool {
         match self {
             Filter::All => true,
+            Filter::Client => channel.is_none(),
             Filter::Channel(c) => channel == Some(*c),
             Filter::Broadcast {
                 channel: c,
@@ -810,6 +821,25 @@ mod tests {
         )]);
         d.dispatch(10);
         assert_eq!(*order.lock(), vec!["c2"], "only the lag marker reached c2");
+    }
+
+    #[test]
+    fn a_client_listener_sees_the_client_events_only() {
+        let d = Dispatcher::start(DispatchMode::AppPumped, 10);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        d.add_listener(Filter::Client, record(&seen));
+        let state = Event::ConnectionStatus {
+            state: crate::event::ConnectionState::Connected,
+            reason: None,
+        };
+        d.push_all(&mut vec![
+            Emit::Event(Some(1), raw("e", "1")),
+            Emit::Event(Some(1), Incoming::Event(data(2))),
+            Emit::Event(None, Incoming::Event(state.clone())),
+            Emit::Event(None, Incoming::Event(Event::Lagged { dropped: 3 })),
+        ]);
+        assert_eq!(d.dispatch(10), 4);
+        assert_eq!(*seen.lock(), vec![state, Event::Lagged { dropped: 3 }]);
     }
 
     #[test]

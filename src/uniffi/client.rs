@@ -34,6 +34,22 @@ impl RealtimeClient {
     fn check(&self) -> Result<(), RealtimeError> {
         Ok(self.inner.inner.check()?)
     }
+
+    /// Registers a batching listener with `filter`; refused after shutdown.
+    fn add_batching(
+        &self,
+        filter: crate::dispatch::Filter,
+        listener: Arc<dyn EventBatchListener>,
+    ) -> Result<u64, RealtimeError> {
+        self.check()?;
+        let (callback, run_end) = batching(listener);
+        Ok(self
+            .inner
+            .inner
+            .dispatcher
+            .add_batching_listener(filter, callback, Some(run_end))
+            .0)
+    }
 }
 
 #[uniffi::export]
@@ -143,14 +159,17 @@ impl RealtimeClient {
     /// Registers a listener for every event of this client, delivered in batches (one call per
     /// run of the queue, see [`EventBatchListener`]); returns its id.
     pub fn on_events(&self, listener: Arc<dyn EventBatchListener>) -> Result<u64, RealtimeError> {
-        self.check()?;
-        let (callback, run_end) = batching(listener);
-        Ok(self
-            .inner
-            .inner
-            .dispatcher
-            .add_batching_listener(crate::dispatch::Filter::All, callback, Some(run_end))
-            .0)
+        self.add_batching(crate::dispatch::Filter::All, listener)
+    }
+
+    /// Like [`on_events`](Self::on_events), for the client's own events only (connection,
+    /// heartbeat, `lagged`, errors), not its channels': what a binding watching the connection
+    /// needs, without being handed (and serializing) every broadcast of every channel.
+    pub fn on_client_events(
+        &self,
+        listener: Arc<dyn EventBatchListener>,
+    ) -> Result<u64, RealtimeError> {
+        self.add_batching(crate::dispatch::Filter::Client, listener)
     }
 
     /// Removes a listener registered on this client or any of its channels (also after

@@ -2558,6 +2558,13 @@ public protocol RealtimeClientProtocol: AnyObject, Sendable {
     func networkChanged() throws 
     
     /**
+     * Like [`on_events`](Self::on_events), for the client's own events only (connection,
+     * heartbeat, `lagged`, errors), not its channels': what a binding watching the connection
+     * needs, without being handed (and serializing) every broadcast of every channel.
+     */
+    func onClientEvents(listener: EventBatchListener) throws  -> UInt64
+    
+    /**
      * Registers a listener for every event of this client; returns its id. Refused after
      * shutdown (it would never be called).
      */
@@ -2810,6 +2817,21 @@ open func networkChanged()throws   {try rustCallWithError(FfiConverterTypeRealti
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Like [`on_events`](Self::on_events), for the client's own events only (connection,
+     * heartbeat, `lagged`, errors), not its channels': what a binding watching the connection
+     * needs, without being handed (and serializing) every broadcast of every channel.
+     */
+open func onClientEvents(listener: EventBatchListener)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeRealtimeError_lift) {
+        uniffiCallStatus in
+    uniffi_supa_realtime_fn_method_realtimeclient_on_client_events(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeEventBatchListener_lower(listener),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -6395,6 +6417,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimeclient_network_changed() != 33410) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_supa_realtime_checksum_method_realtimeclient_on_client_events() != 47365) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_supa_realtime_checksum_method_realtimeclient_on_event() != 42446) {

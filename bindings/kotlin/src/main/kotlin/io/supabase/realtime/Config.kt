@@ -12,7 +12,7 @@ import io.supabase.realtime.ffi.SerializerVersion as FfiVsn
 annotation class RealtimeDsl
 
 /** The default of [RealtimeConfig.queueCapacity]. */
-const val DEFAULT_QUEUE_CAPACITY: Int = 100_000
+const val DEFAULT_QUEUE_CAPACITY: Int = 1_000_000
 
 /**
  * Client settings, set in the builder of [RealtimeClient]. A `null` keeps the library default
@@ -60,9 +60,11 @@ class RealtimeConfig internal constructor() {
     var nativeRoots: Boolean = false
 
     /**
-     * Events the library queues for slow collectors before it drops data events (`Lagged`).
-     * Default 100,000, ten times the core's: JVM collectors are slower than the network
-     * thread, and supabase-kt loses nothing in a burst, so a burst must fit (as in Python).
+     * Events the library queues before it drops data events (`Lagged`). Default 1,000,000,
+     * a hundred times the core's: supabase-kt loses nothing in a burst (it reads the socket no
+     * faster than it delivers), so a burst must fit while the JVM, still compiling the
+     * delivery path, drains it more slowly than the network fills it. The queue grows as
+     * events wait, so the bound costs memory only when a burst needs it.
      */
     var queueCapacity: Int = DEFAULT_QUEUE_CAPACITY
 

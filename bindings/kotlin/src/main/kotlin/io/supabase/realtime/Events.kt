@@ -197,21 +197,20 @@ private fun JsonObject.string(key: String): String = this[key]?.jsonPrimitive?.c
 private fun JsonObject.stringOrNull(key: String): String? = this[key]?.jsonPrimitive?.contentOrNull
 
 /**
- * Receives the library's batches (one JNA upcall per batch, not per event) and hands them on
- * decoded; a failure is logged with [what] and does not stop delivery. With [onlyIf], batches
- * whose text lacks it are skipped undecoded (a cheap pre-filter, e.g. `"type":"connection"`).
+ * Receives the library's batches (one JNA upcall per batch, not per event) and hands each on
+ * as a [Batch], undecoded: the library's dispatch thread only moves text, and the decoding
+ * happens where the batch is first read, normally in a collecting coroutine. A failure is
+ * logged with [what] and does not stop delivery.
  */
 internal class BatchListener(
     private val json: Json,
     private val what: String,
-    private val onlyIf: String? = null,
-    private val onBatch: (List<Pair<JsonObject, RealtimeEvent>>) -> Unit,
+    private val onBatch: (Batch) -> Unit,
 ) : io.supabase.realtime.ffi.EventBatchListener {
     override fun onEvents(eventsJson: String, binaries: List<ByteArray>) {
-        if (onlyIf != null && !eventsJson.contains(onlyIf)) return
         delivering.set(true)
         try {
-            onBatch(decodeBatch(eventsJson, binaries, json))
+            onBatch(Batch(eventsJson, binaries, json, what))
         } catch (e: Throwable) {
             log.log(java.util.logging.Level.WARNING, what, e)
         } finally {
@@ -230,10 +229,57 @@ internal class BatchListener(
     }
 }
 
+/** Events handed to the flows: one delivered batch, or a decoded part of one. */
+internal interface Delivered {
+    /** The events, each with its raw JSON (whose `ids` say which postgres bindings matched). */
+    val events: List<Pair<JsonObject, RealtimeEvent>>
+
+    /** False when no event with [tag] ([Batch.typeTag]; null: any event) can be in it. */
+    fun mayHold(tag: String?): Boolean
+}
+
+/** A decoded part of a batch (cut at a status change, which is handled on the dispatch thread). */
+internal class Decoded(override val events: List<Pair<JsonObject, RealtimeEvent>>) : Delivered {
+    override fun mayHold(tag: String?) = events.isNotEmpty()
+}
+
 /**
- * The events of one delivered batch (a JSON array, format in src/uniffi/batch.rs), with binary
- * broadcast payloads taken from [binaries]. Each element also comes back as raw JSON (its
- * `ids` say which postgres bindings matched).
+ * One delivered batch (a JSON array, format in src/uniffi/batch.rs), decoded once, by the
+ * first thread that reads [events]; collectors of several flows share the result. A batch that
+ * does not decode is logged with [what] and holds no events.
+ */
+internal class Batch(
+    private val text: String,
+    private val binaries: List<ByteArray>,
+    private val json: Json,
+    private val what: String,
+) : Delivered {
+    override val events: List<Pair<JsonObject, RealtimeEvent>> by lazy {
+        try {
+            decodeBatch(text, binaries, json)
+        } catch (e: Exception) {
+            log.log(java.util.logging.Level.WARNING, what, e)
+            emptyList()
+        }
+    }
+
+    /**
+     * Whether the text contains [s]: a cheap test before decoding. It may say yes for a
+     * payload that merely contains the text, never no for an event that is there.
+     */
+    fun mentions(s: String): Boolean = text.contains(s)
+
+    override fun mayHold(tag: String?) = tag == null || mentions(tag)
+
+    companion object {
+        /** How an event of JSON `type` [type] starts in a batch (serde writes the tag first, compact). */
+        fun typeTag(type: String) = "{\"type\":\"$type\""
+    }
+}
+
+/**
+ * The events of one delivered batch, with binary broadcast payloads taken from [binaries].
+ * Each element also comes back as raw JSON (its `ids` say which postgres bindings matched).
  */
 internal fun decodeBatch(eventsJson: String, binaries: List<ByteArray>, json: Json): List<Pair<JsonObject, RealtimeEvent>> =
     Json.parseToJsonElement(eventsJson).jsonArray.map {

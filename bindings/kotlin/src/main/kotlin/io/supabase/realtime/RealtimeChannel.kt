@@ -53,9 +53,11 @@ class RealtimeChannel internal constructor(
     /** This channel's state; updated on the library's dispatch thread. */
     val status: StateFlow<ChannelStatus> = _status.asStateFlow()
 
-    private val events = Fanout<RealtimeEvent>()
-    private val broadcasts = Fanout<BroadcastMessage>()
-    private val presence = Fanout<PresenceAction>()
+    private val events = Fanout(null) { batch -> batch.map { it.second } }
+    private val broadcasts = Fanout("broadcast") { batch -> batch.mapNotNull { it.second as? BroadcastMessage } }
+    private val presence = Fanout("presence") { batch ->
+        batch.mapNotNull { (it.second as? RealtimeEvent.PresenceChange)?.action }
+    }
 
     /** One per postgres binding, at the binding's index (the `ids` of a change). */
     private val changes = java.util.concurrent.CopyOnWriteArrayList<Fanout<PostgresAction>>()
@@ -78,46 +80,40 @@ class RealtimeChannel internal constructor(
 
     // One listener per channel feeds every flow, so an event crosses from the library once
     // however many flows collect it, and events cross in batches (one call per batch) that
-    // reach each flow's collector as one hand-off.
+    // reach each flow's collector as one hand-off, to be decoded there.
     init {
-        ffiCall { ffi.onEvents(BatchListener(serializer, "$topic: event delivery failed") { batch -> route(batch) }) }
+        ffiCall { ffi.onEvents(BatchListener(serializer, "$topic: event delivery failed", ::route)) }
     }
 
-    /** Sorts one delivered batch into the flows' batches; on the dispatch thread. */
-    private fun route(batch: List<Pair<JsonObject, RealtimeEvent>>) {
-        val all = ArrayList<RealtimeEvent>(batch.size)
-        val messages = ArrayList<BroadcastMessage>(batch.size)
-        val actions = ArrayList<PresenceAction>()
-        val changed = HashMap<Int, MutableList<PostgresAction>>()
-        fun flush() {
-            broadcasts.emit(messages)
-            presence.emit(actions)
-            for ((i, list) in changed) changes.getOrNull(i)?.emit(list)
-            events.emit(all)
-            all.clear(); messages.clear(); actions.clear(); changed.clear()
-        }
-        for ((raw, e) in batch) {
-            when (e) {
-                is BroadcastMessage -> messages += e
-                is PostgresAction -> raw["ids"]?.jsonArray?.forEach { changed.getOrPut(it.jsonPrimitive.int, ::ArrayList) += e }
-                is RealtimeEvent.PresenceChange -> actions += e.action
-                is RealtimeEvent.SubscribeStatusChange -> {
-                    // [status] changes only after the events before it were handed on, and
-                    // the final CLOSED ends the flows after it was.
-                    flush()
-                    updateStatus(e)
-                    all += e
-                    if (e.status == SubscribeStatus.CLOSED) {
-                        flush()
-                        closeFlows()
-                    }
-                    continue
-                }
-                else -> {}
+    /**
+     * Hands one delivered batch to the flows; on the dispatch thread. A batch with a status
+     * change is decoded here, since [status] and the flows' end follow it: [status] changes
+     * only after the events before it were handed on, and the final CLOSED ends the flows
+     * after it was. Any other batch goes on undecoded.
+     */
+    private fun route(batch: Batch) {
+        if (!batch.mentions(STATUS_TAG)) return handOn(batch)
+        val all = batch.events
+        var from = 0
+        for ((i, item) in all.withIndex()) {
+            val e = item.second as? RealtimeEvent.SubscribeStatusChange ?: continue
+            handOn(Decoded(all.subList(from, i)))
+            updateStatus(e)
+            from = i
+            if (e.status == SubscribeStatus.CLOSED) {
+                handOn(Decoded(all.subList(i, i + 1)))
+                closeFlows()
+                return
             }
-            all += e
         }
-        flush()
+        handOn(Decoded(all.subList(from, all.size)))
+    }
+
+    private fun handOn(delivered: Delivered) {
+        broadcasts.emit(delivered)
+        presence.emit(delivered)
+        for (c in changes) c.emit(delivered)
+        events.emit(delivered)
     }
 
     /**
@@ -278,12 +274,12 @@ class RealtimeChannel internal constructor(
             PostgresAction.Delete::class -> "DELETE"
             else -> "*"
         }
-        val fanout = Fanout<PostgresAction>()
         val binding = PostgresChangeFilter(event, schema).apply(filter).toFfi()
-        synchronized(changes) {
+        val fanout = synchronized(changes) {
             // The binding's index is the number of bindings added before it.
             ffiCall { ffi.addPostgresChanges(binding) }
-            changes += fanout
+            val index = changes.size
+            Fanout("postgres_changes") { batch -> changesOf(batch, index) }.also { changes += it }
         }
         return fanout.flow().filterIsInstance(action)
     }
@@ -304,4 +300,14 @@ class RealtimeChannel internal constructor(
     }
 
     override fun toString() = "RealtimeChannel($topic, ${status.value})"
+
+    private companion object {
+        val STATUS_TAG = Batch.typeTag("status")
+
+        /** The changes of a batch that matched the binding at [index] (its `ids` hold it). */
+        fun changesOf(batch: List<Pair<JsonObject, RealtimeEvent>>, index: Int): List<PostgresAction> =
+            batch.mapNotNull { (raw, e) ->
+                (e as? PostgresAction)?.takeIf { raw["ids"]?.jsonArray?.any { it.jsonPrimitive.int == index } == true }
+            }
+    }
 }

@@ -51,8 +51,8 @@ class RealtimeClient(url: String, apiKey: String, configure: RealtimeConfig.() -
 
     init {
         ffiCall {
-            ffi.onEvents(BatchListener(serializer, "shutdown delivery failed", CONNECTION_EVENTS) { batch ->
-                for ((_, e) in batch) {
+            ffi.onClientEvents(BatchListener(serializer, "shutdown delivery failed") { batch ->
+                for ((_, e) in batch.events) {
                     if (e is RealtimeEvent.ConnectionChange && e.state == ConnectionState.SHUT_DOWN) shutDown.countDown()
                 }
             })
@@ -60,15 +60,15 @@ class RealtimeClient(url: String, apiKey: String, configure: RealtimeConfig.() -
     }
 
     /**
-     * The socket's state. Registered on first use: from then on every batch of this client's
-     * events also passes through this listener (decoded only when it holds a connection event).
+     * The socket's state. Registered on first use (a listener for the client's own events,
+     * which are few: its channels' events do not pass through it).
      */
     val status: StateFlow<ConnectionState> by lazy {
         val state = MutableStateFlow(ffi.connectionState().toPublic())
         runCatching {
             ffiCall {
-                ffi.onEvents(BatchListener(serializer, "connection status delivery failed", CONNECTION_EVENTS) { batch ->
-                    for ((_, e) in batch) if (e is RealtimeEvent.ConnectionChange) state.value = e.state
+                ffi.onClientEvents(BatchListener(serializer, "connection status delivery failed") { batch ->
+                    for ((_, e) in batch.events) if (e is RealtimeEvent.ConnectionChange) state.value = e.state
                 })
             }
         }.onFailure { state.value = ConnectionState.SHUT_DOWN } // closed: nothing more will come
@@ -134,16 +134,22 @@ class RealtimeClient(url: String, apiKey: String, configure: RealtimeConfig.() -
      * The flow completes after the client's final `SHUT_DOWN` status; collecting it after
      * [close] throws [RealtimeException.Shutdown].
      */
-    fun events(): Flow<RealtimeEvent> = coldBatchFlow {
+    fun events(): Flow<RealtimeEvent> = coldBatchFlow<Delivered, RealtimeEvent>({
         val id = ffiCall {
             ffi.onEvents(BatchListener(serializer, "event delivery failed") { batch ->
-                val end = batch.indexOfFirst { (_, e) -> e is RealtimeEvent.ConnectionChange && e.state == ConnectionState.SHUT_DOWN }
-                trySend(batch.subList(0, if (end < 0) batch.size else end + 1).map { it.second })
-                if (end >= 0) channel.close()
+                // Decoded here only when it may hold the end (SHUT_DOWN), to cut it there.
+                if (batch.mentions(SHUT_DOWN_STATE)) {
+                    val all = batch.events
+                    val end = all.indexOfFirst { (_, e) -> e is RealtimeEvent.ConnectionChange && e.state == ConnectionState.SHUT_DOWN }
+                    trySend(Decoded(all.subList(0, if (end < 0) all.size else end + 1)))
+                    if (end >= 0) channel.close()
+                } else {
+                    trySend(batch)
+                }
             })
         }
         awaitClose { ffi.removeListener(id) }
-    }
+    }) { delivered -> delivered.events.map { it.second } }
 
     /** A snapshot of the client's counters. */
     fun metrics(): Metrics = ffi.metrics().toPublic()
@@ -178,7 +184,7 @@ class RealtimeClient(url: String, apiKey: String, configure: RealtimeConfig.() -
         /** How long [close] waits for the final statuses to be delivered. */
         const val CLOSE_TIMEOUT_MS: Long = 5_000
 
-        private const val CONNECTION_EVENTS = "\"type\":\"connection\""
+        private const val SHUT_DOWN_STATE = "\"state\":\"SHUT_DOWN\""
     }
 
     private class TokenAdapter(val provider: suspend () -> String?) : FfiTokenProvider {

@@ -5,13 +5,16 @@ import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Deferred
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.async
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.filter
 import kotlinx.coroutines.flow.filterIsInstance
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.launchIn
 import kotlinx.coroutines.flow.map
 import kotlinx.coroutines.flow.onEach
 import kotlinx.coroutines.flow.take
+import kotlinx.coroutines.flow.takeWhile
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.plus
@@ -163,6 +166,8 @@ class RealtimeTest {
                 val raw = ids(cb.broadcastFlow<JsonObject>("n")) { it["id"]!!.jsonPrimitive.int }
                 val typed = ids(cb.broadcastFlow<Note>("n")) { it.id }
                 val messages = ids(cb.broadcastFlow("*")) { it.payload!!.jsonObject["id"]!!.jsonPrimitive.int }
+                // The channel's every-event flow: its status change, then the burst, in order.
+                val all = async(start = CoroutineStart.UNDISPATCHED) { cb.events().take(n + 1).toList() }
                 ca.subscribe()
                 cb.subscribe()
                 repeat(n) { ca.send("n", Note(it)) }
@@ -170,7 +175,50 @@ class RealtimeTest {
                 assertEquals(expected, raw.within())
                 assertEquals(expected, typed.within())
                 assertEquals(expected, messages.within())
+                val events = all.within()
+                assertEquals(SubscribeStatus.SUBSCRIBED, (events[0] as RealtimeEvent.SubscribeStatusChange).status)
+                assertEquals(expected, events.drop(1).map { (it as BroadcastMessage).decodeAs<Note>().id })
                 assertEquals(0L, b.metrics().droppedEvents)
+            }
+        }
+    }
+
+    @Test
+    fun anOverflowingQueueDropsDataEventsAndSaysSoInOrder() = test {
+        // Real overload: the library's queue is bounded (queueCapacity). A collector that runs
+        // on the library's dispatch thread (unconfined) and blocks there holds up delivery, so
+        // the burst behind it overflows the queue; the dropped events are counted and reported
+        // in place by `Lagged`, and what is delivered stays in order.
+        val name = TestServer.unique("lagged")
+        val n = 200
+        client().use { a ->
+            client { queueCapacity = 10 }.use { b ->
+                val ca = a.channel(name)
+                val cb = b.channel(name)
+                val release = java.util.concurrent.CountDownLatch(1)
+                val blocker = launch(kotlinx.coroutines.Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) {
+                    cb.broadcastFlow("n").collect { release.await(DEADLINE_MS, java.util.concurrent.TimeUnit.MILLISECONDS) }
+                }
+                val seen = async(start = CoroutineStart.UNDISPATCHED) {
+                    cb.events().takeWhile { !(it is BroadcastMessage && it.event == "end") }
+                        .filter { it is BroadcastMessage || it is RealtimeEvent.Lagged }.toList()
+                }
+                ca.subscribe()
+                cb.subscribe()
+                repeat(n) { ca.send("n", Note(it)) }
+                withTimeout(DEADLINE_MS) { while (b.metrics().droppedEvents == 0L) delay(10) }
+                release.countDown()
+                // Once the queue has drained, the marker that ends the collection cannot overflow it.
+                withTimeout(DEADLINE_MS) { while (b.metrics().queueDepth > 0L) delay(10) }
+                ca.send("end", Note(-1))
+                val events = seen.within()
+                blocker.cancel()
+                val dropped = events.filterIsInstance<RealtimeEvent.Lagged>().sumOf { it.dropped }
+                val ids = events.filterIsInstance<BroadcastMessage>().map { it.decodeAs<Note>().id }
+                assertTrue(dropped > 0, "$events")
+                assertEquals(b.metrics().droppedEvents, dropped)
+                assertEquals(n.toLong(), ids.size + dropped, "every message delivered or counted")
+                assertEquals(ids.sorted(), ids, "in order")
             }
         }
     }

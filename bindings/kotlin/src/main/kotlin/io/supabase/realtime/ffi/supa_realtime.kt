@@ -958,6 +958,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimeclient_network_changed(
     ): Int
+    external fun uniffi_supa_realtime_checksum_method_realtimeclient_on_client_events(
+    ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimeclient_on_event(
     ): Int
     external fun uniffi_supa_realtime_checksum_method_realtimeclient_on_events(
@@ -1111,6 +1113,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_supa_realtime_fn_method_realtimeclient_network_changed(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_supa_realtime_fn_method_realtimeclient_on_client_events(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_supa_realtime_fn_method_realtimeclient_on_event(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_supa_realtime_fn_method_realtimeclient_on_events(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1429,6 +1433,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_network_changed() and 0xFFFF) != 33410) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_on_client_events() and 0xFFFF) != 47365) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_supa_realtime_checksum_method_realtimeclient_on_event() and 0xFFFF) != 42446) {
@@ -4919,6 +4926,13 @@ internal interface RealtimeClientInterface {
     fun `networkChanged`()
     
     /**
+     * Like [`on_events`](Self::on_events), for the client's own events only (connection,
+     * heartbeat, `lagged`, errors), not its channels': what a binding watching the connection
+     * needs, without being handed (and serializing) every broadcast of every channel.
+     */
+    fun `onClientEvents`(`listener`: EventBatchListener): kotlin.ULong
+    
+    /**
      * Registers a listener for every event of this client; returns its id. Refused after
      * shutdown (it would never be called).
      */
@@ -5278,6 +5292,26 @@ internal open class RealtimeClient: Disposable, AutoCloseable, RealtimeClientInt
 }
     }
     
+    
+
+    
+    /**
+     * Like [`on_events`](Self::on_events), for the client's own events only (connection,
+     * heartbeat, `lagged`, errors), not its channels': what a binding watching the connection
+     * needs, without being handed (and serializing) every broadcast of every channel.
+     */
+    @Throws(RealtimeException::class)override fun `onClientEvents`(`listener`: EventBatchListener): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(RealtimeException) { _status ->
+    UniffiLib.uniffi_supa_realtime_fn_method_realtimeclient_on_client_events(
+        it,
+        
+        FfiConverterTypeEventBatchListener.lower(`listener`),_status)
+}
+    }
+    )
+    }
     
 
     
