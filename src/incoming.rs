@@ -114,7 +114,7 @@ impl RawBroadcast {
             .as_ref()
             .and_then(|m| serde_json::from_str(m.as_str()).ok());
         Ok(Broadcast {
-            topic: self.topic.to_string(),
+            topic: String::from(&*self.topic),
             event: self.event.as_str().to_owned(),
             payload,
             meta,
