@@ -209,7 +209,8 @@ def write(results, docs: Path):
           "pre-encoded WebSocket text frames `[null,null,\"realtime:tp-N\",\"broadcast\",{…}]` as fast as the socket takes them. "
           "The local server is not used here: it needs a sender, and sender, server and reader would share two cores; "
           "the raw limit below shows what the source sustains (it feeds a reader that does strictly less work than any client). "
-          "The clock starts at the first delivered message and stops at the last; CPU is the client process' user+system time over the same window.\n")
+          "The clock starts at the first delivered message and stops at the last; CPU is the client process' user+system time over the same window. "
+          "The repetitions are interleaved: each round runs every contestant once, the order reversed every other round, so that load drift on this shared machine hits all alike.\n")
         raw = med(tp.get("raw", {}).get("msgs_per_s"))
         js = med(tp.get("js", {}).get("msgs_per_s"))
         w("| Client | messages/s | CPU s per 100k messages | dropped | vs realtime-js | % of raw limit |")

@@ -218,18 +218,25 @@ def receive_run(argv, errors):
 
 
 def run_throughput(keys, source_url):
-    out = {}
-    for key in keys:
-        label, argv, slow = CONTESTANTS[key]
-        n = MSGS_PY if slow else MSGS
-        rates, cpus, drops, errors = [], [], [], []
-        for rep in range(REPS):
+    # Repetitions are interleaved (each round runs every contestant once, the order reversed
+    # every other round), so that load drift on a shared machine hits all contestants alike:
+    # the ratios between them are what the report compares.
+    runs = {key: ([], [], [], []) for key in keys}  # rates, cpus, drops, errors
+    for rep in range(REPS):
+        for key in keys if rep % 2 == 0 else keys[::-1]:
+            label, argv, slow = CONTESTANTS[key]
+            n = MSGS_PY if slow else MSGS
+            rates, cpus, drops, errors = runs[key]
             r = receive_run(argv + ["throughput", source_url, "bench-key", f"tp-{n}", str(n)], errors)
             if not r:
                 continue
             rates.append(r["n"] / r["secs"])
             cpus.append(r["cpu_s"] / r["n"] * 100000)
             drops.append(r.get("dropped", 0) / n)
+    out = {}
+    for key in keys:
+        rates, cpus, drops, errors = runs[key]
+        n = MSGS_PY if CONTESTANTS[key][2] else MSGS
         out[key] = {"msgs_per_s": agg(rates), "cpu_s_per_100k": agg(cpus), "dropped_frac": agg(drops),
                     "msgs": n, "errors": errors[:2]}
         log("throughput", key, out[key]["msgs_per_s"], "dropped", out[key]["dropped_frac"])
