@@ -472,7 +472,12 @@ def kotlin_section(results, w):
       "socket no faster than it delivers, so most of a burst waits in the kernel's socket buffers; our "
       "library reads at network speed into its event queue (`queueCapacity`, 1,000,000 events by "
       "default in Kotlin), which must hold the burst while a JVM that is still compiling the delivery "
-      "path drains it.\n")
+      "path drains it. In the memory scenario both JVM contestants settle the same way before READY "
+      "(`settleMemory` in bench/kotlin): they wait until the JIT compiler has been idle for a second and "
+      "HotSpot's arena chunk pool has been cleaned, collect garbage with a heap that shrinks to what is "
+      "live (`MaxHeapFreeRatio` 10), and return freed malloc memory to the OS "
+      "(`System.trim_native_heap`), so that the slope is per-channel state rather than the memory the JIT "
+      "used to compile the join path, which glibc otherwise keeps.\n")
     w("| Target | Measured (ours vs supabase-kt) | Reached |")
     w("|---|---|---|")
     for name, val, ok in rows:
