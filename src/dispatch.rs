@@ -259,17 +259,17 @@ impl Dispatcher {
                 }
                 let mut idle_since: Option<Instant> = None;
                 loop {
+                    let mut taken = 0;
                     while batch.len() < MAX_RUN {
                         match self.pop_locked(&mut q) {
                             Some(item) => {
-                                if item.is_data() {
-                                    self.batched.fetch_add(1, Ordering::Relaxed);
-                                }
+                                taken += usize::from(item.is_data());
                                 batch.push_back(item)
                             }
                             None => break,
                         }
                     }
+                    self.batched.fetch_add(taken, Ordering::Relaxed);
                     if !batch.is_empty() || q.closed {
                         break;
                     }
@@ -337,12 +337,16 @@ impl Dispatcher {
                 spent = std::mem::replace(&mut q.spent, Vec::with_capacity(SPENT_BATCH * 4));
             }
             was_empty = q.items.is_empty();
+            // Read once: the dispatcher thread writes it per event, and reading it per event
+            // here would move its cache line between the cores per event. It only shrinks
+            // while we hold the lock, so this copy errs towards a full queue, never past it.
+            let batched = self.batched.load(Ordering::Relaxed);
             for emit in emits.drain(..) {
                 let item = match emit {
                     Emit::Event(channel, incoming) => Item::Event(channel, incoming),
                     Emit::RemoveChannel(c) => Item::RemoveChannel(c),
                 };
-                let waiting = q.data_len + self.batched.load(Ordering::Relaxed);
+                let waiting = q.data_len + batched;
                 if item.is_data() && waiting >= self.capacity {
                     self.dropped_total.fetch_add(1, Ordering::Relaxed);
                     match q.items.back_mut() {
