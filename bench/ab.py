@@ -12,27 +12,23 @@ release-vs-dist comparison, e.g. after `BENCH_DIST=1 BENCH_ONLY=c,c_dist scripts
 import statistics
 import sys
 
-from run import receive_run, start_source
+from run import start_source, throughput_rounds
 
 bins = sys.argv[1].split(",")
 rounds = int(sys.argv[2])
-n = sys.argv[3] if len(sys.argv) > 3 else "300000"
+n = int(sys.argv[3]) if len(sys.argv) > 3 else 300000
 source, url = start_source()
-rates = {b: [] for b in bins}
-cpu = {b: [] for b in bins}
 try:
-    for r in range(rounds):
-        for b in bins if r % 2 == 0 else bins[::-1]:
-            errors = []
-            res = receive_run([b, "throughput", url, "bench-key", f"tp-{n}", n], errors)
-            if not res:
-                sys.exit(f"{b}: {errors[0]}")
-            rates[b].append(res["n"] / res["secs"])
-            cpu[b].append(res["cpu_s"] / res["n"] * 1e6)
+    runs = throughput_rounds({b: ([b], n) for b in bins}, url, rounds)
 finally:
     source.stop()
-base = statistics.median(rates[bins[0]])
 for b in bins:
-    m = statistics.median(rates[b])
+    rates, _, _, errors = runs[b]
+    if len(rates) < rounds:
+        sys.exit(f"{b}: {errors[0]}")
+base = statistics.median(runs[bins[0]][0])
+for b in bins:
+    rates, cpus, _, _ = runs[b]
+    m = statistics.median(rates)
     print(f"{b}: median {m:,.0f} msgs/s ({(m / base - 1) * 100:+.1f} %), "
-          f"CPU {statistics.median(cpu[b]):.3f} µs/msg, runs {[round(x / 1000) for x in rates[b]]} k")
+          f"CPU {statistics.median(cpus) * 10:.3f} µs/msg, runs {[round(x / 1000) for x in rates]} k")

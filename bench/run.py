@@ -217,15 +217,17 @@ def receive_run(argv, errors):
     return r
 
 
-def run_throughput(keys, source_url):
-    # Repetitions are interleaved (each round runs every contestant once, the order reversed
-    # every other round), so that load drift on a shared machine hits all contestants alike:
-    # the ratios between them are what the report compares.
-    runs = {key: ([], [], [], []) for key in keys}  # rates, cpus, drops, errors
-    for rep in range(REPS):
+def throughput_rounds(argvs, source_url, reps):
+    """Runs the throughput scenario `reps` times for each contestant of `argvs` (key -> (argv
+    prefix, messages)), interleaved: each round runs every contestant once, the order reversed
+    every other round, so that load drift on a shared machine hits all alike (the ratios between
+    them are what the report compares). Returns key -> (rates, CPU s per 100k, drop shares,
+    errors), one entry per successful run."""
+    keys = list(argvs)
+    runs = {key: ([], [], [], []) for key in keys}
+    for rep in range(reps):
         for key in keys if rep % 2 == 0 else keys[::-1]:
-            label, argv, slow = CONTESTANTS[key]
-            n = MSGS_PY if slow else MSGS
+            argv, n = argvs[key]
             rates, cpus, drops, errors = runs[key]
             r = receive_run(argv + ["throughput", source_url, "bench-key", f"tp-{n}", str(n)], errors)
             if not r:
@@ -233,12 +235,17 @@ def run_throughput(keys, source_url):
             rates.append(r["n"] / r["secs"])
             cpus.append(r["cpu_s"] / r["n"] * 100000)
             drops.append(r.get("dropped", 0) / n)
+    return runs
+
+
+def run_throughput(keys, source_url):
+    msgs = {key: MSGS_PY if CONTESTANTS[key][2] else MSGS for key in keys}
+    runs = throughput_rounds({key: (CONTESTANTS[key][1], msgs[key]) for key in keys}, source_url, REPS)
     out = {}
     for key in keys:
         rates, cpus, drops, errors = runs[key]
-        n = MSGS_PY if CONTESTANTS[key][2] else MSGS
         out[key] = {"msgs_per_s": agg(rates), "cpu_s_per_100k": agg(cpus), "dropped_frac": agg(drops),
-                    "msgs": n, "errors": errors[:2]}
+                    "msgs": msgs[key], "errors": errors[:2]}
         log("throughput", key, out[key]["msgs_per_s"], "dropped", out[key]["dropped_frac"])
     return out
 
