@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use supa_realtime_protocol::{
     event, BinaryFrame, BroadcastPayload, Frame, JoinPayload, PostgresBinding, Vsn, PHOENIX_TOPIC,
@@ -453,7 +454,7 @@ impl Conn {
             return Err("ChannelRateLimitReached: Too many channels".into());
         }
         // The protocol crate reads the join as the server does: leniently, field by field.
-        let join: JoinPayload = serde_json::from_value(frame.payload.clone()).unwrap_or_default();
+        let join = JoinPayload::deserialize(&frame.payload).unwrap_or_default();
         let config = join.config.unwrap_or_default();
         // As upstream: an `sb_…` key means "use the connection's token"; otherwise the legacy
         // `user_token` wins over `access_token`, and without either the connection's is used.
