@@ -447,7 +447,7 @@ def kotlin_section(results, w):
                      "yes" if tp / tp_kt >= T_KT_X else "**no**"))
     drops = ((results.get("throughput") or {}).get("kt") or {}).get("dropped_frac")
     if drops:
-        drops_kt = med(((results.get("throughput") or {}).get("supabase_kt") or {}).get("dropped_frac"))
+        _, drops_kt = both("throughput", "dropped_frac")
         rows.append(("0 dropped in the burst at default settings (every run)",
                      ("0 in every run" if drops["max"] == 0 else f"up to {100 * drops['max']:.2f} %")
                      + f" (supabase-kt: median {100 * (drops_kt or 0):.2f} %)",
