@@ -94,6 +94,9 @@ pub fn payload100(field: &str, value: u64) -> String {
     format!("{head}{}\"}}", "x".repeat(pad))
 }
 
+/// Throughput contestants read the clock once per this many deliveries (and at the last).
+pub const CLOCK_EVERY: usize = 1024;
+
 /// Throughput/latency summary shared by the Rust contestants.
 pub struct Window {
     pub first: Option<(std::time::Instant, f64)>,
