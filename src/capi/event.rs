@@ -413,7 +413,7 @@ pub extern "C" fn supa_event_topic(event: *const supa_event, len: *mut usize) ->
 fn name_text(e: &supa_event) -> Option<&[u8]> {
     cached(&e.name, || match e.view() {
         View::Broadcast(b) => Some(text(&b.event)),
-        View::Raw(r) => Some(text(r.event.as_str())),
+        View::Raw(r) => Some(text(r.event())),
         View::Change(c) => Some(text(&c.event_type)),
         _ => None,
     })
@@ -471,10 +471,10 @@ pub extern "C" fn supa_event_payload_binary(
                 payload: Payload::Binary(bytes),
                 ..
             }) => Some(bytes),
-            View::Raw(RawBroadcast {
-                payload: RawPayload::Binary(bytes),
-                ..
-            }) => Some(bytes),
+            View::Raw(r) => match r.payload() {
+                RawPayload::Binary(bytes) => Some(bytes),
+                _ => None,
+            },
             _ => None,
         };
         let (data, n) = match bytes {
@@ -493,9 +493,7 @@ fn meta_json_text(e: &supa_event) -> Option<&[u8]> {
         View::Broadcast(b) => b.meta.as_ref().map(json_text),
         // As the Rust API: metadata that is not JSON is left out.
         View::Raw(r) => r
-            .meta
-            .as_ref()
-            .map(|m| m.as_str())
+            .meta()
             .filter(|m| serde_json::from_str::<serde::de::IgnoredAny>(m).is_ok())
             .map(text),
         _ => None,
@@ -514,10 +512,7 @@ pub extern "C" fn supa_event_meta_json(event: *const supa_event, len: *mut usize
 fn stored_meta(e: &supa_event) -> BroadcastMeta {
     match e.view() {
         View::Broadcast(b) => b.meta.as_ref().map(BroadcastMeta::from_value),
-        View::Raw(r) => r
-            .meta
-            .as_ref()
-            .map(|m| BroadcastMeta::from_json(m.as_str())),
+        View::Raw(r) => r.meta().map(BroadcastMeta::from_json),
         _ => None,
     }
     .unwrap_or_default()

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Bytes;
 
 use super::gap::{Admit, GapFill, WallClock};
 use super::outbox::{Ctx, Reply};
@@ -22,7 +23,7 @@ use crate::error::{is_token_rejection, reason_kind, Error, ErrorKind};
 use crate::event::{
     Broadcast, ChannelId, ChannelState, Event, Payload, PresenceEvent, SubscribeStatus,
 };
-use crate::incoming::{RawBroadcast, RawPayload, SharedStr};
+use crate::incoming::{RawBroadcast, RawPayload};
 use crate::options::ChannelOptions;
 use crate::postgres::{self, PostgresChangesFilter};
 use crate::presence::{Change, Presence};
@@ -874,27 +875,21 @@ impl ChannelMachine {
     }
 
     /// A broadcast for this topic whose payload is still text (the fan-out fast path): it
-    /// goes to the dispatch queue as is, to be parsed there (see `crate::incoming`).
+    /// goes to the dispatch queue as is, to be parsed there (see `crate::incoming`). The parts
+    /// are slices of `frame` (or of copies, which are then copied into a buffer of their own).
     pub(crate) fn on_raw_broadcast(
         &mut self,
         ctx: &mut Ctx,
-        event: SharedStr,
-        payload: RawPayload,
-        meta: Option<SharedStr>,
+        frame: &Bytes,
+        (event, payload, meta): (&str, RawPayload<'_>, Option<&str>),
         now: Instant,
     ) -> After {
         // Read only for gap fill: other channels leave `meta` as text.
-        let stored = self.gap.is_some().then(|| {
-            meta.as_ref()
-                .map(|m| BroadcastMeta::from_json(m.as_str()))
-                .unwrap_or_default()
-        });
-        let b = RawBroadcast {
-            topic: self.config.topic.clone(),
-            event,
-            payload,
-            meta,
-        };
+        let stored = self
+            .gap
+            .is_some()
+            .then(|| meta.map(BroadcastMeta::from_json).unwrap_or_default());
+        let b = RawBroadcast::new(self.config.topic.clone(), frame, event, payload, meta);
         let id = self.id();
         self.admit(ctx, stored, now, |ctx| ctx.emit(Some(id), b));
         After::Keep
@@ -905,19 +900,17 @@ impl ChannelMachine {
     pub(crate) fn on_user_broadcast(
         &mut self,
         ctx: &mut Ctx,
-        event: SharedStr,
-        payload: RawPayload,
-        metadata: SharedStr,
+        frame: &Bytes,
+        (event, payload, metadata): (&str, RawPayload<'_>, &str),
         now: Instant,
     ) -> After {
-        if let RawPayload::Json(text) = &payload {
-            if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text.as_str()) {
+        if let RawPayload::Json(text) = payload {
+            if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
                 ctx.emit(
                     None,
                     Event::Error {
                         message: format!(
-                            "broadcast {:?} on {}: invalid JSON payload: {e}",
-                            event.as_str(),
+                            "broadcast {event:?} on {}: invalid JSON payload: {e}",
                             self.topic()
                         ),
                     },
@@ -925,8 +918,8 @@ impl ChannelMachine {
                 return After::Keep;
             }
         }
-        let meta = (!metadata.as_str().is_empty()).then_some(metadata);
-        self.on_raw_broadcast(ctx, event, payload, meta, now)
+        let meta = (!metadata.is_empty()).then_some(metadata);
+        self.on_raw_broadcast(ctx, frame, (event, payload, meta), now)
     }
 
     /// A JSON broadcast for this topic, already parsed (from a frame of the general path).
@@ -1267,11 +1260,13 @@ impl ChannelMachine {
                 payload,
                 ..
             } => {
-                let payload = match payload {
-                    BroadcastPayload::Json(text) => RawPayload::Json(text.into()),
-                    BroadcastPayload::Binary(b) => RawPayload::Binary(b.into()),
+                let payload = match &payload {
+                    BroadcastPayload::Json(text) => RawPayload::Json(text),
+                    BroadcastPayload::Binary(b) => RawPayload::Binary(b),
                 };
-                self.on_user_broadcast(ctx, ev.into(), payload, metadata.into(), now)
+                // Decoded parts: `new` copies them into one buffer.
+                let none = Bytes::new();
+                self.on_user_broadcast(ctx, &none, (&ev, payload, &metadata), now)
             }
             // Kinds 0-2 (phoenix.js' binary serializer): JSON payloads become ordinary frames.
             BinaryFrame::Push {

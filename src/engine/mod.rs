@@ -23,7 +23,6 @@ mod channel_tests;
 #[cfg(test)]
 mod engine_tests;
 
-use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -39,7 +38,7 @@ use self::snapshot::Counters;
 use self::timers::Timers;
 use crate::error::Error;
 use crate::event::{ChannelId, ConnectionState, Event, HeartbeatStatus};
-use crate::incoming::{Emit, RawPayload, SharedStr};
+use crate::incoming::{Emit, RawPayload};
 use crate::options::{ClientOptions, Vsn};
 use crate::protocol::{
     event, BinaryFrame, FanoutBroadcast, Frame, UserBroadcastRef, UserPayloadRef, PHOENIX_TOPIC,
@@ -590,31 +589,19 @@ impl Engine {
         let Some(b) = FanoutBroadcast::decode(text.as_str()) else {
             return false;
         };
-        let shared = |s: &str| SharedStr::within(text, s);
-        let event = match b.event {
-            Some(Cow::Borrowed(e)) => shared(e),
-            Some(Cow::Owned(e)) => Some(e.into()),
-            None => Some(String::new().into()),
-        };
         let payload = match b.payload {
-            Some(p) => shared(p.get()).map(RawPayload::Json),
-            None => Some(RawPayload::Absent),
+            Some(p) => RawPayload::Json(p.get()),
+            None => RawPayload::Absent,
         };
-        let meta = match b.meta {
-            Some(m) => match shared(m.get()) {
-                Some(m) => Some(m),
-                None => return false,
-            },
-            None => None,
-        };
-        let (Some(event), Some(payload)) = (event, payload) else {
-            return false;
-        };
-        self.route(
-            &b.topic,
-            (event, payload, meta),
-            |m, ctx, (event, payload, meta)| m.on_raw_broadcast(ctx, event, payload, meta, now),
+        let parts = (
+            b.event.as_deref().unwrap_or_default(),
+            payload,
+            b.meta.map(|m| m.get()),
         );
+        let frame: &Bytes = text.as_ref();
+        self.route(&b.topic, parts, |m, ctx, parts| {
+            m.on_raw_broadcast(ctx, frame, parts, now)
+        });
         true
     }
 
@@ -666,28 +653,14 @@ impl Engine {
         if self.router.get(b.topic).is_empty() {
             return;
         }
-        let range = |part: &[u8]| {
-            let start = part.as_ptr() as usize - bytes.as_ptr() as usize;
-            start..start + part.len()
-        };
-        let text = |part: &str| SharedStr::from_bytes(bytes, range(part.as_bytes()));
+        // The decoder's parts are slices of `bytes`: the broadcast keeps them there.
         let payload = match b.payload {
-            UserPayloadRef::Json(json) => text(json).map(RawPayload::Json),
-            UserPayloadRef::Binary(bin) => Some(RawPayload::Binary(bytes.slice(range(bin)))),
+            UserPayloadRef::Json(json) => RawPayload::Json(json),
+            UserPayloadRef::Binary(bin) => RawPayload::Binary(bin),
         };
-        // The decoder checked that the fields are UTF-8 slices of `bytes`.
-        let (Some(event), Some(metadata), Some(payload)) =
-            (text(b.event), text(b.metadata), payload)
-        else {
-            return;
-        };
-        self.route(
-            b.topic,
-            (event, payload, metadata),
-            |m, ctx, (event, payload, metadata)| {
-                m.on_user_broadcast(ctx, event, payload, metadata, now)
-            },
-        );
+        self.route(b.topic, (b.event, payload, b.metadata), |m, ctx, parts| {
+            m.on_user_broadcast(ctx, bytes, parts, now)
+        });
     }
 
     fn on_heartbeat_reply(&mut self, frame: &Frame, now: Instant) {
