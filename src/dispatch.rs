@@ -18,6 +18,7 @@
 //! delivering thread: the bindings' batching listeners collect events in their callback and
 //! hand the batch to foreign code there, one foreign call per run instead of one per event.
 
+use rustc_hash::FxHashMap;
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -146,7 +147,7 @@ type List = Arc<Vec<Arc<Listener>>>;
 #[derive(Default)]
 struct Table {
     global: List,
-    by_channel: HashMap<ChannelId, List>,
+    by_channel: FxHashMap<ChannelId, List>,
     /// Where each listener is: `None` for global.
     place: HashMap<u64, Option<ChannelId>>,
 }

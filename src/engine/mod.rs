@@ -23,7 +23,8 @@ mod channel_tests;
 #[cfg(test)]
 mod engine_tests;
 
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,7 +98,7 @@ pub(crate) struct Engine {
     actions: Vec<Action>,
     counters: Arc<Counters>,
     state_tx: watch::Sender<ConnectionState>,
-    channels: HashMap<ChannelId, ChannelMachine>,
+    channels: FxHashMap<ChannelId, ChannelMachine>,
     router: Router,
     timers: Timers,
     phase: Phase,
@@ -152,7 +153,7 @@ impl Engine {
             actions: Vec::new(),
             counters,
             state_tx,
-            channels: HashMap::new(),
+            channels: FxHashMap::default(),
             router: Router::default(),
             timers: Timers::default(),
             phase: Phase::Idle,

@@ -1,8 +1,9 @@
 //! Topic → channels: the index every inbound frame is routed by, so per-frame work does not
 //! grow with the number of joined channels.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use crate::event::ChannelId;
 
@@ -10,7 +11,7 @@ use crate::event::ChannelId;
 /// a new one joins (in the order they were added).
 #[derive(Debug, Default)]
 pub(crate) struct Router {
-    by_topic: HashMap<Arc<str>, Vec<ChannelId>>,
+    by_topic: FxHashMap<Arc<str>, Vec<ChannelId>>,
 }
 
 impl Router {
