@@ -34,10 +34,8 @@ use crate::options::DispatchMode;
 
 /// How long an idle dispatcher thread keeps polling (yielding its core) before it parks.
 const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
-/// The runtime thread collects delivered events in batches of this many.
-const SPENT_BATCH: usize = 64;
-/// Delivered events the dispatcher thread keeps for the runtime thread to free (when its buffer
-/// is full) before it frees them itself.
+/// Delivered events waiting for the runtime thread to free them: past this many (it has
+/// stopped collecting) the dispatcher thread frees them itself.
 const SPENT_BACKLOG: usize = 4 * MAX_RUN;
 /// The dispatcher thread takes up to this many queued items per lock; a run of deliveries
 /// is at most this long, which bounds the batches of batching listeners (and how long the
@@ -180,10 +178,27 @@ struct Queue {
     /// Data events currently queued (lifecycle events and lag markers are not counted).
     data_len: usize,
     closed: bool,
-    /// Delivered events on their way back to the runtime thread, which frees them: glibc's
+    /// Delivered runs on their way back to the runtime thread, which frees them: glibc's
     /// malloc makes every free of another thread's allocation contend on that thread's arena
-    /// lock, which made freeing events the dispatcher thread's largest cost.
-    spent: Vec<Incoming>,
+    /// lock, and the frames' reference counts stay on one core.
+    spent: VecDeque<Item>,
+}
+
+/// Moves the next run (at most [`MAX_RUN`] items) from the queue into `batch`, which is empty;
+/// returns how many data events it took.
+fn take_run(q: &mut Queue, batch: &mut VecDeque<Item>) -> usize {
+    if q.items.len() <= MAX_RUN {
+        // The usual case: the whole queue, by swapping buffers rather than moving each item.
+        std::mem::swap(&mut q.items, batch);
+        return std::mem::take(&mut q.data_len);
+    }
+    let mut taken = 0;
+    for item in q.items.drain(..MAX_RUN) {
+        taken += usize::from(item.is_data());
+        batch.push_back(item);
+    }
+    q.data_len -= taken;
+    taken
 }
 
 thread_local! {
@@ -241,35 +256,26 @@ impl Dispatcher {
 
     fn run_thread(self: Arc<Self>) {
         IN_DISPATCH.with(|f| f.set(true));
-        let mut batch: VecDeque<Item> = VecDeque::with_capacity(MAX_RUN);
-        let mut spent: Vec<Incoming> = Vec::with_capacity(MAX_RUN);
+        // The run being delivered. Delivered, it goes back to the runtime thread whole: its
+        // events are freed there, on the thread that allocated them (see `Queue::spent`).
+        let mut batch: VecDeque<Item> = VecDeque::new();
         loop {
-            let mut overflow = Vec::new();
+            let mut overflow = VecDeque::new();
             {
                 let mut q = self.queue.lock();
-                // Hand delivered events back, into the buffer the runtime thread allocated.
-                // What does not fit waits here for the next run: freeing it on this thread
-                // would take the runtime thread's malloc arena lock, and in a burst the two
-                // threads then wait on each other inside malloc. Only a backlog the runtime
-                // thread has stopped collecting is freed here.
-                let room = (SPENT_BATCH * 4).saturating_sub(q.spent.len());
-                let fits = spent.len().min(room);
-                q.spent.extend(spent.drain(..fits));
-                if spent.len() > SPENT_BACKLOG {
-                    overflow = std::mem::take(&mut spent);
+                if q.spent.is_empty() {
+                    std::mem::swap(&mut q.spent, &mut batch);
+                } else {
+                    // The runtime thread has not collected the last run yet. Only a backlog it
+                    // has stopped collecting is freed here.
+                    q.spent.append(&mut batch);
+                    if q.spent.len() > SPENT_BACKLOG {
+                        overflow = std::mem::take(&mut q.spent);
+                    }
                 }
                 let mut idle_since: Option<Instant> = None;
                 loop {
-                    let mut taken = 0;
-                    while batch.len() < MAX_RUN {
-                        match self.pop_locked(&mut q) {
-                            Some(item) => {
-                                taken += usize::from(item.is_data());
-                                batch.push_back(item)
-                            }
-                            None => break,
-                        }
-                    }
+                    let taken = take_run(&mut q, &mut batch);
                     self.batched.fetch_add(taken, Ordering::Relaxed);
                     if !batch.is_empty() || q.closed {
                         break;
@@ -282,10 +288,10 @@ impl Dispatcher {
                         MutexGuard::unlocked(&mut q, std::thread::yield_now);
                         continue;
                     }
-                    if !q.spent.is_empty() || !spent.is_empty() {
+                    if !q.spent.is_empty() {
                         // The network thread has been quiet for a while: free the leftovers
                         // here rather than keep them until its next event.
-                        let leftovers = (std::mem::take(&mut q.spent), std::mem::take(&mut spent));
+                        let leftovers = std::mem::take(&mut q.spent);
                         MutexGuard::unlocked(&mut q, || drop(leftovers));
                         continue;
                     }
@@ -297,13 +303,11 @@ impl Dispatcher {
             if batch.is_empty() {
                 break; // closed and drained
             }
-            while let Some(item) = batch.pop_front() {
+            for item in &batch {
                 if item.is_data() {
                     self.batched.fetch_sub(1, Ordering::Relaxed);
                 }
-                if let Some(done) = self.deliver(item) {
-                    spent.push(done);
-                }
+                self.deliver(item);
             }
             self.end_run();
         }
@@ -324,7 +328,8 @@ impl Dispatcher {
             return;
         }
         let was_empty;
-        let mut spent = Vec::new();
+        let mut spent = VecDeque::new();
+        let mut dropped = Vec::new();
         {
             let mut q = self.queue.lock();
             if q.closed {
@@ -332,10 +337,10 @@ impl Dispatcher {
                 emits.clear();
                 return;
             }
-            if q.spent.len() >= SPENT_BATCH {
-                // The replacement is allocated here too, so the dispatcher only ever pushes
-                // into a buffer this thread owns (capacity covers the dispatcher's limit).
-                spent = std::mem::replace(&mut q.spent, Vec::with_capacity(SPENT_BATCH * 4));
+            if !q.spent.is_empty() {
+                // The replacement is allocated here too: every queue buffer the dispatcher
+                // thread hands around (and back) is this thread's.
+                spent = std::mem::replace(&mut q.spent, VecDeque::with_capacity(MAX_RUN));
             }
             was_empty = q.items.is_empty();
             // Read once: the dispatcher thread writes it per event, and reading it per event
@@ -357,10 +362,8 @@ impl Dispatcher {
                             q.items.push_back(Item::Lagged(1))
                         }
                     }
-                    // Freed with the rest of the batch below, outside the lock.
-                    if let Item::Event(_, incoming) = item {
-                        spent.push(incoming);
-                    }
+                    // Freed below, outside the lock.
+                    dropped.push(item);
                     continue;
                 }
                 if item.is_data() {
@@ -378,7 +381,7 @@ impl Dispatcher {
             }
         }
         // Freed here, on the thread that allocated them, outside the lock.
-        drop(spent);
+        drop((spent, dropped));
     }
 
     /// App-pumped mode: delivers up to `max` queued events on the calling thread.
@@ -391,7 +394,7 @@ impl Dispatcher {
             let item = self.pop_locked(&mut self.queue.lock());
             let Some(item) = item else { break };
             let counted = matches!(item, Item::Event(..) | Item::Lagged(_));
-            self.deliver(item);
+            self.deliver(&item);
             n += usize::from(counted);
             run_len += 1;
             if run_len >= MAX_RUN {
@@ -424,17 +427,18 @@ impl Dispatcher {
         self.queue.lock().items.len() + self.batched.load(Ordering::Relaxed)
     }
 
-    /// Runs the item's callbacks; returns the delivered event for the caller to dispose of.
-    fn deliver(&self, item: Item) -> Option<Incoming> {
+    /// Runs the item's callbacks (the caller disposes of the item).
+    fn deliver(&self, item: &Item) {
+        let lag;
         let (channel, incoming) = match item {
-            Item::Event(c, e) => (c, e),
-            Item::Lagged(dropped) => (None, Incoming::from(Event::Lagged { dropped })),
-            Item::RemoveChannel(c) => {
-                self.remove_channel_listeners(c);
-                return None;
+            Item::Event(c, e) => (*c, e),
+            Item::Lagged(dropped) => {
+                lag = Incoming::from(Event::Lagged { dropped: *dropped });
+                (None, &lag)
             }
+            Item::RemoveChannel(c) => return self.remove_channel_listeners(*c),
         };
-        let lagged = matches!(&incoming, Incoming::Event(e) if matches!(**e, Event::Lagged { .. }));
+        let lagged = matches!(incoming, Incoming::Event(e) if matches!(**e, Event::Lagged { .. }));
         // Per event this allocates nothing: at 1M events/s a small `Vec` here cost a tenth
         // of the dispatcher thread, in malloc and in its arena lock.
         let lists = {
@@ -454,10 +458,8 @@ impl Dispatcher {
         let mut parsed: Option<Event> = None;
         for_each_in_registration_order(lists.as_slice(), |l| {
             // A panicking callback must not kill the dispatcher (or cross an FFI boundary).
-            let called = catch_unwind(AssertUnwindSafe(|| {
-                call(l, channel, &incoming, &mut parsed)
-            }))
-            .unwrap_or(true);
+            let called = catch_unwind(AssertUnwindSafe(|| call(l, channel, incoming, &mut parsed)))
+                .unwrap_or(true);
             if let (true, Some(hook)) = (called, &l.run_end) {
                 let mut touched = self.touched.lock();
                 if !touched.iter().any(|h| Arc::ptr_eq(h, hook)) {
@@ -466,7 +468,6 @@ impl Dispatcher {
             }
         });
         drop(lists);
-        Some(incoming)
     }
 
     pub(crate) fn add_listener(&self, filter: Filter, callback: Callback) -> ListenerId {
