@@ -219,6 +219,9 @@ pub(crate) struct Dispatcher {
     /// still count against `capacity`, so batching does not enlarge the queue.
     batched: AtomicUsize,
     listeners: Mutex<Table>,
+    /// Moves on with every change of `listeners` (made under its lock), so that cached lists
+    /// ([`ListCache`]) are looked up again.
+    listeners_version: AtomicU64,
     next_listener: AtomicU64,
     wakeup: Mutex<Option<Wakeup>>,
     /// Run-end hooks of the listeners that received events in the current run (kept even if
@@ -238,6 +241,7 @@ impl Dispatcher {
             capacity: capacity.max(1),
             batched: AtomicUsize::new(0),
             listeners: Mutex::new(Table::default()),
+            listeners_version: AtomicU64::new(0),
             next_listener: AtomicU64::new(1),
             wakeup: Mutex::new(None),
             touched: Mutex::new(Vec::new()),
@@ -303,12 +307,14 @@ impl Dispatcher {
             if batch.is_empty() {
                 break; // closed and drained
             }
+            let mut cache = ListCache::default();
             for item in &batch {
                 if item.is_data() {
                     self.batched.fetch_sub(1, Ordering::Relaxed);
                 }
-                self.deliver(item);
+                self.deliver(item, &mut cache);
             }
+            drop(cache);
             self.end_run();
         }
         self.drop_listeners();
@@ -390,15 +396,17 @@ impl Dispatcher {
         IN_DISPATCH.with(|f| f.set(true));
         let mut n = 0;
         let mut run_len = 0;
+        let mut cache = ListCache::default();
         while n < max {
             let item = self.pop_locked(&mut self.queue.lock());
             let Some(item) = item else { break };
             let counted = matches!(item, Item::Event(..) | Item::Lagged(_));
-            self.deliver(&item);
+            self.deliver(&item, &mut cache);
             n += usize::from(counted);
             run_len += 1;
             if run_len >= MAX_RUN {
                 run_len = 0;
+                cache = ListCache::default();
                 self.end_run();
             }
         }
@@ -428,7 +436,7 @@ impl Dispatcher {
     }
 
     /// Runs the item's callbacks (the caller disposes of the item).
-    fn deliver(&self, item: &Item) {
+    fn deliver(&self, item: &Item, cache: &mut ListCache) {
         let lag;
         let (channel, incoming) = match item {
             Item::Event(c, e) => (*c, e),
@@ -441,18 +449,16 @@ impl Dispatcher {
         let lagged = matches!(incoming, Incoming::Event(e) if matches!(**e, Event::Lagged { .. }));
         // Per event this allocates nothing: at 1M events/s a small `Vec` here cost a tenth
         // of the dispatcher thread, in malloc and in its arena lock.
-        let lists = {
+        let all;
+        let lists = if lagged {
+            // Channel listeners hear about drops too.
             let t = self.listeners.lock();
-            if lagged {
-                // Channel listeners hear about drops too.
-                let mut all = vec![t.global.clone()];
-                all.extend(t.by_channel.values().cloned());
-                Lists::All(all)
-            } else if let Some(list) = channel.and_then(|c| t.by_channel.get(&c)) {
-                Lists::Few([t.global.clone(), list.clone()], 2)
-            } else {
-                Lists::Few([t.global.clone(), t.global.clone()], 1)
-            }
+            let mut lists = vec![t.global.clone()];
+            lists.extend(t.by_channel.values().cloned());
+            all = Lists::All(lists);
+            &all
+        } else {
+            self.lists_for(channel, cache)
         };
         // A raw broadcast is parsed once, for the first Rust callback that wants it.
         let mut parsed: Option<Event> = None;
@@ -467,7 +473,34 @@ impl Dispatcher {
                 }
             }
         });
-        drop(lists);
+    }
+
+    /// The client-wide list and `channel`'s, from `cache` while the table is unchanged.
+    fn lists_for<'c>(&self, channel: Option<ChannelId>, cache: &'c mut ListCache) -> &'c Lists {
+        let version = self.listeners_version.load(Ordering::Acquire);
+        if cache.key != Some((version, channel)) {
+            let t = self.listeners.lock();
+            // Read again under the lock: the lists below are of this version.
+            let version = self.listeners_version.load(Ordering::Relaxed);
+            let lists = match channel.and_then(|c| t.by_channel.get(&c)) {
+                Some(list) => Lists::Few([t.global.clone(), list.clone()], 2),
+                None => Lists::Few([t.global.clone(), t.global.clone()], 1),
+            };
+            drop(t);
+            // The lists replaced are dropped here, outside the lock (they may hold the last
+            // reference to a removed listener, whose closure is the app's).
+            cache.lists = lists;
+            cache.key = Some((version, channel));
+        }
+        &cache.lists
+    }
+
+    /// Changes the listener table (under its lock) and moves its version on.
+    fn edit_listeners<R>(&self, f: impl FnOnce(&mut Table) -> R) -> R {
+        let mut t = self.listeners.lock();
+        let r = f(&mut t);
+        self.listeners_version.fetch_add(1, Ordering::Release);
+        r
     }
 
     pub(crate) fn add_listener(&self, filter: Filter, callback: Callback) -> ListenerId {
@@ -484,14 +517,15 @@ impl Dispatcher {
     ) -> ListenerId {
         let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
         let channel = filter.channel();
-        let mut t = self.listeners.lock();
-        t.place.insert(id, channel);
-        Arc::make_mut(t.list_mut(channel)).push(Arc::new(Listener {
-            id,
-            filter,
-            callback,
-            run_end,
-        }));
+        self.edit_listeners(|t| {
+            t.place.insert(id, channel);
+            Arc::make_mut(t.list_mut(channel)).push(Arc::new(Listener {
+                id,
+                filter,
+                callback,
+                run_end,
+            }));
+        });
         ListenerId(id)
     }
 
@@ -504,23 +538,21 @@ impl Dispatcher {
     }
 
     pub(crate) fn remove_listener(&self, id: ListenerId) {
-        let removed: Vec<Arc<Listener>> = {
-            let mut t = self.listeners.lock();
+        let removed: Vec<Arc<Listener>> = self.edit_listeners(|t| {
             let Some(channel) = t.place.remove(&id.0) else {
-                return;
+                return Vec::new();
             };
             let list = Arc::make_mut(t.list_mut(channel));
             let (gone, keep) = std::mem::take(list).into_iter().partition(|l| l.id == id.0);
             *list = keep;
             gone
-        };
+        });
         drop(removed); // outside the lock: a closure may own the last client handle
     }
 
     /// Removes every listener of a channel.
     pub(crate) fn remove_channel_listeners(&self, channel: ChannelId) {
-        let removed = {
-            let mut t = self.listeners.lock();
+        let removed = self.edit_listeners(|t| {
             let removed = t.by_channel.remove(&channel);
             if let Some(list) = &removed {
                 for l in list.iter() {
@@ -528,7 +560,7 @@ impl Dispatcher {
                 }
             }
             removed
-        };
+        });
         drop(removed);
     }
 
@@ -551,7 +583,7 @@ impl Dispatcher {
 
     /// Drops all listeners (and what their closures own) outside any lock.
     pub(crate) fn drop_listeners(&self) {
-        let all = std::mem::take(&mut *self.listeners.lock());
+        let all = self.edit_listeners(std::mem::take);
         let touched = std::mem::take(&mut *self.touched.lock());
         let wakeup = self.wakeup.lock().take();
         drop((all, touched));
@@ -571,6 +603,24 @@ impl Lists {
         match self {
             Lists::Few(pair, n) => &pair[..*n],
             Lists::All(all) => all,
+        }
+    }
+}
+
+/// The lists of the last channel delivered to, with the table version they are of. A run is
+/// mostly one channel's events, and looking its lists up per event took a lock and two
+/// reference counts. Kept for one run at most, so that a removed listener's closure is not
+/// kept alive by it while the queue is idle.
+struct ListCache {
+    key: Option<(u64, Option<ChannelId>)>,
+    lists: Lists,
+}
+
+impl Default for ListCache {
+    fn default() -> Self {
+        ListCache {
+            key: None,
+            lists: Lists::Few(Default::default(), 0),
         }
     }
 }
@@ -831,6 +881,64 @@ mod tests {
         )]);
         d.dispatch(10);
         assert_eq!(*order.lock(), vec!["c2"], "only the lag marker reached c2");
+    }
+
+    /// A listener added or removed by a callback takes effect from the next event of the same
+    /// run (the lists a run caches are looked up again after every change).
+    #[test]
+    fn listener_changes_take_effect_at_the_next_event_of_a_run() {
+        for mode in [DispatchMode::AppPumped, DispatchMode::Thread] {
+            let d = Dispatcher::start(mode, 100);
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let late: Arc<Mutex<Option<ListenerId>>> = Arc::default();
+            let (d2, s2, l2) = (d.clone(), seen.clone(), late.clone());
+            d.add_listener(
+                Filter::Channel(1),
+                Callback::Event(Arc::new(move |e: &Event| {
+                    let Event::System { payload, .. } = e else {
+                        return;
+                    };
+                    let n = payload.as_u64().unwrap_or_default();
+                    s2.lock().push(format!("first {n}"));
+                    match n {
+                        2 => {
+                            let s3 = s2.clone();
+                            let id = d2.add_listener(
+                                Filter::Channel(1),
+                                Callback::Event(Arc::new(move |e: &Event| {
+                                    if let Event::System { payload, .. } = e {
+                                        s3.lock().push(format!("late {payload}"));
+                                    }
+                                })),
+                            );
+                            *l2.lock() = Some(id);
+                        }
+                        4 => d2.remove_listener(l2.lock().take().unwrap()),
+                        _ => {}
+                    }
+                })),
+            );
+            // One push: the five events are one run.
+            let mut emits: Vec<Emit> = (1..=5)
+                .map(|n| Emit::Event(Some(1), Incoming::from(data(n))))
+                .collect();
+            d.push_all(&mut emits);
+            if mode == DispatchMode::AppPumped {
+                assert_eq!(d.dispatch(100), 5);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while seen.lock().len() < 7 {
+                assert!(Instant::now() < deadline, "{:?}", seen.lock());
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // Removed while event 4 is delivered, `late` still hears event 4, as an event's
+            // listeners are those registered when its delivery starts.
+            let expected = [
+                "first 1", "first 2", "first 3", "late 3", "first 4", "late 4", "first 5",
+            ];
+            assert_eq!(*seen.lock(), expected, "{mode:?}");
+            d.close();
+        }
     }
 
     #[test]
