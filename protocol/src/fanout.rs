@@ -60,10 +60,13 @@ impl<'a> FanoutBroadcast<'a> {
         let b = text.as_bytes();
         let (topic, i) = scan::string(text, HEAD.len())?;
         let i = comma(b, i)?;
-        let (frame_event, i) = string_at(text, i)?;
-        if frame_event != event::BROADCAST {
-            return None;
-        }
+        let i = match plain(b, i, b"\"broadcast\"") {
+            Some(end) => end,
+            None => match string_at(text, i)? {
+                (e, end) if e == event::BROADCAST => end,
+                _ => return None,
+            },
+        };
         let i = comma(b, i)?;
         if b.get(i) != Some(&b'{') {
             return None;
@@ -111,6 +114,46 @@ fn string_at(text: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
     }
 }
 
+/// `word` at `i` (its exact bytes): the position after it.
+fn plain(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+    b.get(i..)?.starts_with(word).then_some(i + word.len())
+}
+
+/// A key of the body object, as far as the fast path cares.
+#[derive(Clone, Copy)]
+enum Key {
+    Event,
+    Payload,
+    Meta,
+    Other,
+}
+
+impl Key {
+    /// The key at `i` and the position after it. Servers spell the keys plainly, so those
+    /// spellings are compared as bytes before any string is read.
+    fn read(text: &str, i: usize) -> Option<(Key, usize)> {
+        let b = text.as_bytes();
+        let plainly = match b.get(i + 1) {
+            Some(b'e') => plain(b, i, b"\"event\"").map(|end| (Key::Event, end)),
+            Some(b'p') => plain(b, i, b"\"payload\"").map(|end| (Key::Payload, end)),
+            Some(b'm') => plain(b, i, b"\"meta\"").map(|end| (Key::Meta, end)),
+            Some(b't') => plain(b, i, b"\"type\"").map(|end| (Key::Other, end)),
+            _ => None,
+        };
+        if plainly.is_some() {
+            return plainly;
+        }
+        let (key, end) = string_at(text, i)?;
+        let key = match &*key {
+            "event" => Key::Event,
+            "payload" => Key::Payload,
+            "meta" => Key::Meta,
+            _ => Key::Other,
+        };
+        Some((key, end))
+    }
+}
+
 /// The broadcast payload object `{type, event, payload, meta?}`; other keys are skipped.
 struct Body<'a> {
     event: Option<Cow<'a, str>>,
@@ -132,31 +175,31 @@ impl<'a> Body<'a> {
             return Some((body, i + 1));
         }
         loop {
-            let (key, at) = string_at(text, i)?;
+            let (key, at) = Key::read(text, i)?;
             let at = ws(b, at);
             if b.get(at) != Some(&b':') {
                 return None;
             }
             i = ws(b, at + 1);
             // A key seen twice: the general path keeps the last value; leave it to it.
-            match &*key {
-                "event" if body.event.is_none() => {
+            match key {
+                Key::Event if body.event.is_none() => {
                     let (e, end) = string_at(text, i)?;
                     body.event = Some(e);
                     i = end;
                 }
-                "payload" if body.payload.is_none() => {
+                Key::Payload if body.payload.is_none() => {
                     let end = scan::value(b, i)?;
                     body.payload = Some(raw(&text[i..end])?);
                     i = end;
                 }
-                "meta" if body.meta.is_none() => {
+                Key::Meta if body.meta.is_none() => {
                     let end = scan::value(b, i)?;
                     body.meta = Some(raw(&text[i..end])?);
                     i = end;
                 }
-                "event" | "payload" | "meta" => return None,
-                _ => i = scan::value(b, i)?,
+                Key::Event | Key::Payload | Key::Meta => return None,
+                Key::Other => i = scan::value(b, i)?,
             }
             i = ws(b, i);
             match *b.get(i)? {
@@ -184,7 +227,11 @@ fn raw(json: &str) -> Option<&RawValue> {
 }
 
 #[cfg(test)]
+mod oracle;
+
+#[cfg(test)]
 mod tests {
+    use super::oracle::{oracle, Expected};
     use super::*;
     use crate::{Frame, Vsn};
     use serde_json::Value;
@@ -260,75 +307,6 @@ mod tests {
             "",
         ] {
             assert!(FanoutBroadcast::decode(text).is_none(), "{text}");
-        }
-    }
-
-    /// What serde_json makes of the frame under the fast path's shape rules: the expected
-    /// decode as (topic, event, payload text, meta text), built from serde_json's own
-    /// readers only (`&RawValue` validates exactly as `IgnoredAny` does). Topic and event
-    /// carry whether they are borrowed: serde_json borrows a string unless it has escapes.
-    type Expected = (
-        (String, bool),
-        Option<(String, bool)>,
-        Option<String>,
-        Option<String>,
-    );
-
-    fn oracle(text: &str) -> Option<Expected> {
-        let string = |raw: &RawValue| {
-            let s = serde_json::from_str::<String>(raw.get()).ok()?;
-            Some((s, !raw.get().contains('\\')))
-        };
-        if !text.starts_with("[null,null,\"") {
-            return None;
-        }
-        let elements: Vec<&RawValue> = serde_json::from_str(text).ok()?;
-        let [_, _, topic, event, body, ..] = elements.as_slice() else {
-            return None;
-        };
-        let topic = string(topic)?;
-        if serde_json::from_str::<String>(event.get()).ok()? != "broadcast" {
-            return None;
-        }
-        let Entries(entries) = serde_json::from_str(body.get()).ok()?;
-        let (mut event, mut payload, mut meta) = (None, None, None);
-        for (key, value) in entries {
-            let duplicate = match key.as_str() {
-                "event" => event.replace(string(value)?).is_some(),
-                "payload" => payload.replace(value.get().to_owned()).is_some(),
-                "meta" => meta.replace(value.get().to_owned()).is_some(),
-                _ => false,
-            };
-            if duplicate {
-                return None;
-            }
-        }
-        Some((topic, event, payload, meta))
-    }
-
-    /// An object's entries in order, duplicates kept.
-    struct Entries<'a>(Vec<(String, &'a RawValue)>);
-
-    impl<'de> Deserialize<'de> for Entries<'de> {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> serde::de::Visitor<'de> for V {
-                type Value = Entries<'de>;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("an object")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut map: A,
-                ) -> Result<Entries<'de>, A::Error> {
-                    let mut entries = Vec::new();
-                    while let Some(entry) = map.next_entry()? {
-                        entries.push(entry);
-                    }
-                    Ok(Entries(entries))
-                }
-            }
-            d.deserialize_map(V)
         }
     }
 

@@ -26,20 +26,10 @@ pub(crate) fn ws(b: &[u8], mut i: usize) -> usize {
 /// or `b.len()`: the bytes a string scan must look at; everything else is string content.
 #[inline]
 fn special(b: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = u64::MAX / 255;
-    const HIGH: u64 = ONES << 7;
-    // Eight bytes at a time (Mycroft's zero-byte test, as serde_json's skip_to_escape does):
-    // a lane's high bit is set in `hit` when it is < 0x20, or equal to '"' or '\\'.
+    // Eight bytes a round while they last, then one.
     while let Some(chunk) = b.get(i..i + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let ctrl = w.wrapping_sub(ONES * 0x20) & !w;
-        let q = w ^ (ONES * u64::from(b'"'));
-        let quote = q.wrapping_sub(ONES) & !q;
-        let s = w ^ (ONES * u64::from(b'\\'));
-        let slash = s.wrapping_sub(ONES) & !s;
-        let hit = (ctrl | quote | slash) & HIGH;
+        let hit = hits(word(chunk));
         if hit != 0 {
-            // The lowest flagged lane is exact (borrows only run upwards from a true hit).
             return i + (hit.trailing_zeros() / 8) as usize;
         }
         i += 8;
@@ -51,6 +41,25 @@ fn special(b: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
+}
+
+#[inline]
+fn word(chunk: &[u8]) -> u64 {
+    u64::from_le_bytes(chunk.try_into().unwrap_or_default())
+}
+
+/// The lanes of `w` (bytes, little-endian) that are < 0x20, '"' or '\\', as their high bits:
+/// Mycroft's zero-byte test, as serde_json's skip_to_escape uses it. Only the lowest flagged
+/// lane is exact (a borrow runs upwards from a true hit), which is the one callers want.
+#[inline]
+fn hits(w: u64) -> u64 {
+    const ONES: u64 = u64::MAX / 255;
+    let ctrl = w.wrapping_sub(ONES * 0x20) & !w;
+    let q = w ^ (ONES * u64::from(b'"'));
+    let quote = q.wrapping_sub(ONES) & !q;
+    let s = w ^ (ONES * u64::from(b'\\'));
+    let slash = s.wrapping_sub(ONES) & !s;
+    (ctrl | quote | slash) & (ONES << 7)
 }
 
 /// Skips a string's content and closing quote; `i` is just after the opening quote.
@@ -102,6 +111,10 @@ fn escaped(text: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
 /// Skips one JSON value at `i` (after any whitespace), as `serde_json`'s `ignore_value`:
 /// returns the position just after it.
 pub(crate) fn value(b: &[u8], mut i: usize) -> Option<usize> {
+    i = ws(b, i);
+    if b.get(i) == Some(&b'"') {
+        return skip_string(b, i + 1); // the common case, without the nesting machinery
+    }
     let mut open = Nesting::default();
     loop {
         // A value is expected at `i`.

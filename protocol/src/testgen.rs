@@ -252,6 +252,9 @@ impl Gen {
                 "\"\\u0065vent\"",
                 "\"pay\\u006coad\"",
                 "\"event\\ud800\"",
+                "\"events\"",
+                "\"metadata\"",
+                "\"typ\"",
             ]);
             out.push_str(key);
             self.ws(out);
