@@ -30,7 +30,10 @@ mod fanout;
 mod frame;
 mod join;
 mod push;
+mod scan;
 mod stored;
+#[cfg(test)]
+mod testgen;
 
 pub use binary::{
     BinaryFrame, BroadcastPayload, Direction, UserBroadcastRef, UserPayloadRef, MAX_HEADER_FIELD,
