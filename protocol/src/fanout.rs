@@ -12,23 +12,20 @@
 //! It accepts exactly what `serde_json` would deserialize into this shape, but reads the
 //! bytes with the small scanner of `scan` instead of serde visitors, which cost a quarter of
 //! the network thread's time on this path. Payload and `meta` are checked as `serde_json`'s
-//! `RawValue` checks them: numbers by the grammar only and no nesting limit, so a payload
-//! this accepts can still fail to parse into a `Value` (`1e400`, 128 levels deep).
+//! `RawValue` checks them (each is one JSON value, its text handed out as is): numbers by the
+//! grammar only and no nesting limit, so a payload this accepts can still fail to parse into a
+//! `Value` (`1e400`, 128 levels deep).
 //!
 //! ```
 //! use supa_realtime_protocol::FanoutBroadcast;
 //! let text = r#"[null,null,"realtime:room1","broadcast",{"type":"broadcast","event":"cursor","payload":{"x":1}}]"#;
 //! let b = FanoutBroadcast::decode(text).unwrap();
 //! assert_eq!((&*b.topic, b.event.as_deref()), ("realtime:room1", Some("cursor")));
-//! assert_eq!(b.payload.map(|p| p.get()), Some(r#"{"x":1}"#));
+//! assert_eq!(b.payload, Some(r#"{"x":1}"#));
 //! assert!(FanoutBroadcast::decode(r#"["1",null,"realtime:room1","broadcast",{}]"#).is_none());
 //! ```
 
 use std::borrow::Cow;
-
-use serde::de::value::{BorrowedStrDeserializer, Error, MapDeserializer};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::event;
 use crate::scan::{self, ws};
@@ -39,10 +36,11 @@ pub struct FanoutBroadcast<'a> {
     pub topic: Cow<'a, str>,
     /// The user event (`payload.event`), when it is present.
     pub event: Option<Cow<'a, str>>,
-    /// The user payload's JSON text (`payload.payload`); `None` when the key is absent.
-    pub payload: Option<&'a RawValue>,
+    /// The user payload's JSON text (`payload.payload`, one JSON value as sent); `None` when
+    /// the key is absent.
+    pub payload: Option<&'a str>,
     /// `payload.meta`'s JSON text, present even when it is `null` (as `Value::get` would be).
-    pub meta: Option<&'a RawValue>,
+    pub meta: Option<&'a str>,
 }
 
 impl<'a> FanoutBroadcast<'a> {
@@ -157,8 +155,8 @@ impl Key {
 /// The broadcast payload object `{type, event, payload, meta?}`; other keys are skipped.
 struct Body<'a> {
     event: Option<Cow<'a, str>>,
-    payload: Option<&'a RawValue>,
-    meta: Option<&'a RawValue>,
+    payload: Option<&'a str>,
+    meta: Option<&'a str>,
 }
 
 impl<'a> Body<'a> {
@@ -190,12 +188,12 @@ impl<'a> Body<'a> {
                 }
                 Key::Payload if body.payload.is_none() => {
                     let end = scan::value(b, i)?;
-                    body.payload = Some(raw(&text[i..end])?);
+                    body.payload = Some(&text[i..end]);
                     i = end;
                 }
                 Key::Meta if body.meta.is_none() => {
                     let end = scan::value(b, i)?;
-                    body.meta = Some(raw(&text[i..end])?);
+                    body.meta = Some(&text[i..end]);
                     i = end;
                 }
                 Key::Event | Key::Payload | Key::Meta => return None,
@@ -209,21 +207,6 @@ impl<'a> Body<'a> {
             }
         }
     }
-}
-
-/// `json` (checked by `scan::value`) as a borrowed `RawValue`.
-///
-/// serde_json builds a `&RawValue` only in its `Deserialize` impl, which takes it from a
-/// one-entry map keyed by serde_json's raw-value token; handing it that map is the one safe
-/// way to borrow already-checked text without scanning it a second time. Should the token
-/// ever change, this is `None` and frames take the general path (the tests here catch it).
-fn raw(json: &str) -> Option<&RawValue> {
-    const TOKEN: &str = "$serde_json::private::RawValue";
-    let entry = (
-        BorrowedStrDeserializer::<Error>::new(TOKEN),
-        BorrowedStrDeserializer::<Error>::new(json),
-    );
-    <&RawValue>::deserialize(MapDeserializer::new(std::iter::once(entry))).ok()
 }
 
 #[cfg(test)]
@@ -252,7 +235,7 @@ mod tests {
 
     fn fast(text: &str) -> Option<(String, Option<String>, Value, Option<Value>)> {
         let b = FanoutBroadcast::decode(text)?;
-        let parse = |r: &RawValue| serde_json::from_str::<Value>(r.get()).unwrap();
+        let parse = |r: &str| serde_json::from_str::<Value>(r).unwrap();
         Some((
             b.topic.into_owned(),
             b.event.map(Cow::into_owned),
@@ -286,8 +269,8 @@ mod tests {
     fn raw_payload_is_the_original_text() {
         let text = r#"[null,null,"realtime:a","broadcast",{"event":"e","payload":{"b" : [1, 2.50]},"meta":null}]"#;
         let b = FanoutBroadcast::decode(text).unwrap();
-        assert_eq!(b.payload.unwrap().get(), r#"{"b" : [1, 2.50]}"#);
-        assert_eq!(b.meta.unwrap().get(), "null");
+        assert_eq!(b.payload, Some(r#"{"b" : [1, 2.50]}"#));
+        assert_eq!(b.meta, Some("null"));
     }
 
     #[test]
@@ -324,8 +307,8 @@ mod tests {
         Some((
             string(b.topic),
             b.event.map(string),
-            b.payload.map(|p| p.get().to_owned()),
-            b.meta.map(|m| m.get().to_owned()),
+            b.payload.map(str::to_owned),
+            b.meta.map(str::to_owned),
         ))
     }
 

@@ -591,14 +591,10 @@ impl Engine {
             return false;
         };
         let payload = match b.payload {
-            Some(p) => RawPayload::Json(p.get()),
+            Some(p) => RawPayload::Json(p),
             None => RawPayload::Absent,
         };
-        let parts = (
-            b.event.as_deref().unwrap_or_default(),
-            payload,
-            b.meta.map(|m| m.get()),
-        );
+        let parts = (b.event.as_deref().unwrap_or_default(), payload, b.meta);
         let frame: &Bytes = text.as_ref();
         self.route(&b.topic, parts, |m, ctx, parts| {
             m.on_raw_broadcast(ctx, frame, parts, now)
