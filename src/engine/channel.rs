@@ -264,7 +264,8 @@ pub(crate) struct ChannelMachine {
     /// `unsubscribe()` callers, answered when the channel is closed.
     leave_waiters: Vec<Reply>,
     /// With `auto_replay`: de-duplication and the replay of the last rejoin.
-    gap: Option<GapFill>,
+    /// Boxed: only `auto_replay` channels have one, and it is a fifth of a machine's size.
+    gap: Option<Box<GapFill>>,
     /// The join in flight asks to replay the gap (its Resumed waits for the replay).
     gap_replay_sent: bool,
 }
@@ -275,7 +276,7 @@ impl ChannelMachine {
         let gap = config
             .options
             .auto_replay
-            .then(|| GapFill::new(config.clock));
+            .then(|| Box::new(GapFill::new(config.clock)));
         ChannelMachine {
             gap,
             gap_replay_sent: false,
@@ -326,7 +327,7 @@ impl ChannelMachine {
             self.state.deadline(),
             self.buffer.front().map(|b| b.deadline),
             self.inflight.first_deadline(),
-            self.gap.as_ref().and_then(GapFill::deadline),
+            self.gap.as_deref().and_then(GapFill::deadline),
         ]
         .into_iter()
         .flatten()
@@ -378,7 +379,7 @@ impl ChannelMachine {
     /// The replay a join asks for: the gap since the last delivery on a rejoin with
     /// `auto_replay` (`true`), else the channel's `replay` option, every time (as realtime-js).
     fn replay_config(&self) -> (Option<ReplayConfig>, bool) {
-        let gap = self.gap.as_ref().filter(|_| self.ever_subscribed);
+        let gap = self.gap.as_deref().filter(|_| self.ever_subscribed);
         match gap.and_then(GapFill::rejoin_replay) {
             Some(r) => (Some(r), true),
             None => (self.config.options.replay.map(|r| r.to_config()), false),
@@ -461,7 +462,7 @@ impl ChannelMachine {
     /// timeouts. The channel waits for the socket unless the caller schedules a rejoin.
     fn lose_join(&mut self, now: Instant) {
         // Lost again while its replay was arriving: the outage it reported goes on.
-        if let Some(gap) = self.gap.as_mut().and_then(GapFill::cancel) {
+        if let Some(gap) = self.gap.as_deref_mut().and_then(GapFill::cancel) {
             self.lost_at = Some(now.checked_sub(gap).unwrap_or(now));
         }
         if matches!(self.state, State::Joined { .. }) && self.ever_subscribed {

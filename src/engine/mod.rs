@@ -98,7 +98,9 @@ pub(crate) struct Engine {
     actions: Vec<Action>,
     counters: Arc<Counters>,
     state_tx: watch::Sender<ConnectionState>,
-    channels: FxHashMap<ChannelId, ChannelMachine>,
+    /// Boxed: a machine is most of a kilobyte, and a table of them inline is a power of two
+    /// of slots (16,384 for 10,000 channels), each a machine's size.
+    channels: FxHashMap<ChannelId, Box<ChannelMachine>>,
     router: Router,
     timers: Timers,
     phase: Phase,
@@ -277,7 +279,7 @@ impl Engine {
     pub(crate) fn subscribe(&mut self, config: ChannelConfig, now: Instant) {
         let id = config.id;
         log::debug!("subscribe {}", config.topic);
-        let mut m = ChannelMachine::new(config);
+        let mut m = Box::new(ChannelMachine::new(config));
         self.router.insert(m.topic_arc(), id);
         m.join(&mut ctx!(self), now);
         self.timers.set(id, m.deadline());
@@ -357,7 +359,7 @@ impl Engine {
         self.timers.set(id, None);
         self.awaiting_token.remove(&id);
         self.counters.forget_channel(m.topic());
-        m.finish(&mut ctx!(self), why);
+        (*m).finish(&mut ctx!(self), why);
         self.out.emits.push(Emit::RemoveChannel(id));
     }
 
@@ -765,7 +767,7 @@ impl Engine {
     fn start_token_fetch(&mut self, refresh: bool) {
         let channels = &self.channels;
         self.awaiting_token
-            .retain(|id| channels.get(id).is_some_and(ChannelMachine::awaiting_token));
+            .retain(|id| channels.get(id).is_some_and(|m| m.awaiting_token()));
         let wanted = refresh || !self.awaiting_token.is_empty();
         if self.token_fetching || !wanted || self.opts.token_provider.is_none() {
             return;
