@@ -224,26 +224,17 @@ impl RealtimeChannel {
         let client = self.client()?;
         let timeout = client.options.push_timeout;
         drop(client);
-        let mut ready = self.shared.snapshot.watch_replication();
-        let mut status = self.shared.snapshot.watch_status();
-        let wait = async {
-            loop {
-                if let Some(answer) = ready.borrow_and_update().clone() {
-                    return answer.map_err(Error::ChannelError);
-                }
-                let closed = status.borrow_and_update().as_ref().map(|s| s.status)
-                    == Some(SubscribeStatus::Closed);
-                if closed {
-                    return Err(Error::ChannelError(
-                        "the channel closed before its replication was ready".into(),
-                    ));
-                }
-                tokio::select! {
-                    r = ready.changed() => r.map_err(|_| Error::Shutdown)?,
-                    r = status.changed() => r.map_err(|_| Error::Shutdown)?,
-                }
+        let wait = self.shared.snapshot.wait_for(|p| {
+            if let Some(answer) = &p.replication {
+                return Some(answer.clone().map_err(Error::ChannelError));
             }
-        };
+            let closed = p.status.as_ref().map(|s| s.status) == Some(SubscribeStatus::Closed);
+            closed.then(|| {
+                Err(Error::ChannelError(
+                    "the channel closed before its replication was ready".into(),
+                ))
+            })
+        });
         // Counted from SUBSCRIBED at the latest: the server answers right after the join.
         let joined = async {
             let _ = self.subscribed().await;
@@ -271,52 +262,50 @@ impl RealtimeChannel {
     /// with the last of them, while the channel keeps trying underneath.
     pub async fn subscribed(&self) -> Result<(), Error> {
         let join_timeout = self.client()?.options.push_timeout;
-        let mut rx = self.shared.snapshot.watch_status();
         let deadline = tokio::time::Instant::now() + join_timeout;
         let mut last: Option<Error> = None;
-        loop {
-            let snap = rx.borrow_and_update().clone();
-            if let Some(StatusSnap {
+        let wait = self.shared.snapshot.wait_for(|p| {
+            let StatusSnap {
                 status,
                 reason,
                 kind,
                 cause,
-            }) = snap
-            {
-                let error = || {
-                    cause.clone().unwrap_or_else(|| {
-                        Error::ChannelError(
-                            reason.clone().unwrap_or_else(|| status.as_str().to_owned()),
-                        )
-                    })
-                };
-                match status {
-                    SubscribeStatus::Subscribed => return Ok(()),
-                    SubscribeStatus::Closed => {
-                        if reason.as_deref() == Some(SHUTDOWN_REASON) {
-                            return Err(Error::Shutdown);
-                        }
-                        return Err(error());
+            } = p.status.as_ref()?;
+            let error = || {
+                cause.clone().unwrap_or_else(|| {
+                    Error::ChannelError(
+                        reason.clone().unwrap_or_else(|| status.as_str().to_owned()),
+                    )
+                })
+            };
+            match status {
+                SubscribeStatus::Subscribed => Some(Ok(())),
+                SubscribeStatus::Closed => {
+                    if reason.as_deref() == Some(SHUTDOWN_REASON) {
+                        return Some(Err(Error::Shutdown));
                     }
-                    SubscribeStatus::TimedOut => return Err(cause.unwrap_or(Error::Timeout)),
-                    // Terminal: the server refused the join for good, or the connection
-                    // failed in a way a retry cannot mend (the upgrade refused the key).
-                    SubscribeStatus::ChannelError
-                        if kind == Some(ErrorKind::Terminal)
-                            || cause
-                                .as_ref()
-                                .is_some_and(|c| c.kind() == ErrorKind::Terminal) =>
-                    {
-                        return Err(error())
-                    }
-                    SubscribeStatus::ChannelError => last = Some(error()),
+                    Some(Err(error()))
+                }
+                SubscribeStatus::TimedOut => Some(Err(cause.clone().unwrap_or(Error::Timeout))),
+                // Terminal: the server refused the join for good, or the connection failed
+                // in a way a retry cannot mend (the upgrade refused the key).
+                SubscribeStatus::ChannelError
+                    if *kind == Some(ErrorKind::Terminal)
+                        || cause
+                            .as_ref()
+                            .is_some_and(|c| c.kind() == ErrorKind::Terminal) =>
+                {
+                    Some(Err(error()))
+                }
+                SubscribeStatus::ChannelError => {
+                    last = Some(error());
+                    None
                 }
             }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(Error::Shutdown),
-                Err(_) => return Err(last.unwrap_or(Error::Timeout)),
-            }
+        });
+        match tokio::time::timeout_at(deadline, wait).await {
+            Ok(result) => result,
+            Err(_) => Err(last.unwrap_or(Error::Timeout)),
         }
     }
 

@@ -1017,7 +1017,7 @@ fn shutdown_publishes_closed_with_the_shutdown_reason() {
         )]
     );
     assert_eq!(h.state(), ChannelState::Closed);
-    let snap = h.snapshot.watch_status().borrow().clone().unwrap();
+    let snap = h.snapshot.status().unwrap();
     assert_eq!(snap.status, SubscribeStatus::Closed);
     assert_eq!(
         snap.reason.as_deref(),
@@ -1079,10 +1079,7 @@ fn join_asks_for_replay_and_replication_and_sends_persist() {
         ),
         6,
     );
-    assert_eq!(
-        h.snapshot.watch_replication().borrow().clone(),
-        Some(Ok(()))
-    );
+    assert_eq!(h.snapshot.replication(), Some(Ok(())));
 
     // persist rides in a kind-3 frame's metadata (vsn 2.0.0) or the push (vsn 1.0.0).
     let _sent = h.push(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::error::{Error, ErrorKind};
 use crate::event::{ChannelState, SubscribeStatus};
@@ -34,31 +34,38 @@ pub(crate) struct StatusSnap {
     pub cause: Option<Error>,
 }
 
-struct ChannelView {
+/// What the engine last published about a channel.
+pub(crate) struct Published {
     /// The engine took the channel's subscribe command: `state` is its answer from then on.
     accepted: bool,
     state: ChannelState,
     presence: PresenceList,
+    /// The last subscribe status, for `subscribed()`.
+    pub status: Option<StatusSnap>,
+    /// The server's answer to `replication_ready`: ready, or its error message.
+    pub replication: Option<Result<(), String>>,
 }
 
 /// One channel as the engine last published it.
+///
+/// Waiters are woken through one `Notify` rather than a `watch` channel per value: a
+/// snapshot exists per joined channel, and two `watch` channels were about 780 bytes of it.
 pub(crate) struct ChannelSnapshot {
-    view: Mutex<ChannelView>,
-    status: watch::Sender<Option<StatusSnap>>,
-    /// The server's answer to `replication_ready`: ready, or its error message.
-    replication: watch::Sender<Option<Result<(), String>>>,
+    published: Mutex<Published>,
+    changed: Notify,
 }
 
 impl Default for ChannelSnapshot {
     fn default() -> Self {
         ChannelSnapshot {
-            view: Mutex::new(ChannelView {
+            published: Mutex::new(Published {
                 accepted: false,
                 state: ChannelState::Closed,
                 presence: Vec::new(),
+                status: None,
+                replication: None,
             }),
-            status: watch::channel(None).0,
-            replication: watch::channel(None).0,
+            changed: Notify::new(),
         }
     }
 }
@@ -66,40 +73,61 @@ impl Default for ChannelSnapshot {
 impl ChannelSnapshot {
     /// The published state, or `None` before the engine took the subscribe command.
     pub(crate) fn state(&self) -> Option<ChannelState> {
-        let v = self.view.lock();
-        v.accepted.then_some(v.state)
+        let p = self.published.lock();
+        p.accepted.then_some(p.state)
     }
 
     pub(crate) fn presence(&self) -> PresenceList {
-        self.view.lock().presence.clone()
+        self.published.lock().presence.clone()
     }
 
-    pub(crate) fn watch_status(&self) -> watch::Receiver<Option<StatusSnap>> {
-        self.status.subscribe()
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> Option<StatusSnap> {
+        self.published.lock().status.clone()
     }
 
-    pub(crate) fn watch_replication(&self) -> watch::Receiver<Option<Result<(), String>>> {
-        self.replication.subscribe()
+    #[cfg(test)]
+    pub(crate) fn replication(&self) -> Option<Result<(), String>> {
+        self.published.lock().replication.clone()
+    }
+
+    /// Resolves with the first `Some` that `check` returns, called now and again after each
+    /// status or replication answer the engine publishes. `check` runs under the snapshot's
+    /// lock: it must only read.
+    pub(crate) async fn wait_for<T>(&self, mut check: impl FnMut(&Published) -> Option<T>) -> T {
+        loop {
+            // Registered before the check, so a change between the check and the wait
+            // still wakes us.
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(t) = check(&self.published.lock()) {
+                return t;
+            }
+            changed.await;
+        }
     }
 
     // The writers below are called by the engine only.
 
     pub(crate) fn set_replication(&self, ready: Result<(), String>) {
-        self.replication.send_replace(Some(ready));
+        self.published.lock().replication = Some(ready);
+        self.changed.notify_waiters();
     }
 
     pub(crate) fn set_state(&self, state: ChannelState) {
-        let mut v = self.view.lock();
-        v.accepted = true;
-        v.state = state;
+        let mut p = self.published.lock();
+        p.accepted = true;
+        p.state = state;
     }
 
     pub(crate) fn set_presence(&self, presence: PresenceList) {
-        self.view.lock().presence = presence;
+        self.published.lock().presence = presence;
     }
 
     pub(crate) fn set_status(&self, snap: StatusSnap) {
-        self.status.send_replace(Some(snap));
+        self.published.lock().status = Some(snap);
+        self.changed.notify_waiters();
     }
 }
 
