@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::json;
 use supa_realtime::{
-    ChannelOptions, ClientOptions, ConnectionState, Event, PostgresChangesFilter, RealtimeChannel,
-    RealtimeClient, SubscribeStatus,
+    ChannelOptions, ClientOptions, ConnectionState, Event, HeartbeatStatus, PostgresChangesFilter,
+    RealtimeChannel, RealtimeClient, SubscribeStatus,
 };
 use supa_realtime_server::{Config, Server};
 use support::fault_proxy::{FaultProxy, Mode};
@@ -446,6 +446,40 @@ fn soak_random_faults_while_broadcast_presence_and_postgres_flow() {
         }
         if kind == 5 {
             pt.wait_from(peer_mark, SETTLE, "peer lost the server", lost);
+        }
+        if matches!(kind, 3 | 4) {
+            // What a delay or throttle held back can still cost the victim a heartbeat, and
+            // the link, after the fault is over; broadcasts sent meanwhile would be lost to an
+            // outage not seen yet. A heartbeat sent after the fault and answered proves the
+            // link; a lost link is waited out below like the other faults.
+            let (sent, _) = vt.wait_from(
+                vt.len(),
+                H * 2 + SETTLE,
+                "a heartbeat after the fault",
+                |e| {
+                    matches!(
+                        e,
+                        Event::Heartbeat {
+                            status: HeartbeatStatus::Sent,
+                            ..
+                        }
+                    )
+                },
+            );
+            vt.wait_from(
+                sent + 1,
+                SETTLE,
+                &format!("the link proven or lost after {name}"),
+                |e| {
+                    matches!(
+                        e,
+                        Event::Heartbeat {
+                            status: HeartbeatStatus::Ok,
+                            ..
+                        }
+                    ) || lost(e)
+                },
+            );
         }
         wait_until(&format!("both subscribed after {name}"), SETTLE, || {
             settled(&vt, topic)
